@@ -1,0 +1,111 @@
+# baton: `make` builds build/batond and build/batonctl; `make run` and `make test` are
+# described in README.md. `make test SANITIZE=1` builds into build/san with ASan+UBSan.
+
+CC      ?= cc
+PKGS    := expat openssl sqlite3 inih
+SANITIZE ?= 0
+
+ifeq ($(SANITIZE),1)
+BUILD   ?= build/san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+BUILD   ?= build
+SANFLAGS :=
+endif
+
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wformat=2 -Wshadow -Wno-unused-parameter \
+	   -Wmissing-prototypes -MMD -MP $(SANFLAGS)
+CPPFLAGS += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDFLAGS += $(SANFLAGS)
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lunistring -lpthread
+
+objs = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(wildcard $(1)))
+CORE_OBJ  := $(call objs,src/core/*.c)
+XML_OBJ   := $(call objs,src/xml/*.c)
+NET_OBJ   := $(call objs,src/net/*.c)
+XMPP_OBJ  := $(call objs,src/xmpp/*.c)
+STORE_OBJ := $(call objs,src/store/*.c)
+LIB_OBJ   := $(XMPP_OBJ) $(NET_OBJ) $(STORE_OBJ) $(XML_OBJ) $(CORE_OBJ)
+
+PROGS := $(BUILD)/batond $(BUILD)/batonctl
+
+# Each unit test links only the modules it tests, so a module is testable on its own.
+UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/%,$(wildcard tests/unit/test_*.c))
+test_core_OBJ  := $(CORE_OBJ)
+test_config_OBJ := $(CORE_OBJ)
+test_xml_OBJ   := $(XML_OBJ) $(CORE_OBJ)
+test_jid_OBJ   := $(BUILD)/obj/xmpp/jid.o $(CORE_OBJ)
+test_sasl_OBJ  := $(BUILD)/obj/xmpp/sasl.o $(BUILD)/obj/xmpp/jid.o $(CORE_OBJ)
+test_store_OBJ := $(STORE_OBJ) $(CORE_OBJ)
+test_xmpp_OBJ  := $(LIB_OBJ)
+
+.PHONY: all run test unit integration fuzz format format-check deps test-deps clean
+all: $(PROGS)
+
+$(BUILD)/obj/%.o: src/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/batond: $(BUILD)/obj/cmd/batond.o $(LIB_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/batonctl: $(BUILD)/obj/cmd/batonctl.o $(LIB_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/obj/tests/%.o: tests/unit/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Isrc -c -o $@ $<
+
+.SECONDEXPANSION:
+$(BUILD)/test_%: $(BUILD)/obj/tests/test_%.o $$(test_%_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# ---- the two commands of the README ----
+
+deps:
+	@scripts/deps.sh run
+
+test-deps:
+	@scripts/deps.sh test
+
+run: deps all
+	@scripts/run.sh $(BUILD)
+
+test: test-deps
+	@$(MAKE) --no-print-directory all $(UNIT_TESTS)
+	@scripts/test.sh $(BUILD) $(UNIT_TESTS)
+
+unit: all $(UNIT_TESTS)
+	@scripts/test.sh --unit-only $(BUILD) $(UNIT_TESTS)
+
+# ---- fuzzing: clang's libFuzzer, each target for FUZZ_SECONDS ----
+
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+fuzz_xml_SRC := src/xml/*.c src/core/*.c
+fuzz_jid_SRC := src/xmpp/jid.c src/core/*.c
+fuzz_sasl_SRC := src/xmpp/sasl.c src/xmpp/jid.c src/core/*.c
+
+fuzz:
+	@mkdir -p build/fuzz
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		src=$$(eval echo \$$fuzz_$${t}_SRC); \
+		clang -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -Isrc \
+			$(CPPFLAGS) -o build/fuzz/fuzz_$$t tests/fuzz/fuzz_$$t.c \
+			$$(ls $(fuzz_$$t_SRC) 2>/dev/null || true) $$(eval ls $$src) $(LDLIBS); \
+		mkdir -p build/fuzz/corpus_$$t; \
+		build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+			build/fuzz/corpus_$$t tests/fuzz/corpus/$$t; \
+	done
+
+format:
+	clang-format -i $$(git ls-files 'src/*.[ch]' 'tests/*.[ch]')
+
+format-check:
+	@clang-format --dry-run --Werror $$(git ls-files 'src/*.[ch]' 'tests/*.[ch]')
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,278 @@
+/*
+ * config: the configuration keys, their defaults and their parsing. The table below
+ * is the single list of keys: files (INI, read with libinih) and --set use it, an
+ * unknown section or key is an error, and docs/config.md documents every entry (a
+ * unit test checks the two agree).
+ */
+#include <errno.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core.h"
+
+#define K(sec, key, type, field, def, help)                                                        \
+	{sec, key, type, offsetof(struct config, field), def, help}
+
+const struct config_key config_keys[] = {
+    K("server", "domain", CFG_STR, domain, "localhost", "the XMPP domain served"),
+    K("server", "data", CFG_STR, data_dir, "./data",
+      "data directory: database, generated certificate, admin socket"),
+    K("server", "cert", CFG_STR, cert_file, "",
+      "PEM certificate chain; empty = generate a self-signed one in the data directory"),
+    K("server", "key", CFG_STR, key_file, "", "PEM private key of cert"),
+    K("server", "log_level", CFG_STR, log_level, "info", "error | warn | info | debug"),
+    K("server", "workers", CFG_INT, workers, "0", "I/O worker threads; 0 = one per core"),
+    K("server", "allow_plaintext", CFG_BOOL, allow_plaintext, "false",
+      "allow authentication without TLS (tests and benchmarks only)"),
+    K("c2s", "listen", CFG_STR, c2s_listen, "127.0.0.1:5222",
+      "client connections with STARTTLS; empty = off"),
+    K("c2s", "tls_listen", CFG_STR, c2s_tls_listen, "127.0.0.1:5223",
+      "client connections with direct TLS (XEP-0368); empty = off"),
+    K("c2s", "registration", CFG_STR, registration, "closed",
+      "closed | open: XEP-0077 in-band registration"),
+    K("limits", "stanza_size", CFG_SIZE, stanza_size, "256k",
+      "largest stanza accepted after authentication"),
+    K("limits", "stanza_size_preauth", CFG_SIZE, stanza_size_preauth, "16k",
+      "largest stanza accepted before authentication"),
+    K("limits", "stanza_depth", CFG_INT, stanza_depth, "32",
+      "deepest element nesting, the stream root counting as 1"),
+    K("limits", "rate", CFG_SIZE, rate, "0",
+      "bytes per second read from one client connection; 0 = unlimited"),
+    K("limits", "rate_burst", CFG_SIZE, rate_burst, "256k",
+      "bytes a connection may send at once before limits.rate applies"),
+    K("limits", "auth_timeout", CFG_DURATION, auth_timeout, "30s",
+      "time a new connection has to authenticate"),
+    K("limits", "auth_failures", CFG_INT, auth_failures, "3",
+      "failed authentication attempts before the stream is closed"),
+    K("limits", "send_queue", CFG_SIZE, send_queue, "4M",
+      "bytes queued to a client that does not read before it is disconnected"),
+    K("storage", "backend", CFG_STR, storage_backend, "sqlite", "sqlite"),
+    K("storage", "synchronous", CFG_STR, storage_sync, "normal",
+      "normal | full: SQLite synchronous mode (WAL; normal survives a process crash)"),
+    K("storage", "batch_ms", CFG_DURATION, storage_batch_ms, "0",
+      "extra time the storage thread waits to group writes into one transaction"),
+    K("sasl", "scram_iterations", CFG_INT, scram_iterations, "4096",
+      "PBKDF2 iterations for new passwords (RFC 7677 recommends at least 4096)"),
+    {0},
+};
+
+#undef K
+
+int
+config_parse_duration(const char *s, uint64_t *ms)
+{
+	char *end;
+	unsigned long long v;
+	uint64_t mult = 1;
+
+	if (!*s || *s == '-')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -1;
+	if (strcmp(end, "") == 0 || strcmp(end, "ms") == 0)
+		mult = 1;
+	else if (strcmp(end, "s") == 0)
+		mult = 1000;
+	else if (strcmp(end, "m") == 0)
+		mult = 60 * 1000;
+	else if (strcmp(end, "h") == 0)
+		mult = 3600 * 1000;
+	else if (strcmp(end, "d") == 0)
+		mult = 86400 * 1000;
+	else
+		return -1;
+	if (__builtin_mul_overflow((uint64_t)v, mult, ms))
+		return -1;
+	return 0;
+}
+
+int
+config_parse_size(const char *s, size_t *out)
+{
+	char *end;
+	unsigned long long v;
+	size_t mult = 1;
+
+	if (!*s || *s == '-')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -1;
+	if (*end == 'k' || *end == 'K')
+		mult = 1024, end++;
+	else if (*end == 'M')
+		mult = 1024 * 1024, end++;
+	else if (*end == 'G')
+		mult = 1024 * 1024 * 1024, end++;
+	if (*end)
+		return -1;
+	if (__builtin_mul_overflow((size_t)v, mult, out))
+		return -1;
+	return 0;
+}
+
+static int
+parse_bool(const char *s, bool *out)
+{
+	if (!strcmp(s, "true") || !strcmp(s, "yes") || !strcmp(s, "on") || !strcmp(s, "1"))
+		*out = true;
+	else if (!strcmp(s, "false") || !strcmp(s, "no") || !strcmp(s, "off") || !strcmp(s, "0"))
+		*out = false;
+	else
+		return -1;
+	return 0;
+}
+
+static const struct config_key *
+key_find(const char *section, const char *key)
+{
+	for (const struct config_key *k = config_keys; k->section; k++) {
+		if (!strcmp(k->section, section) && !strcmp(k->key, key))
+			return k;
+	}
+	return NULL;
+}
+
+/* Stores value into the field of k; returns 0 or -1 (field unchanged). */
+static int
+key_store(struct config *c, const struct config_key *k, const char *value)
+{
+	void *field = (char *)c + k->offset;
+	char *end;
+	long l;
+
+	switch (k->type) {
+	case CFG_STR:
+		free(*(char **)field);
+		*(char **)field = xstrdup(value);
+		return 0;
+	case CFG_BOOL:
+		return parse_bool(value, field);
+	case CFG_INT:
+		errno = 0;
+		l = strtol(value, &end, 10);
+		if (errno || end == value || *end || l < 0)
+			return -1;
+		*(long *)field = l;
+		return 0;
+	case CFG_SIZE:
+		return config_parse_size(value, field);
+	case CFG_DURATION:
+		return config_parse_duration(value, field);
+	}
+	return -1;
+}
+
+static const char *const type_hints[] = {
+    [CFG_STR] = "a string",
+    [CFG_BOOL] = "true or false",
+    [CFG_INT] = "a non-negative integer",
+    [CFG_SIZE] = "a size like 4096, 64k or 4M",
+    [CFG_DURATION] = "a duration like 500ms, 30s, 10m, 2h or 30d",
+};
+
+static int
+set_one(struct config *c, const char *section, const char *key, const char *value, char *err,
+	size_t errlen)
+{
+	const struct config_key *k = key_find(section, key);
+
+	if (!k) {
+		snprintf(err, errlen, "unknown configuration key %s.%s", section, key);
+		return -1;
+	}
+	if (key_store(c, k, value) < 0) {
+		snprintf(err, errlen, "bad value '%s' for %s.%s: expected %s", value, section, key,
+			 type_hints[k->type]);
+		return -1;
+	}
+	return 0;
+}
+
+void
+config_defaults(struct config *c)
+{
+	char err[256];
+
+	memset(c, 0, sizeof *c);
+	for (const struct config_key *k = config_keys; k->section; k++) {
+		if (set_one(c, k->section, k->key, k->def, err, sizeof err) < 0)
+			fatal("bad default: %s", err);
+	}
+}
+
+struct load_ctx {
+	struct config *c;
+	char *err;
+	size_t errlen;
+	const char *path;
+	int failed;
+};
+
+static int
+config_ini_line(void *user, const char *section, const char *name, const char *value)
+{
+	struct load_ctx *ctx = user;
+	char err[256];
+
+	if (ctx->failed)
+		return 0;
+	if (set_one(ctx->c, section, name, value, err, sizeof err) < 0) {
+		snprintf(ctx->err, ctx->errlen, "%s: %s", ctx->path, err);
+		ctx->failed = 1;
+		return 0;
+	}
+	return 1;
+}
+
+int
+config_load(struct config *c, const char *path, char *err, size_t errlen)
+{
+	struct load_ctx ctx = {c, err, errlen, path, 0};
+	int r = ini_parse(path, config_ini_line, &ctx);
+
+	if (ctx.failed)
+		return -1;
+	if (r == -1) {
+		snprintf(err, errlen, "cannot read configuration file %s: %s", path,
+			 strerror(errno));
+		return -1;
+	}
+	if (r != 0) {
+		snprintf(err, errlen, "%s:%d: syntax error", path, r);
+		return -1;
+	}
+	return 0;
+}
+
+int
+config_set(struct config *c, const char *dotted, const char *value, char *err, size_t errlen)
+{
+	const char *dot = strrchr(dotted, '.');
+	char section[64];
+
+	if (!dot || dot == dotted || (size_t)(dot - dotted) >= sizeof section) {
+		snprintf(err, errlen, "bad key '%s': expected SECTION.KEY", dotted);
+		return -1;
+	}
+	memcpy(section, dotted, (size_t)(dot - dotted));
+	section[dot - dotted] = '\0';
+	return set_one(c, section, dot + 1, value, err, errlen);
+}
+
+void
+config_free(struct config *c)
+{
+	for (const struct config_key *k = config_keys; k->section; k++) {
+		if (k->type == CFG_STR) {
+			char **field = (char **)((char *)c + k->offset);
+			free(*field);
+			*field = NULL;
+		}
+	}
+}

@@ -1,0 +1,187 @@
+/*
+ * hash: SipHash-2-4 with a per-process random key, and an open-addressing string map.
+ * Keys of the map (JIDs, ids) come from peers, so the hash is keyed: a peer cannot
+ * pick keys that collide. The map grows at 70% load (tombstones counted) by doubling.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core.h"
+
+static uint64_t sip_k0, sip_k1;
+static pthread_once_t sip_once = PTHREAD_ONCE_INIT;
+
+static void
+sip_init(void)
+{
+	uint64_t k[2];
+	rand_bytes(k, sizeof k);
+	sip_k0 = k[0];
+	sip_k1 = k[1];
+}
+
+#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND                                                                                   \
+	do {                                                                                       \
+		v0 += v1;                                                                          \
+		v1 = ROTL(v1, 13);                                                                 \
+		v1 ^= v0;                                                                          \
+		v0 = ROTL(v0, 32);                                                                 \
+		v2 += v3;                                                                          \
+		v3 = ROTL(v3, 16);                                                                 \
+		v3 ^= v2;                                                                          \
+		v0 += v3;                                                                          \
+		v3 = ROTL(v3, 21);                                                                 \
+		v3 ^= v0;                                                                          \
+		v2 += v1;                                                                          \
+		v1 = ROTL(v1, 17);                                                                 \
+		v1 ^= v2;                                                                          \
+		v2 = ROTL(v2, 32);                                                                 \
+	} while (0)
+
+uint64_t
+hash_bytes(const void *data, size_t n)
+{
+	const unsigned char *p = data;
+	uint64_t v0, v1, v2, v3, m, b = (uint64_t)n << 56;
+	size_t i;
+
+	pthread_once(&sip_once, sip_init);
+	v0 = sip_k0 ^ 0x736f6d6570736575ULL;
+	v1 = sip_k1 ^ 0x646f72616e646f6dULL;
+	v2 = sip_k0 ^ 0x6c7967656e657261ULL;
+	v3 = sip_k1 ^ 0x7465646279746573ULL;
+	for (i = 0; i + 8 <= n; i += 8) {
+		memcpy(&m, p + i, 8); /* little-endian hosts only; see docs/architecture.md */
+		v3 ^= m;
+		SIPROUND;
+		SIPROUND;
+		v0 ^= m;
+	}
+	for (size_t j = 0; i + j < n; j++)
+		b |= (uint64_t)p[i + j] << (8 * j);
+	v3 ^= b;
+	SIPROUND;
+	SIPROUND;
+	v0 ^= b;
+	v2 ^= 0xff;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	return v0 ^ v1 ^ v2 ^ v3;
+}
+
+static char tomb_marker;
+#define HMAP_TOMB (&tomb_marker)
+
+static struct hmap_slot *
+hmap_find(const struct hmap *m, const char *key, uint64_t h)
+{
+	if (!m->cap)
+		return NULL;
+	for (size_t i = h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+		struct hmap_slot *s = &m->slots[i];
+		if (!s->key)
+			return NULL;
+		if (s->key != HMAP_TOMB && s->hash == h && strcmp(s->key, key) == 0)
+			return s;
+	}
+}
+
+static void
+hmap_grow(struct hmap *m)
+{
+	struct hmap_slot *old = m->slots;
+	size_t oldcap = m->cap;
+
+	m->cap = oldcap ? (m->count * 2 > oldcap / 2 ? oldcap * 2 : oldcap) : 16;
+	m->slots = xcalloc(m->cap, sizeof *m->slots);
+	m->tombs = 0;
+	for (size_t i = 0; i < oldcap; i++) {
+		if (!old[i].key || old[i].key == HMAP_TOMB)
+			continue;
+		size_t j = old[i].hash & (m->cap - 1);
+		while (m->slots[j].key)
+			j = (j + 1) & (m->cap - 1);
+		m->slots[j] = old[i];
+	}
+	free(old);
+}
+
+void *
+hmap_get(const struct hmap *m, const char *key)
+{
+	struct hmap_slot *s = hmap_find(m, key, hash_str(key));
+	return s ? s->value : NULL;
+}
+
+void *
+hmap_put(struct hmap *m, const char *key, void *value)
+{
+	uint64_t h = hash_str(key);
+	struct hmap_slot *s = hmap_find(m, key, h);
+
+	if (s) {
+		void *old = s->value;
+		s->value = value;
+		return old;
+	}
+	if ((m->count + m->tombs + 1) * 10 > m->cap * 7)
+		hmap_grow(m);
+	size_t i = h & (m->cap - 1);
+	while (m->slots[i].key && m->slots[i].key != HMAP_TOMB)
+		i = (i + 1) & (m->cap - 1);
+	if (m->slots[i].key == HMAP_TOMB)
+		m->tombs--;
+	m->slots[i].key = xstrdup(key);
+	m->slots[i].value = value;
+	m->slots[i].hash = h;
+	m->count++;
+	return NULL;
+}
+
+void *
+hmap_del(struct hmap *m, const char *key)
+{
+	struct hmap_slot *s = hmap_find(m, key, hash_str(key));
+	void *v;
+
+	if (!s)
+		return NULL;
+	v = s->value;
+	free(s->key);
+	s->key = HMAP_TOMB;
+	s->value = NULL;
+	m->count--;
+	m->tombs++;
+	return v;
+}
+
+bool
+hmap_next(const struct hmap *m, size_t *iter, const char **key, void **value)
+{
+	while (*iter < m->cap) {
+		struct hmap_slot *s = &m->slots[(*iter)++];
+		if (s->key && s->key != HMAP_TOMB) {
+			if (key)
+				*key = s->key;
+			if (value)
+				*value = s->value;
+			return true;
+		}
+	}
+	return false;
+}
+
+void
+hmap_free(struct hmap *m)
+{
+	for (size_t i = 0; i < m->cap; i++) {
+		if (m->slots[i].key && m->slots[i].key != HMAP_TOMB)
+			free(m->slots[i].key);
+	}
+	free(m->slots);
+	memset(m, 0, sizeof *m);
+}

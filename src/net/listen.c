@@ -1,0 +1,103 @@
+/*
+ * listen: listening sockets. One socket per configured address, shared by every
+ * worker's epoll with EPOLLEXCLUSIVE so a new connection wakes one worker only;
+ * binding without SO_REUSEPORT means a port already in use is a clear start-up error.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "net.h"
+#include "net_int.h"
+
+/* Splits "host:port" or "[v6]:port"; returns 0 or -1. */
+static int
+split_addr(const char *addr, char *host, size_t hn, char *port, size_t pn)
+{
+	const char *colon;
+	size_t len;
+
+	if (addr[0] == '[') {
+		const char *end = strchr(addr, ']');
+		if (!end || end[1] != ':')
+			return -1;
+		len = (size_t)(end - addr - 1);
+		if (len >= hn)
+			return -1;
+		memcpy(host, addr + 1, len);
+		host[len] = '\0';
+		colon = end + 1;
+	} else {
+		colon = strrchr(addr, ':');
+		if (!colon)
+			return -1;
+		len = (size_t)(colon - addr);
+		if (len >= hn)
+			return -1;
+		memcpy(host, addr, len);
+		host[len] = '\0';
+	}
+	if (strlen(colon + 1) == 0 || strlen(colon + 1) >= pn)
+		return -1;
+	strcpy(port, colon + 1);
+	return 0;
+}
+
+int
+net_listen(const char *addr, char *err, size_t errlen)
+{
+	char host[256], port[16];
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+	struct addrinfo *res = NULL;
+	int fd = -1, one = 1, r;
+
+	if (split_addr(addr, host, sizeof host, port, sizeof port) < 0) {
+		snprintf(err, errlen, "bad listen address '%s': expected HOST:PORT", addr);
+		return -1;
+	}
+	r = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
+	if (r != 0) {
+		snprintf(err, errlen, "%s: %s", addr, gai_strerror(r));
+		return -1;
+	}
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto fail;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 1024) < 0)
+		goto fail;
+	freeaddrinfo(res);
+	return fd;
+fail:
+	snprintf(err, errlen, "cannot listen on %s: %s", addr, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	freeaddrinfo(res);
+	return -1;
+}
+
+void
+net_format_addr(const struct sockaddr_storage *ss, char *out, size_t n)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+		inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
+		port = ntohs(a->sin_port);
+		snprintf(out, n, "%s:%u", ip, port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+		inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
+		port = ntohs(a->sin6_port);
+		snprintf(out, n, "[%s]:%u", ip, port);
+	} else {
+		snprintf(out, n, "unix");
+	}
+}

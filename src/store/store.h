@@ -1,0 +1,113 @@
+/*
+ * store: everything baton keeps on disk, behind one interface with one backend per
+ * file (store_sqlite.c today, PostgreSQL later). Two ways in:
+ *  - synchronous calls (store_account_*, store_roster_*), for batonctl and for job
+ *    functions running on the storage thread;
+ *  - the storage thread (store_thread_*), which I/O workers use: they submit jobs and
+ *    get each completion back in their own loop's mailbox. Jobs are grouped into one
+ *    transaction per batch (group commit), so thousands of small writes cost a few fsyncs.
+ *
+ * Invariant: the database is touched only by the storage thread (in batond) or by a
+ * synchronous caller that owns its struct store (batonctl); never from an I/O loop.
+ * Credentials are opaque blobs here; the store never sees a password.
+ */
+#ifndef BATON_STORE_H
+#define BATON_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/core.h"
+
+enum store_err {
+	STORE_OK = 0,
+	STORE_ENOENT = -2,  /* no such account / item */
+	STORE_EEXIST = -17, /* account already exists */
+	STORE_EIO = -5,     /* the database failed (disk full, corrupt, locked too long) */
+};
+
+struct store;
+
+/*
+ * Opens (creating if needed) the store of backend cfg->storage_backend in
+ * cfg->data_dir, migrating the schema. Returns the store, or NULL with a one-line
+ * reason in err. The caller owns the store; close it with store_close().
+ */
+struct store *store_open(const struct config *cfg, char *err, size_t errlen);
+void store_close(struct store *st);
+
+/* Transactions; each returns 0 or STORE_EIO. Nesting is not supported. */
+int store_begin(struct store *st);
+int store_commit(struct store *st);
+int store_rollback(struct store *st);
+
+/* ---- accounts (bare JIDs, already normalised by the caller) ---- */
+
+int store_account_create(struct store *st, const char *jid, const void *creds, size_t n);
+/* Appends the credentials blob to out. Returns 0, STORE_ENOENT or STORE_EIO. */
+int store_account_creds(struct store *st, const char *jid, struct buf *out);
+int store_account_set_creds(struct store *st, const char *jid, const void *creds, size_t n);
+/* Deletes the account and everything it owns (roster, pending requests). */
+int store_account_delete(struct store *st, const char *jid);
+/* Calls fn for each account in JID order. Returns 0 or STORE_EIO. */
+int store_account_list(struct store *st, void (*fn)(void *arg, const char *jid), void *arg);
+/* Returns the number of accounts, or STORE_EIO. */
+long store_account_count(struct store *st);
+
+/* ---- roster (RFC 6121 section 2), with a per-account version (section 2.6) ---- */
+
+enum store_sub { STORE_SUB_NONE = 0, STORE_SUB_TO = 1, STORE_SUB_FROM = 2, STORE_SUB_BOTH = 3 };
+
+struct store_roster_item {
+	const char *contact; /* bare JID */
+	const char *name;    /* NULL = none */
+	const char *groups;  /* group names separated by '\n'; NULL or "" = none */
+	int sub;             /* enum store_sub */
+	bool ask;            /* outbound subscription request pending ("ask='subscribe'") */
+	bool pending_in;     /* inbound request awaiting the owner's answer */
+	bool hidden;         /* pending_in only: not part of the roster the client sees */
+};
+
+/*
+ * Loads owner's roster: *ver gets the roster version (0 for an account that never
+ * had one), then fn runs once per item (pointers valid only during the call).
+ * Returns 0 or STORE_EIO.
+ */
+int store_roster_load(struct store *st, const char *owner, uint64_t *ver,
+		      void (*fn)(void *arg, const struct store_roster_item *it), void *arg);
+/* Inserts or replaces the item and sets owner's roster version to ver. */
+int store_roster_put(struct store *st, const char *owner, const struct store_roster_item *it,
+		     uint64_t ver);
+/* Removes the item (no-op if absent) and sets owner's roster version to ver. */
+int store_roster_del(struct store *st, const char *owner, const char *contact, uint64_t ver);
+
+/* ---- the storage thread ---- */
+
+/*
+ * A unit of work for the storage thread; embed it in a request struct. run() executes
+ * on the storage thread inside the batch transaction and returns 0 or a negative
+ * store_err (stored in result). Then, if loop is set, the job is posted to that loop
+ * and done() runs there; with loop NULL, done() runs on the storage thread (use it to
+ * free fire-and-forget writes). If the batch's COMMIT fails, every job of the batch
+ * gets result STORE_EIO, even those whose run() succeeded.
+ */
+struct store_job {
+	struct mail mail; /* internal: the completion */
+	struct store_job *next;
+	struct loop *loop;
+	int (*run)(struct store *st, struct store_job *job);
+	void (*done)(struct store_job *job);
+	int result;
+};
+
+struct store_thread;
+
+/* Starts the storage thread owning st (st must not be used elsewhere afterwards). */
+struct store_thread *store_thread_start(struct store *st, uint64_t batch_ms);
+/* Queues job; safe from any thread. Jobs run in submission order. */
+void store_submit(struct store_thread *t, struct store_job *job);
+/* Runs every queued job, stops the thread, closes the store. */
+void store_thread_stop(struct store_thread *t);
+
+#endif

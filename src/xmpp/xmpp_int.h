@@ -1,0 +1,224 @@
+/*
+ * xmpp_int: the structures the files of the xmpp module share. Who owns what:
+ * a worker owns its loop, its accounts (those whose home it is) and the sessions
+ * currently attached to it; an account owns its roster cache; a session owns its
+ * connection and parser.
+ */
+#ifndef BATON_XMPP_INT_H
+#define BATON_XMPP_INT_H
+
+#include <pthread.h>
+
+#include "../net/net.h"
+#include "../store/store.h"
+#include "../xml/xml.h"
+#include "xmpp.h"
+
+#define NS_CLIENT   "jabber:client"
+#define NS_STREAM   "http://etherx.jabber.org/streams"
+#define NS_STREAMS  "urn:ietf:params:xml:ns:xmpp-streams"
+#define NS_STANZAS  "urn:ietf:params:xml:ns:xmpp-stanzas"
+#define NS_TLS      "urn:ietf:params:xml:ns:xmpp-tls"
+#define NS_SASL     "urn:ietf:params:xml:ns:xmpp-sasl"
+#define NS_BIND     "urn:ietf:params:xml:ns:xmpp-bind"
+#define NS_SESSION  "urn:ietf:params:xml:ns:xmpp-session"
+#define NS_ROSTER   "jabber:iq:roster"
+#define NS_ROSTERVER "urn:xmpp:features:rosterver"
+#define NS_DISCO_INFO  "http://jabber.org/protocol/disco#info"
+#define NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
+#define NS_PING     "urn:xmpp:ping"
+#define NS_VERSION  "jabber:iq:version"
+
+struct server;
+struct worker;
+struct account;
+struct session;
+
+/* ---- server and workers (server.c) ---- */
+
+struct worker {
+	int id;
+	struct server *srv;
+	struct loop *loop;
+	pthread_t thread;
+	struct hmap accounts;      /* bare JID -> struct account, for accounts homed here */
+	struct session *sessions;  /* every session attached to this worker */
+	struct session *reap;      /* closed sessions, freed at the end of the turn */
+	struct loop_io c2s_io, c2s_tls_io;
+	unsigned long push_seq;    /* ids of server-generated iqs */
+};
+
+struct server {
+	const struct config *cfg;
+	struct worker *workers;
+	int nworkers;
+	struct store_thread *store;
+	struct tls_ctx *tls;
+	int c2s_fd, c2s_tls_fd;
+	int64_t started;
+};
+
+/* The worker that is home to bare JID. */
+struct worker *server_home(struct server *srv, const char *bare);
+/* The worker running the calling thread. */
+struct worker *worker_current(void);
+/* Runs fn(arg) on worker w's thread (directly if it is the calling one). */
+void worker_call(struct worker *w, void (*fn)(struct worker *w, void *arg), void *arg);
+/* Submits a storage job whose completion comes back to the calling worker. */
+void worker_store(struct worker *w, struct store_job *job);
+
+/* ---- client sessions (c2s.c) ---- */
+
+enum session_state {
+	SS_HEADER,   /* waiting for the stream header */
+	SS_AUTH,     /* features sent; TLS and SASL */
+	SS_BIND,     /* authenticated; waiting for resource binding */
+	SS_ACTIVE,   /* bound: stanzas flow */
+	SS_CLOSED,   /* closed; freed at the end of the turn */
+};
+
+struct session {
+	struct worker *w;
+	struct conn *conn;
+	struct xml_stream *parser;
+	enum session_state state;
+	char id[17]; /* stream id, also the log prefix */
+	bool authenticated;
+	bool busy;       /* waiting for storage or migration: stanzas queue up */
+	bool restart;    /* a stream restart happened; drop the rest of the old stream */
+	bool available;  /* initial presence sent (RFC 6121 4.2) */
+	bool interested; /* requested the roster (RFC 6121 2.1.6) */
+	bool closing_sent;
+	struct sasl *sasl;
+	int auth_failures;
+	struct xml_node *q_head, *q_tail; /* stanzas parsed while busy, in order */
+	size_t q_len;
+	struct timer auth_timer;
+	/* once authenticated / bound */
+	char *user;      /* localpart */
+	char *bare;      /* user@domain */
+	char *full;      /* user@domain/resource once bound */
+	char *resource;
+	struct account *acct;
+	int priority;
+	struct xml_node *presence; /* last available presence broadcast, from stamped */
+	struct hmap directed;      /* JIDs that got directed available presence (RFC 6121 4.6) */
+	struct session *acct_next; /* in acct->sessions */
+	struct session *w_next, *w_prev;
+	struct session *reap_next;
+};
+
+/* Accepts connections on a listening socket of worker w (a loop_io callback). */
+void c2s_accept(struct loop_io *io, uint32_t events);
+/* Writes a stanza to the session (serialized in jabber:client); the tree stays the caller's. */
+void session_send(struct session *s, const struct xml_node *st);
+/* Sends a stream error with condition (and optional text) and closes the session. */
+void session_stream_error(struct session *s, const char *condition, const char *text);
+/* Closes the session as system shutdown (server_stop). */
+void session_shutdown(struct session *s);
+/* Frees closed sessions of w; called at the end of each turn. */
+void session_reap(struct worker *w);
+
+/* ---- accounts (account.c): per-account state on the home worker ---- */
+
+enum account_state { AS_LOADING, AS_READY, AS_MISSING };
+
+struct roster_item {
+	char *contact;
+	char *name;   /* NULL = none */
+	char *groups; /* '\n'-separated, NULL = none */
+	int sub;      /* enum store_sub */
+	bool ask, pending_in, hidden;
+};
+
+struct account_wait;
+
+struct account {
+	struct worker *w;
+	char *bare;
+	enum account_state state;
+	struct session *sessions; /* bound sessions, newest first */
+	struct hmap roster;       /* contact bare JID -> struct roster_item */
+	uint64_t roster_ver;
+	struct account_wait *waits, *waits_tail; /* work waiting for the load */
+	struct timer idle;
+	unsigned refs; /* pending jobs that point to the account */
+};
+
+/*
+ * Runs fn(acct, arg) on the home worker w (the calling thread) once bare's account
+ * is loaded; with state AS_MISSING if there is no such account. Immediately if cached.
+ */
+void account_with(struct worker *w, const char *bare,
+		  void (*fn)(struct account *a, void *arg), void *arg);
+/* Adds a bound session to its account; returns the session it replaced (same resource) or NULL. */
+struct session *account_session_find(struct account *a, const char *resource);
+void account_session_add(struct account *a, struct session *s);
+void account_session_remove(struct account *a, struct session *s);
+/* Drops the account from memory once it has no sessions and nothing pending. */
+void account_maybe_unload(struct account *a);
+/* Persists a roster item (or its removal with it->contact only and remove true). */
+void account_roster_save(struct account *a, const struct roster_item *it, bool remove);
+struct roster_item *account_roster_get(struct account *a, const char *contact);
+/* Returns a new item for contact, already in the cache (sub none, hidden). */
+struct roster_item *account_roster_add(struct account *a, const char *contact);
+void account_roster_del(struct account *a, const char *contact);
+void account_free_all(struct worker *w);
+
+/* ---- routing (router.c) ---- */
+
+/*
+ * Routes stanza st from a local session or the server. st's from and to must be set
+ * (to may be absent = the sender's own bare JID). Takes ownership of st. Errors for
+ * undeliverable stanzas go back to the sender.
+ */
+void route(struct worker *w, struct xml_node *st);
+/* Delivers st (owned) to a local account's resources per RFC 6121 section 8; on its home worker. */
+void route_to_account(struct account *a, struct xml_node *st, const struct jid *to,
+		      const struct jid *from);
+/* Sends an error reply to st's sender (unless st is an error); does not take st. */
+void route_error(struct worker *w, const struct xml_node *st, const char *type,
+		 const char *condition, const char *text);
+/* Builds an error reply: from/to swapped, type='error', <error type=.../>. Caller owns it. */
+struct xml_node *stanza_error_reply(const struct xml_node *st, const char *type,
+				    const char *condition, const char *text);
+/* Returns the highest non-negative priority among available sessions, or -1 if none. */
+struct session *account_best_session(struct account *a);
+
+/* ---- presence (presence.c) ---- */
+
+/* A presence stanza from a local session (from stamped, to as sent). Takes st. */
+void presence_outbound(struct session *s, struct xml_node *st);
+/* A presence stanza arriving at a local account on its home worker. Takes st. */
+void presence_inbound(struct account *a, struct xml_node *st, const struct jid *to,
+		      const struct jid *from);
+/* The session went away: broadcast unavailable if it was available. */
+void presence_session_end(struct session *s);
+/* After bind and roster load: deliver stored subscription requests to s when it becomes available. */
+void presence_send_pending(struct session *s);
+
+/* ---- roster (roster.c) ---- */
+
+/* Handles a jabber:iq:roster iq from the account's own session. Takes st. */
+void roster_iq(struct session *s, struct xml_node *st);
+/* Sends a roster push of item it (or removal) to every interested session of a. */
+void roster_push(struct account *a, const struct roster_item *it, bool removed);
+/* Serializes an item as <item/> under query. */
+void roster_item_xml(struct xml_node *query, const struct roster_item *it, bool removed);
+
+/* ---- iqs handled by the server (iq.c) ---- */
+
+/* An iq addressed to the server's domain. Takes st. */
+void iq_server(struct worker *w, struct xml_node *st);
+/* An iq get/set addressed to an account's bare JID, handled on its behalf. Takes st. */
+void iq_account(struct account *a, struct xml_node *st, const struct jid *from);
+
+/* ---- helpers (stanza.c) ---- */
+
+/* Returns a new stanza element name in jabber:client with from/to/type/id set where non-NULL. */
+struct xml_node *stanza_new(const char *name, const char *from, const char *to,
+			    const char *type, const char *id);
+/* True for stanzas of the three kinds in jabber:client. */
+bool stanza_is(const struct xml_node *st, const char *name);
+
+#endif
