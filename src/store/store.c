@@ -1,0 +1,322 @@
+/*
+ * store: picks the backend named by storage.backend, forwards the synchronous API to
+ * it, and runs the storage thread: jobs queue under a mutex, the thread takes the whole
+ * queue as one batch, runs it in one transaction with a savepoint per job (group commit),
+ * then hands each completion to its loop's mailbox.
+ *
+ * Invariant: a job's result is final only after its batch committed (or failed as a
+ * whole), and a job is never touched after its completion was delivered, because done()
+ * may free it.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "store.h"
+#include "store_backend.h"
+
+static const struct store_backend *const backends[] = {
+    &store_sqlite_backend,
+};
+
+struct store *
+store_open(const struct config *cfg, char *err, size_t errlen)
+{
+	const char *name = cfg->storage_backend ? cfg->storage_backend : "";
+
+	for (size_t i = 0; i < ARRAY_LEN(backends); i++) {
+		if (strcmp(backends[i]->name, name) == 0)
+			return backends[i]->open(cfg, err, errlen);
+	}
+	snprintf(err, errlen, "unknown storage backend '%s'", name);
+	return NULL;
+}
+
+void
+store_close(struct store *st)
+{
+	if (st)
+		st->be->close(st);
+}
+
+int
+store_begin(struct store *st)
+{
+	return st->be->begin(st);
+}
+
+int
+store_commit(struct store *st)
+{
+	return st->be->commit(st);
+}
+
+int
+store_rollback(struct store *st)
+{
+	return st->be->rollback(st);
+}
+
+int
+store_account_create(struct store *st, const char *jid, const void *creds, size_t n)
+{
+	return st->be->account_create(st, jid, creds, n);
+}
+
+int
+store_account_creds(struct store *st, const char *jid, struct buf *out)
+{
+	return st->be->account_creds(st, jid, out);
+}
+
+int
+store_account_set_creds(struct store *st, const char *jid, const void *creds, size_t n)
+{
+	return st->be->account_set_creds(st, jid, creds, n);
+}
+
+int
+store_account_delete(struct store *st, const char *jid)
+{
+	return st->be->account_delete(st, jid);
+}
+
+int
+store_account_list(struct store *st, void (*fn)(void *arg, const char *jid), void *arg)
+{
+	return st->be->account_list(st, fn, arg);
+}
+
+long
+store_account_count(struct store *st)
+{
+	return st->be->account_count(st);
+}
+
+int
+store_roster_load(struct store *st, const char *owner, uint64_t *ver,
+		  void (*fn)(void *arg, const struct store_roster_item *it), void *arg)
+{
+	return st->be->roster_load(st, owner, ver, fn, arg);
+}
+
+int
+store_roster_put(struct store *st, const char *owner, const struct store_roster_item *it,
+		 uint64_t ver)
+{
+	return st->be->roster_put(st, owner, it, ver);
+}
+
+int
+store_roster_del(struct store *st, const char *owner, const char *contact, uint64_t ver)
+{
+	return st->be->roster_del(st, owner, contact, ver);
+}
+
+/* ---- the storage thread ---- */
+
+struct store_thread {
+	struct store *st;
+	uint64_t batch_ms;
+	pthread_t tid;
+
+	pthread_mutex_t mu;
+	pthread_cond_t cv;              /* signalled when the queue becomes non-empty, and on stop */
+	struct store_job *head, *tail;  /* FIFO, linked through job->next */
+	bool stopping;
+};
+
+/* Runs on the submitting loop's thread: the job's completion arrived in its mailbox. */
+static void
+job_mail(struct loop *loop, struct mail *m)
+{
+	struct store_job *job = container_of(m, struct store_job, mail);
+
+	job->done(job);
+}
+
+/*
+ * Delivers every completion of a finished batch. next is read before the delivery
+ * because done() (here or on the other loop, possibly already running) may free the job.
+ */
+static void
+batch_complete(struct store_job *first)
+{
+	struct store_job *job, *next;
+
+	for (job = first; job; job = next) {
+		next = job->next;
+		if (!job->done)
+			continue;
+		if (job->loop) {
+			job->mail.fn = job_mail;
+			loop_post(job->loop, &job->mail);
+		} else {
+			job->done(job);
+		}
+	}
+}
+
+/* Sets result STORE_EIO for the jobs from first up to, not including, end. */
+static void
+batch_fail(struct store_job *first, struct store_job *end)
+{
+	for (struct store_job *job = first; job != end; job = job->next)
+		job->result = STORE_EIO;
+}
+
+/* Runs one job inside its own savepoint; a failed job's writes are undone, the batch's kept. */
+static int
+job_run(struct store *st, struct store_job *job)
+{
+	int r;
+	bool undo;
+
+	if (st->be->job_begin(st) < 0)
+		return STORE_EIO;
+	r = job->run(st, job);
+	/* ENOENT and EEXIST are answers, not failures: the job may have written on purpose. */
+	undo = r < 0 && r != STORE_ENOENT && r != STORE_EEXIST;
+	if (st->be->job_end(st, undo) < 0)
+		return STORE_EIO;
+	return r;
+}
+
+/*
+ * Runs a batch in one transaction. If the database abandons the transaction midway
+ * (disk full, I/O error), the jobs of that transaction so far lose their writes and get
+ * STORE_EIO, and the rest continue in a fresh transaction.
+ */
+static void
+batch_run(struct store *st, struct store_job *first)
+{
+	struct store_job *job, *txn_first = NULL;
+	size_t n = 0;
+
+	for (job = first; job; job = job->next) {
+		if (!txn_first) {
+			if (store_begin(st) < 0) {
+				/* Locked past the busy timeout or broken: retrying per job would wait again. */
+				log_error("store: cannot begin a transaction; failing the batch");
+				batch_fail(job, NULL);
+				break;
+			}
+			txn_first = job;
+			n = 0;
+		}
+		job->result = job_run(st, job);
+		n++;
+		if (!st->be->in_transaction(st)) {
+			log_error("store: transaction aborted by the database; %zu jobs failed", n);
+			batch_fail(txn_first, job->next);
+			txn_first = NULL;
+		}
+	}
+	if (txn_first && store_commit(st) < 0) {
+		log_error("store: commit failed; %zu jobs failed", n);
+		(void)store_rollback(st);
+		batch_fail(txn_first, NULL);
+	}
+	batch_complete(first);
+}
+
+/* Waits until the queue is non-empty or the thread stops; returns the whole queue or NULL. */
+static struct store_job *
+queue_take(struct store_thread *t)
+{
+	struct store_job *batch;
+
+	pthread_mutex_lock(&t->mu);
+	while (!t->head && !t->stopping)
+		pthread_cond_wait(&t->cv, &t->mu);
+	if (t->head && t->batch_ms > 0 && !t->stopping) {
+		/* Group commit: let more jobs join this batch, unless we are asked to stop. */
+		struct timespec deadline;
+		clock_gettime(CLOCK_MONOTONIC, &deadline);
+		deadline.tv_sec += (time_t)(t->batch_ms / 1000);
+		deadline.tv_nsec += (long)(t->batch_ms % 1000) * 1000000L;
+		if (deadline.tv_nsec >= 1000000000L) {
+			deadline.tv_sec++;
+			deadline.tv_nsec -= 1000000000L;
+		}
+		while (!t->stopping) {
+			if (pthread_cond_timedwait(&t->cv, &t->mu, &deadline) == ETIMEDOUT)
+				break;
+		}
+	}
+	batch = t->head;
+	t->head = t->tail = NULL;
+	pthread_mutex_unlock(&t->mu);
+	return batch;
+}
+
+static void *
+store_thread_main(void *arg)
+{
+	struct store_thread *t = arg;
+	struct store_job *batch;
+
+	/* Exits only once stopping is set and the queue is empty, so no job is dropped. */
+	while ((batch = queue_take(t)) != NULL)
+		batch_run(t->st, batch);
+	return NULL;
+}
+
+struct store_thread *
+store_thread_start(struct store *st, uint64_t batch_ms)
+{
+	struct store_thread *t = xcalloc(1, sizeof *t);
+	pthread_condattr_t ca;
+	int rc;
+
+	t->st = st;
+	t->batch_ms = batch_ms;
+	pthread_mutex_init(&t->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&t->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	rc = pthread_create(&t->tid, NULL, store_thread_main, t);
+	if (rc != 0)
+		fatal("cannot start the storage thread: %s", strerror(rc));
+	return t;
+}
+
+void
+store_submit(struct store_thread *t, struct store_job *job)
+{
+	bool was_empty;
+
+	job->next = NULL;
+	job->result = STORE_OK;
+	pthread_mutex_lock(&t->mu);
+	was_empty = !t->head;
+	if (t->tail)
+		t->tail->next = job;
+	else
+		t->head = job;
+	t->tail = job;
+	/* The thread sleeps only on an empty queue (or while batching, when no wake is wanted). */
+	if (was_empty)
+		pthread_cond_signal(&t->cv);
+	pthread_mutex_unlock(&t->mu);
+}
+
+void
+store_thread_stop(struct store_thread *t)
+{
+	if (!t)
+		return;
+	pthread_mutex_lock(&t->mu);
+	t->stopping = true;
+	pthread_cond_signal(&t->cv);
+	pthread_mutex_unlock(&t->mu);
+	pthread_join(t->tid, NULL);
+	store_close(t->st);
+	pthread_cond_destroy(&t->cv);
+	pthread_mutex_destroy(&t->mu);
+	free(t);
+}

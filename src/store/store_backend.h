@@ -1,0 +1,55 @@
+/*
+ * store_backend: the module-private contract between store.c (dispatch and the storage
+ * thread) and one storage backend per file (store_sqlite.c today). A backend fills one
+ * struct store_backend and embeds struct store as the first member of its own state.
+ *
+ * Invariant: every function here returns 0 or a negative enum store_err and logs its own
+ * I/O errors; only the backend file knows its database library.
+ */
+#ifndef BATON_STORE_BACKEND_H
+#define BATON_STORE_BACKEND_H
+
+#include "store.h"
+
+/* The part of every open store that store.c sees; backends embed it first. */
+struct store {
+	const struct store_backend *be;
+};
+
+struct store_backend {
+	const char *name; /* the value of storage.backend that selects it */
+
+	/* Returns the store, or NULL with a one-line reason (naming the path) in err. */
+	struct store *(*open)(const struct config *cfg, char *err, size_t errlen);
+	void (*close)(struct store *st);
+
+	int (*begin)(struct store *st);
+	int (*commit)(struct store *st);
+	int (*rollback)(struct store *st);
+	/*
+	 * The storage thread brackets each job of a batch: job_begin() marks a savepoint
+	 * inside the open transaction, job_end() releases it, first undoing the job's writes
+	 * if undo is set. in_transaction() says whether the batch transaction is still open
+	 * (a database may abandon it on its own after disk-full or I/O errors).
+	 */
+	int (*job_begin)(struct store *st);
+	int (*job_end)(struct store *st, bool undo);
+	bool (*in_transaction)(struct store *st);
+
+	int (*account_create)(struct store *st, const char *jid, const void *creds, size_t n);
+	int (*account_creds)(struct store *st, const char *jid, struct buf *out);
+	int (*account_set_creds)(struct store *st, const char *jid, const void *creds, size_t n);
+	int (*account_delete)(struct store *st, const char *jid);
+	int (*account_list)(struct store *st, void (*fn)(void *arg, const char *jid), void *arg);
+	long (*account_count)(struct store *st);
+
+	int (*roster_load)(struct store *st, const char *owner, uint64_t *ver,
+			   void (*fn)(void *arg, const struct store_roster_item *it), void *arg);
+	int (*roster_put)(struct store *st, const char *owner, const struct store_roster_item *it,
+			  uint64_t ver);
+	int (*roster_del)(struct store *st, const char *owner, const char *contact, uint64_t ver);
+};
+
+extern const struct store_backend store_sqlite_backend;
+
+#endif

@@ -1,0 +1,713 @@
+/*
+ * store_sqlite: the SQLite backend of the store, one database file data_dir/baton.db in
+ * WAL mode, so batonctl can read and write while batond runs (writers wait on each other
+ * up to the busy timeout). The schema is versioned in table schema_version and migrated
+ * forward in one transaction at open.
+ *
+ * Invariant: every statement is prepared once at open and run with bound parameters;
+ * each is reset (and its bindings cleared) before the function that stepped it returns,
+ * so no statement holds a read snapshot or a pointer between calls.
+ */
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "store.h"
+#include "store_backend.h"
+
+/* How long a writer waits for another process's write lock before failing with EIO. */
+#define SQ_BUSY_MS 5000
+
+/*
+ * Migration i + 1 brings the schema from version i to i + 1. Append only: a released
+ * migration is never edited, since databases in the field already ran it.
+ */
+static const char *const migrations[] = {
+    /* 1: accounts and rosters (RFC 6121 section 2), roster versions (section 2.6). */
+    "CREATE TABLE accounts ("
+    " jid TEXT NOT NULL PRIMARY KEY,"
+    " creds BLOB NOT NULL,"
+    " created INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE roster ("
+    " owner TEXT NOT NULL REFERENCES accounts(jid) ON DELETE CASCADE,"
+    " contact TEXT NOT NULL,"
+    " name TEXT,"
+    " \"groups\" TEXT,"
+    " sub INTEGER NOT NULL DEFAULT 0,"
+    " ask INTEGER NOT NULL DEFAULT 0,"
+    " pending_in INTEGER NOT NULL DEFAULT 0,"
+    " hidden INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (owner, contact)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE roster_version ("
+    " owner TEXT NOT NULL PRIMARY KEY REFERENCES accounts(jid) ON DELETE CASCADE,"
+    " ver INTEGER NOT NULL"
+    ") WITHOUT ROWID;",
+};
+#define SQ_SCHEMA_VERSION ((int)ARRAY_LEN(migrations))
+
+enum sq_stmt {
+	S_BEGIN,
+	S_COMMIT,
+	S_ROLLBACK,
+	S_JOB_SAVE,
+	S_JOB_UNDO,
+	S_JOB_RELEASE,
+	S_OP_SAVE,
+	S_OP_UNDO,
+	S_OP_RELEASE,
+	S_ACC_INSERT,
+	S_ACC_CREDS,
+	S_ACC_SET,
+	S_ACC_DEL,
+	S_ACC_LIST,
+	S_ACC_COUNT,
+	S_ROSTER_VER,
+	S_ROSTER_ITEMS,
+	S_ROSTER_PUT,
+	S_ROSTER_DEL,
+	S_VER_SET,
+	S_COUNT
+};
+
+static const char *const stmt_sql[S_COUNT] = {
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    [S_JOB_SAVE] = "SAVEPOINT job",
+    [S_JOB_UNDO] = "ROLLBACK TO job",
+    [S_JOB_RELEASE] = "RELEASE job",
+    [S_OP_SAVE] = "SAVEPOINT op",
+    [S_OP_UNDO] = "ROLLBACK TO op",
+    [S_OP_RELEASE] = "RELEASE op",
+    [S_ACC_INSERT] = "INSERT INTO accounts (jid, creds, created) VALUES (?1, ?2, ?3)",
+    [S_ACC_CREDS] = "SELECT creds FROM accounts WHERE jid = ?1",
+    [S_ACC_SET] = "UPDATE accounts SET creds = ?2 WHERE jid = ?1",
+    [S_ACC_DEL] = "DELETE FROM accounts WHERE jid = ?1",
+    [S_ACC_LIST] = "SELECT jid FROM accounts ORDER BY jid",
+    [S_ACC_COUNT] = "SELECT count(*) FROM accounts",
+    [S_ROSTER_VER] = "SELECT ver FROM roster_version WHERE owner = ?1",
+    [S_ROSTER_ITEMS] = "SELECT contact, name, \"groups\", sub, ask, pending_in, hidden"
+		       " FROM roster WHERE owner = ?1 ORDER BY contact",
+    [S_ROSTER_PUT] = "INSERT INTO roster"
+		     " (owner, contact, name, \"groups\", sub, ask, pending_in, hidden)"
+		     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+		     " ON CONFLICT (owner, contact) DO UPDATE SET name = excluded.name,"
+		     " \"groups\" = excluded.\"groups\", sub = excluded.sub, ask = excluded.ask,"
+		     " pending_in = excluded.pending_in, hidden = excluded.hidden",
+    [S_ROSTER_DEL] = "DELETE FROM roster WHERE owner = ?1 AND contact = ?2",
+    [S_VER_SET] = "INSERT INTO roster_version (owner, ver) VALUES (?1, ?2)"
+		  " ON CONFLICT (owner) DO UPDATE SET ver = excluded.ver",
+};
+
+struct sq_store {
+	struct store base; /* first: store.c sees only this */
+	sqlite3 *db;
+	char *path;
+	sqlite3_stmt *stmt[S_COUNT];
+};
+
+static const struct {
+	const char *name, *sql;
+} sync_modes[] = {
+    {"normal", "PRAGMA synchronous = NORMAL"},
+    {"full", "PRAGMA synchronous = FULL"},
+};
+
+static struct sq_store *
+sq(struct store *st)
+{
+	return (struct sq_store *)st;
+}
+
+/* Logs a database failure once and returns STORE_EIO. */
+static int
+sq_fail(struct sq_store *s, int rc, const char *what)
+{
+	log_error("store: %s: %s: %s (%s)", s->path, what, sqlite3_errmsg(s->db),
+		  sqlite3_errstr(rc));
+	return STORE_EIO;
+}
+
+/*
+ * Steps a statement that returns no rows, then resets it and clears its bindings.
+ * Returns SQLITE_DONE or the SQLite error code (extended codes are on).
+ */
+static int
+sq_exec(struct sq_store *s, enum sq_stmt i)
+{
+	sqlite3_stmt *stmt = s->stmt[i];
+	int rc = sqlite3_step(stmt);
+	int rc2 = sqlite3_reset(stmt);
+
+	sqlite3_clear_bindings(stmt);
+	if (rc == SQLITE_ROW)
+		rc = SQLITE_DONE;
+	if (rc == SQLITE_DONE && rc2 != SQLITE_OK)
+		rc = rc2;
+	return rc;
+}
+
+/* Finishes a row-returning statement after its last step rc; returns 0 or STORE_EIO. */
+static int
+sq_finish(struct sq_store *s, enum sq_stmt i, int rc)
+{
+	sqlite3_stmt *stmt = s->stmt[i];
+	int rc2;
+
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		int r = sq_fail(s, rc, stmt_sql[i]);
+		sqlite3_reset(stmt);
+		sqlite3_clear_bindings(stmt);
+		return r;
+	}
+	rc2 = sqlite3_reset(stmt);
+	sqlite3_clear_bindings(stmt);
+	if (rc2 != SQLITE_OK)
+		return sq_fail(s, rc2, stmt_sql[i]);
+	return 0;
+}
+
+/* Runs a statement without rows; returns 0 or STORE_EIO (logged). */
+static int
+sq_run(struct sq_store *s, enum sq_stmt i)
+{
+	int rc = sq_exec(s, i);
+
+	return rc == SQLITE_DONE ? 0 : sq_fail(s, rc, stmt_sql[i]);
+}
+
+/* ---- transactions ---- */
+
+static int
+sq_begin(struct store *st)
+{
+	return sq_run(sq(st), S_BEGIN);
+}
+
+static int
+sq_commit(struct store *st)
+{
+	return sq_run(sq(st), S_COMMIT);
+}
+
+static int
+sq_rollback(struct store *st)
+{
+	struct sq_store *s = sq(st);
+
+	/* SQLite may already have rolled back by itself (disk full, I/O error): done. */
+	if (sqlite3_get_autocommit(s->db))
+		return 0;
+	return sq_run(s, S_ROLLBACK);
+}
+
+static bool
+sq_in_transaction(struct store *st)
+{
+	return !sqlite3_get_autocommit(sq(st)->db);
+}
+
+static int
+sq_job_begin(struct store *st)
+{
+	return sq_run(sq(st), S_JOB_SAVE);
+}
+
+static int
+sq_job_end(struct store *st, bool undo)
+{
+	struct sq_store *s = sq(st);
+
+	if (sqlite3_get_autocommit(s->db))
+		return STORE_EIO; /* the batch transaction is gone; the thread notices */
+	if (undo && sq_run(s, S_JOB_UNDO) < 0)
+		return STORE_EIO;
+	return sq_run(s, S_JOB_RELEASE);
+}
+
+/*
+ * An operation of several statements runs inside SAVEPOINT op, so it is atomic both in
+ * autocommit mode (where the savepoint is the transaction) and inside a batch.
+ */
+static int
+sq_op_begin(struct sq_store *s)
+{
+	return sq_run(s, S_OP_SAVE);
+}
+
+/* Ends the operation with result r: kept if r >= 0, undone otherwise. Returns r or EIO. */
+static int
+sq_op_end(struct sq_store *s, int r)
+{
+	if (r >= 0) {
+		if (sq_run(s, S_OP_RELEASE) == 0)
+			return r;
+		r = STORE_EIO; /* in autocommit mode RELEASE is the COMMIT; undo below */
+	}
+	if (sqlite3_get_autocommit(s->db))
+		return r; /* SQLite rolled the whole transaction back already */
+	if (sq_run(s, S_OP_UNDO) < 0 || sq_run(s, S_OP_RELEASE) < 0)
+		return STORE_EIO;
+	return r;
+}
+
+/* ---- accounts ---- */
+
+static int
+sq_account_create(struct store *st, const char *jid, const void *creds, size_t n)
+{
+	struct sq_store *s = sq(st);
+	sqlite3_stmt *stmt = s->stmt[S_ACC_INSERT];
+	int rc;
+
+	sqlite3_bind_text(stmt, 1, jid, -1, SQLITE_STATIC);
+	/* A non-NULL pointer keeps an empty blob from becoming NULL. */
+	sqlite3_bind_blob64(stmt, 2, n ? creds : "", n, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 3, wall_ms() / 1000);
+	rc = sq_exec(s, S_ACC_INSERT);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE)
+		return STORE_EEXIST;
+	return sq_fail(s, rc, "creating an account");
+}
+
+static int
+sq_account_creds(struct store *st, const char *jid, struct buf *out)
+{
+	struct sq_store *s = sq(st);
+	sqlite3_stmt *stmt = s->stmt[S_ACC_CREDS];
+	int rc, r;
+
+	sqlite3_bind_text(stmt, 1, jid, -1, SQLITE_STATIC);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW) {
+		const void *blob = sqlite3_column_blob(stmt, 0);
+		int n = sqlite3_column_bytes(stmt, 0);
+		/* Appended before the reset check: on failure out is restored below. */
+		size_t before = out->len;
+		if (blob && n > 0)
+			buf_append(out, blob, (size_t)n);
+		r = sq_finish(s, S_ACC_CREDS, rc);
+		if (r < 0 && out->data) {
+			out->len = before;
+			out->data[before] = '\0';
+		}
+		return r;
+	}
+	r = sq_finish(s, S_ACC_CREDS, rc);
+	return r < 0 ? r : STORE_ENOENT;
+}
+
+static int
+sq_account_set_creds(struct store *st, const char *jid, const void *creds, size_t n)
+{
+	struct sq_store *s = sq(st);
+	sqlite3_stmt *stmt = s->stmt[S_ACC_SET];
+	int rc;
+
+	sqlite3_bind_text(stmt, 1, jid, -1, SQLITE_STATIC);
+	sqlite3_bind_blob64(stmt, 2, n ? creds : "", n, SQLITE_STATIC);
+	rc = sq_exec(s, S_ACC_SET);
+	if (rc != SQLITE_DONE)
+		return sq_fail(s, rc, "setting credentials");
+	return sqlite3_changes(s->db) > 0 ? 0 : STORE_ENOENT;
+}
+
+static int
+sq_account_delete(struct store *st, const char *jid)
+{
+	struct sq_store *s = sq(st);
+	int rc;
+
+	/* The roster and its version go with the account: ON DELETE CASCADE, foreign_keys on. */
+	sqlite3_bind_text(s->stmt[S_ACC_DEL], 1, jid, -1, SQLITE_STATIC);
+	rc = sq_exec(s, S_ACC_DEL);
+	if (rc != SQLITE_DONE)
+		return sq_fail(s, rc, "deleting an account");
+	return sqlite3_changes(s->db) > 0 ? 0 : STORE_ENOENT;
+}
+
+static int
+sq_account_list(struct store *st, void (*fn)(void *arg, const char *jid), void *arg)
+{
+	struct sq_store *s = sq(st);
+	sqlite3_stmt *stmt = s->stmt[S_ACC_LIST];
+	int rc;
+
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		const char *jid = (const char *)sqlite3_column_text(stmt, 0);
+		if (jid)
+			fn(arg, jid);
+	}
+	return sq_finish(s, S_ACC_LIST, rc);
+}
+
+static long
+sq_account_count(struct store *st)
+{
+	struct sq_store *s = sq(st);
+	sqlite3_stmt *stmt = s->stmt[S_ACC_COUNT];
+	long count = 0;
+	int rc, r;
+
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW)
+		count = (long)sqlite3_column_int64(stmt, 0);
+	else if (rc == SQLITE_DONE)
+		rc = SQLITE_ERROR; /* count(*) always yields a row */
+	r = sq_finish(s, S_ACC_COUNT, rc);
+	return r < 0 ? r : count;
+}
+
+/* ---- roster ---- */
+
+static int
+sq_roster_load(struct store *st, const char *owner, uint64_t *ver,
+	       void (*fn)(void *arg, const struct store_roster_item *it), void *arg)
+{
+	struct sq_store *s = sq(st);
+	sqlite3_stmt *stmt;
+	uint64_t v = 0;
+	int rc, r;
+
+	/* One savepoint: the version and the items come from the same snapshot. */
+	if (sq_op_begin(s) < 0)
+		return STORE_EIO;
+	stmt = s->stmt[S_ROSTER_VER];
+	sqlite3_bind_text(stmt, 1, owner, -1, SQLITE_STATIC);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW)
+		v = (uint64_t)sqlite3_column_int64(stmt, 0);
+	r = sq_finish(s, S_ROSTER_VER, rc);
+	if (r < 0)
+		return sq_op_end(s, r);
+	/* The caller learns the version before the items, as the header promises. */
+	*ver = v;
+
+	stmt = s->stmt[S_ROSTER_ITEMS];
+	sqlite3_bind_text(stmt, 1, owner, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		struct store_roster_item it = {
+		    .contact = (const char *)sqlite3_column_text(stmt, 0),
+		    .name = (const char *)sqlite3_column_text(stmt, 1),
+		    .groups = (const char *)sqlite3_column_text(stmt, 2),
+		    .sub = sqlite3_column_int(stmt, 3),
+		    .ask = sqlite3_column_int(stmt, 4) != 0,
+		    .pending_in = sqlite3_column_int(stmt, 5) != 0,
+		    .hidden = sqlite3_column_int(stmt, 6) != 0,
+		};
+		if (!it.contact)
+			continue; /* impossible under NOT NULL; never hand out a NULL JID */
+		if (it.sub < STORE_SUB_NONE || it.sub > STORE_SUB_BOTH) {
+			log_warn("store: %s: roster of %s: contact %s has bad subscription %d; "
+				 "treated as none",
+				 s->path, owner, it.contact, it.sub);
+			it.sub = STORE_SUB_NONE;
+		}
+		fn(arg, &it);
+	}
+	r = sq_finish(s, S_ROSTER_ITEMS, rc);
+	return sq_op_end(s, r);
+}
+
+/* Sets owner's roster version; the caller holds SAVEPOINT op. */
+static int
+sq_version_set(struct sq_store *s, const char *owner, uint64_t ver)
+{
+	sqlite3_stmt *stmt = s->stmt[S_VER_SET];
+	int rc;
+
+	sqlite3_bind_text(stmt, 1, owner, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 2, (sqlite3_int64)ver);
+	rc = sq_exec(s, S_VER_SET);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+		return STORE_ENOENT; /* no such account */
+	return sq_fail(s, rc, "setting a roster version");
+}
+
+static int
+sq_roster_put(struct store *st, const char *owner, const struct store_roster_item *it,
+	      uint64_t ver)
+{
+	struct sq_store *s = sq(st);
+	sqlite3_stmt *stmt = s->stmt[S_ROSTER_PUT];
+	int rc, r;
+
+	if (it->sub < STORE_SUB_NONE || it->sub > STORE_SUB_BOTH) {
+		log_error("store: roster item %s of %s: bad subscription %d", it->contact, owner,
+			  it->sub);
+		return STORE_EIO;
+	}
+	if (sq_op_begin(s) < 0)
+		return STORE_EIO;
+	sqlite3_bind_text(stmt, 1, owner, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 2, it->contact, -1, SQLITE_STATIC);
+	if (it->name)
+		sqlite3_bind_text(stmt, 3, it->name, -1, SQLITE_STATIC);
+	if (it->groups && *it->groups)
+		sqlite3_bind_text(stmt, 4, it->groups, -1, SQLITE_STATIC);
+	sqlite3_bind_int(stmt, 5, it->sub);
+	sqlite3_bind_int(stmt, 6, it->ask);
+	sqlite3_bind_int(stmt, 7, it->pending_in);
+	sqlite3_bind_int(stmt, 8, it->hidden);
+	rc = sq_exec(s, S_ROSTER_PUT);
+	if (rc == SQLITE_DONE)
+		r = sq_version_set(s, owner, ver);
+	else if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+		r = STORE_ENOENT; /* no such account */
+	else
+		r = sq_fail(s, rc, "storing a roster item");
+	return sq_op_end(s, r);
+}
+
+static int
+sq_roster_del(struct store *st, const char *owner, const char *contact, uint64_t ver)
+{
+	struct sq_store *s = sq(st);
+	sqlite3_stmt *stmt = s->stmt[S_ROSTER_DEL];
+	int rc, r;
+
+	if (sq_op_begin(s) < 0)
+		return STORE_EIO;
+	sqlite3_bind_text(stmt, 1, owner, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 2, contact, -1, SQLITE_STATIC);
+	rc = sq_exec(s, S_ROSTER_DEL);
+	if (rc == SQLITE_DONE)
+		r = sq_version_set(s, owner, ver);
+	else
+		r = sq_fail(s, rc, "deleting a roster item");
+	return sq_op_end(s, r);
+}
+
+/* ---- open, migrate, close ---- */
+
+/* Formats "<path>: <what>: <sqlite message>" into err. */
+static void
+open_error(struct sq_store *s, const char *what, char *err, size_t errlen)
+{
+	const char *msg = s->db ? sqlite3_errmsg(s->db) : "out of memory";
+	int sys = s->db ? sqlite3_system_errno(s->db) : 0;
+
+	if (sys)
+		snprintf(err, errlen, "%s: %s: %s (%s)", s->path, what, msg, strerror(sys));
+	else
+		snprintf(err, errlen, "%s: %s: %s", s->path, what, msg);
+}
+
+/* Runs a PRAGMA that answers one text row into out (may be NULL); returns an SQLite code. */
+static int
+pragma(struct sq_store *s, const char *sql, char *out, size_t outlen)
+{
+	sqlite3_stmt *stmt;
+	int rc = sqlite3_prepare_v2(s->db, sql, -1, &stmt, NULL);
+
+	if (rc != SQLITE_OK)
+		return rc;
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		const char *v = (const char *)sqlite3_column_text(stmt, 0);
+		if (out)
+			snprintf(out, outlen, "%s", v ? v : "");
+	}
+	sqlite3_finalize(stmt);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* Returns the schema version recorded in the database (0 if none), or -1 on error. */
+static int
+schema_version(struct sq_store *s)
+{
+	sqlite3_stmt *stmt;
+	int rc, v = -1;
+
+	rc = sqlite3_prepare_v2(s->db, "SELECT coalesce(max(version), 0) FROM schema_version", -1,
+				&stmt, NULL);
+	if (rc != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(stmt) == SQLITE_ROW)
+		v = sqlite3_column_int(stmt, 0);
+	if (sqlite3_finalize(stmt) != SQLITE_OK)
+		v = -1;
+	return v;
+}
+
+static int
+schema_record(struct sq_store *s, int version)
+{
+	sqlite3_stmt *stmt;
+	int rc;
+
+	rc = sqlite3_prepare_v2(s->db, "INSERT INTO schema_version (version, applied) VALUES (?1, ?2)",
+				-1, &stmt, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
+	sqlite3_bind_int(stmt, 1, version);
+	sqlite3_bind_int64(stmt, 2, wall_ms() / 1000);
+	rc = sqlite3_step(stmt);
+	sqlite3_finalize(stmt);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/*
+ * Brings the schema to SQ_SCHEMA_VERSION in one IMMEDIATE transaction, so two processes
+ * opening a fresh database at once do not both migrate. Returns 0 or -1 with err set.
+ */
+static int
+migrate(struct sq_store *s, char *err, size_t errlen)
+{
+	int v;
+
+	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		open_error(s, "cannot begin the schema check", err, errlen);
+		return -1;
+	}
+	if (sqlite3_exec(s->db,
+			 "CREATE TABLE IF NOT EXISTS schema_version ("
+			 " version INTEGER NOT NULL PRIMARY KEY, applied INTEGER NOT NULL)",
+			 NULL, NULL, NULL) != SQLITE_OK ||
+	    (v = schema_version(s)) < 0) {
+		open_error(s, "cannot read the schema version", err, errlen);
+		goto fail;
+	}
+	if (v > SQ_SCHEMA_VERSION) {
+		snprintf(err, errlen, "%s: database schema version %d is newer than this baton (%d)",
+			 s->path, v, SQ_SCHEMA_VERSION);
+		goto fail;
+	}
+	for (; v < SQ_SCHEMA_VERSION; v++) {
+		if (sqlite3_exec(s->db, migrations[v], NULL, NULL, NULL) != SQLITE_OK ||
+		    schema_record(s, v + 1) != SQLITE_OK) {
+			char what[64];
+			snprintf(what, sizeof what, "migration to schema version %d failed", v + 1);
+			open_error(s, what, err, errlen);
+			goto fail;
+		}
+		log_info("store: %s: schema migrated to version %d", s->path, v + 1);
+	}
+	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		open_error(s, "cannot commit the schema", err, errlen);
+		goto fail;
+	}
+	return 0;
+fail:
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
+static void
+sq_close(struct store *st)
+{
+	struct sq_store *s = sq(st);
+	int rc;
+
+	if (!s)
+		return;
+	for (size_t i = 0; i < S_COUNT; i++)
+		sqlite3_finalize(s->stmt[i]);
+	/* The last connection to close checkpoints the WAL into the main file. */
+	rc = sqlite3_close(s->db);
+	if (rc != SQLITE_OK)
+		log_error("store: %s: close: %s", s->path, sqlite3_errstr(rc));
+	free(s->path);
+	free(s);
+}
+
+static struct store *
+sq_open(const struct config *cfg, char *err, size_t errlen)
+{
+	const char *dir = cfg->data_dir && *cfg->data_dir ? cfg->data_dir : ".";
+	const char *sync_sql = NULL;
+	struct sq_store *s;
+	struct buf path = {0};
+	char mode[32] = "";
+	int rc;
+
+	for (size_t i = 0; i < ARRAY_LEN(sync_modes); i++) {
+		if (cfg->storage_sync && strcmp(cfg->storage_sync, sync_modes[i].name) == 0)
+			sync_sql = sync_modes[i].sql;
+	}
+	if (!sync_sql) {
+		snprintf(err, errlen, "unknown storage.synchronous '%s' (expected normal or full)",
+			 cfg->storage_sync ? cfg->storage_sync : "");
+		return NULL;
+	}
+	/* Only the directory itself is created: a missing parent is likely a typo. */
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create data directory %s: %s", dir, strerror(errno));
+		return NULL;
+	}
+
+	s = xcalloc(1, sizeof *s);
+	s->base.be = &store_sqlite_backend;
+	buf_printf(&path, "%s/baton.db", dir);
+	s->path = buf_steal(&path);
+	rc = sqlite3_open_v2(s->path, &s->db,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		open_error(s, "cannot open", err, errlen);
+		goto fail;
+	}
+	sqlite3_extended_result_codes(s->db, 1);
+	/* batond and batonctl share the file: a writer waits for the other's write lock. */
+	sqlite3_busy_timeout(s->db, SQ_BUSY_MS);
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+
+	/* The first statement that reads the file: a non-database fails here. */
+	rc = pragma(s, "PRAGMA journal_mode = WAL", mode, sizeof mode);
+	if (rc != SQLITE_OK) {
+		open_error(s, "cannot open", err, errlen);
+		goto fail;
+	}
+	if (strcmp(mode, "wal") != 0) {
+		snprintf(err, errlen, "%s: cannot enable WAL (journal mode stays '%s')", s->path,
+			 mode);
+		goto fail;
+	}
+	if (pragma(s, sync_sql, NULL, 0) != SQLITE_OK ||
+	    pragma(s, "PRAGMA foreign_keys = ON", NULL, 0) != SQLITE_OK) {
+		open_error(s, "cannot configure", err, errlen);
+		goto fail;
+	}
+	if (migrate(s, err, errlen) < 0)
+		goto fail;
+	for (size_t i = 0; i < S_COUNT; i++) {
+		rc = sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+					&s->stmt[i], NULL);
+		if (rc != SQLITE_OK) {
+			open_error(s, "cannot prepare statements", err, errlen);
+			goto fail;
+		}
+	}
+	return &s->base;
+fail:
+	sq_close(&s->base);
+	return NULL;
+}
+
+const struct store_backend store_sqlite_backend = {
+    .name = "sqlite",
+    .open = sq_open,
+    .close = sq_close,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .job_begin = sq_job_begin,
+    .job_end = sq_job_end,
+    .in_transaction = sq_in_transaction,
+    .account_create = sq_account_create,
+    .account_creds = sq_account_creds,
+    .account_set_creds = sq_account_set_creds,
+    .account_delete = sq_account_delete,
+    .account_list = sq_account_list,
+    .account_count = sq_account_count,
+    .roster_load = sq_roster_load,
+    .roster_put = sq_roster_put,
+    .roster_del = sq_roster_del,
+};

@@ -1,0 +1,932 @@
+/*
+ * test_store: unit tests of the store (SQLite backend) and the storage thread, on real
+ * databases in a temporary directory. Covers persistence across reopen, account and
+ * roster semantics, schema versioning, broken files, and the thread's batching,
+ * savepoints, completion delivery to real loops and draining at stop.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/core.h"
+#include "store/store.h"
+
+static int passed, failed;
+
+#define CHECK(cond, ...)                                                                           \
+	do {                                                                                       \
+		if (cond) {                                                                        \
+			passed++;                                                                  \
+		} else {                                                                           \
+			failed++;                                                                  \
+			printf("FAIL %s:%d: ", __func__, __LINE__);                                \
+			printf(__VA_ARGS__);                                                       \
+			printf("\n");                                                              \
+		}                                                                                  \
+	} while (0)
+
+static char root[64];
+
+/* Silences the store's own log lines around failures the test provokes on purpose. */
+static int saved_level;
+static void
+quiet(void)
+{
+	saved_level = log_level_current;
+	log_level_current = -1;
+}
+static void
+loud(void)
+{
+	log_level_current = saved_level;
+}
+
+static void
+sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* Returns a path under the test root (static storage, one of a few rotating slots). */
+static const char *
+tpath(const char *name)
+{
+	static char slots[4][256];
+	static int next;
+	char *p = slots[next++ % 4];
+	snprintf(p, 256, "%s/%s", root, name);
+	return p;
+}
+
+static void
+cfg_init(struct config *c, const char *dir)
+{
+	char err[256];
+
+	config_defaults(c);
+	if (config_set(c, "server.data", dir, err, sizeof err) < 0)
+		fatal("config_set: %s", err);
+}
+
+static struct store *
+open_dir(const char *dir)
+{
+	struct config c;
+	char err[512] = "";
+	struct store *st;
+
+	cfg_init(&c, dir);
+	st = store_open(&c, err, sizeof err);
+	config_free(&c);
+	if (!st)
+		printf("store_open(%s): %s\n", dir, err);
+	return st;
+}
+
+static void
+write_file(const char *path, const void *data, size_t n)
+{
+	FILE *f = fopen(path, "wb");
+	if (!f || fwrite(data, 1, n, f) != n || fclose(f) != 0)
+		fatal("cannot write %s", path);
+}
+
+static int
+rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+/* ---- open errors ---- */
+
+struct open_case {
+	const char *name;
+	const char *backend, *sync; /* NULL = default */
+	const char *dir;            /* under root */
+	const void *db;             /* contents written to dir/baton.db first, or NULL */
+	size_t dblen;
+	bool file_as_dir;           /* dir is created as a regular file */
+	bool ok;
+	const char *want; /* substring of err */
+	bool want_path;   /* err names dir */
+};
+
+static const char sqlite_magic_junk[] = "SQLite format 3\0\x10\0\x01\x01\0@  garbage garbage garbage "
+					"garbage garbage garbage garbage garbage garbage garbage";
+
+static const char not_a_db[] =
+    "This is a text file that someone put where the database should be. It is long\n"
+    "enough to cover SQLite's 100-byte header, so only the magic tells it apart.\n";
+
+static const struct open_case open_cases[] = {
+    {"unknown backend", "mysql", NULL, "o-backend", NULL, 0, false, false,
+     "unknown storage backend 'mysql'", false},
+    {"empty backend", "", NULL, "o-backend2", NULL, 0, false, false, "unknown storage backend ''",
+     false},
+    {"bad synchronous", NULL, "sometimes", "o-sync", NULL, 0, false, false, "'sometimes'", false},
+    {"missing parent", NULL, NULL, "o-missing/sub", NULL, 0, false, false,
+     "No such file or directory", true},
+    {"data dir is a file", NULL, NULL, "o-file", NULL, 0, true, false, "baton.db", true},
+    {"not a database", NULL, NULL, "o-text", not_a_db, 0,
+     false, false, "not a database", true},
+    {"sqlite magic then garbage", NULL, NULL, "o-junk", sqlite_magic_junk,
+     sizeof sqlite_magic_junk, false, false, "baton.db", true},
+    {"empty file is a new database", NULL, NULL, "o-empty", "", 0, false, true, NULL, false},
+    {"synchronous full", NULL, "full", "o-full", NULL, 0, false, true, NULL, false},
+};
+
+static void
+test_open_errors(void)
+{
+	for (size_t i = 0; i < ARRAY_LEN(open_cases); i++) {
+		const struct open_case *oc = &open_cases[i];
+		const char *dir = tpath(oc->dir);
+		struct config c;
+		char err[512] = "", dbpath[300];
+		struct store *st;
+
+		if (oc->file_as_dir)
+			write_file(dir, "x", 1);
+		if (oc->db) {
+			size_t n = oc->dblen ? oc->dblen : strlen(oc->db);
+			if (mkdir(dir, 0700) < 0)
+				fatal("mkdir %s", dir);
+			snprintf(dbpath, sizeof dbpath, "%s/baton.db", dir);
+			write_file(dbpath, oc->db, n);
+		}
+		cfg_init(&c, dir);
+		if (oc->backend) {
+			free(c.storage_backend);
+			c.storage_backend = xstrdup(oc->backend);
+		}
+		if (oc->sync) {
+			free(c.storage_sync);
+			c.storage_sync = xstrdup(oc->sync);
+		}
+		quiet();
+		st = store_open(&c, err, sizeof err);
+		loud();
+		config_free(&c);
+		CHECK((st != NULL) == oc->ok, "%s: open %s (err '%s')", oc->name,
+		      st ? "succeeded" : "failed", err);
+		if (!oc->ok) {
+			CHECK(strstr(err, oc->want) != NULL, "%s: err '%s' lacks '%s'", oc->name, err,
+			      oc->want);
+			CHECK(!oc->want_path || strstr(err, dir) != NULL, "%s: err '%s' lacks '%s'",
+			      oc->name, err, dir);
+			CHECK(strchr(err, '\n') == NULL, "%s: err is not one line", oc->name);
+		}
+		store_close(st);
+	}
+}
+
+static void
+test_data_dir_created(void)
+{
+	const char *dir = tpath("created");
+	struct store *st = open_dir(dir);
+	struct stat sb;
+
+	CHECK(st != NULL, "open of a new directory failed");
+	CHECK(stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode) && (sb.st_mode & 0777) == 0700,
+	      "data dir mode %o, want 0700", (unsigned)(sb.st_mode & 0777));
+	CHECK(stat(tpath("created/baton.db"), &sb) == 0, "baton.db not created");
+	CHECK(stat(tpath("created/baton.db-wal"), &sb) == 0, "no WAL file while open");
+	store_close(st);
+	/* Reopening an existing, current database must not migrate again or fail. */
+	st = open_dir(dir);
+	CHECK(st != NULL, "reopen failed");
+	store_close(st);
+	st = open_dir(dir);
+	CHECK(st != NULL, "second reopen failed");
+	store_close(st);
+}
+
+/* ---- accounts ---- */
+
+struct names {
+	char list[16][64];
+	int n;
+};
+
+static void
+collect(void *arg, const char *jid)
+{
+	struct names *nm = arg;
+	if (nm->n < 16)
+		snprintf(nm->list[nm->n], 64, "%s", jid);
+	nm->n++;
+}
+
+static bool
+creds_are(struct store *st, const char *jid, const void *want, size_t n)
+{
+	struct buf b = {0};
+	bool ok = store_account_creds(st, jid, &b) == 0 && buf_used(&b) == n &&
+		  memcmp(buf_head(&b), want, n) == 0;
+	buf_free(&b);
+	return ok;
+}
+
+static void
+test_accounts(void)
+{
+	const char *dir = tpath("accounts");
+	struct store *st = open_dir(dir);
+	static const char bin[] = {'s', 0, 1, (char)0xff, 0};
+	struct buf b = {0};
+	struct names nm = {0};
+	int r;
+
+	if (!st) {
+		CHECK(0, "open failed");
+		return;
+	}
+	CHECK(store_account_count(st) == 0, "new store has %ld accounts", store_account_count(st));
+	CHECK((r = store_account_create(st, "b@x", "one", 3)) == 0, "create b: %d", r);
+	CHECK((r = store_account_create(st, "b@x", "two", 3)) == STORE_EEXIST, "dup create: %d", r);
+	CHECK(creds_are(st, "b@x", "one", 3), "creds of b changed by the failed duplicate");
+	CHECK((r = store_account_create(st, "c@x", bin, sizeof bin)) == 0, "create c: %d", r);
+	CHECK(creds_are(st, "c@x", bin, sizeof bin), "binary creds do not round-trip");
+	CHECK((r = store_account_create(st, "a@x", NULL, 0)) == 0, "create with empty creds: %d",
+	      r);
+	CHECK(creds_are(st, "a@x", "", 0), "empty creds do not round-trip");
+
+	buf_puts(&b, "keep");
+	CHECK((r = store_account_creds(st, "nobody@x", &b)) == STORE_ENOENT, "creds missing: %d", r);
+	CHECK(buf_used(&b) == 4 && memcmp(buf_head(&b), "keep", 4) == 0,
+	      "out changed on ENOENT");
+	CHECK(store_account_creds(st, "b@x", &b) == 0 && buf_used(&b) == 7 &&
+		  memcmp(buf_head(&b), "keepone", 7) == 0,
+	      "creds not appended to out");
+	buf_free(&b);
+
+	CHECK((r = store_account_set_creds(st, "b@x", "three", 5)) == 0, "set_creds: %d", r);
+	CHECK(creds_are(st, "b@x", "three", 5), "set_creds not visible");
+	CHECK((r = store_account_set_creds(st, "nobody@x", "z", 1)) == STORE_ENOENT,
+	      "set_creds missing: %d", r);
+	CHECK(store_account_count(st) == 3, "count %ld, want 3", store_account_count(st));
+
+	CHECK(store_account_list(st, collect, &nm) == 0 && nm.n == 3, "list gave %d", nm.n);
+	CHECK(nm.n == 3 && strcmp(nm.list[0], "a@x") == 0 && strcmp(nm.list[1], "b@x") == 0 &&
+		  strcmp(nm.list[2], "c@x") == 0,
+	      "list not in JID order: %s %s %s", nm.list[0], nm.list[1], nm.list[2]);
+
+	CHECK((r = store_account_delete(st, "c@x")) == 0, "delete: %d", r);
+	CHECK((r = store_account_delete(st, "c@x")) == STORE_ENOENT, "delete twice: %d", r);
+	CHECK((r = store_account_creds(st, "c@x", &b)) == STORE_ENOENT, "deleted creds: %d", r);
+	CHECK(store_account_count(st) == 2, "count after delete %ld", store_account_count(st));
+
+	/* Transactions of a synchronous caller (batonctl). */
+	CHECK(store_begin(st) == 0, "begin");
+	quiet();
+	CHECK(store_begin(st) == STORE_EIO, "nested begin accepted");
+	loud();
+	CHECK(store_account_create(st, "t@x", "t", 1) == 0, "create in txn");
+	CHECK(store_rollback(st) == 0, "rollback");
+	CHECK(store_account_creds(st, "t@x", &b) == STORE_ENOENT, "rolled-back account exists");
+	CHECK(store_begin(st) == 0 && store_account_create(st, "t@x", "t", 1) == 0 &&
+		  store_commit(st) == 0,
+	      "begin/create/commit");
+	quiet();
+	CHECK(store_commit(st) == STORE_EIO, "commit without begin accepted");
+	loud();
+	store_close(st);
+
+	st = open_dir(dir);
+	CHECK(st != NULL, "reopen failed");
+	if (!st)
+		return;
+	CHECK(store_account_count(st) == 3, "count after reopen %ld", store_account_count(st));
+	CHECK(creds_are(st, "b@x", "three", 5), "creds lost across reopen");
+	CHECK(creds_are(st, "t@x", "t", 1), "committed account lost across reopen");
+	store_close(st);
+}
+
+/* Two connections to one database, as batond and batonctl: each sees the other's commits. */
+static void
+test_two_connections(void)
+{
+	const char *dir = tpath("two");
+	struct store *a = open_dir(dir), *b = open_dir(dir);
+	struct buf out = {0};
+
+	CHECK(a && b, "open twice failed");
+	if (!a || !b) {
+		store_close(a);
+		store_close(b);
+		return;
+	}
+	CHECK(store_account_create(a, "u@x", "p", 1) == 0, "create on a");
+	CHECK(store_account_creds(b, "u@x", &out) == 0, "b does not see a's account");
+	CHECK(store_begin(b) == 0 && store_account_delete(b, "u@x") == 0, "delete in b's txn");
+	CHECK(store_account_count(a) == 1, "a sees b's uncommitted delete");
+	CHECK(store_commit(b) == 0, "commit b");
+	CHECK(store_account_count(a) == 0, "a misses b's committed delete");
+	buf_free(&out);
+	store_close(a);
+	store_close(b);
+}
+
+/* ---- roster ---- */
+
+struct rost {
+	uint64_t ver;
+	int n;
+	char contact[8][64], name[8][64], groups[8][64];
+	bool has_name[8];
+	struct store_roster_item it[8];
+};
+
+static void
+rost_add(void *arg, const struct store_roster_item *it)
+{
+	struct rost *r = arg;
+	if (r->n < 8) {
+		int i = r->n;
+		snprintf(r->contact[i], 64, "%s", it->contact);
+		r->has_name[i] = it->name != NULL;
+		snprintf(r->name[i], 64, "%s", it->name ? it->name : "");
+		snprintf(r->groups[i], 64, "%s", it->groups ? it->groups : "");
+		r->it[i] = *it;
+	}
+	r->n++;
+}
+
+static int
+rost_load(struct store *st, const char *owner, struct rost *r)
+{
+	memset(r, 0, sizeof *r);
+	r->ver = 12345;
+	return store_roster_load(st, owner, &r->ver, rost_add, r);
+}
+
+static void
+test_roster(void)
+{
+	const char *dir = tpath("roster");
+	struct store *st = open_dir(dir);
+	struct store_roster_item bob = {"bob@y", "Bob", "Friends\nWork", STORE_SUB_BOTH,
+					false, false, false};
+	struct store_roster_item al = {"al@y", NULL, NULL, STORE_SUB_NONE, true, true, true};
+	struct store_roster_item bad = {"eve@y", NULL, NULL, 7, false, false, false};
+	struct rost r;
+	int rc;
+
+	if (!st) {
+		CHECK(0, "open failed");
+		return;
+	}
+	CHECK(store_account_create(st, "o@x", "c", 1) == 0, "create owner");
+	CHECK(store_account_create(st, "p@x", "c", 1) == 0, "create other owner");
+	CHECK(rost_load(st, "o@x", &r) == 0 && r.ver == 0 && r.n == 0,
+	      "fresh roster: ver %llu n %d", (unsigned long long)r.ver, r.n);
+	CHECK(rost_load(st, "ghost@x", &r) == 0 && r.ver == 0 && r.n == 0,
+	      "roster of a missing account is not empty");
+
+	CHECK((rc = store_roster_put(st, "o@x", &bob, 1)) == 0, "put bob: %d", rc);
+	CHECK((rc = store_roster_put(st, "o@x", &al, 2)) == 0, "put al: %d", rc);
+	CHECK(store_roster_put(st, "p@x", &bob, 9) == 0, "put bob for p");
+	CHECK(rost_load(st, "o@x", &r) == 0 && r.ver == 2 && r.n == 2, "load: ver %llu n %d",
+	      (unsigned long long)r.ver, r.n);
+	CHECK(strcmp(r.contact[0], "al@y") == 0 && strcmp(r.contact[1], "bob@y") == 0,
+	      "not ordered by contact: %s %s", r.contact[0], r.contact[1]);
+	CHECK(!r.has_name[0] && r.groups[0][0] == 0 && r.it[0].sub == STORE_SUB_NONE &&
+		  r.it[0].ask && r.it[0].pending_in && r.it[0].hidden,
+	      "al's fields wrong");
+	CHECK(r.has_name[1] && strcmp(r.name[1], "Bob") == 0 &&
+		  strcmp(r.groups[1], "Friends\nWork") == 0 && r.it[1].sub == STORE_SUB_BOTH &&
+		  !r.it[1].ask && !r.it[1].pending_in && !r.it[1].hidden,
+	      "bob's fields wrong: name '%s' groups '%s' sub %d", r.name[1], r.groups[1],
+	      r.it[1].sub);
+
+	/* Upsert replaces every field, including clearing the name and groups. */
+	bob.name = NULL;
+	bob.groups = "";
+	bob.sub = STORE_SUB_TO;
+	bob.ask = true;
+	CHECK(store_roster_put(st, "o@x", &bob, 3) == 0, "update bob");
+	CHECK(rost_load(st, "o@x", &r) == 0 && r.ver == 3 && r.n == 2, "after update: ver %llu n %d",
+	      (unsigned long long)r.ver, r.n);
+	CHECK(!r.has_name[1] && r.groups[0][0] == 0 && r.it[1].sub == STORE_SUB_TO && r.it[1].ask,
+	      "update not applied");
+
+	CHECK(store_roster_del(st, "o@x", "al@y", 4) == 0, "del al");
+	CHECK(store_roster_del(st, "o@x", "nobody@y", 5) == 0, "del absent is not a no-op success");
+	CHECK(rost_load(st, "o@x", &r) == 0 && r.ver == 5 && r.n == 1 &&
+		  strcmp(r.contact[0], "bob@y") == 0,
+	      "after del: ver %llu n %d", (unsigned long long)r.ver, r.n);
+
+	/* Large versions survive the signed SQL integer. */
+	CHECK(store_roster_del(st, "o@x", "nobody@y", UINT64_MAX - 1) == 0, "del with huge ver");
+	CHECK(rost_load(st, "o@x", &r) == 0 && r.ver == UINT64_MAX - 1, "huge ver: %llu",
+	      (unsigned long long)r.ver);
+
+	CHECK((rc = store_roster_put(st, "ghost@x", &bob, 1)) == STORE_ENOENT,
+	      "put for a missing account: %d", rc);
+	CHECK((rc = store_roster_del(st, "ghost@x", "bob@y", 1)) == STORE_ENOENT,
+	      "del for a missing account: %d", rc);
+	quiet();
+	CHECK((rc = store_roster_put(st, "o@x", &bad, 6)) == STORE_EIO, "bad sub accepted: %d", rc);
+	loud();
+	CHECK(rost_load(st, "o@x", &r) == 0 && r.ver == UINT64_MAX - 1 && r.n == 1,
+	      "failed put changed the roster");
+
+	/* A failed put inside a caller's transaction leaves the transaction usable. */
+	CHECK(store_begin(st) == 0, "begin");
+	CHECK(store_roster_put(st, "ghost@x", &bob, 1) == STORE_ENOENT, "put ghost in txn");
+	CHECK(store_roster_del(st, "o@x", "bob@y", 7) == 0, "del in txn after failure");
+	CHECK(store_commit(st) == 0, "commit after a failed put");
+	CHECK(rost_load(st, "o@x", &r) == 0 && r.ver == 7 && r.n == 0, "txn result: ver %llu n %d",
+	      (unsigned long long)r.ver, r.n);
+	CHECK(store_roster_put(st, "o@x", &bob, 8) == 0, "put bob again");
+	store_close(st);
+
+	st = open_dir(dir);
+	CHECK(st != NULL, "reopen failed");
+	if (!st)
+		return;
+	CHECK(rost_load(st, "o@x", &r) == 0 && r.ver == 8 && r.n == 1, "roster lost on reopen");
+	/* Deleting the account takes its roster and version with it, not others'. */
+	CHECK(store_account_delete(st, "o@x") == 0, "delete owner");
+	CHECK(store_account_create(st, "o@x", "c", 1) == 0, "recreate owner");
+	CHECK(rost_load(st, "o@x", &r) == 0 && r.ver == 0 && r.n == 0,
+	      "roster survived account deletion: ver %llu n %d", (unsigned long long)r.ver, r.n);
+	CHECK(rost_load(st, "p@x", &r) == 0 && r.ver == 9 && r.n == 1, "other roster damaged");
+	store_close(st);
+}
+
+/* ---- schema version ---- */
+
+static void
+test_schema_newer(void)
+{
+	const char *dir = tpath("schema");
+	char cmd[512], err[512] = "";
+	struct store *st = open_dir(dir);
+	struct config c;
+
+	CHECK(st != NULL, "open failed");
+	store_close(st);
+	if (system("command -v sqlite3 >/dev/null 2>&1") != 0) {
+		printf("test_store: sqlite3 command missing, schema-version check skipped\n");
+		return;
+	}
+	snprintf(cmd, sizeof cmd,
+		 "sqlite3 '%s/baton.db' 'INSERT INTO schema_version VALUES (99, 0)'", dir);
+	CHECK(system(cmd) == 0, "%s failed", cmd);
+	cfg_init(&c, dir);
+	st = store_open(&c, err, sizeof err);
+	config_free(&c);
+	CHECK(st == NULL, "opened a database from the future");
+	CHECK(strstr(err, "database schema version 99 is newer than this baton (1)") != NULL,
+	      "err '%s'", err);
+	CHECK(strstr(err, dir) != NULL, "err '%s' lacks the path", err);
+	store_close(st);
+}
+
+/* ---- the storage thread ---- */
+
+/* A counter other threads wait on. */
+struct waiter {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int count;
+};
+
+static struct waiter w_done = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+
+static void
+waiter_add(struct waiter *w)
+{
+	pthread_mutex_lock(&w->mu);
+	w->count++;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static void
+waiter_wait(struct waiter *w, int n)
+{
+	pthread_mutex_lock(&w->mu);
+	while (w->count < n)
+		pthread_cond_wait(&w->cv, &w->mu);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static void
+waiter_reset(struct waiter *w)
+{
+	pthread_mutex_lock(&w->mu);
+	w->count = 0;
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* A gate: run() of a gate job blocks the storage thread until the test opens it. */
+static struct waiter gate_started = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+static struct waiter gate_open = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+
+enum tjob_kind { TJ_CREATE, TJ_CREATE_THEN_EIO, TJ_CREATE_THEN_DUP, TJ_GATE };
+
+struct tjob {
+	struct store_job job;
+	enum tjob_kind kind;
+	char jid[64];
+	pthread_t ran_on;
+	int seen_result;
+	bool done_on_runner, done_off_loop;
+	bool done;
+};
+
+static int
+tjob_run(struct store *st, struct store_job *job)
+{
+	struct tjob *j = container_of(job, struct tjob, job);
+	int r;
+
+	j->ran_on = pthread_self();
+	switch (j->kind) {
+	case TJ_GATE:
+		waiter_add(&gate_started);
+		waiter_wait(&gate_open, 1);
+		return 0;
+	case TJ_CREATE:
+		return store_account_create(st, j->jid, "c", 1);
+	case TJ_CREATE_THEN_EIO:
+		r = store_account_create(st, j->jid, "c", 1);
+		return r < 0 ? r : STORE_EIO;
+	case TJ_CREATE_THEN_DUP:
+		r = store_account_create(st, j->jid, "c", 1);
+		return r < 0 ? r : store_account_create(st, "a@x", "c", 1);
+	}
+	return STORE_EIO;
+}
+
+static void
+tjob_done(struct store_job *job)
+{
+	struct tjob *j = container_of(job, struct tjob, job);
+
+	j->seen_result = job->result;
+	j->done_on_runner = pthread_equal(pthread_self(), j->ran_on);
+	j->done_off_loop = loop_current() == NULL;
+	j->done = true;
+	waiter_add(&w_done);
+}
+
+static void
+tjob_init(struct tjob *j, enum tjob_kind kind, const char *jid)
+{
+	memset(j, 0, sizeof *j);
+	j->kind = kind;
+	snprintf(j->jid, sizeof j->jid, "%s", jid ? jid : "");
+	j->job.run = tjob_run;
+	j->job.done = tjob_done;
+}
+
+static bool
+exists(struct store *st, const char *jid)
+{
+	struct buf b = {0};
+	int r = store_account_creds(st, jid, &b);
+	buf_free(&b);
+	return r == 0;
+}
+
+/* Opens the gate job's batch and waits until the storage thread is blocked in it. */
+static void
+gate_close_and_submit(struct store_thread *t, struct tjob *gate)
+{
+	waiter_reset(&gate_started);
+	waiter_reset(&gate_open);
+	tjob_init(gate, TJ_GATE, NULL);
+	store_submit(t, &gate->job);
+	waiter_wait(&gate_started, 1);
+}
+
+/*
+ * One batch: a, a job that writes then fails with EIO, c, and a job that writes then
+ * gets EEXIST. Only the failed job's write is undone.
+ */
+static void
+test_thread_savepoints(void)
+{
+	const char *dir = tpath("savepoints");
+	struct store *st = open_dir(dir);
+	struct store_thread *t;
+	struct tjob gate, jobs[4];
+	pthread_t self = pthread_self();
+
+	if (!st) {
+		CHECK(0, "open failed");
+		return;
+	}
+	t = store_thread_start(st, 0);
+	waiter_reset(&w_done);
+	gate_close_and_submit(t, &gate);
+	tjob_init(&jobs[0], TJ_CREATE, "a@x");
+	tjob_init(&jobs[1], TJ_CREATE_THEN_EIO, "b@x");
+	tjob_init(&jobs[2], TJ_CREATE, "c@x");
+	tjob_init(&jobs[3], TJ_CREATE_THEN_DUP, "d@x");
+	for (int i = 0; i < 4; i++)
+		store_submit(t, &jobs[i].job);
+	waiter_add(&gate_open);
+	waiter_wait(&w_done, 5);
+	CHECK(jobs[0].seen_result == 0, "a: %d", jobs[0].seen_result);
+	CHECK(jobs[1].seen_result == STORE_EIO, "b: %d", jobs[1].seen_result);
+	CHECK(jobs[2].seen_result == 0, "c: %d", jobs[2].seen_result);
+	CHECK(jobs[3].seen_result == STORE_EEXIST, "d: %d", jobs[3].seen_result);
+	/* Fire-and-forget jobs complete on the storage thread itself. */
+	for (int i = 0; i < 4; i++) {
+		CHECK(jobs[i].done_on_runner && jobs[i].done_off_loop &&
+			  !pthread_equal(jobs[i].ran_on, self),
+		      "job %d: done() not on the storage thread", i);
+	}
+	store_thread_stop(t);
+
+	st = open_dir(dir);
+	if (!st) {
+		CHECK(0, "reopen failed");
+		return;
+	}
+	CHECK(exists(st, "a@x"), "a was rolled back with b");
+	CHECK(!exists(st, "b@x"), "b's write survived its EIO");
+	CHECK(exists(st, "c@x"), "c was lost after b failed");
+	CHECK(exists(st, "d@x"), "EEXIST undid d's earlier write");
+	CHECK(store_account_count(st) == 3, "count %ld", store_account_count(st));
+	store_close(st);
+}
+
+/* store_thread_stop runs the jobs still queued before it returns. */
+static void *
+open_gate_later(void *arg)
+{
+	sleep_ms(100);
+	waiter_add(&gate_open);
+	return NULL;
+}
+
+static void
+test_thread_stop_drains(void)
+{
+	const char *dir = tpath("drain");
+	struct store *st = open_dir(dir);
+	struct store_thread *t;
+	struct tjob gate, *jobs;
+	pthread_t opener;
+	int n = 100, ndone = 0;
+
+	if (!st) {
+		CHECK(0, "open failed");
+		return;
+	}
+	jobs = xcalloc((size_t)n, sizeof *jobs);
+	t = store_thread_start(st, 50);
+	waiter_reset(&w_done);
+	gate_close_and_submit(t, &gate);
+	for (int i = 0; i < n; i++) {
+		char jid[64];
+		snprintf(jid, sizeof jid, "q%03d@x", i);
+		tjob_init(&jobs[i], TJ_CREATE, jid);
+		store_submit(t, &jobs[i].job);
+	}
+	pthread_create(&opener, NULL, open_gate_later, NULL);
+	store_thread_stop(t); /* blocks until the gate opens and the queue is drained */
+	pthread_join(opener, NULL);
+	for (int i = 0; i < n; i++)
+		ndone += jobs[i].done && jobs[i].seen_result == 0;
+	CHECK(ndone == n, "%d of %d queued jobs completed by stop", ndone, n);
+	free(jobs);
+
+	st = open_dir(dir);
+	if (!st) {
+		CHECK(0, "reopen failed");
+		return;
+	}
+	CHECK(store_account_count(st) == n, "%ld of %d accounts persisted", store_account_count(st),
+	      n);
+	store_close(st);
+}
+
+/*
+ * batonctl holding the write lock: the storage thread waits for it (busy timeout), and
+ * if it is held past the timeout, the batch fails with EIO and later batches work.
+ */
+static void *
+commit_later(void *arg)
+{
+	sleep_ms(200);
+	if (store_commit(arg) != 0)
+		printf("commit_later: commit failed\n");
+	return NULL;
+}
+
+static void
+test_thread_locked(void)
+{
+	const char *dir = tpath("locked");
+	struct store *st = open_dir(dir), *ctl = open_dir(dir);
+	struct store_thread *t;
+	struct tjob j1, j2, j3, j4;
+	pthread_t committer;
+
+	if (!st || !ctl) {
+		CHECK(0, "open failed");
+		store_close(st);
+		store_close(ctl);
+		return;
+	}
+	/* batch_ms groups j2 and j3 into one batch, so the test waits out one timeout. */
+	t = store_thread_start(st, 100);
+	waiter_reset(&w_done);
+
+	/* Short hold: the job waits and succeeds. */
+	CHECK(store_begin(ctl) == 0 && store_account_create(ctl, "ctl@x", "c", 1) == 0,
+	      "ctl txn");
+	tjob_init(&j1, TJ_CREATE, "w@x");
+	store_submit(t, &j1.job);
+	pthread_create(&committer, NULL, commit_later, ctl);
+	waiter_wait(&w_done, 1);
+	pthread_join(committer, NULL);
+	CHECK(j1.seen_result == 0, "job behind a short lock: %d", j1.seen_result);
+
+	/* Hold past the busy timeout: the whole batch gets EIO, nothing is written. */
+	CHECK(store_begin(ctl) == 0 && store_account_create(ctl, "ctl2@x", "c", 1) == 0,
+	      "ctl txn 2");
+	tjob_init(&j2, TJ_CREATE, "x@x");
+	tjob_init(&j3, TJ_CREATE, "y@x");
+	quiet();
+	store_submit(t, &j2.job);
+	store_submit(t, &j3.job);
+	waiter_wait(&w_done, 3);
+	loud();
+	CHECK(j2.seen_result == STORE_EIO && j3.seen_result == STORE_EIO,
+	      "jobs behind a long lock: %d %d", j2.seen_result, j3.seen_result);
+	CHECK(store_rollback(ctl) == 0, "ctl rollback");
+	tjob_init(&j4, TJ_CREATE, "z@x");
+	store_submit(t, &j4.job);
+	waiter_wait(&w_done, 4);
+	CHECK(j4.seen_result == 0, "job after the lock is gone: %d", j4.seen_result);
+	store_thread_stop(t);
+
+	CHECK(exists(ctl, "ctl@x") && exists(ctl, "w@x") && exists(ctl, "z@x"),
+	      "committed accounts missing");
+	CHECK(!exists(ctl, "x@x") && !exists(ctl, "y@x") && !exists(ctl, "ctl2@x"),
+	      "failed writes persisted");
+	store_close(ctl);
+}
+
+/* ---- producers on real loops ---- */
+
+#define NPROD    2
+#define PER_PROD 5000
+
+struct producer {
+	int id;
+	struct loop *loop;
+	struct store_thread *t;
+	pthread_t tid;
+	int next_seq, completed;
+	int wrong_loop, out_of_order, bad_result;
+};
+
+struct pjob {
+	struct store_job job;
+	struct producer *p;
+	int seq;
+};
+
+static int
+pjob_run(struct store *st, struct store_job *job)
+{
+	struct pjob *j = container_of(job, struct pjob, job);
+	char jid[64];
+
+	snprintf(jid, sizeof jid, "p%d-%05d@x", j->p->id, j->seq);
+	return store_account_create(st, jid, &j->seq, sizeof j->seq);
+}
+
+static void
+pjob_done(struct store_job *job)
+{
+	struct pjob *j = container_of(job, struct pjob, job);
+	struct producer *p = j->p;
+
+	if (loop_current() != p->loop)
+		p->wrong_loop++;
+	if (j->seq != p->next_seq)
+		p->out_of_order++;
+	p->next_seq = j->seq + 1;
+	if (job->result != 0)
+		p->bad_result++;
+	free(j); /* done() owns the job */
+	if (++p->completed == PER_PROD)
+		loop_stop(p->loop);
+}
+
+/* Submits from inside the running loop, as an I/O worker would. */
+static void
+producer_kick(struct loop *loop, struct mail *m)
+{
+	struct producer *p = loop_data(loop);
+
+	free(m);
+	for (int i = 0; i < PER_PROD; i++) {
+		struct pjob *j = xcalloc(1, sizeof *j);
+		j->p = p;
+		j->seq = i;
+		j->job.loop = loop;
+		j->job.run = pjob_run;
+		j->job.done = pjob_done;
+		store_submit(p->t, &j->job);
+	}
+}
+
+static void *
+producer_main(void *arg)
+{
+	struct producer *p = arg;
+
+	loop_run(p->loop);
+	return NULL;
+}
+
+static void
+test_thread_producers(void)
+{
+	const char *dir = tpath("producers");
+	struct store *st = open_dir(dir);
+	struct producer prod[NPROD];
+	struct store_thread *t;
+
+	if (!st) {
+		CHECK(0, "open failed");
+		return;
+	}
+	t = store_thread_start(st, 1);
+	for (int i = 0; i < NPROD; i++) {
+		struct mail *m = xcalloc(1, sizeof *m);
+		prod[i] = (struct producer){.id = i, .loop = loop_new(i + 1), .t = t};
+		loop_set_data(prod[i].loop, &prod[i]);
+		m->fn = producer_kick;
+		loop_post(prod[i].loop, m);
+	}
+	for (int i = 0; i < NPROD; i++)
+		pthread_create(&prod[i].tid, NULL, producer_main, &prod[i]);
+	for (int i = 0; i < NPROD; i++)
+		pthread_join(prod[i].tid, NULL);
+	store_thread_stop(t);
+	for (int i = 0; i < NPROD; i++) {
+		struct producer *p = &prod[i];
+		CHECK(p->completed == PER_PROD, "producer %d: %d completions", i, p->completed);
+		CHECK(p->wrong_loop == 0, "producer %d: %d done() on the wrong thread", i,
+		      p->wrong_loop);
+		CHECK(p->out_of_order == 0, "producer %d: %d completions out of order", i,
+		      p->out_of_order);
+		CHECK(p->bad_result == 0, "producer %d: %d failed jobs", i, p->bad_result);
+		loop_free(p->loop);
+	}
+
+	st = open_dir(dir);
+	if (!st) {
+		CHECK(0, "reopen failed");
+		return;
+	}
+	CHECK(store_account_count(st) == NPROD * PER_PROD, "%ld accounts persisted, want %d",
+	      store_account_count(st), NPROD * PER_PROD);
+	CHECK(exists(st, "p0-00000@x") && exists(st, "p1-04999@x"), "first/last account missing");
+	store_close(st);
+}
+
+int
+main(void)
+{
+	snprintf(root, sizeof root, "/tmp/test_store.XXXXXX");
+	if (!mkdtemp(root))
+		fatal("mkdtemp: %s", strerror(errno));
+	log_set_level("error");
+
+	test_open_errors();
+	test_data_dir_created();
+	test_accounts();
+	test_two_connections();
+	test_roster();
+	test_schema_newer();
+	test_thread_savepoints();
+	test_thread_stop_drains();
+	test_thread_producers();
+	test_thread_locked();
+
+	nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	printf("test_store: %d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}
