@@ -236,6 +236,7 @@ class Server:
             c.get_roster()
         if presence:
             c.send_presence()
+            c.sync()
         return c
 
     def new_user_client(self, presence=False, roster=False, **kw):
@@ -757,6 +758,11 @@ class Client:
         if check:
             assert res.get("type") == "result", "iq %s failed: %s" % (payload[:80], tostr(res))
         return res
+
+    def sync(self):
+        """A round trip to the server (a ping; any answer will do): what this client sent
+        before has been processed when it returns."""
+        self.iq("get", "<ping xmlns='%s'/>" % NS_PING, to=self.domain)
 
     def message(self, to, body=None, type_="chat", id_=None, extra=""):
         id_ = id_ or new_id()
