@@ -124,8 +124,8 @@ struct store_thread {
 	pthread_t tid;
 
 	pthread_mutex_t mu;
-	pthread_cond_t cv;              /* signalled when the queue becomes non-empty, and on stop */
-	struct store_job *head, *tail;  /* FIFO, linked through job->next */
+	pthread_cond_t cv;	       /* signalled when the queue becomes non-empty, and on stop */
+	struct store_job *head, *tail; /* FIFO, linked through job->next */
 	bool stopping;
 };
 
@@ -199,7 +199,8 @@ batch_run(struct store *st, struct store_job *first)
 	for (job = first; job; job = job->next) {
 		if (!txn_first) {
 			if (store_begin(st) < 0) {
-				/* Locked past the busy timeout or broken: retrying per job would wait again. */
+				/* Locked past the busy timeout or broken: retrying per job would
+				 * wait again. */
 				log_error("store: cannot begin a transaction; failing the batch");
 				batch_fail(job, NULL);
 				break;

@@ -434,8 +434,7 @@ sq_version_set(struct sq_store *s, const char *owner, uint64_t ver)
 }
 
 static int
-sq_roster_put(struct store *st, const char *owner, const struct store_roster_item *it,
-	      uint64_t ver)
+sq_roster_put(struct store *st, const char *owner, const struct store_roster_item *it, uint64_t ver)
 {
 	struct sq_store *s = sq(st);
 	sqlite3_stmt *stmt = s->stmt[S_ROSTER_PUT];
@@ -544,8 +543,9 @@ schema_record(struct sq_store *s, int version)
 	sqlite3_stmt *stmt;
 	int rc;
 
-	rc = sqlite3_prepare_v2(s->db, "INSERT INTO schema_version (version, applied) VALUES (?1, ?2)",
-				-1, &stmt, NULL);
+	rc = sqlite3_prepare_v2(s->db,
+				"INSERT INTO schema_version (version, applied) VALUES (?1, ?2)", -1,
+				&stmt, NULL);
 	if (rc != SQLITE_OK)
 		return rc;
 	sqlite3_bind_int(stmt, 1, version);
@@ -577,8 +577,9 @@ migrate(struct sq_store *s, char *err, size_t errlen)
 		goto fail;
 	}
 	if (v > SQ_SCHEMA_VERSION) {
-		snprintf(err, errlen, "%s: database schema version %d is newer than this baton (%d)",
-			 s->path, v, SQ_SCHEMA_VERSION);
+		snprintf(err, errlen,
+			 "%s: database schema version %d is newer than this baton (%d)", s->path, v,
+			 SQ_SCHEMA_VERSION);
 		goto fail;
 	}
 	for (; v < SQ_SCHEMA_VERSION; v++) {
@@ -648,8 +649,9 @@ sq_open(const struct config *cfg, char *err, size_t errlen)
 	s->base.be = &store_sqlite_backend;
 	buf_printf(&path, "%s/baton.db", dir);
 	s->path = buf_steal(&path);
-	rc = sqlite3_open_v2(s->path, &s->db,
-			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	rc =
+	    sqlite3_open_v2(s->path, &s->db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		open_error(s, "cannot open", err, errlen);
 		goto fail;

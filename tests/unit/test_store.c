@@ -111,17 +111,18 @@ rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 struct open_case {
 	const char *name;
 	const char *backend, *sync; /* NULL = default */
-	const char *dir;            /* under root */
-	const void *db;             /* contents written to dir/baton.db first, or NULL */
+	const char *dir;	    /* under root */
+	const void *db;		    /* contents written to dir/baton.db first, or NULL */
 	size_t dblen;
-	bool file_as_dir;           /* dir is created as a regular file */
+	bool file_as_dir; /* dir is created as a regular file */
 	bool ok;
 	const char *want; /* substring of err */
-	bool want_path;   /* err names dir */
+	bool want_path;	  /* err names dir */
 };
 
-static const char sqlite_magic_junk[] = "SQLite format 3\0\x10\0\x01\x01\0@  garbage garbage garbage "
-					"garbage garbage garbage garbage garbage garbage garbage";
+static const char sqlite_magic_junk[] =
+    "SQLite format 3\0\x10\0\x01\x01\0@  garbage garbage garbage "
+    "garbage garbage garbage garbage garbage garbage garbage";
 
 static const char not_a_db[] =
     "This is a text file that someone put where the database should be. It is long\n"
@@ -136,10 +137,9 @@ static const struct open_case open_cases[] = {
     {"missing parent", NULL, NULL, "o-missing/sub", NULL, 0, false, false,
      "No such file or directory", true},
     {"data dir is a file", NULL, NULL, "o-file", NULL, 0, true, false, "baton.db", true},
-    {"not a database", NULL, NULL, "o-text", not_a_db, 0,
-     false, false, "not a database", true},
-    {"sqlite magic then garbage", NULL, NULL, "o-junk", sqlite_magic_junk,
-     sizeof sqlite_magic_junk, false, false, "baton.db", true},
+    {"not a database", NULL, NULL, "o-text", not_a_db, 0, false, false, "not a database", true},
+    {"sqlite magic then garbage", NULL, NULL, "o-junk", sqlite_magic_junk, sizeof sqlite_magic_junk,
+     false, false, "baton.db", true},
     {"empty file is a new database", NULL, NULL, "o-empty", "", 0, false, true, NULL, false},
     {"synchronous full", NULL, "full", "o-full", NULL, 0, false, true, NULL, false},
 };
@@ -179,8 +179,8 @@ test_open_errors(void)
 		CHECK((st != NULL) == oc->ok, "%s: open %s (err '%s')", oc->name,
 		      st ? "succeeded" : "failed", err);
 		if (!oc->ok) {
-			CHECK(strstr(err, oc->want) != NULL, "%s: err '%s' lacks '%s'", oc->name, err,
-			      oc->want);
+			CHECK(strstr(err, oc->want) != NULL, "%s: err '%s' lacks '%s'", oc->name,
+			      err, oc->want);
 			CHECK(!oc->want_path || strstr(err, dir) != NULL, "%s: err '%s' lacks '%s'",
 			      oc->name, err, dir);
 			CHECK(strchr(err, '\n') == NULL, "%s: err is not one line", oc->name);
@@ -262,9 +262,9 @@ test_accounts(void)
 	CHECK(creds_are(st, "a@x", "", 0), "empty creds do not round-trip");
 
 	buf_puts(&b, "keep");
-	CHECK((r = store_account_creds(st, "nobody@x", &b)) == STORE_ENOENT, "creds missing: %d", r);
-	CHECK(buf_used(&b) == 4 && memcmp(buf_head(&b), "keep", 4) == 0,
-	      "out changed on ENOENT");
+	CHECK((r = store_account_creds(st, "nobody@x", &b)) == STORE_ENOENT, "creds missing: %d",
+	      r);
+	CHECK(buf_used(&b) == 4 && memcmp(buf_head(&b), "keep", 4) == 0, "out changed on ENOENT");
 	CHECK(store_account_creds(st, "b@x", &b) == 0 && buf_used(&b) == 7 &&
 		  memcmp(buf_head(&b), "keepone", 7) == 0,
 	      "creds not appended to out");
@@ -375,8 +375,8 @@ test_roster(void)
 {
 	const char *dir = tpath("roster");
 	struct store *st = open_dir(dir);
-	struct store_roster_item bob = {"bob@y", "Bob", "Friends\nWork", STORE_SUB_BOTH,
-					false, false, false};
+	struct store_roster_item bob = {"bob@y", "Bob", "Friends\nWork", STORE_SUB_BOTH, false,
+					false,	 false};
 	struct store_roster_item al = {"al@y", NULL, NULL, STORE_SUB_NONE, true, true, true};
 	struct store_roster_item bad = {"eve@y", NULL, NULL, 7, false, false, false};
 	struct rost r;
@@ -415,8 +415,8 @@ test_roster(void)
 	bob.sub = STORE_SUB_TO;
 	bob.ask = true;
 	CHECK(store_roster_put(st, "o@x", &bob, 3) == 0, "update bob");
-	CHECK(rost_load(st, "o@x", &r) == 0 && r.ver == 3 && r.n == 2, "after update: ver %llu n %d",
-	      (unsigned long long)r.ver, r.n);
+	CHECK(rost_load(st, "o@x", &r) == 0 && r.ver == 3 && r.n == 2,
+	      "after update: ver %llu n %d", (unsigned long long)r.ver, r.n);
 	CHECK(!r.has_name[1] && r.groups[0][0] == 0 && r.it[1].sub == STORE_SUB_TO && r.it[1].ask,
 	      "update not applied");
 
@@ -750,8 +750,7 @@ test_thread_locked(void)
 	waiter_reset(&w_done);
 
 	/* Short hold: the job waits and succeeds. */
-	CHECK(store_begin(ctl) == 0 && store_account_create(ctl, "ctl@x", "c", 1) == 0,
-	      "ctl txn");
+	CHECK(store_begin(ctl) == 0 && store_account_create(ctl, "ctl@x", "c", 1) == 0, "ctl txn");
 	tjob_init(&j1, TJ_CREATE, "w@x");
 	store_submit(t, &j1.job);
 	pthread_create(&committer, NULL, commit_later, ctl);
@@ -787,7 +786,7 @@ test_thread_locked(void)
 
 /* ---- producers on real loops ---- */
 
-#define NPROD    2
+#define NPROD	 2
 #define PER_PROD 5000
 
 struct producer {
