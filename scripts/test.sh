@@ -26,6 +26,7 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 UNIT_TIMEOUT=${UNIT_TIMEOUT:-300}
+INTEGRATION_TIMEOUT=${INTEGRATION_TIMEOUT:-1800}
 logdir=$build/test-logs
 mkdir -p "$logdir"
 
@@ -79,7 +80,7 @@ else
 	echo "== integration (pytest)"
 	xml=$build/pytest.xml
 	rm -f "$xml"
-	BATOND=$build/batond BATONCTL=$build/batonctl \
+	BATOND=$build/batond BATONCTL=$build/batonctl timeout "$INTEGRATION_TIMEOUT" \
 		/usr/bin/python3 -m pytest -q -p no:cacheprovider --junitxml="$xml" tests/integration
 	rc=$?
 	counts=""
@@ -99,6 +100,9 @@ EOF
 	fi
 	if [ $rc -eq 5 ]; then
 		record NOTE integration "(no tests collected)"
+	elif [ $rc -eq 124 ]; then
+		record FAIL integration "(timed out after ${INTEGRATION_TIMEOUT}s)"
+		total_fail=$((total_fail + 1))
 	elif [ -z "$counts" ]; then
 		record FAIL integration "(pytest exit $rc, no report in $xml)"
 		total_fail=$((total_fail + 1))
