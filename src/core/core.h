@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <stdnoreturn.h>
 
+#define BATON_VERSION "0.1.0"
+
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
 
@@ -202,6 +204,11 @@ void loop_on_turn_end(struct loop *loop, void (*fn)(struct loop *loop, void *arg
 int loop_run(struct loop *loop);
 /* Safe from any thread and from signal-free contexts. */
 void loop_stop(struct loop *loop);
+/*
+ * Runs the mail waiting in loop's mailbox on the calling thread. Only for a loop
+ * whose loop_run() has returned (shutdown: completions that arrived after the stop).
+ */
+void loop_drain(struct loop *loop);
 
 /* ---- configuration (config.c) ---- */
 

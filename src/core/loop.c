@@ -388,6 +388,16 @@ loop_run(struct loop *loop)
 }
 
 void
+loop_drain(struct loop *loop)
+{
+	struct loop *saved = current_loop;
+
+	current_loop = loop;
+	mail_drain(loop);
+	current_loop = saved;
+}
+
+void
 loop_stop(struct loop *loop)
 {
 	uint64_t one = 1;

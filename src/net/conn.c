@@ -28,6 +28,7 @@
 struct net_loop_state {
 	struct loop *loop;
 	struct conn *dirty; /* connections with output to flush or waiting to be freed */
+	struct conn *all;   /* every connection on this loop, for net_loop_free() */
 };
 
 static _Thread_local struct net_loop_state *net_state;
@@ -35,6 +36,28 @@ static unsigned long conn_next_id;
 
 static void conn_io(struct loop_io *io, uint32_t events);
 static void conn_fail(struct conn *c, const char *reason);
+
+static void
+conn_link(struct conn *c)
+{
+	c->all_prev = NULL;
+	c->all_next = net_state->all;
+	if (c->all_next)
+		c->all_next->all_prev = c;
+	net_state->all = c;
+}
+
+static void
+conn_unlink(struct conn *c)
+{
+	if (c->all_prev)
+		c->all_prev->all_next = c->all_next;
+	else if (net_state && net_state->all == c)
+		net_state->all = c->all_next;
+	if (c->all_next)
+		c->all_next->all_prev = c->all_prev;
+	c->all_next = c->all_prev = NULL;
+}
 
 static void
 conn_mark_dirty(struct conn *c)
@@ -66,6 +89,7 @@ conn_update_events(struct conn *c)
 static void
 conn_free(struct conn *c)
 {
+	conn_unlink(c);
 	timer_stop(c->loop, &c->rate_timer);
 	timer_stop(c->loop, &c->linger_timer);
 	if (c->io.fd >= 0) {
@@ -324,6 +348,23 @@ net_loop_init(struct loop *loop)
 	loop_on_turn_end(loop, net_turn_end, st);
 }
 
+void
+net_loop_free(struct loop *loop)
+{
+	struct net_loop_state *st = net_state;
+
+	if (!st || st->loop != loop)
+		return;
+	while (st->all) {
+		struct conn *c = st->all;
+		c->closing = 1;
+		c->cb = NULL;
+		conn_free(c);
+	}
+	free(st);
+	net_state = NULL;
+}
+
 /* ---- public API ---- */
 
 static void
@@ -365,6 +406,7 @@ conn_accept(struct loop *loop, int lfd, struct tls_ctx *tls, const struct conn_c
 		free(c);
 		return NULL;
 	}
+	conn_link(c);
 	if (tls)
 		conn_start_tls_now(c, tls);
 	return c;
@@ -457,6 +499,7 @@ conn_detach(struct conn *c)
 		}
 		c->dirty = 0;
 	}
+	conn_unlink(c);
 	c->loop = NULL;
 }
 
@@ -464,6 +507,7 @@ void
 conn_attach(struct conn *c, struct loop *loop)
 {
 	c->loop = loop;
+	conn_link(c);
 	if (loop_io_add(loop, &c->io, 0) < 0) {
 		conn_fail(c, "epoll_ctl failed");
 		return;

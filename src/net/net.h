@@ -46,6 +46,7 @@ struct conn {
 	uint64_t tokens_at;
 	struct timer rate_timer, linger_timer;
 	struct conn *dirty_next;
+	struct conn *all_next, *all_prev; /* every connection of the loop */
 	struct tls_ctx *tls_ctx_pending; /* STARTTLS once the plaintext output is sent */
 	unsigned dirty : 1, closing : 1, dead : 1, paused : 1, tls_pending : 1,
 	    want_read_to_write : 1, want_write_to_read : 1, eof : 1, resume_read : 1;
@@ -63,6 +64,11 @@ int net_listen(const char *addr, char *err, size_t errlen);
 
 /* Installs the turn-end flush/reap hook in loop; call once on each loop's thread. */
 void net_loop_init(struct loop *loop);
+/*
+ * After loop_run() returned, on the same thread: frees every connection still on the
+ * loop (closing ones that were lingering included) and the loop's net state.
+ */
+void net_loop_free(struct loop *loop);
 
 /* ---- connections ---- */
 

@@ -8,6 +8,7 @@
 #define BATON_XMPP_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "../net/net.h"
 #include "../store/store.h"
@@ -45,7 +46,9 @@ struct worker {
 	struct session *sessions;  /* every session attached to this worker */
 	struct session *reap;      /* closed sessions, freed at the end of the turn */
 	struct loop_io c2s_io, c2s_tls_io;
+	struct timer stop_timer;
 	unsigned long push_seq;    /* ids of server-generated iqs */
+	bool stopping;             /* server_stop() began: drop new work, free what arrives */
 };
 
 struct server {
@@ -56,6 +59,7 @@ struct server {
 	struct tls_ctx *tls;
 	int c2s_fd, c2s_tls_fd;
 	int64_t started;
+	_Atomic bool stopping; /* routing drops stanzas instead of posting them */
 };
 
 /* The worker that is home to bare JID. */
@@ -88,7 +92,12 @@ struct session {
 	bool restart;    /* a stream restart happened; drop the rest of the old stream */
 	bool available;  /* initial presence sent (RFC 6121 4.2) */
 	bool interested; /* requested the roster (RFC 6121 2.1.6) */
-	bool closing_sent;
+	bool peer_closed; /* the client sent </stream:stream> */
+	bool migrating;   /* in flight to the account's home worker */
+	bool processing;  /* inside session_process() */
+	int parse_error;  /* xml_status of the parser, acted on once the queue is drained */
+	unsigned jobs;    /* callbacks pending that point to this session (storage, account load) */
+	struct worker *migrate_to;
 	struct sasl *sasl;
 	int auth_failures;
 	struct xml_node *q_head, *q_tail; /* stanzas parsed while busy, in order */
@@ -116,6 +125,10 @@ void session_send(struct session *s, const struct xml_node *st);
 void session_stream_error(struct session *s, const char *condition, const char *text);
 /* Closes the session as system shutdown (server_stop). */
 void session_shutdown(struct session *s);
+/* Closes the session (no stream error); reason is for the log. */
+void session_close(struct session *s, const char *reason);
+/* A pending callback for s finished; frees s later if it was closed meanwhile. */
+void session_unref(struct session *s);
 /* Frees closed sessions of w; called at the end of each turn. */
 void session_reap(struct worker *w);
 
@@ -214,6 +227,11 @@ void iq_server(struct worker *w, struct xml_node *st);
 void iq_account(struct account *a, struct xml_node *st, const struct jid *from);
 
 /* ---- helpers (stanza.c) ---- */
+
+/* Serializes st into the calling thread's scratch buffer and returns it (valid until the next call). */
+const struct buf *stanza_serialize(const struct xml_node *st);
+/* True if st carries type='error' (never answered with another error, RFC 6120 8.3.1). */
+bool stanza_is_error(const struct xml_node *st);
 
 /* Returns a new stanza element name in jabber:client with from/to/type/id set where non-NULL. */
 struct xml_node *stanza_new(const char *name, const char *from, const char *to,

@@ -1,0 +1,29 @@
+#!/bin/sh
+# Installs the Debian packages baton needs: "run" for building and running batond,
+# "test" for that plus the test suite. Only missing packages are installed, so this is
+# fast on a prepared machine; it needs root (or sudo) only when something is missing.
+set -eu
+
+RUN_PKGS="build-essential pkg-config libexpat1-dev libssl-dev libsqlite3-dev libinih-dev
+libunistring-dev libhttp-parser-dev libwslay-dev libc-ares-dev openssl"
+TEST_PKGS="python3 python3-slixmpp python3-pytest clang libclang-rt-14-dev"
+
+case "${1:-run}" in
+run) want="$RUN_PKGS" ;;
+test) want="$RUN_PKGS $TEST_PKGS" ;;
+*) echo "usage: $0 run|test" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $want; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+echo "installing:$missing"
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+# shellcheck disable=SC2086
+$sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null

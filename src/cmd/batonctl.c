@@ -1,0 +1,261 @@
+/*
+ * batonctl: administration from the command line: accounts (add, del, list, passwd)
+ * and status. It opens the database directly, so it works whether batond runs or not
+ * (SQLite's WAL and busy timeout let both use it at once).
+ *
+ * Invariant: a password never reaches the disk; only SCRAM salted keys are stored.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../core/core.h"
+#include "../store/store.h"
+#include "../xmpp/xmpp.h"
+
+static void
+usage(FILE *f)
+{
+	fputs("usage: batonctl [-c FILE] [--data DIR] [--domain D] COMMAND\n"
+	      "  user add JID [PASSWORD]     create an account (password read from stdin if absent)\n"
+	      "  user del JID                delete an account and everything it owns\n"
+	      "  user list                   list accounts, one JID per line\n"
+	      "  user passwd JID [PASSWORD]  change a password\n"
+	      "  status                      is batond running, how many accounts\n",
+	      f);
+}
+
+static noreturn void
+die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("batonctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+/* Returns the normalised bare JID of an account argument, or dies. */
+static char *
+account_jid(const struct config *cfg, bool domain_known, const char *arg)
+{
+	struct jid j;
+	char *bare;
+
+	if (jid_parse(arg, &j) < 0 || !j.local || j.resource)
+		die("'%s' is not an account JID (user@domain)", arg);
+	if (domain_known && strcmp(j.domain, cfg->domain) != 0)
+		die("'%s' is not in this server's domain %s", arg, cfg->domain);
+	bare = jid_bare(&j);
+	jid_free(&j);
+	return bare;
+}
+
+static void
+read_password(const char *arg, char *out, size_t n)
+{
+	if (arg) {
+		if (strlen(arg) >= n)
+			die("password too long");
+		strcpy(out, arg);
+		return;
+	}
+	if (!fgets(out, (int)n, stdin))
+		die("no password given (argument or first line of stdin)");
+	out[strcspn(out, "\r\n")] = 0;
+}
+
+static void
+make_creds(const struct config *cfg, const char *password, unsigned char blob[SASL_CREDS_BLOB])
+{
+	unsigned char salt[SASL_SALT_LEN];
+	struct sasl_creds c;
+
+	rand_bytes(salt, sizeof salt);
+	if (sasl_creds_derive(password, salt, (uint32_t)cfg->scram_iterations, &c) < 0)
+		die("the password must be non-empty valid UTF-8");
+	sasl_creds_encode(&c, blob);
+}
+
+static struct store *
+open_store(const struct config *cfg)
+{
+	char err[512];
+	struct store *st = store_open(cfg, err, sizeof err);
+
+	if (!st)
+		die("%s", err);
+	return st;
+}
+
+static void
+print_jid(void *arg, const char *jid)
+{
+	puts(jid);
+}
+
+/* Returns batond's pid if it holds the data directory's pidfile lock, else 0. */
+static long
+running_pid(const char *dir)
+{
+	char path[4096], buf[32];
+	long pid = 0;
+	int fd;
+
+	snprintf(path, sizeof path, "%s/batond.pid", dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	if (flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK) {
+		ssize_t r = read(fd, buf, sizeof buf - 1);
+		buf[r > 0 ? r : 0] = 0;
+		pid = strtol(buf, NULL, 10);
+		if (pid <= 0)
+			pid = -1;
+	}
+	close(fd);
+	return pid;
+}
+
+static int
+cmd_user(const struct config *cfg, bool domain_known, int argc, char **argv)
+{
+	unsigned char blob[SASL_CREDS_BLOB];
+	char password[1024];
+	struct store *st;
+	char *jid;
+	int r;
+
+	if (argc < 1)
+		die("user: add, del, list or passwd?");
+	if (strcmp(argv[0], "list") == 0 && argc == 1) {
+		st = open_store(cfg);
+		if (store_account_list(st, print_jid, NULL) < 0)
+			die("cannot read the account list");
+		store_close(st);
+		return 0;
+	}
+	if ((strcmp(argv[0], "add") == 0 || strcmp(argv[0], "passwd") == 0) &&
+	    (argc == 2 || argc == 3)) {
+		jid = account_jid(cfg, domain_known, argv[1]);
+		read_password(argc == 3 ? argv[2] : NULL, password, sizeof password);
+		make_creds(cfg, password, blob);
+		memset(password, 0, sizeof password);
+		st = open_store(cfg);
+		if (argv[0][0] == 'a')
+			r = store_account_create(st, jid, blob, sizeof blob);
+		else
+			r = store_account_set_creds(st, jid, blob, sizeof blob);
+		store_close(st);
+		if (r == STORE_EEXIST)
+			die("account %s already exists", jid);
+		if (r == STORE_ENOENT)
+			die("no account %s", jid);
+		if (r < 0)
+			die("storage failed; account %s unchanged", jid);
+		printf("%s %s\n", argv[0][0] == 'a' ? "created" : "password changed for", jid);
+		free(jid);
+		return 0;
+	}
+	if (strcmp(argv[0], "del") == 0 && argc == 2) {
+		jid = account_jid(cfg, domain_known, argv[1]);
+		st = open_store(cfg);
+		r = store_account_delete(st, jid);
+		store_close(st);
+		if (r == STORE_ENOENT)
+			die("no account %s", jid);
+		if (r < 0)
+			die("storage failed; account %s unchanged", jid);
+		printf("deleted %s\n", jid);
+		free(jid);
+		return 0;
+	}
+	usage(stderr);
+	return 2;
+}
+
+static int
+cmd_status(const struct config *cfg)
+{
+	long pid = running_pid(cfg->data_dir);
+	struct stat sb;
+	struct store *st;
+	long n;
+
+	if (pid > 0)
+		printf("batond: running (pid %ld)\n", pid);
+	else
+		printf("batond: not running\n");
+	printf("data: %s\n", cfg->data_dir);
+	if (stat(cfg->data_dir, &sb) < 0) {
+		printf("accounts: 0 (no data directory yet)\n");
+		return 0;
+	}
+	st = open_store(cfg);
+	n = store_account_count(st);
+	store_close(st);
+	if (n < 0)
+		die("cannot count accounts");
+	printf("accounts: %ld\n", n);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct config cfg;
+	char err[512];
+	bool domain_known = false;
+	int i, r;
+
+	config_defaults(&cfg);
+	log_set_level("warn");
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			usage(stdout);
+			return 0;
+		}
+		if (i + 1 >= argc)
+			break;
+		if (strcmp(a, "-c") == 0) {
+			if (config_load(&cfg, argv[++i], err, sizeof err) < 0)
+				die("%s", err);
+			domain_known = true;
+		} else if (strcmp(a, "--data") == 0) {
+			if (config_set(&cfg, "server.data", argv[++i], err, sizeof err) < 0)
+				die("%s", err);
+		} else if (strcmp(a, "--domain") == 0) {
+			char *d;
+			if (jid_norm_domain(argv[++i], &d) < 0)
+				die("'%s' is not a valid domain", argv[i]);
+			free(cfg.domain);
+			cfg.domain = d;
+			domain_known = true;
+		} else {
+			die("unknown option: %s", a);
+		}
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (strcmp(argv[i], "user") == 0)
+		r = cmd_user(&cfg, domain_known, argc - i - 1, argv + i + 1);
+	else if (strcmp(argv[i], "status") == 0)
+		r = cmd_status(&cfg);
+	else {
+		usage(stderr);
+		r = 2;
+	}
+	config_free(&cfg);
+	return r;
+}

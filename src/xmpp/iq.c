@@ -1,0 +1,109 @@
+/*
+ * iq: the iqs the server answers itself, for its domain (XEP-0030 disco, XEP-0199
+ * ping, XEP-0092 version) and on behalf of accounts addressed by bare JID
+ * (RFC 6121 8.5.2.1.3). Anything else gets service-unavailable (RFC 6120 8.4).
+ *
+ * Invariant: every get or set gets exactly one reply; results and errors are never
+ * answered.
+ */
+#include <string.h>
+
+#include "xmpp_int.h"
+
+static const char *const server_features[] = {
+    NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING, NS_VERSION, NS_ROSTER, NULL,
+};
+
+static bool
+is_request(const struct xml_node *st)
+{
+	const char *type = xml_attr(st, "type");
+	return type && (strcmp(type, "get") == 0 || strcmp(type, "set") == 0);
+}
+
+static bool
+is_get(const struct xml_node *st)
+{
+	const char *type = xml_attr(st, "type");
+	return type && strcmp(type, "get") == 0;
+}
+
+static void
+reply(struct worker *w, const struct xml_node *st, struct xml_node *payload)
+{
+	struct xml_node *r = stanza_new("iq", xml_attr(st, "to"), xml_attr(st, "from"), "result",
+					xml_attr(st, "id"));
+	if (payload)
+		xml_add_child(r, payload);
+	route(w, r);
+}
+
+static void
+add_identity(struct xml_node *q, const char *category, const char *type, const char *name)
+{
+	struct xml_node *id = xml_add_el(q, "identity", NS_DISCO_INFO);
+
+	xml_set_attr(id, "category", category);
+	xml_set_attr(id, "type", type);
+	if (name)
+		xml_set_attr(id, "name", name);
+}
+
+static void
+add_feature(struct xml_node *q, const char *var)
+{
+	xml_set_attr(xml_add_el(q, "feature", NS_DISCO_INFO), "var", var);
+}
+
+void
+iq_server(struct worker *w, struct xml_node *st)
+{
+	struct xml_node *q = xml_child(st, NULL, NULL);
+
+	if (!is_request(st) || !q) {
+		xml_free(st);
+		return;
+	}
+	if (is_get(st) && strcmp(q->ns, NS_DISCO_INFO) == 0 && !xml_attr(q, "node")) {
+		struct xml_node *r = xml_el_new("query", NS_DISCO_INFO);
+		add_identity(r, "server", "im", "baton"); /* XEP-0030 section 3.1 */
+		for (const char *const *f = server_features; *f; f++)
+			add_feature(r, *f);
+		reply(w, st, r);
+	} else if (is_get(st) && strcmp(q->ns, NS_DISCO_ITEMS) == 0 && !xml_attr(q, "node")) {
+		reply(w, st, xml_el_new("query", NS_DISCO_ITEMS));
+	} else if (is_get(st) && strcmp(q->ns, NS_PING) == 0 && strcmp(q->name, "ping") == 0) {
+		reply(w, st, NULL); /* XEP-0199 section 4.2 */
+	} else if (is_get(st) && strcmp(q->ns, NS_VERSION) == 0) {
+		struct xml_node *r = xml_el_new("query", NS_VERSION);
+		xml_add_text(xml_add_el(r, "name", NULL), "baton", 5);
+		xml_add_text(xml_add_el(r, "version", NULL), BATON_VERSION, strlen(BATON_VERSION));
+		reply(w, st, r);
+	} else {
+		route_error(w, st, "cancel", "service-unavailable", NULL);
+	}
+	xml_free(st);
+}
+
+void
+iq_account(struct account *a, struct xml_node *st, const struct jid *from)
+{
+	struct xml_node *q = xml_child(st, NULL, NULL);
+
+	if (!is_request(st) || !q) {
+		xml_free(st);
+		return;
+	}
+	if (is_get(st) && strcmp(q->ns, NS_DISCO_INFO) == 0 && !xml_attr(q, "node")) {
+		/* XEP-0030 section 3.1: an account is an account/registered entity. */
+		struct xml_node *r = xml_el_new("query", NS_DISCO_INFO);
+		add_identity(r, "account", "registered", NULL);
+		add_feature(r, NS_DISCO_INFO);
+		reply(a->w, st, r);
+	} else if (is_get(st) && strcmp(q->ns, NS_DISCO_ITEMS) == 0 && !xml_attr(q, "node")) {
+		reply(a->w, st, xml_el_new("query", NS_DISCO_ITEMS));
+	} else {
+		route_error(a->w, st, "cancel", "service-unavailable", NULL);
+	}
+	xml_free(st);
+}

@@ -1,0 +1,209 @@
+/*
+ * router: where a stanza goes (RFC 6120 section 10, RFC 6121 section 8). A stanza
+ * for user@domain is posted to that account's home worker and handled there with
+ * the account loaded; stanzas for the domain itself are the server's; anything for
+ * another domain fails with remote-server-not-found until federation exists.
+ *
+ * Invariant: route() always consumes the stanza, and delivery to an account happens
+ * only on its home worker, so the rules below read the account without locks.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "xmpp_int.h"
+
+struct route_mail {
+	struct mail mail;
+	struct xml_node *st;
+	struct jid to, from;
+	char *bare;
+};
+
+static void
+route_free(struct route_mail *rm)
+{
+	xml_free(rm->st);
+	jid_free(&rm->to);
+	jid_free(&rm->from);
+	free(rm->bare);
+	free(rm);
+}
+
+static void
+route_deliver(struct account *a, void *arg)
+{
+	struct route_mail *rm = arg;
+
+	route_to_account(a, rm->st, &rm->to, &rm->from);
+	rm->st = NULL;
+	route_free(rm);
+}
+
+static void
+route_arrive(struct worker *w, void *arg)
+{
+	struct route_mail *rm = arg;
+
+	if (w->stopping) {
+		route_free(rm);
+		return;
+	}
+	account_with(w, rm->bare, route_deliver, rm);
+}
+
+void
+route(struct worker *w, struct xml_node *st)
+{
+	struct server *srv = w->srv;
+	const char *to_s = xml_attr(st, "to");
+	const char *from_s = xml_attr(st, "from");
+	struct route_mail *rm;
+	struct jid to, from;
+
+	if (atomic_load(&srv->stopping) || !to_s || !from_s || jid_parse(from_s, &from) < 0) {
+		xml_free(st);
+		return;
+	}
+	if (jid_parse(to_s, &to) < 0) {
+		jid_free(&from);
+		route_error(w, st, "modify", "jid-malformed", NULL); /* RFC 6120 8.3.3.8 */
+		xml_free(st);
+		return;
+	}
+	if (strcmp(to.domain, srv->cfg->domain) != 0) {
+		/* RFC 6120 8.3.3.15; issue 10 (federation) replaces this. */
+		jid_free(&to);
+		jid_free(&from);
+		route_error(w, st, "cancel", "remote-server-not-found", NULL);
+		xml_free(st);
+		return;
+	}
+	if (!to.local) {
+		jid_free(&to);
+		jid_free(&from);
+		if (stanza_is(st, "iq"))
+			iq_server(w, st);
+		else
+			xml_free(st); /* messages and presence to the server have no effect */
+		return;
+	}
+	rm = xmalloc(sizeof *rm);
+	rm->st = st;
+	rm->to = to;
+	rm->from = from;
+	rm->bare = jid_bare(&to);
+	worker_call(server_home(srv, rm->bare), route_arrive, rm);
+}
+
+void
+route_error(struct worker *w, const struct xml_node *st, const char *type, const char *condition,
+	    const char *text)
+{
+	struct xml_node *r;
+	struct jid j;
+
+	if (stanza_is_error(st) || !xml_attr(st, "from"))
+		return;
+	r = stanza_error_reply(st, type, condition, text);
+	/* The error comes from the address the stanza was for, or from us if that was bad. */
+	if (!xml_attr(st, "to") || jid_parse(xml_attr(st, "to"), &j) < 0)
+		xml_set_attr(r, "from", w->srv->cfg->domain);
+	else
+		jid_free(&j);
+	route(w, r);
+}
+
+struct session *
+account_best_session(struct account *a)
+{
+	struct session *best = NULL;
+
+	for (struct session *s = a->sessions; s; s = s->acct_next) {
+		if (s->available && s->priority >= 0 && (!best || s->priority > best->priority))
+			best = s;
+	}
+	return best;
+}
+
+/*
+ * RFC 6121 8.5.2.1.1: a message to the bare JID goes to the available resources with
+ * the highest non-negative priority (all of them when several share it); headlines go
+ * to every available resource with non-negative priority. Returns how many got it.
+ */
+static int
+deliver_bare_message(struct account *a, const struct xml_node *st, bool headline)
+{
+	struct session *best = account_best_session(a);
+	int n = 0;
+
+	if (!best)
+		return 0;
+	for (struct session *s = a->sessions; s; s = s->acct_next) {
+		if (!s->available || s->priority < 0)
+			continue;
+		if (!headline && s->priority != best->priority)
+			continue;
+		session_send(s, st);
+		n++;
+	}
+	return n;
+}
+
+static void
+message_to_account(struct account *a, struct xml_node *st, const struct jid *to)
+{
+	const char *type = xml_attr(st, "type");
+	bool error = type && strcmp(type, "error") == 0;
+	bool groupchat = type && strcmp(type, "groupchat") == 0;
+	bool headline = type && strcmp(type, "headline") == 0;
+	struct session *s;
+
+	if (to->resource && (s = account_session_find(a, to->resource))) {
+		session_send(s, st); /* RFC 6121 8.5.3.1 */
+		return;
+	}
+	/* RFC 6121 8.5.3.2.1 / 8.5.2.1.1: otherwise treat it as sent to the bare JID. */
+	if (error)
+		return; /* an error for a resource that is gone has no one to go to */
+	if (groupchat) {
+		route_error(a->w, st, "cancel", "service-unavailable", NULL);
+		return;
+	}
+	if (deliver_bare_message(a, st, headline) > 0 || headline)
+		return;
+	/* No available resource. Offline storage (XEP-0160) arrives with issue 3. */
+	route_error(a->w, st, "cancel", "service-unavailable", NULL);
+}
+
+void
+route_to_account(struct account *a, struct xml_node *st, const struct jid *to,
+		 const struct jid *from)
+{
+	if (a->state != AS_READY) {
+		/* RFC 6121 8.5.1: no such user. Presence is dropped, the rest answered. */
+		if (!stanza_is(st, "presence"))
+			route_error(a->w, st, "cancel", "service-unavailable", NULL);
+		xml_free(st);
+		return;
+	}
+	if (stanza_is(st, "presence")) {
+		presence_inbound(a, st, to, from);
+		return;
+	}
+	if (stanza_is(st, "message")) {
+		message_to_account(a, st, to);
+		xml_free(st);
+		return;
+	}
+	/* iq */
+	if (to->resource) {
+		struct session *s = account_session_find(a, to->resource);
+		if (s)
+			session_send(s, st);
+		else /* RFC 6121 8.5.3.2.3 */
+			route_error(a->w, st, "cancel", "service-unavailable", NULL);
+		xml_free(st);
+		return;
+	}
+	iq_account(a, st, from); /* RFC 6121 8.5.2.1.3: the server answers for the account */
+}

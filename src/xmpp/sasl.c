@@ -1,0 +1,730 @@
+/*
+ * sasl: server side of SASL PLAIN (RFC 4616) and SCRAM-SHA-1/-256 (RFC 5802, RFC 7677)
+ * as a step machine with no I/O, plus the credential derivation and storage form
+ * used by the account store. No channel binding: the -PLUS variants are not offered.
+ *
+ * Invariant: an exchange reaches SASL_SUCCESS only after the client proved knowledge
+ * of the password against real credentials; every other path ends in SASL_FAIL with
+ * an RFC 6120 section 6.5 condition, and unknown users walk the same path as wrong
+ * passwords until the very end. Password-derived bytes are wiped before release.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "../core/core.h"
+#include "jid.h"
+#include "sasl.h"
+
+/* Largest client message accepted; real SCRAM and PLAIN messages are a few hundred bytes. */
+#define SASL_MSG_MAX 4096
+/* Server nonce: 18 random bytes, 24 base64 characters (RFC 5802 section 5.1 "r"). */
+#define SCRAM_SNONCE_BYTES	 18
+#define SCRAM_DEFAULT_ITERATIONS 4096
+
+enum sasl_mech { MECH_PLAIN, MECH_SCRAM_SHA1, MECH_SCRAM_SHA256 };
+
+enum sasl_state {
+	ST_START,      /* waiting for the initial response */
+	ST_NEED_CREDS, /* parsed the first message, waiting for sasl_set_creds() */
+	ST_FINAL,      /* SCRAM: server-first sent, waiting for client-final */
+	ST_DONE,       /* succeeded or failed: any further step fails */
+};
+
+struct sasl {
+	enum sasl_mech mech;
+	enum sasl_state state;
+	bool empty_sent; /* sent an empty challenge for a missing initial response */
+	bool creds_set;
+	bool unknown; /* no usable account: continue with fake creds, fail at the end */
+	const char *condition;
+	char *username; /* normalised localpart, NULL if not (yet) known */
+	struct sasl_creds creds;
+	char *password; /* PLAIN, until checked */
+	char *gs2_header;
+	char *nonce;	 /* SCRAM: client nonce, then client + server nonce */
+	struct buf auth; /* SCRAM AuthMessage so far (RFC 5802 section 3) */
+};
+
+static const char *const mechanisms[] = {"SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN", NULL};
+
+/*
+ * Fake credentials for unknown users must look like real ones: the salt is a keyed
+ * hash of the username (the same on every attempt, as a real salt is) and the
+ * iteration count is the last one seen on a real account.
+ */
+static unsigned char fake_salt_key[32];
+static pthread_once_t fake_once = PTHREAD_ONCE_INIT;
+static _Atomic uint32_t last_iterations = SCRAM_DEFAULT_ITERATIONS;
+
+static void
+fake_init(void)
+{
+	rand_bytes(fake_salt_key, sizeof fake_salt_key);
+}
+
+/* ---- base64 (RFC 4648 section 4) ---- */
+
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+void
+base64_encode(struct buf *out, const void *data, size_t n)
+{
+	const unsigned char *p = data;
+	char *w = buf_space(out, (n + 2) / 3 * 4);
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)p[i] << 16;
+
+		if (i + 1 < n)
+			v |= (uint32_t)p[i + 1] << 8;
+		if (i + 2 < n)
+			v |= p[i + 2];
+		w[o++] = b64_alphabet[v >> 18 & 63];
+		w[o++] = b64_alphabet[v >> 12 & 63];
+		w[o++] = i + 1 < n ? b64_alphabet[v >> 6 & 63] : '=';
+		w[o++] = i + 2 < n ? b64_alphabet[v & 63] : '=';
+	}
+	buf_commit(out, o);
+}
+
+static int
+b64_value(char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+/*
+ * Strict: padding required, no whitespace, no bits set past the data (RFC 4648
+ * section 3.5). "=" is the empty string (RFC 6120 section 6.4.2), as is "".
+ */
+int
+base64_decode(struct buf *out, const char *s, size_t n)
+{
+	char *w;
+	size_t o = 0;
+
+	if (n == 0 || (n == 1 && s[0] == '='))
+		return 0;
+	if (n % 4 != 0)
+		return -1;
+	w = buf_space(out, n / 4 * 3);
+	for (size_t i = 0; i < n; i += 4) {
+		int a = b64_value(s[i]), b = b64_value(s[i + 1]);
+		int c = b64_value(s[i + 2]), d = b64_value(s[i + 3]);
+		bool last = i + 4 == n;
+
+		if (a < 0 || b < 0)
+			return -1;
+		if (last && s[i + 2] == '=' && s[i + 3] == '=') {
+			if (b & 15)
+				return -1;
+			w[o++] = (char)(a << 2 | b >> 4);
+			break;
+		}
+		if (last && c >= 0 && s[i + 3] == '=') {
+			if (c & 3)
+				return -1;
+			w[o++] = (char)(a << 2 | b >> 4);
+			w[o++] = (char)((b & 15) << 4 | c >> 2);
+			break;
+		}
+		if (c < 0 || d < 0)
+			return -1;
+		w[o++] = (char)(a << 2 | b >> 4);
+		w[o++] = (char)((b & 15) << 4 | c >> 2);
+		w[o++] = (char)((c & 3) << 6 | d);
+	}
+	buf_commit(out, o);
+	return 0;
+}
+
+/* ---- credentials ---- */
+
+/*
+ * SaltedPassword = Hi(password, salt, i); StoredKey = H(HMAC(SaltedPassword,
+ * "Client Key")); ServerKey = HMAC(SaltedPassword, "Server Key") (RFC 5802 section
+ * 3). server may be NULL. Returns 0 or -1 (OpenSSL failure, iteration count too big).
+ */
+static int
+scram_keys(const EVP_MD *md, const char *pw, const unsigned char *salt, uint32_t iterations,
+	   unsigned char *stored, unsigned char *server)
+{
+	unsigned char salted[EVP_MAX_MD_SIZE], client[EVP_MAX_MD_SIZE];
+	int hlen = EVP_MD_get_size(md);
+	unsigned int len;
+	int rc = -1;
+
+	if (iterations < 1 || iterations > INT32_MAX)
+		return -1;
+	if (!PKCS5_PBKDF2_HMAC(pw, (int)strlen(pw), salt, SASL_SALT_LEN, (int)iterations, md, hlen,
+			       salted))
+		goto fail;
+	if (!HMAC(md, salted, hlen, (const unsigned char *)"Client Key", 10, client, &len))
+		goto fail;
+	if (!EVP_Digest(client, (size_t)hlen, stored, NULL, md, NULL))
+		goto fail;
+	if (server &&
+	    !HMAC(md, salted, hlen, (const unsigned char *)"Server Key", 10, server, &len))
+		goto fail;
+	rc = 0;
+fail:
+	OPENSSL_cleanse(salted, sizeof salted);
+	OPENSSL_cleanse(client, sizeof client);
+	return rc;
+}
+
+static void
+free_secret(char *s)
+{
+	if (s) {
+		OPENSSL_cleanse(s, strlen(s));
+		free(s);
+	}
+}
+
+int
+sasl_creds_derive(const char *password, const unsigned char salt[SASL_SALT_LEN],
+		  uint32_t iterations, struct sasl_creds *out)
+{
+	struct sasl_creds c;
+	char *pw = NULL;
+	int rc = -1;
+
+	/* Passwords are OpaqueString (RFC 8265 section 4.2), as resourceparts are. */
+	if (jid_norm_resource(password, &pw) < 0)
+		return -1;
+	memcpy(c.salt, salt, SASL_SALT_LEN);
+	c.iterations = iterations;
+	if (scram_keys(EVP_sha1(), pw, salt, iterations, c.sha1_stored, c.sha1_server) < 0 ||
+	    scram_keys(EVP_sha256(), pw, salt, iterations, c.sha256_stored, c.sha256_server) < 0)
+		goto fail;
+	*out = c;
+	rc = 0;
+fail:
+	free_secret(pw);
+	OPENSSL_cleanse(&c, sizeof c);
+	return rc;
+}
+
+void
+sasl_creds_encode(const struct sasl_creds *c, unsigned char out[SASL_CREDS_BLOB])
+{
+	unsigned char *p = out;
+
+	memcpy(p, "BSC1", 4), p += 4;
+	memcpy(p, c->salt, SASL_SALT_LEN), p += SASL_SALT_LEN;
+	*p++ = (unsigned char)(c->iterations >> 24);
+	*p++ = (unsigned char)(c->iterations >> 16);
+	*p++ = (unsigned char)(c->iterations >> 8);
+	*p++ = (unsigned char)c->iterations;
+	memcpy(p, c->sha1_stored, 20), p += 20;
+	memcpy(p, c->sha1_server, 20), p += 20;
+	memcpy(p, c->sha256_stored, 32), p += 32;
+	memcpy(p, c->sha256_server, 32);
+}
+
+int
+sasl_creds_decode(const unsigned char *blob, size_t n, struct sasl_creds *out)
+{
+	const unsigned char *p = blob;
+	struct sasl_creds c;
+
+	if (n != SASL_CREDS_BLOB || memcmp(p, "BSC1", 4) != 0)
+		return -1;
+	p += 4;
+	memcpy(c.salt, p, SASL_SALT_LEN), p += SASL_SALT_LEN;
+	c.iterations = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+	p += 4;
+	if (c.iterations < 1)
+		return -1;
+	memcpy(c.sha1_stored, p, 20), p += 20;
+	memcpy(c.sha1_server, p, 20), p += 20;
+	memcpy(c.sha256_stored, p, 32), p += 32;
+	memcpy(c.sha256_server, p, 32);
+	*out = c;
+	return 0;
+}
+
+/* ---- the exchange ---- */
+
+const char *const *
+sasl_mechanisms(void)
+{
+	return mechanisms;
+}
+
+struct sasl *
+sasl_new(const char *mech)
+{
+	struct sasl *s;
+	enum sasl_mech m;
+
+	if (strcmp(mech, "PLAIN") == 0)
+		m = MECH_PLAIN;
+	else if (strcmp(mech, "SCRAM-SHA-1") == 0)
+		m = MECH_SCRAM_SHA1;
+	else if (strcmp(mech, "SCRAM-SHA-256") == 0)
+		m = MECH_SCRAM_SHA256;
+	else
+		return NULL;
+	s = xcalloc(1, sizeof *s);
+	s->mech = m;
+	s->state = ST_START;
+	return s;
+}
+
+void
+sasl_free(struct sasl *s)
+{
+	if (!s)
+		return;
+	free(s->username);
+	free_secret(s->password);
+	free(s->gs2_header);
+	free(s->nonce);
+	buf_free(&s->auth);
+	OPENSSL_cleanse(s, sizeof *s);
+	free(s);
+}
+
+const char *
+sasl_username(const struct sasl *s)
+{
+	return s->username;
+}
+
+const char *
+sasl_condition(const struct sasl *s)
+{
+	return s->condition;
+}
+
+static const EVP_MD *
+mech_md(const struct sasl *s)
+{
+	return s->mech == MECH_SCRAM_SHA1 ? EVP_sha1() : EVP_sha256();
+}
+
+/* Ends the exchange with condition cond; returns SASL_FAIL. */
+static int
+fail(struct sasl *s, const char *cond)
+{
+	s->state = ST_DONE;
+	s->condition = cond;
+	free_secret(s->password);
+	s->password = NULL;
+	OPENSSL_cleanse(&s->creds, sizeof s->creds);
+	return SASL_FAIL;
+}
+
+/* Made-up credentials for name (raw bytes if it did not normalise): see fake_salt_key. */
+static void
+set_fake_creds(struct sasl *s, const char *name, size_t n)
+{
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int len;
+
+	pthread_once(&fake_once, fake_init);
+	if (!HMAC(EVP_sha256(), fake_salt_key, sizeof fake_salt_key, (const unsigned char *)name, n,
+		  mac, &len))
+		rand_bytes(mac, SASL_SALT_LEN);
+	memcpy(s->creds.salt, mac, SASL_SALT_LEN);
+	s->creds.iterations = atomic_load_explicit(&last_iterations, memory_order_relaxed);
+	rand_bytes(s->creds.sha1_stored, sizeof s->creds.sha1_stored);
+	rand_bytes(s->creds.sha1_server, sizeof s->creds.sha1_server);
+	rand_bytes(s->creds.sha256_stored, sizeof s->creds.sha256_stored);
+	rand_bytes(s->creds.sha256_server, sizeof s->creds.sha256_server);
+	s->unknown = true;
+	s->creds_set = true;
+}
+
+void
+sasl_set_creds(struct sasl *s, const struct sasl_creds *c)
+{
+	if (s->state != ST_NEED_CREDS || s->creds_set)
+		return;
+	if (!c) {
+		set_fake_creds(s, s->username, strlen(s->username));
+		return;
+	}
+	s->creds = *c;
+	s->creds_set = true;
+	atomic_store_explicit(&last_iterations, c->iterations, memory_order_relaxed);
+}
+
+/*
+ * Checks an authorization identity against the authentication identity. Without the
+ * server's domain the engine cannot tell whether "user@domain" names the same
+ * account, so only an empty authzid or the bare username is accepted (RFC 6120
+ * section 6.3.8 lets the server refuse any other with <invalid-authzid/>).
+ */
+static bool
+authzid_ok(const struct sasl *s, const char *authzid)
+{
+	char *norm;
+	bool ok;
+
+	if (!authzid || !authzid[0])
+		return true;
+	if (!s->username || jid_norm_local(authzid, &norm) < 0)
+		return false;
+	ok = strcmp(norm, s->username) == 0;
+	free(norm);
+	return ok;
+}
+
+/* ---- PLAIN (RFC 4616) ---- */
+
+static int plain_finish(struct sasl *s);
+
+/* message = [authzid] NUL authcid NUL passwd (RFC 4616 section 2). */
+static int
+plain_start(struct sasl *s, const char *in, size_t n)
+{
+	const char *nul1 = memchr(in, '\0', n), *nul2, *authcid, *pw;
+	size_t pwlen;
+	bool azok;
+
+	if (!nul1 || !(nul2 = memchr(nul1 + 1, '\0', n - (size_t)(nul1 + 1 - in))))
+		return fail(s, "malformed-request");
+	authcid = nul1 + 1;
+	pw = nul2 + 1;
+	pwlen = n - (size_t)(pw - in);
+	if (nul2 == authcid || pwlen == 0 || memchr(pw, '\0', pwlen))
+		return fail(s, "malformed-request");
+	if (!utf8_valid(in, (size_t)(nul1 - in)) || !utf8_valid(authcid, (size_t)(nul2 - authcid)))
+		return fail(s, "malformed-request");
+	if (jid_norm_local(authcid, &s->username) < 0)
+		s->username = NULL;
+	azok = authzid_ok(s, in);
+	if (!azok)
+		return fail(s, "invalid-authzid");
+	s->password = xstrndup(pw, pwlen);
+	s->state = ST_NEED_CREDS;
+	if (!s->username) {
+		/* Not a valid username, so no account: fail as a wrong password would. */
+		set_fake_creds(s, authcid, (size_t)(nul2 - authcid));
+		return plain_finish(s);
+	}
+	return SASL_NEED_CREDS;
+}
+
+/* PLAIN is checked against the SCRAM-SHA-256 StoredKey derived from the password. */
+static int
+plain_finish(struct sasl *s)
+{
+	unsigned char key[32];
+	char *pw = NULL;
+	bool ok = false;
+
+	if (jid_norm_resource(s->password, &pw) == 0) {
+		if (scram_keys(EVP_sha256(), pw, s->creds.salt, s->creds.iterations, key, NULL) <
+		    0) {
+			free_secret(pw);
+			return fail(s, "temporary-auth-failure");
+		}
+		ok = CRYPTO_memcmp(key, s->creds.sha256_stored, sizeof key) == 0;
+		OPENSSL_cleanse(key, sizeof key);
+	}
+	free_secret(pw);
+	if (!ok || s->unknown)
+		return fail(s, "not-authorized");
+	free_secret(s->password);
+	s->password = NULL;
+	OPENSSL_cleanse(&s->creds, sizeof s->creds);
+	s->state = ST_DONE;
+	return SASL_SUCCESS;
+}
+
+/* ---- SCRAM (RFC 5802 section 7 grammar) ---- */
+
+static int scram_server_first(struct sasl *s, struct buf *out);
+
+/* The next ','-delimited attribute at *p (end e); returns its length and advances *p. */
+static size_t
+next_attr(const char **p, const char *e, const char **attr)
+{
+	const char *c = memchr(*p, ',', (size_t)(e - *p));
+	size_t n = (size_t)((c ? c : e) - *p);
+
+	*attr = *p;
+	*p = c ? c + 1 : e + 1;
+	return n;
+}
+
+/* saslname: "=2C" is ',' and "=3D" is '='; any other '=' is an error. Returns 0 or -1. */
+static int
+saslname_decode(const char *in, size_t n, char **out)
+{
+	char *s = xmalloc(n + 1);
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (in[i] != '=') {
+			s[o++] = in[i];
+		} else if (n - i >= 3 && in[i + 1] == '2' && in[i + 2] == 'C') {
+			s[o++] = ',', i += 2;
+		} else if (n - i >= 3 && in[i + 1] == '3' && in[i + 2] == 'D') {
+			s[o++] = '=', i += 2;
+		} else {
+			free(s);
+			return -1;
+		}
+	}
+	s[o] = '\0';
+	*out = s;
+	return 0;
+}
+
+/* A nonce is printable ASCII except ',' (RFC 5802 section 7, "c-nonce"). */
+static bool
+nonce_ok(const char *p, size_t n)
+{
+	if (n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (p[i] < 0x21 || p[i] > 0x7e || p[i] == ',')
+			return false;
+	return true;
+}
+
+/* Optional trailing extensions: each attr-val is ALPHA "=" value; their content is ignored. */
+static bool
+extension_ok(const char *a, size_t n)
+{
+	return n >= 2 && ((a[0] >= 'a' && a[0] <= 'z') || (a[0] >= 'A' && a[0] <= 'Z')) &&
+	       a[1] == '=';
+}
+
+/* client-first-message = gs2-header client-first-message-bare (RFC 5802 section 7). */
+static int
+scram_client_first(struct sasl *s, const char *in, size_t n, struct buf *out)
+{
+	const char *p = in, *e = in + n, *a, *bare;
+	char *authzid = NULL, *name = NULL;
+	size_t len, namelen;
+	bool azok;
+
+	if (memchr(in, '\0', n) || !utf8_valid(in, n))
+		return fail(s, "malformed-request");
+	/* gs2-cbind-flag: "n" or "y" (we offer no -PLUS, RFC 5802 section 6); "p=" fails. */
+	len = next_attr(&p, e, &a);
+	if (p > e)
+		return fail(s, "malformed-request");
+	if (len >= 2 && a[0] == 'p' && a[1] == '=')
+		return fail(s, "not-authorized");
+	if (len != 1 || (a[0] != 'n' && a[0] != 'y'))
+		return fail(s, "malformed-request");
+	len = next_attr(&p, e, &a);
+	if (p > e)
+		return fail(s, "malformed-request");
+	if (len > 0) {
+		if (len < 3 || a[0] != 'a' || a[1] != '=' ||
+		    saslname_decode(a + 2, len - 2, &authzid) < 0)
+			return fail(s, "malformed-request");
+	}
+	bare = p;
+	/* reserved-mext "m=" names a mandatory extension we do not know (section 5.1). */
+	len = next_attr(&p, e, &a);
+	if (len < 3 || a[0] != 'n' || a[1] != '=' || saslname_decode(a + 2, len - 2, &name) < 0)
+		goto malformed;
+	len = next_attr(&p, e, &a);
+	if (len < 2 || a[0] != 'r' || a[1] != '=' || !nonce_ok(a + 2, len - 2))
+		goto malformed;
+	s->nonce = xstrndup(a + 2, len - 2);
+	while (p <= e) {
+		len = next_attr(&p, e, &a);
+		if (!extension_ok(a, len))
+			goto malformed;
+	}
+	namelen = strlen(name);
+	if (namelen == 0 || jid_norm_local(name, &s->username) < 0)
+		s->username = NULL;
+	azok = authzid_ok(s, authzid);
+	free(authzid);
+	authzid = NULL;
+	if (!azok) {
+		free(name);
+		return fail(s, "invalid-authzid");
+	}
+	s->gs2_header = xstrndup(in, (size_t)(bare - in));
+	buf_append(&s->auth, bare, (size_t)(e - bare));
+	s->state = ST_NEED_CREDS;
+	if (!s->username) {
+		/* Not a valid username, so no account: carry on as for an unknown one. */
+		set_fake_creds(s, name, namelen);
+		free(name);
+		return scram_server_first(s, out);
+	}
+	free(name);
+	return SASL_NEED_CREDS;
+malformed:
+	free(authzid);
+	free(name);
+	return fail(s, "malformed-request");
+}
+
+/* server-first-message = "r=" c-nonce s-nonce ",s=" salt ",i=" iteration-count. */
+static int
+scram_server_first(struct sasl *s, struct buf *out)
+{
+	unsigned char raw[SCRAM_SNONCE_BYTES];
+	struct buf msg = {0};
+	char *nonce;
+
+	rand_bytes(raw, sizeof raw);
+	buf_puts(&msg, s->nonce);
+	base64_encode(&msg, raw, sizeof raw);
+	nonce = buf_steal(&msg);
+	free(s->nonce);
+	s->nonce = nonce;
+	buf_printf(&msg, "r=%s,s=", s->nonce);
+	base64_encode(&msg, s->creds.salt, SASL_SALT_LEN);
+	buf_printf(&msg, ",i=%u", (unsigned int)s->creds.iterations);
+	buf_append(out, buf_head(&msg), buf_used(&msg));
+	buf_puts(&s->auth, ",");
+	buf_append(&s->auth, buf_head(&msg), buf_used(&msg));
+	buf_puts(&s->auth, ",");
+	buf_free(&msg);
+	s->state = ST_FINAL;
+	return SASL_CONTINUE;
+}
+
+/*
+ * client-final-message = "c=" base64(gs2-header) ",r=" nonce [extensions] ",p=" proof.
+ * The proof is ClientKey XOR HMAC(StoredKey, AuthMessage); the client knows the
+ * password iff H(ClientKey) == StoredKey (RFC 5802 section 3).
+ */
+static int
+scram_client_final(struct sasl *s, const char *in, size_t n, struct buf *out)
+{
+	const EVP_MD *md = mech_md(s);
+	size_t hlen = (size_t)EVP_MD_get_size(md), len;
+	unsigned char sig[EVP_MAX_MD_SIZE], key[EVP_MAX_MD_SIZE], stored[EVP_MAX_MD_SIZE];
+	const unsigned char *stored_key =
+	    s->mech == MECH_SCRAM_SHA1 ? s->creds.sha1_stored : s->creds.sha256_stored;
+	const unsigned char *server_key =
+	    s->mech == MECH_SCRAM_SHA1 ? s->creds.sha1_server : s->creds.sha256_server;
+	const char *p = in, *e = in + n, *a, *lastcomma;
+	struct buf cb = {0}, proof = {0};
+	unsigned int mlen;
+	bool ok;
+	int rc;
+
+	if (memchr(in, '\0', n) || !utf8_valid(in, n))
+		return fail(s, "malformed-request");
+	lastcomma = memrchr(in, ',', n);
+	if (!lastcomma || e - lastcomma < 3 || lastcomma[1] != 'p' || lastcomma[2] != '=')
+		return fail(s, "malformed-request");
+	if (base64_decode(&proof, lastcomma + 3, (size_t)(e - lastcomma - 3)) < 0 ||
+	    buf_used(&proof) != hlen)
+		goto malformed;
+	e = lastcomma;
+	len = next_attr(&p, e, &a);
+	if (p > e || len < 2 || a[0] != 'c' || a[1] != '=')
+		goto malformed;
+	base64_encode(&cb, s->gs2_header, strlen(s->gs2_header));
+	/* Without channel binding, c= carries exactly the gs2 header (section 5.1). */
+	if (len - 2 != buf_used(&cb) || memcmp(a + 2, buf_head(&cb), len - 2) != 0) {
+		rc = fail(s, "not-authorized");
+		goto done;
+	}
+	len = next_attr(&p, e, &a);
+	if (len < 2 || a[0] != 'r' || a[1] != '=')
+		goto malformed;
+	if (len - 2 != strlen(s->nonce) || memcmp(a + 2, s->nonce, len - 2) != 0) {
+		rc = fail(s, "not-authorized");
+		goto done;
+	}
+	while (p <= e) {
+		len = next_attr(&p, e, &a);
+		if (!extension_ok(a, len))
+			goto malformed;
+	}
+	buf_append(&s->auth, in, (size_t)(lastcomma - in));
+	if (!HMAC(md, stored_key, hlen, (const unsigned char *)buf_head(&s->auth),
+		  buf_used(&s->auth), sig, &mlen)) {
+		rc = fail(s, "temporary-auth-failure");
+		goto done;
+	}
+	for (size_t i = 0; i < hlen; i++)
+		key[i] = (unsigned char)buf_head(&proof)[i] ^ sig[i];
+	ok = EVP_Digest(key, hlen, stored, NULL, md, NULL) &&
+	     CRYPTO_memcmp(stored, stored_key, hlen) == 0;
+	OPENSSL_cleanse(key, sizeof key);
+	if (!ok || s->unknown) {
+		rc = fail(s, "not-authorized");
+		goto done;
+	}
+	/* server-final-message = "v=" base64(HMAC(ServerKey, AuthMessage)). */
+	if (!HMAC(md, server_key, hlen, (const unsigned char *)buf_head(&s->auth),
+		  buf_used(&s->auth), sig, &mlen)) {
+		rc = fail(s, "temporary-auth-failure");
+		goto done;
+	}
+	buf_puts(out, "v=");
+	base64_encode(out, sig, hlen);
+	OPENSSL_cleanse(&s->creds, sizeof s->creds);
+	s->state = ST_DONE;
+	rc = SASL_SUCCESS;
+	goto done;
+malformed:
+	rc = fail(s, "malformed-request");
+done:
+	buf_free(&cb);
+	buf_free(&proof);
+	return rc;
+}
+
+int
+sasl_step(struct sasl *s, const char *in, size_t inlen, struct buf *out)
+{
+	if (inlen > SASL_MSG_MAX || (!in && inlen > 0))
+		return fail(s, "malformed-request");
+	switch (s->state) {
+	case ST_START:
+		if (inlen == 0) {
+			/* No initial response: an empty challenge asks for it (RFC 6120 6.4.2). */
+			if (s->empty_sent)
+				return fail(s, "malformed-request");
+			s->empty_sent = true;
+			return SASL_CONTINUE;
+		}
+		if (s->mech == MECH_PLAIN)
+			return plain_start(s, in, inlen);
+		return scram_client_first(s, in, inlen, out);
+	case ST_NEED_CREDS:
+		if (inlen != 0)
+			return fail(s, "malformed-request");
+		/* A caller that never looked the user up gets the unknown-user path. */
+		if (!s->creds_set)
+			sasl_set_creds(s, NULL);
+		if (s->mech == MECH_PLAIN)
+			return plain_finish(s);
+		return scram_server_first(s, out);
+	case ST_FINAL:
+		return scram_client_final(s, in, inlen, out);
+	case ST_DONE:
+		break;
+	}
+	return fail(s, "malformed-request");
+}

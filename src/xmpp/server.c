@@ -1,0 +1,213 @@
+/*
+ * server: the worker threads of batond. Each worker runs one event loop; every
+ * account has a home worker, hash(bare JID) % N, and a connection moves there once
+ * it has authenticated, so an account's state is touched by one thread only.
+ * Listening sockets are shared by all workers (EPOLLEXCLUSIVE wakes one of them).
+ *
+ * Invariant: after server_stop() returns, no thread runs and nothing is left
+ * allocated: sessions, accounts, connections and every mail in flight are freed.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "xmpp_int.h"
+
+#define SHUTDOWN_FLUSH_MS 300 /* how long workers keep running to send the last bytes */
+
+static _Thread_local struct worker *current_worker;
+
+struct worker *
+worker_current(void)
+{
+	return current_worker;
+}
+
+struct worker *
+server_home(struct server *srv, const char *bare)
+{
+	return &srv->workers[hash_str(bare) % (uint64_t)srv->nworkers];
+}
+
+struct call_mail {
+	struct mail mail;
+	void (*fn)(struct worker *w, void *arg);
+	void *arg;
+};
+
+static void
+call_deliver(struct loop *loop, struct mail *m)
+{
+	struct call_mail *cm = container_of(m, struct call_mail, mail);
+	cm->fn(loop_data(loop), cm->arg);
+	free(cm);
+}
+
+void
+worker_call(struct worker *w, void (*fn)(struct worker *w, void *arg), void *arg)
+{
+	struct call_mail *cm;
+
+	if (w == current_worker) {
+		fn(w, arg);
+		return;
+	}
+	cm = xmalloc(sizeof *cm);
+	cm->mail.fn = call_deliver;
+	cm->fn = fn;
+	cm->arg = arg;
+	loop_post(w->loop, &cm->mail);
+}
+
+void
+worker_store(struct worker *w, struct store_job *job)
+{
+	job->loop = w->loop;
+	store_submit(w->srv->store, job);
+}
+
+static void
+worker_turn_end(struct loop *loop, void *arg)
+{
+	session_reap(arg);
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	current_worker = w;
+	net_loop_init(w->loop);
+	loop_on_turn_end(w->loop, worker_turn_end, w);
+	if (w->srv->c2s_fd >= 0 && loop_io_add(w->loop, &w->c2s_io, LOOP_IN) < 0)
+		fatal("worker %d: cannot watch the c2s listener", w->id);
+	if (w->srv->c2s_tls_fd >= 0 && loop_io_add(w->loop, &w->c2s_tls_io, LOOP_IN) < 0)
+		fatal("worker %d: cannot watch the c2s TLS listener", w->id);
+	loop_run(w->loop);
+	/* Every session closed its connection in worker_begin_stop(); drop the lingerers. */
+	session_reap(w);
+	net_loop_free(w->loop);
+	return NULL;
+}
+
+static void
+free_server(struct server *srv)
+{
+	if (srv->c2s_fd >= 0)
+		close(srv->c2s_fd);
+	if (srv->c2s_tls_fd >= 0)
+		close(srv->c2s_tls_fd);
+	for (int i = 0; i < srv->nworkers; i++)
+		loop_free(srv->workers[i].loop);
+	free(srv->workers);
+	tls_ctx_free(srv->tls);
+	free(srv);
+}
+
+struct server *
+server_start(const struct config *cfg, char *err, size_t errlen)
+{
+	struct server *srv = xcalloc(1, sizeof *srv);
+	struct store *st;
+	long n = cfg->workers;
+
+	srv->cfg = cfg;
+	srv->c2s_fd = srv->c2s_tls_fd = -1;
+	srv->started = wall_ms();
+	if (n <= 0)
+		n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n <= 0)
+		n = 1;
+	if (n > 256)
+		n = 256;
+	srv->nworkers = (int)n;
+
+	if (*cfg->c2s_listen && (srv->c2s_fd = net_listen(cfg->c2s_listen, err, errlen)) < 0)
+		goto fail;
+	if (*cfg->c2s_tls_listen &&
+	    (srv->c2s_tls_fd = net_listen(cfg->c2s_tls_listen, err, errlen)) < 0)
+		goto fail;
+	/* The store creates the data directory the self-signed certificate goes into. */
+	if (!(st = store_open(cfg, err, errlen)))
+		goto fail;
+	srv->tls = tls_ctx_new(cfg->cert_file, cfg->key_file, cfg->data_dir, cfg->domain, err,
+			       errlen);
+	if (!srv->tls) {
+		store_close(st);
+		goto fail;
+	}
+	srv->store = store_thread_start(st, cfg->storage_batch_ms);
+
+	srv->workers = xcalloc((size_t)srv->nworkers, sizeof *srv->workers);
+	for (int i = 0; i < srv->nworkers; i++) {
+		struct worker *w = &srv->workers[i];
+		w->id = i;
+		w->srv = srv;
+		w->loop = loop_new(i);
+		loop_set_data(w->loop, w);
+		w->c2s_io = (struct loop_io){.fd = srv->c2s_fd, .fn = c2s_accept, .exclusive = true};
+		w->c2s_tls_io =
+		    (struct loop_io){.fd = srv->c2s_tls_fd, .fn = c2s_accept, .exclusive = true};
+	}
+	for (int i = 0; i < srv->nworkers; i++) {
+		int e = pthread_create(&srv->workers[i].thread, NULL, worker_main, &srv->workers[i]);
+		if (e)
+			fatal("pthread_create: %s", strerror(e));
+	}
+	log_info("serving %s with %d workers (c2s %s, direct TLS %s)", cfg->domain, srv->nworkers,
+		 *cfg->c2s_listen ? cfg->c2s_listen : "off",
+		 *cfg->c2s_tls_listen ? cfg->c2s_tls_listen : "off");
+	return srv;
+fail:
+	free_server(srv);
+	return NULL;
+}
+
+/* ---- shutdown ---- */
+
+static void
+stop_timer_fired(struct timer *t)
+{
+	struct worker *w = container_of(t, struct worker, stop_timer);
+	loop_stop(w->loop);
+}
+
+static void
+worker_begin_stop(struct worker *w, void *arg)
+{
+	w->stopping = true;
+	if (w->srv->c2s_fd >= 0)
+		loop_io_del(w->loop, &w->c2s_io);
+	if (w->srv->c2s_tls_fd >= 0)
+		loop_io_del(w->loop, &w->c2s_tls_io);
+	while (w->sessions)
+		session_shutdown(w->sessions);
+	w->stop_timer.fn = stop_timer_fired;
+	timer_start(w->loop, &w->stop_timer, SHUTDOWN_FLUSH_MS);
+}
+
+void
+server_stop(struct server *srv)
+{
+	atomic_store(&srv->stopping, true);
+	for (int i = 0; i < srv->nworkers; i++)
+		worker_call(&srv->workers[i], worker_begin_stop, NULL);
+	for (int i = 0; i < srv->nworkers; i++)
+		pthread_join(srv->workers[i].thread, NULL);
+	/* Storage finishes its queue; completions land in the stopped loops' mailboxes. */
+	store_thread_stop(srv->store);
+	for (int i = 0; i < srv->nworkers; i++) {
+		struct worker *w = &srv->workers[i];
+		current_worker = w;
+		loop_drain(w->loop);
+		session_reap(w);
+		account_free_all(w);
+		hmap_free(&w->accounts);
+		current_worker = NULL;
+	}
+	log_info("stopped");
+	free_server(srv);
+}
