@@ -12,7 +12,7 @@ import pytest
 
 import helpers
 import slix
-from helpers import Server
+from helpers import Server, stop_and_check
 
 
 def _require_binaries():
@@ -27,12 +27,6 @@ def start_server(tmp_path_factory, name="batond", **opts):
     _require_binaries()
     datadir = tmp_path_factory.mktemp(name)
     return Server(datadir, **opts).start()
-
-
-def stop_and_check(srv):
-    rc = srv.stop(timeout=10)
-    assert rc == 0, "batond exit status %s on SIGTERM (expected 0 within 10 s); stderr:\n%s" % (
-        "<killed after 10 s>" if rc is None else rc, srv.stderr_tail())
 
 
 @pytest.fixture(scope="module")

@@ -244,6 +244,13 @@ class Server:
         return self.login(jid, pw, presence=presence, roster=roster, **kw)
 
 
+def stop_and_check(srv):
+    """SIGTERM; asserts batond exits 0 within 10 s (a clean shutdown)."""
+    rc = srv.stop(timeout=10)
+    assert rc == 0, "batond exit status %s on SIGTERM (expected 0 within 10 s); stderr:\n%s" % (
+        "<killed after 10 s>" if rc is None else rc, srv.stderr_tail())
+
+
 def ctl(datadir, *args, check=True, timeout=20):
     p = subprocess.run([BATONCTL, "--data", str(datadir)] + list(args), stdin=subprocess.DEVNULL,
                        capture_output=True, text=True, timeout=timeout)

@@ -9,8 +9,8 @@ import base64
 
 import pytest
 
-from helpers import (NS_BIND, NS_CLIENT, NS_ROSTERVER, NS_SASL, NS_SESSION, NS_STREAM, NS_TLS,
-                     AuthFailed, Raw, bare, q, stream_header, tostr)
+from helpers import (NS_BIND, NS_ROSTERVER, NS_SASL, NS_SESSION, NS_STREAM, NS_TLS,
+                     AuthFailed, bare, q, tostr)
 import slix
 
 SERVER_OPTS = {"domain": "localhost"}
