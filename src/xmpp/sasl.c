@@ -459,15 +459,24 @@ plain_finish(struct sasl *s)
 
 static int scram_server_first(struct sasl *s, struct buf *out);
 
-/* The next ','-delimited attribute at *p (end e); returns its length and advances *p. */
+/*
+ * The next ','-delimited attribute at *p (end e); returns its length and advances *p
+ * past the ','. After the last attribute *p is NULL, and further calls return 0.
+ */
 static size_t
 next_attr(const char **p, const char *e, const char **attr)
 {
-	const char *c = memchr(*p, ',', (size_t)(e - *p));
-	size_t n = (size_t)((c ? c : e) - *p);
+	const char *c;
+	size_t n;
 
+	if (!*p) {
+		*attr = e;
+		return 0;
+	}
+	c = memchr(*p, ',', (size_t)(e - *p));
+	n = (size_t)((c ? c : e) - *p);
 	*attr = *p;
-	*p = c ? c + 1 : e + 1;
+	*p = c ? c + 1 : NULL;
 	return n;
 }
 
@@ -528,14 +537,14 @@ scram_client_first(struct sasl *s, const char *in, size_t n, struct buf *out)
 		return fail(s, "malformed-request");
 	/* gs2-cbind-flag: "n" or "y" (we offer no -PLUS, RFC 5802 section 6); "p=" fails. */
 	len = next_attr(&p, e, &a);
-	if (p > e)
+	if (!p)
 		return fail(s, "malformed-request");
 	if (len >= 2 && a[0] == 'p' && a[1] == '=')
 		return fail(s, "not-authorized");
 	if (len != 1 || (a[0] != 'n' && a[0] != 'y'))
 		return fail(s, "malformed-request");
 	len = next_attr(&p, e, &a);
-	if (p > e)
+	if (!p)
 		return fail(s, "malformed-request");
 	if (len > 0) {
 		if (len < 3 || a[0] != 'a' || a[1] != '=' ||
@@ -551,7 +560,7 @@ scram_client_first(struct sasl *s, const char *in, size_t n, struct buf *out)
 	if (len < 2 || a[0] != 'r' || a[1] != '=' || !nonce_ok(a + 2, len - 2))
 		goto malformed;
 	s->nonce = xstrndup(a + 2, len - 2);
-	while (p <= e) {
+	while (p) {
 		len = next_attr(&p, e, &a);
 		if (!extension_ok(a, len))
 			goto malformed;
@@ -640,7 +649,7 @@ scram_client_final(struct sasl *s, const char *in, size_t n, struct buf *out)
 		goto malformed;
 	e = lastcomma;
 	len = next_attr(&p, e, &a);
-	if (p > e || len < 2 || a[0] != 'c' || a[1] != '=')
+	if (!p || len < 2 || a[0] != 'c' || a[1] != '=')
 		goto malformed;
 	base64_encode(&cb, s->gs2_header, strlen(s->gs2_header));
 	/* Without channel binding, c= carries exactly the gs2 header (section 5.1). */
@@ -655,7 +664,7 @@ scram_client_final(struct sasl *s, const char *in, size_t n, struct buf *out)
 		rc = fail(s, "not-authorized");
 		goto done;
 	}
-	while (p <= e) {
+	while (p) {
 		len = next_attr(&p, e, &a);
 		if (!extension_ok(a, len))
 			goto malformed;
