@@ -962,6 +962,24 @@ test_mailbox(void)
 	loop_run(ml);
 	CHECK(self.left == 0 && atomic_load(&received) == 1, "self-posted mail ran %d times",
 	      100 - self.left);
+
+	/* Shutdown: mail arriving after loop_run returned runs on loop_drain's caller. */
+	memset(next_seq, 0, sizeof next_seq);
+	atomic_store(&received, 0);
+	wrong_thread = dup_or_order = 0;
+	for (int i = 0; i < 5; i++) {
+		mails[i] = (struct tmail){.producer = 1, .seq = i};
+		mails[i].m.fn = mail_fn;
+		loop_post(ml, &mails[i].m);
+	}
+	loop_drain(ml);
+	CHECK(atomic_load(&received) == 5 && dup_or_order == 0 && wrong_thread == 0,
+	      "loop_drain ran %d of 5 mails (%d out of order, %d without loop_current)",
+	      atomic_load(&received), dup_or_order, wrong_thread);
+	CHECK(loop_current() == NULL && loop_mail_depth(ml) == 0,
+	      "after loop_drain: loop_current restored, depth %zu", loop_mail_depth(ml));
+	loop_drain(ml); /* empty: a no-op */
+	CHECK(atomic_load(&received) == 5, "second loop_drain ran mail again");
 	loop_free(ml);
 	free(mails);
 }
