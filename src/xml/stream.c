@@ -8,6 +8,12 @@
  * the bytes expat may hold for the element (or token) being read never exceed
  * max_stanza by more than one feed's worth, and once a status other than XML_OK has
  * been returned every later feed returns it again without parsing.
+ *
+ * Expat remembers every distinct element name, attribute name and prefix it sees for
+ * the life of a parser, so a peer sending ever-new names would grow it without bound.
+ * The stream therefore swaps in a fresh parser at a stanza boundary once enough name
+ * bytes have gone by, priming it with a copy of the root's start tag so that prefixes
+ * and the default namespace stay in scope.
  */
 #include <limits.h>
 #include <stdint.h>
@@ -19,9 +25,9 @@
 #include "xml.h"
 
 /*
- * Expat joins a namespace URI and a local name with this byte. XML 1.0 forbids U+0001
- * anywhere in a document, even as a character reference, so it can never occur in a
- * URI or a name and the split is unambiguous.
+ * Expat joins a namespace URI, a local name and (with triplets on) a prefix with this
+ * byte. XML 1.0 forbids U+0001 anywhere in a document, even as a character reference,
+ * so it never occurs in a URI or a name and the split is unambiguous.
  */
 #define NS_SEP '\x01'
 #define XML_NS "http://www.w3.org/XML/1998/namespace"
@@ -32,29 +38,68 @@
 /* A text buffer grown past this is released once its stanza is delivered (idle memory). */
 #define TEXT_KEEP 4096
 
+/*
+ * Name bytes (elements, attributes, namespace declarations) after which the parser is
+ * renewed at the next stanza end. Expat's name tables grow by at most a small multiple
+ * of this plus one stanza; renewing costs a few microseconds, i.e. well under 1% for
+ * ordinary traffic, which renews every hundred stanzas or so.
+ */
+#define RENEW_NAME_BYTES 32768
+
 struct xml_stream {
 	XML_Parser p;
 	struct xml_stream_cb cb;
 	void *arg;
 	size_t max_stanza;
 	int max_depth;
-	int depth;   /* elements open, the stream root included */
-	int base;    /* depth of the elements that become trees: 2 in a stream, 1 in xml_parse */
-	int err;     /* sticky status */
-	bool closed; /* the stream root has closed */
-	bool busy;   /* inside XML_Parse: callbacks are running */
+	int depth;	/* elements open, the stream root included */
+	int base;	/* depth of the elements that become trees: 2 in a stream, 1 in xml_parse */
+	int err;	/* sticky status */
+	bool closed;	/* the stream root has closed */
+	bool busy;	/* inside XML_Parse: callbacks are running */
+	bool priming;	/* feeding the copy of the root tag to a renewed parser */
+	bool suspended; /* expat was suspended at resume_at: renew or root closed */
 	/*
 	 * Byte offset where the unit being read began: the start tag of the tree being
 	 * built, or else the end of the last event outside any tree. Everything expat
 	 * has been fed past mark belongs to that unit and counts against max_stanza.
 	 */
 	uint64_t mark;
-	uint64_t fed;		     /* bytes given to expat so far */
+	uint64_t fed;	    /* stream bytes given to expat so far */
+	uint64_t resume_at; /* stream offset where expat was suspended */
+	int64_t idx_base;   /* stream offset = idx_base + the current parser's byte index */
+	size_t names;	    /* name bytes seen by the current parser */
 	struct xml_node *tree, *cur; /* tree being built and its innermost open element */
 	struct xml_node *result;     /* xml_parse(): the finished document */
 	struct buf text;	     /* character data not yet attached to cur */
+	struct buf decls;	     /* the root's namespace declarations, as attributes */
 	char *default_ns;	     /* default namespace declared on the root, or NULL */
+	char *prime;		     /* the root's start tag, rebuilt; NULL outside streams */
+	size_t prime_len;
 };
+
+/* A name as expat reports it with triplets: "uri SEP local SEP prefix", parts optional. */
+struct qname {
+	const char *uri, *local, *prefix;
+	size_t urilen, locallen;
+};
+
+static void
+qname_split(const char *name, struct qname *q)
+{
+	const char *a = strchr(name, NS_SEP), *b;
+
+	if (!a) {
+		*q = (struct qname){"", name, NULL, 0, strlen(name)};
+		return;
+	}
+	q->uri = name;
+	q->urilen = (size_t)(a - name);
+	q->local = a + 1;
+	b = strchr(q->local, NS_SEP);
+	q->locallen = b ? (size_t)(b - q->local) : strlen(q->local);
+	q->prefix = b ? b + 1 : NULL;
+}
 
 /* Records the first error and stops expat; later handlers see s->err and do nothing. */
 static void
@@ -62,12 +107,20 @@ stream_fail(struct xml_stream *s, int status)
 {
 	if (s->err)
 		return;
-	/* After the root closed, anything but whitespace is "bytes after the stream". */
-	s->err = s->closed ? XML_E_CLOSED : status;
+	s->err = status;
 	XML_StopParser(s->p, XML_FALSE);
 }
 
-/* Absolute offset just past the bytes of the event being handled. */
+/* Suspends expat just past the current event; stream_feed continues from there. */
+static void
+stream_suspend(struct xml_stream *s, uint64_t at)
+{
+	s->suspended = true;
+	s->resume_at = at;
+	XML_StopParser(s->p, XML_TRUE);
+}
+
+/* Stream offset just past the bytes of the event being handled. */
 static uint64_t
 event_end(const struct xml_stream *s)
 {
@@ -76,7 +129,15 @@ event_end(const struct xml_stream *s)
 
 	if (i < 0)
 		return s->fed;
-	return (uint64_t)i + (uint64_t)(n > 0 ? n : 0);
+	return (uint64_t)(s->idx_base + (int64_t)i + (n > 0 ? n : 0));
+}
+
+static uint64_t
+event_start(const struct xml_stream *s)
+{
+	XML_Index i = XML_GetCurrentByteIndex(s->p);
+
+	return i < 0 ? s->fed : (uint64_t)(s->idx_base + (int64_t)i);
 }
 
 /* Fails with TOO_BIG if the unit that started at mark has passed the limit. */
@@ -93,29 +154,29 @@ stream_too_big(struct xml_stream *s, uint64_t end)
 /*
  * Attribute names as trees carry them: unprefixed names as they are, attributes in the
  * XML namespace as "xml:<local>". Other namespaced attributes are dropped (returns
- * NULL): XMPP defines none, and keeping them prefix-free would need a form no consumer
- * understands. Only unprefixed attributes and xml:lang matter to RFC 6120.
+ * NULL): no XMPP protocol defines any, and a prefix-free tree has no way to carry them
+ * that a consumer would understand. Only unprefixed attributes and xml:lang matter to
+ * RFC 6120.
  */
 static char *
 attr_name(const char *name)
 {
-	const char *sep = strchr(name, NS_SEP);
-	size_t urilen, n;
+	struct qname q;
 	char *out;
 
-	if (!sep)
-		return xstrdup(name);
-	urilen = (size_t)(sep - name);
-	if (urilen != sizeof(XML_NS) - 1 || memcmp(name, XML_NS, urilen) != 0)
+	qname_split(name, &q);
+	if (!q.urilen)
+		return xstrndup(q.local, q.locallen);
+	if (q.urilen != sizeof(XML_NS) - 1 || memcmp(q.uri, XML_NS, q.urilen) != 0)
 		return NULL;
-	n = strlen(sep + 1);
-	out = xmalloc(n + 5);
+	out = xmalloc(q.locallen + 5);
 	memcpy(out, "xml:", 4);
-	memcpy(out + 4, sep + 1, n + 1);
+	memcpy(out + 4, q.local, q.locallen);
+	out[4 + q.locallen] = '\0';
 	return out;
 }
 
-/* Converts expat's attribute list; returns a NULL-terminated array, *npairs pairs. */
+/* Converts expat's attribute list; returns a NULL-terminated array (or NULL), *npairs pairs. */
 static char **
 attrs_convert(const XML_Char **atts, size_t *npairs)
 {
@@ -156,18 +217,12 @@ attrs_free(char **attrs, size_t npairs)
 }
 
 static struct xml_node *
-el_from_expat(const XML_Char *name, const XML_Char **atts)
+el_from_expat(const struct qname *q, const XML_Char **atts)
 {
 	struct xml_node *n = xcalloc(1, sizeof(*n));
-	const char *sep = strchr(name, NS_SEP);
 
-	if (sep) {
-		n->ns = xstrndup(name, (size_t)(sep - name));
-		n->name = xstrdup(sep + 1);
-	} else {
-		n->ns = xstrdup("");
-		n->name = xstrdup(name);
-	}
+	n->ns = xstrndup(q->uri, q->urilen);
+	n->name = xstrndup(q->local, q->locallen);
 	n->attrs = attrs_convert(atts, &n->nattrs);
 	return n;
 }
@@ -182,19 +237,40 @@ text_flush(struct xml_stream *s)
 	buf_reset(&s->text);
 }
 
+/* Rebuilds the root's start tag with its namespace declarations, for parser renewal. */
 static void
-root_open(struct xml_stream *s, const XML_Char *name, const XML_Char **atts)
+prime_build(struct xml_stream *s, const struct qname *q)
 {
-	const char *sep = strchr(name, NS_SEP);
-	char *ns = sep ? xstrndup(name, (size_t)(sep - name)) : xstrdup("");
+	struct buf b = {0};
+
+	buf_append(&b, "<", 1);
+	if (q->prefix) {
+		buf_puts(&b, q->prefix);
+		buf_append(&b, ":", 1);
+	}
+	buf_append(&b, q->local, q->locallen);
+	buf_append(&b, buf_head(&s->decls), buf_used(&s->decls));
+	buf_append(&b, ">", 1);
+	buf_free(&s->decls);
+	s->prime_len = buf_used(&b);
+	s->prime = buf_steal(&b);
+}
+
+static void
+root_open(struct xml_stream *s, const struct qname *q, const XML_Char **atts)
+{
+	char *name = xstrndup(q->local, q->locallen);
+	char *ns = xstrndup(q->uri, q->urilen);
 	size_t npairs;
 	char **attrs = attrs_convert(atts, &npairs);
 	static const char *none[] = {NULL};
 
+	prime_build(s, q);
 	if (s->cb.open)
-		s->cb.open(s->arg, sep ? sep + 1 : name, ns, attrs ? (const char **)attrs : none,
+		s->cb.open(s->arg, name, ns, attrs ? (const char **)attrs : none,
 			   s->default_ns ? s->default_ns : "");
 	attrs_free(attrs, npairs);
+	free(name);
 	free(ns);
 }
 
@@ -203,26 +279,29 @@ on_start(void *ud, const XML_Char *name, const XML_Char **atts)
 {
 	struct xml_stream *s = ud;
 	struct xml_node *n;
+	struct qname q;
 
-	if (s->err)
+	if (s->err || s->priming)
 		return;
 	s->depth++;
 	if (s->depth > s->max_depth) {
 		stream_fail(s, XML_E_TOO_DEEP);
 		return;
 	}
+	qname_split(name, &q);
+	s->names += strlen(name);
+	for (size_t i = 0; atts[i]; i += 2)
+		s->names += strlen(atts[i]);
 	if (s->depth < s->base) {
 		s->mark = event_end(s);
-		root_open(s, name, atts);
+		root_open(s, &q, atts);
 		return;
 	}
-	if (s->depth == s->base) {
-		XML_Index i = XML_GetCurrentByteIndex(s->p);
-		s->mark = i >= 0 ? (uint64_t)i : s->fed;
-	}
+	if (s->depth == s->base)
+		s->mark = event_start(s);
 	if (stream_too_big(s, event_end(s)))
 		return;
-	n = el_from_expat(name, atts);
+	n = el_from_expat(&q, atts);
 	if (s->cur) {
 		text_flush(s);
 		xml_add_child(s->cur, n);
@@ -238,13 +317,14 @@ on_end(void *ud, const XML_Char *name)
 	struct xml_stream *s = ud;
 	struct xml_node *done;
 
-	(void)name;
 	if (s->err)
 		return;
 	if (s->depth < s->base) {
+		/* The root closed: expat stops here and stream_feed checks what follows. */
 		s->depth--;
 		s->mark = event_end(s);
 		s->closed = true;
+		stream_suspend(s, s->mark);
 		if (s->cb.close)
 			s->cb.close(s->arg);
 		return;
@@ -262,6 +342,9 @@ on_end(void *ud, const XML_Char *name)
 	s->mark = event_end(s);
 	if (s->text.cap > TEXT_KEEP)
 		buf_free(&s->text);
+	/* A stanza boundary: expat holds nothing, so this is where a renewal can happen. */
+	if (s->prime && s->names > RENEW_NAME_BYTES)
+		stream_suspend(s, s->mark);
 	if (s->base == 1)
 		s->result = done;
 	else if (s->cb.stanza)
@@ -295,11 +378,24 @@ on_ns_start(void *ud, const XML_Char *prefix, const XML_Char *uri)
 {
 	struct xml_stream *s = ud;
 
-	/* Declarations seen before the root's start handler belong to the root. */
-	if (s->err || s->depth != 0 || prefix)
+	if (s->err || s->priming)
 		return;
-	free(s->default_ns);
-	s->default_ns = xstrdup(uri ? uri : "");
+	s->names += (prefix ? strlen(prefix) : 0) + (uri ? strlen(uri) : 0);
+	/* Declarations seen before the root's start handler belong to the root. */
+	if (s->depth != 0)
+		return;
+	if (!prefix) {
+		free(s->default_ns);
+		s->default_ns = xstrdup(uri ? uri : "");
+		buf_puts(&s->decls, " xmlns='");
+	} else {
+		buf_puts(&s->decls, " xmlns:");
+		buf_puts(&s->decls, prefix);
+		buf_puts(&s->decls, "='");
+	}
+	if (uri)
+		xml_escape(&s->decls, uri, strlen(uri), true);
+	buf_append(&s->decls, "'", 1);
 }
 
 /*
@@ -335,38 +431,62 @@ on_comment(void *ud, const XML_Char *data)
 	stream_fail(ud, XML_E_RESTRICTED);
 }
 
+static XML_Parser
+parser_new(struct xml_stream *s)
+{
+	/* Forcing UTF-8 overrides any encoding declaration (RFC 6120 section 11.6). */
+	XML_Parser p = XML_ParserCreateNS("UTF-8", NS_SEP);
+
+	if (!p)
+		fatal("out of memory creating an XML parser");
+	XML_SetUserData(p, s);
+	XML_SetReturnNSTriplet(p, XML_TRUE);
+	XML_SetElementHandler(p, on_start, on_end);
+	XML_SetCharacterDataHandler(p, on_text);
+	XML_SetStartNamespaceDeclHandler(p, on_ns_start);
+	XML_SetStartDoctypeDeclHandler(p, on_doctype);
+	XML_SetEntityDeclHandler(p, on_entity_decl);
+	XML_SetProcessingInstructionHandler(p, on_pi);
+	XML_SetCommentHandler(p, on_comment);
+	XML_SetParamEntityParsing(p, XML_PARAM_ENTITY_PARSING_NEVER);
+#if XML_MAJOR_VERSION > 2 || (XML_MAJOR_VERSION == 2 && XML_MINOR_VERSION >= 6)
+	/*
+	 * Expat 2.6 may defer reparsing a token that arrives in small pieces until more
+	 * input comes; a stanza whose end tag arrived must be delivered now, not when the
+	 * peer next speaks (STYLE.md rule 15). Renewal also relies on it: an end tag's
+	 * last byte is always in the chunk being parsed when its handler runs.
+	 */
+	XML_SetReparseDeferralEnabled(p, XML_FALSE);
+#endif
+	return p;
+}
+
+/* Replaces the parser at a stanza boundary (s->fed) by a fresh one inside the root. */
+static void
+stream_renew(struct xml_stream *s)
+{
+	XML_ParserFree(s->p);
+	s->p = parser_new(s);
+	s->priming = true;
+	if (XML_Parse(s->p, s->prime, (int)s->prime_len, XML_FALSE) != XML_STATUS_OK)
+		fatal("xml: a renewed parser refused the stream's own root tag");
+	s->priming = false;
+	s->idx_base = (int64_t)s->fed - (int64_t)s->prime_len;
+	s->names = 0;
+}
+
 static struct xml_stream *
 stream_create(const struct xml_stream_cb *cb, void *arg, size_t max_stanza, int max_depth, int base)
 {
 	struct xml_stream *s = xcalloc(1, sizeof(*s));
 
-	/* Forcing UTF-8 overrides any encoding declaration (RFC 6120 section 11.6). */
-	s->p = XML_ParserCreateNS("UTF-8", NS_SEP);
-	if (!s->p)
-		fatal("out of memory creating an XML parser");
+	s->p = parser_new(s);
 	if (cb)
 		s->cb = *cb;
 	s->arg = arg;
 	s->max_stanza = max_stanza;
 	s->max_depth = max_depth;
 	s->base = base;
-	XML_SetUserData(s->p, s);
-	XML_SetElementHandler(s->p, on_start, on_end);
-	XML_SetCharacterDataHandler(s->p, on_text);
-	XML_SetStartNamespaceDeclHandler(s->p, on_ns_start);
-	XML_SetStartDoctypeDeclHandler(s->p, on_doctype);
-	XML_SetEntityDeclHandler(s->p, on_entity_decl);
-	XML_SetProcessingInstructionHandler(s->p, on_pi);
-	XML_SetCommentHandler(s->p, on_comment);
-	XML_SetParamEntityParsing(s->p, XML_PARAM_ENTITY_PARSING_NEVER);
-#if XML_MAJOR_VERSION > 2 || (XML_MAJOR_VERSION == 2 && XML_MINOR_VERSION >= 6)
-	/*
-	 * Expat 2.6 may defer reparsing a token that arrives in small pieces until more
-	 * input comes; a stanza whose end tag arrived must be delivered now, not when the
-	 * peer next speaks (STYLE.md rule 15).
-	 */
-	XML_SetReparseDeferralEnabled(s->p, XML_FALSE);
-#endif
 	return s;
 }
 
@@ -382,7 +502,10 @@ xml_stream_set_max(struct xml_stream *s, size_t max_stanza)
 	s->max_stanza = max_stanza;
 }
 
-/* After the root closed only whitespace may follow (RFC 6120 section 4.4). */
+/*
+ * After the root closed only whitespace may follow (RFC 6120 section 4.4). These bytes
+ * never reach expat, so the answer does not depend on how they were split.
+ */
 static int
 feed_after_close(struct xml_stream *s, const char *data, size_t len)
 {
@@ -402,28 +525,45 @@ stream_feed(struct xml_stream *s, const char *data, size_t len, bool final)
 		fatal("xml_stream_feed called from an xml stream callback");
 	if (s->err)
 		return s->err;
-	if (s->closed && !final)
+	if (s->closed)
 		return feed_after_close(s, data, len);
 	do {
 		int n = len > INT_MAX ? INT_MAX : (int)len;
 		bool last = final && (size_t)n == len;
+		uint64_t start = s->fed;
 		enum XML_Status st;
 
 		s->busy = true;
+		s->suspended = false;
 		st = XML_Parse(s->p, data, n, last);
 		s->busy = false;
-		s->fed += (uint64_t)n;
-		if (st != XML_STATUS_OK) {
-			if (!s->err)
-				s->err = s->closed ? XML_E_CLOSED : XML_E_SYNTAX;
+		if (s->err)
+			return s->err;
+		if (st == XML_STATUS_ERROR) {
+			s->err = XML_E_SYNTAX;
 			return s->err;
 		}
+		if (st == XML_STATUS_SUSPENDED) {
+			/* Without reparse deferral the suspending event ended in this chunk. */
+			if (!s->suspended || s->resume_at <= start ||
+			    s->resume_at > start + (size_t)n)
+				fatal("xml: expat suspended outside the current chunk");
+			size_t used = (size_t)(s->resume_at - start);
+			data += used;
+			len -= used;
+			s->fed = s->resume_at;
+			if (s->closed)
+				return feed_after_close(s, data, len);
+			stream_renew(s);
+			continue;
+		}
+		s->fed = start + (size_t)n;
 		/*
 		 * Whatever expat still holds (a partial tag, comment or text of the unit
 		 * that began at mark) counts against the limit now, before the rest of it
 		 * arrives; this is what keeps a huge start tag from being buffered whole.
 		 */
-		if (!s->closed && s->fed - s->mark > s->max_stanza) {
+		if (s->fed - s->mark > s->max_stanza) {
 			s->err = XML_E_TOO_BIG;
 			return s->err;
 		}
@@ -471,7 +611,9 @@ xml_stream_free(struct xml_stream *s)
 	xml_free(s->tree);
 	xml_free(s->result);
 	buf_free(&s->text);
+	buf_free(&s->decls);
 	free(s->default_ns);
+	free(s->prime);
 	free(s);
 }
 

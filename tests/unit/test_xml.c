@@ -4,6 +4,7 @@
  * Every stream case is run whole, one byte at a time and in random chunks, and must
  * produce the same events and status each way.
  */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +52,8 @@ rec_stanza(void *arg, struct xml_node *el)
 	struct rec *r = arg;
 
 	r->nstanza++;
-	CHECK(el->parent == NULL && el->next == NULL, "stanza handed out attached");
+	if (el->parent || el->next)
+		CHECK(false, "stanza handed out attached");
 	xml_write(&r->ev, el, "");
 	buf_puts(&r->ev, "\n");
 	xml_free(el);
@@ -305,6 +307,66 @@ test_no_deferral(void)
 	      "close not delivered at once");
 	xml_stream_free(s);
 	buf_free(&r.ev);
+}
+
+/*
+ * Expat keeps every distinct name it has seen; the stream renews its parser at stanza
+ * boundaries so that a peer inventing names cannot grow memory. Renewal must be
+ * invisible: prefixes and the default namespace of the root stay in scope, the root's
+ * end tag still matches, and chunking does not change anything.
+ */
+static void
+test_renewal(void)
+{
+	const char *hdr = "<s:stream xmlns='urn:a&amp;b&lt;' xmlns:s='urn:s' xmlns:p='urn:p'>";
+	struct buf in = {0}, want = {0};
+	char *ev;
+	int rc;
+
+	buf_puts(&in, hdr);
+	buf_puts(&want, "open stream {urn:s} [urn:a&b<]\n");
+	for (int i = 0; i < 20000; i++) {
+		buf_printf(&in, "<m%d a%d='%d'><p:x/><s:y q:z='1' xmlns:q='urn:q%d'/></m%d>\n", i,
+			   i, i, i, i);
+		buf_printf(&want,
+			   "<m%d xmlns='urn:a&amp;b&lt;' a%d='%d'><x xmlns='urn:p'/>"
+			   "<y xmlns='urn:s'/></m%d>\n",
+			   i, i, i, i);
+	}
+	buf_puts(&in, "</s:stream>");
+	buf_puts(&want, "close\n");
+	static const size_t chunks[] = {0, 1, 7, 1000};
+	for (size_t j = 0; j < ARRAY_LEN(chunks); j++) {
+		rc = run_stream(buf_head(&in), buf_used(&in), chunks[j], 1 << 16, 16, &ev, NULL);
+		CHECK(rc == XML_OK && strcmp(ev, buf_head(&want)) == 0,
+		      "renewal (chunk %zu): status %d, %zu bytes of events, want %zu", chunks[j],
+		      rc, strlen(ev), buf_used(&want));
+		free(ev);
+	}
+	buf_free(&want);
+
+	/* Memory stays bounded while 100000 stanzas bring 100000 new names. */
+	struct rec r = {0};
+	struct xml_stream *s = xml_stream_new(&rec_cb, &r, 1 << 16, 16);
+	rc = xml_stream_feed(s, hdr, strlen(hdr));
+	size_t before = mallinfo2().uordblks, peak = 0;
+	for (int i = 0; i < 100000 && rc == XML_OK; i++) {
+		char m[128];
+		int k = snprintf(m, sizeof m, "<e%d n%d='1' xmlns:x%d='urn:x'/>", i, i, i);
+		rc = xml_stream_feed(s, m, (size_t)k);
+		if (i % 1000 == 0) {
+			buf_free(&r.ev);
+			size_t now = mallinfo2().uordblks;
+			if (now > before && now - before > peak)
+				peak = now - before;
+		}
+	}
+	CHECK(rc == XML_OK && r.nstanza == 100000, "new names: status %d, %d stanzas", rc,
+	      r.nstanza);
+	CHECK(peak < 1000000, "parser memory grew by %zu bytes with new names", peak);
+	xml_stream_free(s);
+	buf_free(&r.ev);
+	buf_free(&in);
 }
 
 static void
@@ -795,6 +857,7 @@ main(void)
 	test_stream_cases();
 	test_chunking_identical();
 	test_no_deferral();
+	test_renewal();
 	test_depth();
 	test_size_limit();
 	test_set_max();
