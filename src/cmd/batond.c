@@ -109,8 +109,7 @@ main(int argc, char **argv)
 			continue;
 		}
 		if (i + 1 >= argc) {
-			fprintf(stderr, "batond: unknown option or missing value: %s\n", a);
-			usage(stderr);
+			fprintf(stderr, "batond: unknown option or missing value: %s (see --help)\n", a);
 			return 2;
 		}
 		if (strcmp(a, "-c") == 0) {
@@ -131,8 +130,7 @@ main(int argc, char **argv)
 		for (o = options; o->flag && strcmp(o->flag, a) != 0; o++)
 			;
 		if (!o->flag) {
-			fprintf(stderr, "batond: unknown option: %s\n", a);
-			usage(stderr);
+			fprintf(stderr, "batond: unknown option: %s (see --help)\n", a);
 			return 2;
 		}
 		if (config_set(&cfg, o->key, argv[++i], err, sizeof err) < 0)

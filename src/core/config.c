@@ -65,9 +65,9 @@ config_parse_duration(const char *s, uint64_t *ms)
 {
 	char *end;
 	unsigned long long v;
-	uint64_t mult = 1;
+	uint64_t mult = 1, r;
 
-	if (!*s || *s == '-')
+	if (*s < '0' || *s > '9') /* no blanks or signs: strtoull would accept them */
 		return -1;
 	errno = 0;
 	v = strtoull(s, &end, 10);
@@ -85,8 +85,9 @@ config_parse_duration(const char *s, uint64_t *ms)
 		mult = 86400 * 1000;
 	else
 		return -1;
-	if (__builtin_mul_overflow((uint64_t)v, mult, ms))
+	if (__builtin_mul_overflow((uint64_t)v, mult, &r))
 		return -1;
+	*ms = r;
 	return 0;
 }
 
@@ -95,9 +96,9 @@ config_parse_size(const char *s, size_t *out)
 {
 	char *end;
 	unsigned long long v;
-	size_t mult = 1;
+	size_t mult = 1, r;
 
-	if (!*s || *s == '-')
+	if (*s < '0' || *s > '9') /* no blanks or signs: strtoull would accept them */
 		return -1;
 	errno = 0;
 	v = strtoull(s, &end, 10);
@@ -111,8 +112,9 @@ config_parse_size(const char *s, size_t *out)
 		mult = 1024 * 1024 * 1024, end++;
 	if (*end)
 		return -1;
-	if (__builtin_mul_overflow((size_t)v, mult, out))
+	if (__builtin_mul_overflow((size_t)v, mult, &r))
 		return -1;
+	*out = r;
 	return 0;
 }
 
@@ -212,6 +214,7 @@ struct load_ctx {
 	size_t errlen;
 	const char *path;
 	int failed;
+	bool seen[ARRAY_LEN(config_keys)]; /* keys set by this file */
 };
 
 static int
@@ -222,6 +225,20 @@ config_ini_line(void *user, const char *section, const char *name, const char *v
 
 	if (ctx->failed)
 		return 0;
+	/*
+	 * Debian's libinih is built with INI_ALLOW_MULTILINE: an indented line reaches us as
+	 * a second value of the previous key. Refusing repeated keys catches both mistakes.
+	 */
+	const struct config_key *k = key_find(section, name);
+	if (k && ctx->seen[k - config_keys]) {
+		snprintf(ctx->err, ctx->errlen,
+			 "%s: %s.%s is set twice (or continued by an indented line)", ctx->path,
+			 section, name);
+		ctx->failed = 1;
+		return 0;
+	}
+	if (k)
+		ctx->seen[k - config_keys] = true;
 	if (set_one(ctx->c, section, name, value, err, sizeof err) < 0) {
 		snprintf(ctx->err, ctx->errlen, "%s: %s", ctx->path, err);
 		ctx->failed = 1;
@@ -233,7 +250,7 @@ config_ini_line(void *user, const char *section, const char *name, const char *v
 int
 config_load(struct config *c, const char *path, char *err, size_t errlen)
 {
-	struct load_ctx ctx = {c, err, errlen, path, 0};
+	struct load_ctx ctx = {c, err, errlen, path, 0, {0}};
 	int r = ini_parse(path, config_ini_line, &ctx);
 
 	if (ctx.failed)

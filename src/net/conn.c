@@ -36,6 +36,7 @@ static unsigned long conn_next_id;
 
 static void conn_io(struct loop_io *io, uint32_t events);
 static void conn_fail(struct conn *c, const char *reason);
+static void conn_tls_goodbye(struct conn *c);
 
 static void
 conn_link(struct conn *c)
@@ -298,6 +299,7 @@ conn_io(struct loop_io *io, uint32_t events)
 		if (conn_flush(c) < 0)
 			return;
 		if (c->closing && buf_used(&c->out) == 0) {
+			conn_tls_goodbye(c);
 			conn_fail(c, "closed");
 			return;
 		}
@@ -314,6 +316,19 @@ conn_io(struct loop_io *io, uint32_t events)
 	}
 	if (!c->dead)
 		conn_update_events(c);
+}
+
+/*
+ * Sends TLS close_notify once everything queued is written: sent earlier, it would
+ * make the peer discard the last bytes (a stream error, say) as data after the close.
+ */
+static void
+conn_tls_goodbye(struct conn *c)
+{
+	if (c->ssl && !c->dead && !c->tls_pending && SSL_is_init_finished(c->ssl)) {
+		ERR_clear_error();
+		SSL_shutdown(c->ssl);
+	}
 }
 
 /* ---- the turn-end hook: flush dirty connections, free closed ones ---- */
@@ -333,8 +348,10 @@ net_turn_end(struct loop *loop, void *arg)
 		if (c->resume_read && !c->dead && !c->closing && !c->paused)
 			conn_read(c);
 		/* A callback above may have queued c again; it is freed on that visit. */
-		if (c->closing && !c->dirty && (c->dead || buf_used(&c->out) == 0))
+		if (c->closing && !c->dirty && (c->dead || buf_used(&c->out) == 0)) {
+			conn_tls_goodbye(c);
 			conn_free(c);
+		}
 	}
 }
 
@@ -478,8 +495,6 @@ conn_close(struct conn *c)
 		return;
 	}
 	timer_start(c->loop, &c->linger_timer, CONN_LINGER_MS);
-	if (c->ssl && !c->tls_pending)
-		SSL_shutdown(c->ssl);
 	conn_mark_dirty(c);
 }
 

@@ -102,11 +102,12 @@ session_close(struct session *s, const char *reason)
 	if (s->state == SS_CLOSED)
 		return;
 	log_debug("%s: closed (%s)", s->id, reason);
+	/* Closed first: nothing may be written after our stream's last bytes. */
+	s->state = SS_CLOSED;
 	if (s->acct) {
 		presence_session_end(s);
 		account_session_remove(s->acct, s);
 	}
-	s->state = SS_CLOSED;
 	timer_stop(s->w->loop, &s->auth_timer);
 	queue_clear(s);
 	if (s->conn) {
@@ -859,6 +860,11 @@ handle_stanza(struct session *s, struct xml_node *st)
 		    (request && (!q || xml_next(q, NULL, NULL)))) {
 			if (!stanza_is_error(st))
 				send_error(s, st, "modify", "bad-request");
+			xml_free(st);
+			return;
+		}
+		if (request && strcmp(q->ns, NS_SESSION) == 0 && strcmp(type, "set") == 0) {
+			send_result(s, st, NULL); /* RFC 6121 appendix E, after bind as well */
 			xml_free(st);
 			return;
 		}

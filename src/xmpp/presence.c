@@ -89,9 +89,12 @@ broadcast_to_subscribers(struct session *s, const struct xml_node *st)
 		if (it->sub & SUB_FROM)
 			send_copy(s->w, st, s->full, it->contact);
 	}
-	/* The user's other available resources see it too (RFC 6121 4.2.2, 4.4.2). */
+	/*
+	 * The user's available resources see it too, the sender included: an entity is
+	 * implicitly subscribed to its own presence (RFC 6121 4.2.2, 4.4.2).
+	 */
 	for (struct session *o = a->sessions; o; o = o->acct_next) {
-		if (o != s && o->available) {
+		if (o->available) {
 			struct xml_node *c = xml_copy(st);
 			xml_set_attr(c, "from", s->full);
 			xml_set_attr(c, "to", o->full);
@@ -354,6 +357,11 @@ subscription_in(struct account *a, struct xml_node *st, const char *contact)
 		}
 		deliver_available(a, st);
 	} else if (strcmp(type, "subscribed") == 0) {
+		if (it && (it->sub & SUB_TO) && !it->ask) {
+			/* The contact's server confirming a subscription we already have. */
+			deliver_available(a, st);
+			return;
+		}
 		if (!it || !it->ask)
 			return; /* RFC 6121 3.1.6: unsolicited approvals are ignored */
 		it->ask = false;

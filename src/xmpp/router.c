@@ -102,7 +102,11 @@ route_error(struct worker *w, const struct xml_node *st, const char *type, const
 	struct xml_node *r;
 	struct jid j;
 
-	if (stanza_is_error(st) || !xml_attr(st, "from"))
+	const char *t = xml_attr(st, "type");
+
+	/* RFC 6120 8.2.3: results and errors are never answered, with errors least of all. */
+	if (stanza_is_error(st) || !xml_attr(st, "from") ||
+	    (stanza_is(st, "iq") && t && strcmp(t, "result") == 0))
 		return;
 	r = stanza_error_reply(st, type, condition, text);
 	/* The error comes from the address the stanza was for, or from us if that was bad. */

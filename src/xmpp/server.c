@@ -100,7 +100,7 @@ free_server(struct server *srv)
 		close(srv->c2s_fd);
 	if (srv->c2s_tls_fd >= 0)
 		close(srv->c2s_tls_fd);
-	for (int i = 0; i < srv->nworkers; i++)
+	for (int i = 0; srv->workers && i < srv->nworkers; i++)
 		loop_free(srv->workers[i].loop);
 	free(srv->workers);
 	tls_ctx_free(srv->tls);
