@@ -37,6 +37,7 @@ static unsigned long conn_next_id;
 static void conn_io(struct loop_io *io, uint32_t events);
 static void conn_fail(struct conn *c, const char *reason);
 static void conn_tls_goodbye(struct conn *c);
+static void conn_half_close(struct conn *c);
 
 static void
 conn_link(struct conn *c)
@@ -77,8 +78,8 @@ conn_update_events(struct conn *c)
 
 	if (c->dead)
 		return;
-	if (!c->paused && !c->closing && !c->eof)
-		ev |= LOOP_IN;
+	if ((!c->paused || c->closing) && !c->eof)
+		ev |= LOOP_IN; /* a closing connection drains its input until the peer's FIN */
 	if (c->want_read_to_write)
 		ev |= LOOP_IN;
 	if ((buf_used(&c->out) > 0 && !c->want_read_to_write) || c->want_write_to_read)
@@ -298,21 +299,27 @@ conn_io(struct loop_io *io, uint32_t events)
 	if ((events & LOOP_OUT) || (c->want_read_to_write && (events & LOOP_IN))) {
 		if (conn_flush(c) < 0)
 			return;
-		if (c->closing && buf_used(&c->out) == 0) {
-			conn_tls_goodbye(c);
-			conn_fail(c, "closed");
-			return;
-		}
+		if (c->closing && buf_used(&c->out) == 0)
+			conn_half_close(c);
 	}
 	if ((events & LOOP_IN) || (c->want_write_to_read && (events & LOOP_OUT))) {
 		if (c->closing) {
-			/* Lingering: drain and ignore what the peer still sends. */
+			/*
+			 * Lingering: drain and ignore what the peer still sends. Closing
+			 * with unread input would make the kernel answer with a reset,
+			 * and the peer would lose our last bytes (the stream error).
+			 */
 			char sink[4096];
-			while (transport_read(c, sink, sizeof sink) > 0)
+			ssize_t r;
+			while ((r = transport_read(c, sink, sizeof sink)) > 0)
 				;
-			return;
+			if (r != -EAGAIN) {
+				conn_fail(c, "closed");
+				return;
+			}
+		} else {
+			conn_read(c);
 		}
-		conn_read(c);
 	}
 	if (!c->dead)
 		conn_update_events(c);
@@ -329,6 +336,21 @@ conn_tls_goodbye(struct conn *c)
 		ERR_clear_error();
 		SSL_shutdown(c->ssl);
 	}
+}
+
+/* All output is written: send our FIN and wait (lingering) for the peer's. */
+static void
+conn_half_close(struct conn *c)
+{
+	if (c->fin_sent)
+		return;
+	c->fin_sent = 1;
+	conn_tls_goodbye(c);
+	shutdown(c->io.fd, SHUT_WR);
+	if (c->eof)
+		conn_fail(c, "closed"); /* the peer's FIN came already */
+	else
+		conn_update_events(c);
 }
 
 /* ---- the turn-end hook: flush dirty connections, free closed ones ---- */
@@ -348,10 +370,10 @@ net_turn_end(struct loop *loop, void *arg)
 		if (c->resume_read && !c->dead && !c->closing && !c->paused)
 			conn_read(c);
 		/* A callback above may have queued c again; it is freed on that visit. */
-		if (c->closing && !c->dirty && (c->dead || buf_used(&c->out) == 0)) {
-			conn_tls_goodbye(c);
+		if (c->closing && !c->dirty && c->dead)
 			conn_free(c);
-		}
+		else if (c->closing && !c->dead && buf_used(&c->out) == 0)
+			conn_half_close(c);
 	}
 }
 
