@@ -8,6 +8,7 @@ outlives its test.
 """
 
 import asyncio
+import atexit
 import logging
 import queue
 import threading
@@ -31,6 +32,23 @@ def loop():
             t.start()
             _loop = lp
         return _loop
+
+
+@atexit.register
+def _shutdown():
+    """Cancels slixmpp's leftover tasks so the interpreter exits without warnings."""
+    if _loop is None:
+        return
+
+    async def cancel_all():
+        for t in asyncio.all_tasks():
+            if t is not asyncio.current_task():
+                t.cancel()
+    try:
+        run(cancel_all, timeout=2)
+        _loop.call_soon_threadsafe(_loop.stop)
+    except Exception:
+        pass
 
 
 def run(fn, *args, timeout=10):
@@ -194,8 +212,8 @@ class SlixClient:
 
     def ping(self, to=None, timeout=5):
         async def go():
-            return await self.xmpp["xep_0199"].send_ping(to or self.xmpp.boundjid.domain,
-                                                         timeout=timeout)
+            return await self.xmpp["xep_0199"].ping(to or self.xmpp.boundjid.domain,
+                                                    timeout=timeout)
         return run(go, timeout=timeout + 1)
 
     def disco_info(self, to, timeout=5):
