@@ -242,3 +242,17 @@ def test_presence_to_own_full_jid(server, login):
     one.expect("presence", frm=jid + "/two",
                pred=lambda e: e.findtext(q(NS_CLIENT, "status")) == "directed to myself")
 
+
+
+def test_stored_subscription_request_survives_restart(server, login):
+    """Last test of the module: restarts the module's server."""
+    a = online(login)
+    bjid, bpw = server.add_user()
+    a.send_presence(to=bjid, type_="subscribe")
+    a.expect_push(bjid, pred=lambda i: i.get("ask") == "subscribe")
+    a.close()
+    server.restart()
+    b = online(login, bjid, bpw)
+    b.expect("presence", type="subscribe", frm=a.bare)
+    items, _, _ = login(a.bare, a.password, roster=True).get_roster()
+    assert sub_state(items[bjid]) == ("none", "subscribe"), tostr(items[bjid])

@@ -166,19 +166,61 @@ def test_wrong_password_and_unknown_user_fail_alike(server, clients, mech):
 def test_auth_failure_limit_closes_stream(server, clients):
     jid, pw = server.add_user()
     c = _fresh(server, clients, jid, pw)
-    failures = 0
-    for _ in range(3):  # limits.auth_failures default 3
-        try:
+    # limits.auth_failures (default 3): each failed attempt is answered with <failure/>, the
+    # stream survives the first two and is closed with <policy-violation/> after the third
+    for i in range(3):
+        with pytest.raises(AuthFailed):
             c.authenticate("SCRAM-SHA-256", password="bad")
-        except AuthFailed:
-            failures += 1
-        except AssertionError:
-            break  # no SASL answer: the stream was closed
-        if c.closed or c.stream_error:
-            break
-    assert failures >= 2, "expected SASL failures before the stream is closed"
-    cond = c.wait_closed(timeout=5)
-    assert cond == "policy-violation", "stream error %r after %d failures" % (cond, failures)
+        if i < 2:
+            assert not c.closed and c.stream_error is None, "closed after %d failures" % (i + 1)
+    assert c.wait_closed(timeout=5) == "policy-violation"
+
+
+def _plain(c, authzid, user, pw):
+    c.send("<auth xmlns='%s' mechanism='PLAIN'>%s</auth>"
+           % (NS_SASL, base64.b64encode(("%s\0%s\0%s" % (authzid, user, pw)).encode()).decode()))
+    return c.expect(pred=lambda e: e.tag in (q(NS_SASL, "success"), q(NS_SASL, "failure")))
+
+
+def test_sasl_bad_base64(server, clients):
+    jid, pw = server.add_user()
+    c = _fresh(server, clients, jid, pw)
+    c.send("<auth xmlns='%s' mechanism='PLAIN'>!!not*base64</auth>" % NS_SASL)
+    fail = c.expect(pred=lambda e: e.tag == q(NS_SASL, "failure"))
+    assert fail.find(q(NS_SASL, "incorrect-encoding")) is not None, tostr(fail)  # 6.5.2
+
+
+def test_plain_authzid_of_other_user(server, clients):
+    jid, pw = server.add_user()
+    other, _ = server.add_user()
+    c = _fresh(server, clients, jid, pw)
+    el = _plain(c, other, jid.split("@")[0], pw)
+    assert el.find(q(NS_SASL, "invalid-authzid")) is not None, tostr(el)  # RFC 6120 6.5.6
+
+
+def test_plain_authzid_of_own_jid(server, clients):
+    jid, pw = server.add_user()
+    c = _fresh(server, clients, jid, pw)
+    # RFC 6120 6.3.8 / 6.5.6: the user may authorize as itself; older clients send their own
+    # bare JID as authzid, which is not an invalid authzid
+    el = _plain(c, jid, jid.split("@")[0], pw)
+    assert el.tag == q(NS_SASL, "success"), tostr(el)
+
+
+def test_scram_tampered_nonce(server, clients):
+    jid, pw = server.add_user()
+    c = _fresh(server, clients, jid, pw)
+    first = b"n,,n=" + jid.split("@")[0].encode() + b",r=clientnonce123"
+    c.send("<auth xmlns='%s' mechanism='SCRAM-SHA-256'>%s</auth>"
+           % (NS_SASL, base64.b64encode(first).decode()))
+    ch = c.expect(pred=lambda e: e.tag == q(NS_SASL, "challenge"))
+    sf = dict(kv.split("=", 1) for kv in base64.b64decode(ch.text).decode().split(","))
+    assert sf["r"].startswith("clientnonce123") and len(sf["r"]) > len("clientnonce123")
+    final = "c=biws,r=%s,p=%s" % ("clientnonce123forged", base64.b64encode(b"x" * 32).decode())
+    c.send("<response xmlns='%s'>%s</response>" % (NS_SASL, base64.b64encode(final.encode())
+                                                   .decode()))
+    el = c.expect(pred=lambda e: e.tag in (q(NS_SASL, "success"), q(NS_SASL, "failure")))
+    assert el.tag == q(NS_SASL, "failure"), tostr(el)
 
 
 def test_auth_abort(server, clients):
