@@ -79,24 +79,27 @@ test: test-deps
 unit: all $(UNIT_TESTS)
 	@scripts/test.sh --unit-only $(BUILD) $(UNIT_TESTS)
 
-# ---- fuzzing: clang's libFuzzer, each target for FUZZ_SECONDS ----
+# ---- fuzzing: clang's libFuzzer, each target for FUZZ_SECONDS from its seed corpus ----
 
 FUZZ_SECONDS ?= 30
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
-fuzz_xml_SRC := src/xml/*.c src/core/*.c
-fuzz_jid_SRC := src/xmpp/jid.c src/core/*.c
-fuzz_sasl_SRC := src/xmpp/sasl.c src/xmpp/jid.c src/core/*.c
+FUZZ_LIBS    := $(wildcard src/core/*.c src/xml/*.c) src/xmpp/jid.c src/xmpp/sasl.c
+FUZZ_CFLAGS  := -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -Isrc
 
-fuzz:
-	@mkdir -p build/fuzz
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIBS)
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) $(CPPFLAGS) -o $@ $^ $(LDLIBS)
+
+fuzz: $(patsubst %,build/fuzz/fuzz_%,$(FUZZ_TARGETS))
 	@set -e; for t in $(FUZZ_TARGETS); do \
-		src=$$(eval echo \$$fuzz_$${t}_SRC); \
-		clang -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -Isrc \
-			$(CPPFLAGS) -o build/fuzz/fuzz_$$t tests/fuzz/fuzz_$$t.c \
-			$$(ls $(fuzz_$$t_SRC) 2>/dev/null || true) $$(eval ls $$src) $(LDLIBS); \
 		mkdir -p build/fuzz/corpus_$$t; \
-		build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
-			build/fuzz/corpus_$$t tests/fuzz/corpus/$$t; \
+		echo "fuzz_$$t: $(FUZZ_SECONDS)s"; \
+		if ! build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+			-print_final_stats=1 build/fuzz/corpus_$$t tests/fuzz/corpus/$$t \
+			>build/fuzz/fuzz_$$t.log 2>&1; then \
+			tail -40 build/fuzz/fuzz_$$t.log; echo "fuzz_$$t: FAILED"; exit 1; \
+		fi; \
+		grep -E 'stat::(number_of_executed_units|peak_rss)' build/fuzz/fuzz_$$t.log; \
 	done
 
 format:

@@ -674,6 +674,7 @@ handle_auth(struct session *s, struct xml_node *st)
 			return;
 		}
 		s->sasl = sasl_new(mech);
+		sasl_set_domain(s->sasl, cfg_of(s)->domain);
 	} else if (strcmp(st->name, "response") != 0 || !s->sasl) {
 		sasl_failure(s, "malformed-request", true);
 		return;

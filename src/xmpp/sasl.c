@@ -45,6 +45,7 @@ struct sasl {
 	bool unknown; /* no usable account: continue with fake creds, fail at the end */
 	const char *condition;
 	char *username; /* normalised localpart, NULL if not (yet) known */
+	char *domain;   /* the server's domain, for authzids that are bare JIDs */
 	struct sasl_creds creds;
 	char *password; /* PLAIN, until checked */
 	char *gs2_header;
@@ -298,6 +299,7 @@ sasl_free(struct sasl *s)
 	if (!s)
 		return;
 	free(s->username);
+	free(s->domain);
 	free_secret(s->password);
 	free(s->gs2_header);
 	free(s->nonce);
@@ -371,11 +373,18 @@ sasl_set_creds(struct sasl *s, const struct sasl_creds *c)
 	atomic_store_explicit(&last_iterations, c->iterations, memory_order_relaxed);
 }
 
+void
+sasl_set_domain(struct sasl *s, const char *domain)
+{
+	free(s->domain);
+	s->domain = domain ? xstrdup(domain) : NULL;
+}
+
 /*
- * Checks an authorization identity against the authentication identity. Without the
- * server's domain the engine cannot tell whether "user@domain" names the same
- * account, so only an empty authzid or the bare username is accepted (RFC 6120
- * section 6.3.8 lets the server refuse any other with <invalid-authzid/>).
+ * Checks an authorization identity against the authentication identity: empty, the
+ * username, or the account's bare JID (user@domain, when sasl_set_domain() told us the
+ * domain) name the same account; anything else would be acting as another user, which
+ * RFC 6120 section 6.3.8 lets the server refuse with <invalid-authzid/>.
  */
 static bool
 authzid_ok(const struct sasl *s, const char *authzid)
@@ -385,7 +394,18 @@ authzid_ok(const struct sasl *s, const char *authzid)
 
 	if (!authzid || !authzid[0])
 		return true;
-	if (!s->username || jid_norm_local(authzid, &norm) < 0)
+	if (!s->username)
+		return false;
+	if (strchr(authzid, '@')) {
+		struct jid j;
+		if (!s->domain || jid_parse(authzid, &j) < 0)
+			return false;
+		ok = j.local && !j.resource && strcmp(j.local, s->username) == 0 &&
+		     strcmp(j.domain, s->domain) == 0;
+		jid_free(&j);
+		return ok;
+	}
+	if (jid_norm_local(authzid, &norm) < 0)
 		return false;
 	ok = strcmp(norm, s->username) == 0;
 	free(norm);

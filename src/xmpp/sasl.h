@@ -54,6 +54,8 @@ struct sasl;
 const char *const *sasl_mechanisms(void);
 /* Returns a new exchange for mech ("PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256") or NULL. */
 struct sasl *sasl_new(const char *mech);
+/* Tells the exchange the server's domain (copied), so an authzid "user@domain" is understood. */
+void sasl_set_domain(struct sasl *s, const char *domain);
 /*
  * Feeds one client message (already base64-decoded; NULL/0 when resuming after
  * SASL_NEED_CREDS). Appends any server data to out. Returns an enum sasl_result.

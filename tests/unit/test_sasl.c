@@ -502,7 +502,16 @@ test_plain(void)
 	    {M("\0nobody\0pencil"), false, SASL_NEED_CREDS, "nobody", SASL_FAIL, "not-authorized"},
 	    {M("\0a b\0pencil"), true, SASL_FAIL, NULL, SASL_FAIL, "not-authorized"},
 	    {M("other\0user\0pencil"), true, SASL_FAIL, NULL, SASL_FAIL, "invalid-authzid"},
-	    {M("user@example.com\0user\0pencil"), true, SASL_FAIL, NULL, SASL_FAIL,
+	    /* The account's bare JID is the same identity (the domain is set below). */
+	    {M("user@example.com\0user\0pencil"), true, SASL_NEED_CREDS, "user", SASL_SUCCESS,
+	     NULL},
+	    {M("User@Example.COM\0user\0pencil"), true, SASL_NEED_CREDS, "user", SASL_SUCCESS,
+	     NULL},
+	    {M("user@other.org\0user\0pencil"), true, SASL_FAIL, NULL, SASL_FAIL,
+	     "invalid-authzid"},
+	    {M("user@example.com/res\0user\0pencil"), true, SASL_FAIL, NULL, SASL_FAIL,
+	     "invalid-authzid"},
+	    {M("other@example.com\0user\0pencil"), true, SASL_FAIL, NULL, SASL_FAIL,
 	     "invalid-authzid"},
 	    {M("\0user\0"), true, SASL_FAIL, NULL, SASL_FAIL, "malformed-request"},
 	    {M("\0\0pencil"), true, SASL_FAIL, NULL, SASL_FAIL, "malformed-request"},
@@ -518,8 +527,10 @@ test_plain(void)
 	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
 		struct sasl *s = sasl_new("PLAIN");
 		struct buf out = {0};
-		int rc = sasl_step(s, cases[i].msg, cases[i].len, &out);
+		int rc;
 
+		sasl_set_domain(s, "example.com");
+		rc = sasl_step(s, cases[i].msg, cases[i].len, &out);
 		CHECK(rc == cases[i].want_first, "plain %zu: first step %d (%s)", i, rc,
 		      str_or_null(rc == SASL_FAIL ? sasl_condition(s) : NULL));
 		if (rc == SASL_NEED_CREDS) {
