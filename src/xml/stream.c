@@ -40,11 +40,13 @@
 
 /*
  * Name bytes (elements, attributes, namespace declarations) after which the parser is
- * renewed at the next stanza end. Expat's name tables grow by at most a small multiple
- * of this plus one stanza; renewing costs a few microseconds, i.e. well under 1% for
- * ordinary traffic, which renews every hundred stanzas or so.
+ * renewed at the next stanza end: a quarter of the stanza limit, between these bounds.
+ * Expat's name tables then grow by at most a small multiple of that plus one stanza.
+ * Renewing costs a few microseconds, well under 1% for ordinary traffic, which renews
+ * every hundred stanzas or so after authentication.
  */
-#define RENEW_NAME_BYTES 32768
+#define RENEW_NAME_MIN 512
+#define RENEW_NAME_MAX 32768
 
 struct xml_stream {
 	XML_Parser p;
@@ -311,6 +313,14 @@ on_start(void *ud, const XML_Char *name, const XML_Char **atts)
 	s->cur = n;
 }
 
+static size_t
+renew_threshold(const struct xml_stream *s)
+{
+	size_t t = s->max_stanza / 4;
+
+	return t < RENEW_NAME_MIN ? RENEW_NAME_MIN : t > RENEW_NAME_MAX ? RENEW_NAME_MAX : t;
+}
+
 static void XMLCALL
 on_end(void *ud, const XML_Char *name)
 {
@@ -343,7 +353,7 @@ on_end(void *ud, const XML_Char *name)
 	if (s->text.cap > TEXT_KEEP)
 		buf_free(&s->text);
 	/* A stanza boundary: expat holds nothing, so this is where a renewal can happen. */
-	if (s->prime && s->names > RENEW_NAME_BYTES)
+	if (s->prime && s->names > renew_threshold(s))
 		stream_suspend(s, s->mark);
 	if (s->base == 1)
 		s->result = done;
@@ -573,12 +583,39 @@ stream_feed(struct xml_stream *s, const char *data, size_t len, bool final)
 	return XML_OK;
 }
 
+/*
+ * A NUL byte is never allowed (XML 1.0 section 2.2: U+0000 is not a Char, and the input
+ * is UTF-8). It is caught here rather than by expat because expat, while it has seen
+ * fewer than four bytes, takes "x\0" for the start of UTF-16 and waits for more, so its
+ * verdict on the same bytes would depend on how they were split.
+ */
+static int
+stream_feed_checked(struct xml_stream *s, const char *data, size_t len, bool final)
+{
+	const char *nul = len ? memchr(data, '\0', len) : NULL;
+	size_t before;
+	int rc;
+
+	if (!nul)
+		return stream_feed(s, data, len, final);
+	before = (size_t)(nul - data);
+	rc = before ? stream_feed(s, data, before, false) : s->err;
+	if (rc != XML_OK)
+		return rc;
+	if (s->closed)
+		return feed_after_close(s, nul, len - before);
+	s->err = XML_E_SYNTAX;
+	return s->err;
+}
+
 int
 xml_stream_feed(struct xml_stream *s, const char *data, size_t len)
 {
+	if (s->busy)
+		fatal("xml_stream_feed called from an xml stream callback");
 	if (len == 0)
 		return s->err;
-	return stream_feed(s, data, len, false);
+	return stream_feed_checked(s, data, len, false);
 }
 
 const char *
@@ -628,7 +665,7 @@ xml_parse(const char *data, size_t n)
 	struct xml_stream *s = stream_create(NULL, NULL, n, XML_PARSE_MAX_DEPTH, 1);
 	struct xml_node *out = NULL;
 
-	if (stream_feed(s, data, n, true) == XML_OK && s->result) {
+	if (stream_feed_checked(s, data, n, true) == XML_OK && s->result) {
 		out = s->result;
 		s->result = NULL;
 	}
