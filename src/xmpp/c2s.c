@@ -18,7 +18,6 @@
 #define C2S_READ_MAX     65536  /* bytes read per turn before the parser consumes them */
 #define SASL_MSG_MAX     8192   /* base64 bytes of one SASL message */
 
-static void session_process(struct session *s);
 static void on_open(void *arg, const char *name, const char *ns, const char **attrs,
 		    const char *default_ns);
 static void on_stanza(void *arg, struct xml_node *el);
@@ -173,10 +172,13 @@ static void
 send_header(struct session *s, const char *to)
 {
 	struct buf b = {0};
+	char id[17];
 
+	/* RFC 6120 4.7.3: every stream, restarted ones included, gets a fresh id. */
+	rand_id(id, sizeof id - 1);
 	buf_puts(&b, "<?xml version='1.0'?><stream:stream xmlns='" NS_CLIENT
 		     "' xmlns:stream='" NS_STREAM "' id='");
-	buf_puts(&b, s->id);
+	buf_puts(&b, id);
 	buf_puts(&b, "' from='");
 	xml_escape(&b, cfg_of(s)->domain, strlen(cfg_of(s)->domain), true);
 	if (to) {
@@ -311,6 +313,8 @@ send_features(struct session *s)
 							    "'><required/></starttls>");
 		/* RFC 6120 6.4.1: no mechanisms before TLS when TLS is mandatory. */
 		if (tls || cfg->allow_plaintext) {
+			if (strcmp(cfg->registration, "open") == 0)
+				buf_puts(&b, "<register xmlns='http://jabber.org/features/iq-register'/>");
 			buf_puts(&b, "<mechanisms xmlns='" NS_SASL "'>");
 			for (const char *const *m = sasl_mechanisms(); *m; m++) {
 				buf_printf(&b, "<mechanism>%s</mechanism>", *m);
@@ -401,7 +405,7 @@ stream_restart(struct session *s)
 	s->state = SS_HEADER;
 }
 
-static void
+void
 session_busy(struct session *s, bool busy)
 {
 	s->busy = busy;
@@ -692,19 +696,22 @@ handle_preauth(struct session *s, struct xml_node *st)
 {
 	bool tls = s->conn && conn_is_tls(s->conn);
 
+	if (register_is(st) && xml_attr(st, "id")) {
+		register_iq(s, st); /* XEP-0077: the one stanza allowed before authentication */
+		return;
+	}
 	if (strcmp(st->ns, NS_TLS) == 0 && strcmp(st->name, "starttls") == 0 && !tls &&
 	    !s->sasl) {
 		send_raw(s, "<proceed xmlns='" NS_TLS "'/>");
 		conn_starttls(s->conn, s->w->srv->tls);
 		s->restart = true;
-		return;
-	}
-	if (strcmp(st->ns, NS_SASL) == 0) {
+	} else if (strcmp(st->ns, NS_SASL) == 0) {
 		handle_auth(s, st);
-		return;
+	} else {
+		/* RFC 6120 6.4.1 / 8.1.1: no stanzas before authentication. */
+		session_stream_error(s, "not-authorized", NULL);
 	}
-	/* RFC 6120 6.4.1 / 8.1.1: no stanzas before authentication. */
-	session_stream_error(s, "not-authorized", NULL);
+	xml_free(st);
 }
 
 /* ---- resource binding (RFC 6120 section 7) ---- */
@@ -869,6 +876,11 @@ handle_stanza(struct session *s, struct xml_node *st)
 			xml_free(st);
 			return;
 		}
+		if (request && register_is(st) &&
+		    (!to || strcmp(to, s->w->srv->cfg->domain) == 0)) {
+			register_iq(s, st); /* XEP-0077 3.2, 3.3: cancel, change password */
+			return;
+		}
 		/* The account's own roster is served here, on the home worker (RFC 6121 2). */
 		if (request && strcmp(q->ns, NS_ROSTER) == 0 &&
 		    (!to || strcmp(to, s->bare) == 0)) {
@@ -891,7 +903,6 @@ handle(struct session *s, struct xml_node *st)
 	switch (s->state) {
 	case SS_AUTH:
 		handle_preauth(s, st);
-		xml_free(st);
 		break;
 	case SS_BIND:
 		handle_bind(s, st);
@@ -906,7 +917,7 @@ handle(struct session *s, struct xml_node *st)
 }
 
 /* Runs queued stanzas in order until the queue is empty or the session is busy. */
-static void
+void
 session_process(struct session *s)
 {
 	/* A handler completing synchronously may call back here; the outer loop goes on. */

@@ -86,7 +86,7 @@ struct session {
 	struct conn *conn;
 	struct xml_stream *parser;
 	enum session_state state;
-	char id[17]; /* stream id, also the log prefix */
+	char id[17]; /* log prefix (stream ids are fresh per stream, RFC 6120 4.7.3) */
 	bool authenticated;
 	bool busy;       /* waiting for storage or migration: stanzas queue up */
 	bool restart;    /* a stream restart happened; drop the rest of the old stream */
@@ -129,6 +129,17 @@ void session_shutdown(struct session *s);
 void session_close(struct session *s, const char *reason);
 /* A pending callback for s finished; frees s later if it was closed meanwhile. */
 void session_unref(struct session *s);
+/* Marks s as waiting (its input pauses, stanzas queue) or not. */
+void session_busy(struct session *s, bool busy);
+/* Runs the stanzas queued on s, in order, until it is busy again. */
+void session_process(struct session *s);
+
+/* ---- in-band registration (register.c, XEP-0077) ---- */
+
+/* True for an iq with a jabber:iq:register query. */
+bool register_is(const struct xml_node *st);
+/* Handles one (before or after authentication). Takes st. */
+void register_iq(struct session *s, struct xml_node *st);
 /* Frees closed sessions of w; called at the end of each turn. */
 void session_reap(struct worker *w);
 
