@@ -73,14 +73,35 @@ attr_is_xmlns(const char *name)
 	return strncmp(name, "xmlns", 5) == 0 && (name[5] == '\0' || name[5] == ':');
 }
 
+/*
+ * The XML namespace may never be the default namespace (Namespaces in XML 1.0, section
+ * 3), so an element in it, which the parser accepts as <xml:x/>, is written with the
+ * predeclared xml prefix and leaves the default namespace as it was.
+ */
+#define XML_NS "http://www.w3.org/XML/1998/namespace"
+
+static bool
+is_xml_ns(const char *ns)
+{
+	return ns && strcmp(ns, XML_NS) == 0;
+}
+
+static void
+write_name(struct buf *out, const struct xml_node *el)
+{
+	if (is_xml_ns(el->ns))
+		buf_puts(out, "xml:");
+	buf_puts(out, el->name);
+}
+
 static void
 write_open(struct buf *out, const struct xml_node *el, const char *scope_ns)
 {
 	const char *ns = el->ns ? el->ns : "";
 
 	buf_append(out, "<", 1);
-	buf_puts(out, el->name);
-	if (strcmp(ns, scope_ns ? scope_ns : "") != 0) {
+	write_name(out, el);
+	if (!is_xml_ns(ns) && strcmp(ns, scope_ns ? scope_ns : "") != 0) {
 		buf_puts(out, " xmlns='");
 		xml_escape(out, ns, strlen(ns), true);
 		buf_append(out, "'", 1);
@@ -107,8 +128,21 @@ write_close(struct buf *out, const struct xml_node *el)
 	if (!el->first)
 		return; /* written as <x/> */
 	buf_append(out, "</", 2);
-	buf_puts(out, el->name);
+	write_name(out, el);
 	buf_append(out, ">", 1);
+}
+
+/* The default namespace in scope where c is written: the nearest ancestor's, skipping
+ * elements written with the xml prefix, or parent_ns above the top of the write. */
+static const char *
+scope_of(const struct xml_node *c, const struct xml_node *top, const char *parent_ns)
+{
+	while (c != top) {
+		c = c->parent;
+		if (!is_xml_ns(c->ns))
+			return c->ns;
+	}
+	return parent_ns;
 }
 
 static void
@@ -118,7 +152,7 @@ write_node(struct buf *out, const struct xml_node *c, const char *parent_ns,
 	if (!c->name)
 		xml_escape(out, c->text, c->len, false);
 	else
-		write_open(out, c, c == top ? parent_ns : c->parent->ns);
+		write_open(out, c, scope_of(c, top, parent_ns));
 }
 
 /* Iterative pre-order walk, so no tree depth can exhaust the C stack. */

@@ -159,6 +159,8 @@ static const struct stream_case stream_cases[] = {
      XML_OK, OPEN "<message xmlns='jabber:client'><body>x</body></message>\n"},
     {"namespaced attribute dropped", HDR "<message xmlns:f='urn:f' f:a='1' b='2'/>", XML_OK,
      OPEN "<message xmlns='jabber:client' b='2'/>\n"},
+    {"element in the xml namespace", HDR "<xml:x><y/></xml:x>", XML_OK,
+     OPEN "<xml:x><y xmlns='jabber:client'/></xml:x>\n"},
     {"xml:lang", HDR "<message xml:lang='de'><body xml:lang='fr'>x</body></message>", XML_OK,
      OPEN "<message xmlns='jabber:client' xml:lang='de'><body xml:lang='fr'>x</body></message>\n"},
     {"predefined entities",
@@ -758,6 +760,7 @@ test_round_trip(void)
 	    "<a xmlns='urn:a'><b xmlns=''><c xmlns='urn:a'/>text\r\nmore&#xD;</b>]]&gt;</a>",
 	    "<x>\xf0\x9f\x98\x80 \xe2\x82\xac \t  </x>",
 	    "<p:a xmlns:p='urn:p' xmlns:q='urn:q'><q:b/><p:c/></p:a>",
+	    "<a xmlns='urn:a'><xml:b xml:lang='en'><c/></xml:b><xml:d/></a>",
 	};
 	for (size_t i = 0; i < ARRAY_LEN(docs); i++) {
 		struct xml_node *a = xml_parse(docs[i], strlen(docs[i]));
