@@ -249,6 +249,15 @@ def stop_and_check(srv):
     rc = srv.stop(timeout=10)
     assert rc == 0, "batond exit status %s on SIGTERM (expected 0 within 10 s); stderr:\n%s" % (
         "<killed after 10 s>" if rc is None else rc, srv.stderr_tail())
+    text = srv.stderr_text()
+    for marker in SANITIZER_MARKERS:
+        i = text.find(marker)
+        assert i < 0, "sanitizer report in batond's stderr:\n%s" % text[max(0, i - 200):i + 4000]
+
+
+# reports of ASan/UBSan/LSan (build/san, `make ... SANITIZE=1`)
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                     "WARNING: ThreadSanitizer")
 
 
 def ctl(datadir, *args, check=True, timeout=20):
