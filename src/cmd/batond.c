@@ -97,10 +97,12 @@ main(int argc, char **argv)
 		const struct option_map *o;
 		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
 			usage(stdout);
+			config_free(&cfg);
 			return 0;
 		}
 		if (strcmp(a, "--version") == 0) {
 			puts("batond " BATON_VERSION);
+			config_free(&cfg);
 			return 0;
 		}
 		if (strcmp(a, "--allow-plaintext") == 0) {
@@ -110,6 +112,7 @@ main(int argc, char **argv)
 		}
 		if (i + 1 >= argc) {
 			fprintf(stderr, "batond: unknown option or missing value: %s (see --help)\n", a);
+			config_free(&cfg);
 			return 2;
 		}
 		if (strcmp(a, "-c") == 0) {
@@ -131,6 +134,7 @@ main(int argc, char **argv)
 			;
 		if (!o->flag) {
 			fprintf(stderr, "batond: unknown option: %s (see --help)\n", a);
+			config_free(&cfg);
 			return 2;
 		}
 		if (config_set(&cfg, o->key, argv[++i], err, sizeof err) < 0)

@@ -90,6 +90,7 @@ worker_main(void *arg)
 	/* Every session closed its connection in worker_begin_stop(); drop the lingerers. */
 	session_reap(w);
 	net_loop_free(w->loop);
+	stanza_thread_done();
 	return NULL;
 }
 
@@ -213,6 +214,7 @@ server_stop(struct server *srv)
 		hmap_free(&w->accounts);
 		current_worker = NULL;
 	}
+	stanza_thread_done();
 	log_info("stopped");
 	free_server(srv);
 }

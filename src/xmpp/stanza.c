@@ -19,6 +19,12 @@ stanza_serialize(const struct xml_node *st)
 	return &scratch;
 }
 
+void
+stanza_thread_done(void)
+{
+	buf_free(&scratch);
+}
+
 struct xml_node *
 stanza_new(const char *name, const char *from, const char *to, const char *type, const char *id)
 {

@@ -241,6 +241,8 @@ void iq_account(struct account *a, struct xml_node *st, const struct jid *from);
 
 /* Serializes st into the calling thread's scratch buffer and returns it (valid until the next call). */
 const struct buf *stanza_serialize(const struct xml_node *st);
+/* Frees the calling thread's scratch buffer (a thread that serialized stanzas is ending). */
+void stanza_thread_done(void);
 /* True if st carries type='error' (never answered with another error, RFC 6120 8.3.1). */
 bool stanza_is_error(const struct xml_node *st);
 
