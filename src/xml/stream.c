@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <expat.h>
 
@@ -441,6 +442,14 @@ on_comment(void *ud, const XML_Char *data)
 	stream_fail(ud, XML_E_RESTRICTED);
 }
 
+/* RFC 6120 11.6: UTF-8 only; declaring anything else is refused, not silently ignored. */
+static void XMLCALL
+on_xml_decl(void *ud, const XML_Char *version, const XML_Char *encoding, int standalone)
+{
+	if (encoding && strcasecmp(encoding, "UTF-8") != 0)
+		stream_fail(ud, XML_E_ENCODING);
+}
+
 static XML_Parser
 parser_new(struct xml_stream *s)
 {
@@ -458,6 +467,7 @@ parser_new(struct xml_stream *s)
 	XML_SetEntityDeclHandler(p, on_entity_decl);
 	XML_SetProcessingInstructionHandler(p, on_pi);
 	XML_SetCommentHandler(p, on_comment);
+	XML_SetXmlDeclHandler(p, on_xml_decl);
 	XML_SetParamEntityParsing(p, XML_PARAM_ENTITY_PARSING_NEVER);
 #if XML_MAJOR_VERSION > 2 || (XML_MAJOR_VERSION == 2 && XML_MINOR_VERSION >= 6)
 	/*
@@ -627,6 +637,8 @@ xml_status_condition(int status)
 		return "";
 	case XML_E_RESTRICTED:
 		return "restricted-xml";
+	case XML_E_ENCODING:
+		return "unsupported-encoding";
 	case XML_E_TOO_BIG:
 	case XML_E_TOO_DEEP:
 		return "policy-violation";

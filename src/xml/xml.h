@@ -84,6 +84,7 @@ enum xml_status {
 	XML_E_TOO_BIG = -3,    /* stanza larger than the limit: policy-violation */
 	XML_E_TOO_DEEP = -4,   /* nesting deeper than the limit: policy-violation */
 	XML_E_CLOSED = -5,     /* bytes after the root element closed */
+	XML_E_ENCODING = -6,   /* an encoding declaration other than UTF-8: unsupported-encoding */
 };
 
 struct xml_stream_cb {

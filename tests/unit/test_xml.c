@@ -177,6 +177,11 @@ static const struct stream_case stream_cases[] = {
     {"4-byte utf-8", HDR "<message><body>\xf0\x9f\x98\x80</body></message>", XML_OK,
      OPEN "<message xmlns='jabber:client'><body>\xf0\x9f\x98\x80</body></message>\n"},
     {"whitespace after close", HDR "</stream:stream>  \r\n\t", XML_OK, OPEN "close\n"},
+    /* RFC 6120 section 11.6: UTF-8 only, whatever the spelling of its name */
+    {"utf-8 declared", "<?xml version='1.0' encoding='utf-8'?>" HDR "<presence/>", XML_OK,
+     OPEN "<presence xmlns='jabber:client'/>\n"},
+    {"latin-1 declared", "<?xml version='1.0' encoding='ISO-8859-1'?>" HDR, XML_E_ENCODING, ""},
+    {"utf-16 declared", "<?xml version='1.0' encoding='UTF-16'?>" HDR, XML_E_ENCODING, ""},
     /* restricted XML, RFC 6120 section 11.1 */
     {"doctype", "<!DOCTYPE stream>" HDR, XML_E_RESTRICTED, ""},
     {"doctype after decl", "<?xml version='1.0'?><!DOCTYPE s SYSTEM 'x.dtd'><s/>", XML_E_RESTRICTED,
