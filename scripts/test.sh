@@ -38,6 +38,19 @@ record() { # record PASS|FAIL|NOTE name detail
 	summary+=("$(printf '%-4s  %-20s %s' "$1" "$2" "${3:-}")")
 }
 
+# ---- house style: the checked-in .clang-format (STYLE.md rule 7) ----
+if command -v clang-format >/dev/null 2>&1 && [ -d .git ]; then
+	echo "== format"
+	if make -s --no-print-directory format-check >"$logdir/format.log" 2>&1; then
+		record PASS format "(clang-format clean)"
+		total_pass=$((total_pass + 1))
+	else
+		head -20 "$logdir/format.log"
+		record FAIL format "(run 'make format'; see $logdir/format.log)"
+		total_fail=$((total_fail + 1))
+	fi
+fi
+
 # ---- unit tests: one binary = one suite ----
 for bin in "$@"; do
 	name=$(basename "$bin")

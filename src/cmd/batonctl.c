@@ -21,13 +21,14 @@
 static void
 usage(FILE *f)
 {
-	fputs("usage: batonctl [-c FILE] [--data DIR] [--domain D] COMMAND\n"
-	      "  user add JID [PASSWORD]     create an account (password read from stdin if absent)\n"
-	      "  user del JID                delete an account and everything it owns\n"
-	      "  user list                   list accounts, one JID per line\n"
-	      "  user passwd JID [PASSWORD]  change a password\n"
-	      "  status                      is batond running, how many accounts\n",
-	      f);
+	fputs(
+	    "usage: batonctl [-c FILE] [--data DIR] [--domain D] COMMAND\n"
+	    "  user add JID [PASSWORD]     create an account (password read from stdin if absent)\n"
+	    "  user del JID                delete an account and everything it owns\n"
+	    "  user list                   list accounts, one JID per line\n"
+	    "  user passwd JID [PASSWORD]  change a password\n"
+	    "  status                      is batond running, how many accounts\n",
+	    f);
 }
 
 static noreturn void

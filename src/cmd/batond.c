@@ -23,18 +23,19 @@
 static void
 usage(FILE *f)
 {
-	fputs("usage: batond [-c FILE] [options]\n"
-	      "  -c FILE               read the configuration file (INI, see docs/config.md)\n"
-	      "  --domain D            the XMPP domain served (server.domain)\n"
-	      "  --data DIR            data directory: database, certificate (server.data)\n"
-	      "  --c2s ADDR:PORT       client port with STARTTLS, \"\" for none (c2s.listen)\n"
-	      "  --c2s-tls ADDR:PORT   client port with direct TLS, \"\" for none (c2s.tls_listen)\n"
-	      "  --cert FILE --key FILE  certificate chain and key (PEM)\n"
-	      "  --allow-plaintext     allow authentication without TLS (tests, benchmarks)\n"
-	      "  --workers N           I/O worker threads, 0 = one per core\n"
-	      "  --set SECTION.KEY=VALUE  set any configuration key (repeatable)\n"
-	      "  --version             print the version\n",
-	      f);
+	fputs(
+	    "usage: batond [-c FILE] [options]\n"
+	    "  -c FILE               read the configuration file (INI, see docs/config.md)\n"
+	    "  --domain D            the XMPP domain served (server.domain)\n"
+	    "  --data DIR            data directory: database, certificate (server.data)\n"
+	    "  --c2s ADDR:PORT       client port with STARTTLS, \"\" for none (c2s.listen)\n"
+	    "  --c2s-tls ADDR:PORT   client port with direct TLS, \"\" for none (c2s.tls_listen)\n"
+	    "  --cert FILE --key FILE  certificate chain and key (PEM)\n"
+	    "  --allow-plaintext     allow authentication without TLS (tests, benchmarks)\n"
+	    "  --workers N           I/O worker threads, 0 = one per core\n"
+	    "  --set SECTION.KEY=VALUE  set any configuration key (repeatable)\n"
+	    "  --version             print the version\n",
+	    f);
 }
 
 struct option_map {
@@ -42,11 +43,9 @@ struct option_map {
 };
 
 static const struct option_map options[] = {
-    {"--domain", "server.domain"},     {"--data", "server.data"},
-    {"--c2s", "c2s.listen"},           {"--c2s-tls", "c2s.tls_listen"},
-    {"--cert", "server.cert"},    {"--key", "server.key"},
-    {"--workers", "server.workers"},   {"--log-level", "server.log_level"},
-    {NULL, NULL},
+    {"--domain", "server.domain"},   {"--data", "server.data"},		  {"--c2s", "c2s.listen"},
+    {"--c2s-tls", "c2s.tls_listen"}, {"--cert", "server.cert"},		  {"--key", "server.key"},
+    {"--workers", "server.workers"}, {"--log-level", "server.log_level"}, {NULL, NULL},
 };
 
 /* Opens and locks DIR/batond.pid; returns the fd or exits with one line. */
@@ -111,7 +110,8 @@ main(int argc, char **argv)
 			continue;
 		}
 		if (i + 1 >= argc) {
-			fprintf(stderr, "batond: unknown option or missing value: %s (see --help)\n", a);
+			fprintf(stderr,
+				"batond: unknown option or missing value: %s (see --help)\n", a);
 			config_free(&cfg);
 			return 2;
 		}
@@ -145,7 +145,8 @@ main(int argc, char **argv)
 	free(cfg.domain);
 	cfg.domain = domain;
 	if (log_set_level(cfg.log_level) < 0)
-		fatal("server.log_level must be error, warn, info or debug, not '%s'", cfg.log_level);
+		fatal("server.log_level must be error, warn, info or debug, not '%s'",
+		      cfg.log_level);
 
 	/* Block the signals in every thread; this one takes them with sigwait(). */
 	signal(SIGPIPE, SIG_IGN);

@@ -13,7 +13,9 @@
 #include "core.h"
 
 #define K(sec, key, type, field, def, help)                                                        \
-	{sec, key, type, offsetof(struct config, field), def, help}
+	{                                                                                          \
+		sec, key, type, offsetof(struct config, field), def, help                          \
+	}
 
 const struct config_key config_keys[] = {
     K("server", "domain", CFG_STR, domain, "localhost", "the XMPP domain served"),

@@ -18,7 +18,7 @@
 
 #define BATON_VERSION "0.1.0"
 
-#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define ARRAY_LEN(a)		      (sizeof(a) / sizeof((a)[0]))
 #define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
 
 /* ---- memory (mem.c): allocation failure aborts (STYLE.md rule 10) ---- */
@@ -120,8 +120,8 @@ bool hmap_next(const struct hmap *m, size_t *iter, const char **key, void **valu
 
 /* ---- time (loop.c) ---- */
 
-uint64_t now_ms(void);    /* monotonic milliseconds */
-int64_t wall_ms(void);    /* milliseconds since the Unix epoch */
+uint64_t now_ms(void); /* monotonic milliseconds */
+int64_t wall_ms(void); /* milliseconds since the Unix epoch */
 /* Writes an XEP-0082 UTC timestamp (2026-11-24T10:00:00.000Z) of wall_ms t; out has >= 32 bytes. */
 void time_format(int64_t t, char *out, size_t n);
 
@@ -136,7 +136,7 @@ void rand_id(char *out, size_t n);
 
 struct loop;
 
-#define LOOP_IN  0x001u /* == EPOLLIN */
+#define LOOP_IN	 0x001u /* == EPOLLIN */
 #define LOOP_OUT 0x004u /* == EPOLLOUT */
 #define LOOP_ERR 0x008u /* == EPOLLERR */
 #define LOOP_HUP 0x010u /* == EPOLLHUP */
@@ -230,14 +230,14 @@ struct config {
 	char *c2s_tls_listen; /* direct TLS (XEP-0368), "" = off */
 	char *registration;   /* closed | open */
 	/* [limits] */
-	size_t stanza_size;         /* bytes, after authentication */
+	size_t stanza_size;	    /* bytes, after authentication */
 	size_t stanza_size_preauth; /* bytes, before authentication */
 	long stanza_depth;
 	size_t rate; /* bytes per second per connection, 0 = unlimited */
 	size_t rate_burst;
-	uint64_t auth_timeout;     /* ms a connection may take to authenticate */
-	long auth_failures;        /* failed SASL attempts before the stream is closed */
-	size_t send_queue;         /* bytes queued to a slow reader before it is disconnected */
+	uint64_t auth_timeout; /* ms a connection may take to authenticate */
+	long auth_failures;    /* failed SASL attempts before the stream is closed */
+	size_t send_queue;     /* bytes queued to a slow reader before it is disconnected */
 	/* [storage] */
 	char *storage_backend; /* sqlite */
 	char *storage_sync;    /* normal | full */

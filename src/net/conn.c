@@ -23,7 +23,7 @@
 #include "net_int.h"
 
 #define CONN_READ_CHUNK 16384
-#define CONN_LINGER_MS 3000
+#define CONN_LINGER_MS	3000
 
 struct net_loop_state {
 	struct loop *loop;
@@ -251,9 +251,10 @@ conn_read(struct conn *c)
 			/* Over the rate: stop reading until the bucket has refilled a chunk. */
 			if (loop_io_mod(c->loop, &c->io, c->io.events & ~LOOP_IN) == 0)
 				timer_start(c->loop, &c->rate_timer,
-					    1 + 1000 * (c->burst < CONN_READ_CHUNK
-							    ? c->burst
-							    : CONN_READ_CHUNK) / c->rate);
+					    1 + 1000 *
+						    (c->burst < CONN_READ_CHUNK ? c->burst
+										: CONN_READ_CHUNK) /
+						    c->rate);
 			break;
 		}
 		size_t want = allow < CONN_READ_CHUNK ? allow : CONN_READ_CHUNK;

@@ -39,15 +39,15 @@ struct conn {
 	unsigned long id;
 	/* transport state (net-private) */
 	void *ssl;
-	size_t in_max;       /* stop reading while more than this is unconsumed */
-	size_t out_max;      /* a peer that lets more pile up is disconnected */
-	size_t rate, burst;  /* token bucket: bytes/s (0 = unlimited) and bucket size */
+	size_t in_max;	    /* stop reading while more than this is unconsumed */
+	size_t out_max;	    /* a peer that lets more pile up is disconnected */
+	size_t rate, burst; /* token bucket: bytes/s (0 = unlimited) and bucket size */
 	double tokens;
 	uint64_t tokens_at;
 	struct timer rate_timer, linger_timer;
 	struct conn *dirty_next;
 	struct conn *all_next, *all_prev; /* every connection of the loop */
-	struct tls_ctx *tls_ctx_pending; /* STARTTLS once the plaintext output is sent */
+	struct tls_ctx *tls_ctx_pending;  /* STARTTLS once the plaintext output is sent */
 	unsigned dirty : 1, closing : 1, dead : 1, paused : 1, tls_pending : 1,
 	    want_read_to_write : 1, want_write_to_read : 1, eof : 1, resume_read : 1, fin_sent : 1;
 };
@@ -77,8 +77,8 @@ void net_loop_free(struct loop *loop);
  * (owned by the caller until conn_close) or NULL if none was pending or accept failed.
  * tls non-NULL starts a server TLS handshake at once (direct TLS, XEP-0368).
  */
-struct conn *conn_accept(struct loop *loop, int lfd, struct tls_ctx *tls,
-			 const struct conn_cb *cb, void *arg);
+struct conn *conn_accept(struct loop *loop, int lfd, struct tls_ctx *tls, const struct conn_cb *cb,
+			 void *arg);
 /*
  * Queues bytes for the peer; they are written at the end of the loop turn. If more
  * than out_max bytes are waiting, the connection fails (closed callback, later).

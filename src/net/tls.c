@@ -94,8 +94,7 @@ pem_cert(FILE *f, void *obj)
 
 /* Creates a self-signed P-256 certificate for domain and *.domain, valid ten years. */
 static int
-make_self_signed(const char *cert, const char *key, const char *domain, char *err,
-		 size_t errlen)
+make_self_signed(const char *cert, const char *key, const char *domain, char *err, size_t errlen)
 {
 	EVP_PKEY *pk = EVP_EC_gen("P-256");
 	X509 *x = X509_new();
@@ -144,8 +143,8 @@ out:
 }
 
 struct tls_ctx *
-tls_ctx_new(const char *cert, const char *key, const char *data_dir, const char *domain,
-	    char *err, size_t errlen)
+tls_ctx_new(const char *cert, const char *key, const char *data_dir, const char *domain, char *err,
+	    size_t errlen)
 {
 	char certpath[4096], keypath[4096];
 	struct tls_ctx *t;

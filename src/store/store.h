@@ -24,7 +24,7 @@ enum store_err {
 	STORE_OK = 0,
 	STORE_ENOENT = -2,  /* no such account / item */
 	STORE_EEXIST = -17, /* account already exists */
-	STORE_EIO = -5,     /* the database failed (disk full, corrupt, locked too long) */
+	STORE_EIO = -5,	    /* the database failed (disk full, corrupt, locked too long) */
 };
 
 struct store;
@@ -63,10 +63,10 @@ struct store_roster_item {
 	const char *contact; /* bare JID */
 	const char *name;    /* NULL = none */
 	const char *groups;  /* group names separated by '\n'; NULL or "" = none */
-	int sub;             /* enum store_sub */
-	bool ask;            /* outbound subscription request pending ("ask='subscribe'") */
+	int sub;	     /* enum store_sub */
+	bool ask;	     /* outbound subscription request pending ("ask='subscribe'") */
 	bool pending_in;     /* inbound request awaiting the owner's answer */
-	bool hidden;         /* pending_in only: not part of the roster the client sees */
+	bool hidden;	     /* pending_in only: not part of the roster the client sees */
 };
 
 /*

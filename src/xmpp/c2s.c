@@ -14,9 +14,9 @@
 
 #include "xmpp_int.h"
 
-#define C2S_ACCEPT_BATCH 64     /* connections accepted per wake-up, to stay fair */
-#define C2S_READ_MAX     65536  /* bytes read per turn before the parser consumes them */
-#define SASL_MSG_MAX     8192   /* base64 bytes of one SASL message */
+#define C2S_ACCEPT_BATCH 64    /* connections accepted per wake-up, to stay fair */
+#define C2S_READ_MAX	 65536 /* bytes read per turn before the parser consumes them */
+#define SASL_MSG_MAX	 8192  /* base64 bytes of one SASL message */
 
 static void on_open(void *arg, const char *name, const char *ns, const char **attrs,
 		    const char *default_ns);
@@ -88,8 +88,7 @@ session_new(struct worker *w)
 
 	rand_id(s->id, sizeof s->id - 1);
 	s->state = SS_HEADER;
-	s->parser = xml_stream_new(&parser_cb, s, cfg->stanza_size_preauth,
-				   (int)cfg->stanza_depth);
+	s->parser = xml_stream_new(&parser_cb, s, cfg->stanza_size_preauth, (int)cfg->stanza_depth);
 	s->auth_timer.fn = auth_timeout;
 	session_link(w, s);
 	return s;
@@ -314,7 +313,9 @@ send_features(struct session *s)
 		/* RFC 6120 6.4.1: no mechanisms before TLS when TLS is mandatory. */
 		if (tls || cfg->allow_plaintext) {
 			if (strcmp(cfg->registration, "open") == 0)
-				buf_puts(&b, "<register xmlns='http://jabber.org/features/iq-register'/>");
+				buf_puts(
+				    &b,
+				    "<register xmlns='http://jabber.org/features/iq-register'/>");
 			buf_puts(&b, "<mechanisms xmlns='" NS_SASL "'>");
 			for (const char *const *m = sasl_mechanisms(); *m; m++) {
 				buf_printf(&b, "<mechanism>%s</mechanism>", *m);
@@ -509,7 +510,8 @@ sasl_failure(struct session *s, const char *condition, bool counts)
 	buf_free(&b);
 	if (counts && ++s->auth_failures >= cfg_of(s)->auth_failures) {
 		/* RFC 6120 6.4.5: the server MAY close the stream after a number of retries. */
-		session_stream_error(s, "policy-violation", "Too many failed authentication attempts");
+		session_stream_error(s, "policy-violation",
+				     "Too many failed authentication attempts");
 	}
 }
 
@@ -617,8 +619,8 @@ sasl_continue(struct session *s, const char *in, size_t len)
 		sasl_success(s, &out);
 		break;
 	default:
-		log_info("%s: authentication failed (%s) from %s", s->id,
-			 sasl_condition(s->sasl), s->conn ? s->conn->peer : "?");
+		log_info("%s: authentication failed (%s) from %s", s->id, sasl_condition(s->sasl),
+			 s->conn ? s->conn->peer : "?");
 		sasl_failure(s, sasl_condition(s->sasl), true);
 		break;
 	}
@@ -700,8 +702,7 @@ handle_preauth(struct session *s, struct xml_node *st)
 		register_iq(s, st); /* XEP-0077: the one stanza allowed before authentication */
 		return;
 	}
-	if (strcmp(st->ns, NS_TLS) == 0 && strcmp(st->name, "starttls") == 0 && !tls &&
-	    !s->sasl) {
+	if (strcmp(st->ns, NS_TLS) == 0 && strcmp(st->name, "starttls") == 0 && !tls && !s->sasl) {
 		send_raw(s, "<proceed xmlns='" NS_TLS "'/>");
 		conn_starttls(s->conn, s->w->srv->tls);
 		s->restart = true;
@@ -882,8 +883,7 @@ handle_stanza(struct session *s, struct xml_node *st)
 			return;
 		}
 		/* The account's own roster is served here, on the home worker (RFC 6121 2). */
-		if (request && strcmp(q->ns, NS_ROSTER) == 0 &&
-		    (!to || strcmp(to, s->bare) == 0)) {
+		if (request && strcmp(q->ns, NS_ROSTER) == 0 && (!to || strcmp(to, s->bare) == 0)) {
 			roster_iq(s, st);
 			return;
 		}
@@ -893,7 +893,8 @@ handle_stanza(struct session *s, struct xml_node *st)
 		return;
 	}
 	if (!to)
-		xml_set_attr(st, "to", s->bare); /* RFC 6120 10.3: no 'to' means the account itself */
+		xml_set_attr(st, "to",
+			     s->bare); /* RFC 6120 10.3: no 'to' means the account itself */
 	route(s->w, st);
 }
 

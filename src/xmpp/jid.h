@@ -15,8 +15,8 @@
 #define JID_PART_MAX 1023 /* bytes per part, RFC 7622 section 3.1 */
 
 struct jid {
-	char *local;    /* NULL when absent */
-	char *domain;   /* never NULL once parsed */
+	char *local;	/* NULL when absent */
+	char *domain;	/* never NULL once parsed */
 	char *resource; /* NULL when absent */
 };
 

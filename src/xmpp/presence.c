@@ -13,7 +13,7 @@
 
 #include "xmpp_int.h"
 
-#define SUB_TO   STORE_SUB_TO
+#define SUB_TO	 STORE_SUB_TO
 #define SUB_FROM STORE_SUB_FROM
 
 static bool
@@ -140,8 +140,8 @@ presence_send_pending(struct session *s)
 	for (size_t i = 0; hmap_next(&a->roster, &i, &k, &v);) {
 		struct roster_item *it = v;
 		if (it->pending_in) {
-			struct xml_node *p = stanza_new("presence", it->contact, a->bare,
-							"subscribe", NULL);
+			struct xml_node *p =
+			    stanza_new("presence", it->contact, a->bare, "subscribe", NULL);
 			session_send(s, p);
 			xml_free(p);
 		}
@@ -383,7 +383,7 @@ subscription_in(struct account *a, struct xml_node *st, const char *contact)
 		deliver_available(a, st);
 		if (had_from)
 			send_unavailable_from_all(a, contact); /* RFC 6121 3.3.3 */
-	} else { /* unsubscribed */
+	} else {					       /* unsubscribed */
 		if (!it || (!(it->sub & SUB_TO) && !it->ask))
 			return;
 		it->sub &= ~SUB_TO;
@@ -401,8 +401,9 @@ presence_inbound(struct account *a, struct xml_node *st, const struct jid *to,
 
 	if (type && strcmp(type, "probe") == 0) {
 		probe_in(a, from);
-	} else if (type && (strcmp(type, "subscribe") == 0 || strcmp(type, "subscribed") == 0 ||
-			    strcmp(type, "unsubscribe") == 0 || strcmp(type, "unsubscribed") == 0)) {
+	} else if (type &&
+		   (strcmp(type, "subscribe") == 0 || strcmp(type, "subscribed") == 0 ||
+		    strcmp(type, "unsubscribe") == 0 || strcmp(type, "unsubscribed") == 0)) {
 		char *contact = jid_bare(from);
 		subscription_in(a, st, contact);
 		free(contact);

@@ -12,7 +12,7 @@
 
 #include "xmpp_int.h"
 
-#define NS_REGISTER "jabber:iq:register"
+#define NS_REGISTER  "jabber:iq:register"
 #define PASSWORD_MAX 1023
 
 enum reg_op { REG_CREATE, REG_PASSWD, REG_REMOVE };
@@ -168,8 +168,8 @@ form(const char *username, bool registered)
 	if (registered)
 		xml_add_el(q, "registered", NULL);
 	else
-		xml_add_text(xml_add_el(q, "instructions", NULL),
-			     "Choose a username and password.", 31);
+		xml_add_text(xml_add_el(q, "instructions", NULL), "Choose a username and password.",
+			     31);
 	struct xml_node *u = xml_add_el(q, "username", NULL);
 	if (username)
 		xml_add_text(u, username, strlen(username));

@@ -14,9 +14,9 @@
 
 #include "xmpp_int.h"
 
-#define ROSTER_NAME_MAX  1024 /* bytes of an item name */
+#define ROSTER_NAME_MAX	 1024 /* bytes of an item name */
 #define ROSTER_GROUP_MAX 1024 /* bytes of a group name */
-#define ROSTER_GROUPS    64   /* groups per item */
+#define ROSTER_GROUPS	 64   /* groups per item */
 
 static const char *const sub_names[] = {"none", "to", "from", "both"};
 
@@ -65,7 +65,8 @@ roster_push(struct account *a, const struct roster_item *it, bool removed)
 	for (struct session *s = a->sessions; s; s = s->acct_next) {
 		if (!s->interested)
 			continue;
-		/* RFC 6121 2.1.6: a push is an iq set from the bare JID to each interested resource. */
+		/* RFC 6121 2.1.6: a push is an iq set from the bare JID to each interested
+		 * resource. */
 		snprintf(id, sizeof id, "push%lu", ++s->w->push_seq);
 		struct xml_node *iq = stanza_new("iq", NULL, s->full, "set", id);
 		struct xml_node *q = new_query(a, true);
@@ -159,7 +160,8 @@ collect_groups(const struct xml_node *item, char **out)
 		char *text = xml_text(g);
 		size_t len = strlen(text);
 		/* RFC 6121 2.3.3: empty group names are not acceptable; so are our limits. */
-		if (len == 0 || len > ROSTER_GROUP_MAX || strchr(text, '\n') || ++n > ROSTER_GROUPS) {
+		if (len == 0 || len > ROSTER_GROUP_MAX || strchr(text, '\n') ||
+		    ++n > ROSTER_GROUPS) {
 			free(text);
 			buf_free(&b);
 			return -1;

@@ -45,7 +45,7 @@ struct sasl {
 	bool unknown; /* no usable account: continue with fake creds, fail at the end */
 	const char *condition;
 	char *username; /* normalised localpart, NULL if not (yet) known */
-	char *domain;   /* the server's domain, for authzids that are bare JIDs */
+	char *domain;	/* the server's domain, for authzids that are bare JIDs */
 	struct sasl_creds creds;
 	char *password; /* PLAIN, until checked */
 	char *gs2_header;

@@ -45,7 +45,7 @@ enum sasl_result {
 	SASL_CONTINUE = 0,   /* out holds a challenge for the client */
 	SASL_NEED_CREDS = 1, /* look up sasl_username(), call sasl_set_creds(), step again */
 	SASL_SUCCESS = 2,    /* out holds additional data for <success/> (may be empty) */
-	SASL_FAIL = -1,      /* sasl_condition() names the RFC 6120 section 6.5 condition */
+	SASL_FAIL = -1,	     /* sasl_condition() names the RFC 6120 section 6.5 condition */
 };
 
 struct sasl;

@@ -139,8 +139,8 @@ server_start(const struct config *cfg, char *err, size_t errlen)
 	/* The store creates the data directory the self-signed certificate goes into. */
 	if (!(st = store_open(cfg, err, errlen)))
 		goto fail;
-	srv->tls = tls_ctx_new(cfg->cert_file, cfg->key_file, cfg->data_dir, cfg->domain, err,
-			       errlen);
+	srv->tls =
+	    tls_ctx_new(cfg->cert_file, cfg->key_file, cfg->data_dir, cfg->domain, err, errlen);
 	if (!srv->tls) {
 		store_close(st);
 		goto fail;
@@ -154,12 +154,14 @@ server_start(const struct config *cfg, char *err, size_t errlen)
 		w->srv = srv;
 		w->loop = loop_new(i);
 		loop_set_data(w->loop, w);
-		w->c2s_io = (struct loop_io){.fd = srv->c2s_fd, .fn = c2s_accept, .exclusive = true};
+		w->c2s_io =
+		    (struct loop_io){.fd = srv->c2s_fd, .fn = c2s_accept, .exclusive = true};
 		w->c2s_tls_io =
 		    (struct loop_io){.fd = srv->c2s_tls_fd, .fn = c2s_accept, .exclusive = true};
 	}
 	for (int i = 0; i < srv->nworkers; i++) {
-		int e = pthread_create(&srv->workers[i].thread, NULL, worker_main, &srv->workers[i]);
+		int e =
+		    pthread_create(&srv->workers[i].thread, NULL, worker_main, &srv->workers[i]);
 		if (e)
 			fatal("pthread_create: %s", strerror(e));
 	}

@@ -15,20 +15,20 @@
 #include "../xml/xml.h"
 #include "xmpp.h"
 
-#define NS_CLIENT   "jabber:client"
-#define NS_STREAM   "http://etherx.jabber.org/streams"
-#define NS_STREAMS  "urn:ietf:params:xml:ns:xmpp-streams"
-#define NS_STANZAS  "urn:ietf:params:xml:ns:xmpp-stanzas"
-#define NS_TLS      "urn:ietf:params:xml:ns:xmpp-tls"
-#define NS_SASL     "urn:ietf:params:xml:ns:xmpp-sasl"
-#define NS_BIND     "urn:ietf:params:xml:ns:xmpp-bind"
-#define NS_SESSION  "urn:ietf:params:xml:ns:xmpp-session"
-#define NS_ROSTER   "jabber:iq:roster"
-#define NS_ROSTERVER "urn:xmpp:features:rosterver"
+#define NS_CLIENT      "jabber:client"
+#define NS_STREAM      "http://etherx.jabber.org/streams"
+#define NS_STREAMS     "urn:ietf:params:xml:ns:xmpp-streams"
+#define NS_STANZAS     "urn:ietf:params:xml:ns:xmpp-stanzas"
+#define NS_TLS	       "urn:ietf:params:xml:ns:xmpp-tls"
+#define NS_SASL	       "urn:ietf:params:xml:ns:xmpp-sasl"
+#define NS_BIND	       "urn:ietf:params:xml:ns:xmpp-bind"
+#define NS_SESSION     "urn:ietf:params:xml:ns:xmpp-session"
+#define NS_ROSTER      "jabber:iq:roster"
+#define NS_ROSTERVER   "urn:xmpp:features:rosterver"
 #define NS_DISCO_INFO  "http://jabber.org/protocol/disco#info"
 #define NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
-#define NS_PING     "urn:xmpp:ping"
-#define NS_VERSION  "jabber:iq:version"
+#define NS_PING	       "urn:xmpp:ping"
+#define NS_VERSION     "jabber:iq:version"
 
 struct server;
 struct worker;
@@ -42,13 +42,13 @@ struct worker {
 	struct server *srv;
 	struct loop *loop;
 	pthread_t thread;
-	struct hmap accounts;      /* bare JID -> struct account, for accounts homed here */
-	struct session *sessions;  /* every session attached to this worker */
-	struct session *reap;      /* closed sessions, freed at the end of the turn */
+	struct hmap accounts;	  /* bare JID -> struct account, for accounts homed here */
+	struct session *sessions; /* every session attached to this worker */
+	struct session *reap;	  /* closed sessions, freed at the end of the turn */
 	struct loop_io c2s_io, c2s_tls_io;
 	struct timer stop_timer;
-	unsigned long push_seq;    /* ids of server-generated iqs */
-	bool stopping;             /* server_stop() began: drop new work, free what arrives */
+	unsigned long push_seq; /* ids of server-generated iqs */
+	bool stopping;		/* server_stop() began: drop new work, free what arrives */
 };
 
 struct server {
@@ -74,11 +74,11 @@ void worker_store(struct worker *w, struct store_job *job);
 /* ---- client sessions (c2s.c) ---- */
 
 enum session_state {
-	SS_HEADER,   /* waiting for the stream header */
-	SS_AUTH,     /* features sent; TLS and SASL */
-	SS_BIND,     /* authenticated; waiting for resource binding */
-	SS_ACTIVE,   /* bound: stanzas flow */
-	SS_CLOSED,   /* closed; freed at the end of the turn */
+	SS_HEADER, /* waiting for the stream header */
+	SS_AUTH,   /* features sent; TLS and SASL */
+	SS_BIND,   /* authenticated; waiting for resource binding */
+	SS_ACTIVE, /* bound: stanzas flow */
+	SS_CLOSED, /* closed; freed at the end of the turn */
 };
 
 struct session {
@@ -88,15 +88,15 @@ struct session {
 	enum session_state state;
 	char id[17]; /* log prefix (stream ids are fresh per stream, RFC 6120 4.7.3) */
 	bool authenticated;
-	bool busy;       /* waiting for storage or migration: stanzas queue up */
-	bool restart;    /* a stream restart happened; drop the rest of the old stream */
-	bool available;  /* initial presence sent (RFC 6121 4.2) */
-	bool interested; /* requested the roster (RFC 6121 2.1.6) */
+	bool busy;	  /* waiting for storage or migration: stanzas queue up */
+	bool restart;	  /* a stream restart happened; drop the rest of the old stream */
+	bool available;	  /* initial presence sent (RFC 6121 4.2) */
+	bool interested;  /* requested the roster (RFC 6121 2.1.6) */
 	bool peer_closed; /* the client sent </stream:stream> */
-	bool migrating;   /* in flight to the account's home worker */
+	bool migrating;	  /* in flight to the account's home worker */
 	bool processing;  /* inside session_process() */
 	int parse_error;  /* xml_status of the parser, acted on once the queue is drained */
-	unsigned jobs;    /* callbacks pending that point to this session (storage, account load) */
+	unsigned jobs;	  /* callbacks pending that point to this session (storage, account load) */
 	struct worker *migrate_to;
 	struct sasl *sasl;
 	int auth_failures;
@@ -104,14 +104,14 @@ struct session {
 	size_t q_len;
 	struct timer auth_timer;
 	/* once authenticated / bound */
-	char *user;      /* localpart */
-	char *bare;      /* user@domain */
-	char *full;      /* user@domain/resource once bound */
+	char *user; /* localpart */
+	char *bare; /* user@domain */
+	char *full; /* user@domain/resource once bound */
 	char *resource;
 	struct account *acct;
 	int priority;
 	struct xml_node *presence; /* last available presence broadcast, from stamped */
-	struct hmap directed;      /* JIDs that got directed available presence (RFC 6121 4.6) */
+	struct hmap directed;	   /* JIDs that got directed available presence (RFC 6121 4.6) */
 	struct session *acct_next; /* in acct->sessions */
 	struct session *w_next, *w_prev;
 	struct session *reap_next;
@@ -162,7 +162,7 @@ struct account {
 	char *bare;
 	enum account_state state;
 	struct session *sessions; /* bound sessions, newest first */
-	struct hmap roster;       /* contact bare JID -> struct roster_item */
+	struct hmap roster;	  /* contact bare JID -> struct roster_item */
 	uint64_t roster_ver;
 	struct account_wait *waits, *waits_tail; /* work waiting for the load */
 	struct timer idle;
@@ -173,8 +173,8 @@ struct account {
  * Runs fn(acct, arg) on the home worker w (the calling thread) once bare's account
  * is loaded; with state AS_MISSING if there is no such account. Immediately if cached.
  */
-void account_with(struct worker *w, const char *bare,
-		  void (*fn)(struct account *a, void *arg), void *arg);
+void account_with(struct worker *w, const char *bare, void (*fn)(struct account *a, void *arg),
+		  void *arg);
 /* Adds a bound session to its account; returns the session it replaced (same resource) or NULL. */
 struct session *account_session_find(struct account *a, const char *resource);
 void account_session_add(struct account *a, struct session *s);
@@ -218,7 +218,8 @@ void presence_inbound(struct account *a, struct xml_node *st, const struct jid *
 		      const struct jid *from);
 /* The session went away: broadcast unavailable if it was available. */
 void presence_session_end(struct session *s);
-/* After bind and roster load: deliver stored subscription requests to s when it becomes available. */
+/* After bind and roster load: deliver stored subscription requests to s when it becomes available.
+ */
 void presence_send_pending(struct session *s);
 
 /* ---- roster (roster.c) ---- */
@@ -239,7 +240,8 @@ void iq_account(struct account *a, struct xml_node *st, const struct jid *from);
 
 /* ---- helpers (stanza.c) ---- */
 
-/* Serializes st into the calling thread's scratch buffer and returns it (valid until the next call). */
+/* Serializes st into the calling thread's scratch buffer and returns it (valid until the next
+ * call). */
 const struct buf *stanza_serialize(const struct xml_node *st);
 /* Frees the calling thread's scratch buffer (a thread that serialized stanzas is ending). */
 void stanza_thread_done(void);
@@ -247,8 +249,8 @@ void stanza_thread_done(void);
 bool stanza_is_error(const struct xml_node *st);
 
 /* Returns a new stanza element name in jabber:client with from/to/type/id set where non-NULL. */
-struct xml_node *stanza_new(const char *name, const char *from, const char *to,
-			    const char *type, const char *id);
+struct xml_node *stanza_new(const char *name, const char *from, const char *to, const char *type,
+			    const char *id);
 /* True for stanzas of the three kinds in jabber:client. */
 bool stanza_is(const struct xml_node *st, const char *name);
 
