@@ -16,19 +16,7 @@
 
 #include "core/core.h"
 
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                                           \
-	do {                                                                                       \
-		if (cond) {                                                                        \
-			passed++;                                                                  \
-		} else {                                                                           \
-			failed++;                                                                  \
-			printf("FAIL %s:%d: ", __FILE__, __LINE__);                                \
-			printf(__VA_ARGS__);                                                       \
-			putchar('\n');                                                             \
-		}                                                                                  \
-	} while (0)
+#include "check.h"
 
 /* A hung loop must fail the run, not stall CI. */
 static void
@@ -1009,6 +997,5 @@ main(void)
 	test_io_del_in_turn();
 	test_mailbox();
 
-	printf("test_core: %d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return check_summary("test_core");
 }

@@ -11,19 +11,7 @@
 #include "core/core.h"
 #include "xmpp/jid.h"
 
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                                           \
-	do {                                                                                       \
-		if (cond) {                                                                        \
-			passed++;                                                                  \
-		} else {                                                                           \
-			failed++;                                                                  \
-			printf("FAIL %s:%d: ", __FILE__, __LINE__);                                \
-			printf(__VA_ARGS__);                                                       \
-			printf("\n");                                                              \
-		}                                                                                  \
-	} while (0)
+#include "check.h"
 
 static const char *
 str_or_null(const char *s)
@@ -429,6 +417,5 @@ main(void)
 	test_lengths();
 	test_norm_functions();
 	test_utf8_valid();
-	printf("test_jid: %d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return check_summary("test_jid");
 }

@@ -15,19 +15,7 @@
 #include "xmpp/jid.h"
 #include "xmpp/sasl.h"
 
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                                           \
-	do {                                                                                       \
-		if (cond) {                                                                        \
-			passed++;                                                                  \
-		} else {                                                                           \
-			failed++;                                                                  \
-			printf("FAIL %s:%d: ", __FILE__, __LINE__);                                \
-			printf(__VA_ARGS__);                                                       \
-			printf("\n");                                                              \
-		}                                                                                  \
-	} while (0)
+#include "check.h"
 
 /* One byte past the engine's message limit (SASL_MSG_MAX in sasl.c). */
 #define SASL_MSG_MAX_TEST 4097
@@ -702,6 +690,5 @@ main(void)
 	test_scram();
 	test_scram_sequencing();
 	test_plain();
-	printf("test_sasl: %d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return check_summary("test_sasl");
 }

@@ -18,19 +18,7 @@
 #include "core/core.h"
 #include "store/store.h"
 
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                                           \
-	do {                                                                                       \
-		if (cond) {                                                                        \
-			passed++;                                                                  \
-		} else {                                                                           \
-			failed++;                                                                  \
-			printf("FAIL %s:%d: ", __func__, __LINE__);                                \
-			printf(__VA_ARGS__);                                                       \
-			printf("\n");                                                              \
-		}                                                                                  \
-	} while (0)
+#include "check.h"
 
 static char root[64];
 
@@ -926,6 +914,5 @@ main(void)
 	test_thread_locked();
 
 	nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-	printf("test_store: %d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return check_summary("test_store");
 }

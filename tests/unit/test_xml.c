@@ -12,19 +12,7 @@
 #include "core/core.h"
 #include "xml/xml.h"
 
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                                           \
-	do {                                                                                       \
-		if (cond) {                                                                        \
-			passed++;                                                                  \
-		} else {                                                                           \
-			failed++;                                                                  \
-			printf("FAIL %s:%d: ", __FILE__, __LINE__);                                \
-			printf(__VA_ARGS__);                                                       \
-			printf("\n");                                                              \
-		}                                                                                  \
-	} while (0)
+#include "check.h"
 
 /* ---- a recorder: turns stream events into one comparable string ---- */
 
@@ -904,6 +892,5 @@ main(void)
 	test_round_trip();
 	test_attrs();
 	test_detach_copy();
-	printf("test_xml: %d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return check_summary("test_xml");
 }
