@@ -723,22 +723,26 @@ struct bind_req {
 	char *resource;
 };
 
-static void
-send_result(struct session *s, const struct xml_node *iq, struct xml_node *payload)
+/* Replies come from the server to the session itself: no from; to is the full JID once bound. */
+void
+session_reply(struct session *s, const struct xml_node *iq, struct xml_node *payload)
 {
-	struct xml_node *r = stanza_new("iq", NULL, NULL, "result", xml_attr(iq, "id"));
+	struct xml_node *r = stanza_new("iq", NULL, s->full, "result", xml_attr(iq, "id"));
+
 	if (payload)
 		xml_add_child(r, payload);
 	session_send(s, r);
 	xml_free(r);
 }
 
-static void
-send_error(struct session *s, const struct xml_node *st, const char *type, const char *cond)
+void
+session_reply_error(struct session *s, const struct xml_node *st, const char *type,
+		    const char *cond, const char *text)
 {
-	struct xml_node *r = stanza_error_reply(st, type, cond, NULL);
+	struct xml_node *r = stanza_error_reply(st, type, cond, text);
+
 	xml_set_attr(r, "from", NULL);
-	xml_set_attr(r, "to", NULL);
+	xml_set_attr(r, "to", s->full);
 	session_send(s, r);
 	xml_free(r);
 }
@@ -774,7 +778,7 @@ bind_with_account(struct account *a, void *arg)
 	bind = xml_el_new("bind", NS_BIND);
 	jid = xml_add_el(bind, "jid", NULL);
 	xml_add_text(jid, s->full, strlen(s->full));
-	send_result(s, br->iq, bind);
+	session_reply(s, br->iq, bind);
 	log_info("%s: bound %s", s->id, s->full);
 	session_process(s);
 done:
@@ -795,7 +799,7 @@ handle_bind(struct session *s, struct xml_node *st)
 		q = q->next;
 	if (stanza_is(st, "iq") && type && strcmp(type, "set") == 0 && q &&
 	    strcmp(q->ns, NS_SESSION) == 0) {
-		send_result(s, st, NULL); /* RFC 6121 appendix E: a no-op kept for old clients */
+		session_reply(s, st, NULL); /* RFC 6121 appendix E: a no-op kept for old clients */
 		xml_free(st);
 		return;
 	}
@@ -811,7 +815,8 @@ handle_bind(struct session *s, struct xml_node *st)
 		int bad = jid_norm_resource(text, &resource);
 		free(text);
 		if (bad < 0) {
-			send_error(s, st, "modify", "bad-request"); /* RFC 6120 7.7.2.1 */
+			session_reply_error(s, st, "modify", "bad-request",
+					    NULL); /* RFC 6120 7.7.2.1 */
 			xml_free(st);
 			return;
 		}
@@ -868,12 +873,12 @@ handle_stanza(struct session *s, struct xml_node *st)
 		if (!xml_attr(st, "id") || (!request && !response) ||
 		    (request && (!q || xml_next(q, NULL, NULL)))) {
 			if (!stanza_is_error(st))
-				send_error(s, st, "modify", "bad-request");
+				session_reply_error(s, st, "modify", "bad-request", NULL);
 			xml_free(st);
 			return;
 		}
 		if (request && strcmp(q->ns, NS_SESSION) == 0 && strcmp(type, "set") == 0) {
-			send_result(s, st, NULL); /* RFC 6121 appendix E, after bind as well */
+			session_reply(s, st, NULL); /* RFC 6121 appendix E, after bind as well */
 			xml_free(st);
 			return;
 		}

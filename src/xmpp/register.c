@@ -33,29 +33,6 @@ register_is(const struct xml_node *st)
 	return stanza_is(st, "iq") && q != NULL;
 }
 
-static void
-reply(struct session *s, const struct xml_node *iq, struct xml_node *payload)
-{
-	struct xml_node *r = stanza_new("iq", NULL, s->full, "result", xml_attr(iq, "id"));
-
-	if (payload)
-		xml_add_child(r, payload);
-	session_send(s, r);
-	xml_free(r);
-}
-
-static void
-reply_error(struct session *s, const struct xml_node *iq, const char *type, const char *cond,
-	    const char *text)
-{
-	struct xml_node *r = stanza_error_reply(iq, type, cond, text);
-
-	xml_set_attr(r, "from", NULL);
-	xml_set_attr(r, "to", s->full);
-	session_send(s, r);
-	xml_free(r);
-}
-
 static char *
 field(const struct xml_node *q, const char *name)
 {
@@ -106,13 +83,14 @@ reg_done(struct store_job *job)
 				 : rj->op == REG_PASSWD ? "changed the password of"
 							: "removed",
 				 rj->jid);
-			reply(s, rj->iq, NULL);
+			session_reply(s, rj->iq, NULL);
 		} else if (r == STORE_EEXIST) {
-			reply_error(s, rj->iq, "cancel", "conflict", NULL); /* XEP-0077 3.1 */
+			session_reply_error(s, rj->iq, "cancel", "conflict",
+					    NULL); /* XEP-0077 3.1 */
 		} else if (r == STORE_ENOENT) {
-			reply_error(s, rj->iq, "cancel", "item-not-found", NULL);
+			session_reply_error(s, rj->iq, "cancel", "item-not-found", NULL);
 		} else {
-			reply_error(s, rj->iq, "wait", "internal-server-error", NULL);
+			session_reply_error(s, rj->iq, "wait", "internal-server-error", NULL);
 		}
 		session_busy(s, false);
 	}
@@ -195,16 +173,17 @@ register_iq(struct session *s, struct xml_node *st)
 	if (!s->authenticated) {
 		/* XEP-0077 3.1: a server without registration answers service-unavailable. */
 		if (strcmp(cfg->registration, "open") != 0) {
-			reply_error(s, st, "cancel", "service-unavailable", NULL);
+			session_reply_error(s, st, "cancel", "service-unavailable", NULL);
 			goto done;
 		}
 		if (!conn_is_tls(s->conn) && !cfg->allow_plaintext) {
-			reply_error(s, st, "cancel", "not-authorized", "Registration requires TLS");
+			session_reply_error(s, st, "cancel", "not-authorized",
+					    "Registration requires TLS");
 			goto done;
 		}
 	}
 	if (get) {
-		reply(s, st, form(s->user, s->authenticated));
+		session_reply(s, st, form(s->user, s->authenticated));
 		goto done;
 	}
 	if (s->authenticated && xml_child(q, "remove", NS_REGISTER)) {
@@ -216,11 +195,11 @@ register_iq(struct session *s, struct xml_node *st)
 	if (!username || !password || jid_norm_local(username, &local) < 0 ||
 	    make_creds(cfg, password, creds) < 0) {
 		/* XEP-0077 3.1: required information missing or unusable. */
-		reply_error(s, st, "modify", "not-acceptable", NULL);
+		session_reply_error(s, st, "modify", "not-acceptable", NULL);
 		goto done;
 	}
 	if (s->authenticated && strcmp(local, s->user) != 0) {
-		reply_error(s, st, "modify", "not-allowed", "That is not your username");
+		session_reply_error(s, st, "modify", "not-allowed", "That is not your username");
 		goto done;
 	}
 	jid = xmalloc(strlen(local) + strlen(cfg->domain) + 2);

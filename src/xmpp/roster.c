@@ -78,28 +78,6 @@ roster_push(struct account *a, const struct roster_item *it, bool removed)
 }
 
 static void
-reply(struct session *s, struct xml_node *st, struct xml_node *payload)
-{
-	struct xml_node *r = stanza_new("iq", NULL, s->full, "result", xml_attr(st, "id"));
-
-	if (payload)
-		xml_add_child(r, payload);
-	session_send(s, r);
-	xml_free(r);
-}
-
-static void
-reply_error(struct session *s, struct xml_node *st, const char *type, const char *cond)
-{
-	struct xml_node *r = stanza_error_reply(st, type, cond, NULL);
-
-	xml_set_attr(r, "from", NULL);
-	xml_set_attr(r, "to", s->full);
-	session_send(s, r);
-	xml_free(r);
-}
-
-static void
 roster_get(struct session *s, struct xml_node *st, struct xml_node *q)
 {
 	struct account *a = s->acct;
@@ -114,7 +92,7 @@ roster_get(struct session *s, struct xml_node *st, struct xml_node *q)
 		char cur[24];
 		snprintf(cur, sizeof cur, "%" PRIu64, a->roster_ver);
 		if (strcmp(ver, cur) == 0) {
-			reply(s, st, NULL);
+			session_reply(s, st, NULL);
 			return;
 		}
 	}
@@ -124,7 +102,7 @@ roster_get(struct session *s, struct xml_node *st, struct xml_node *q)
 		if (!it->hidden)
 			roster_item_xml(res, it, false);
 	}
-	reply(s, st, res);
+	session_reply(s, st, res);
 }
 
 static void
@@ -134,7 +112,7 @@ roster_remove(struct session *s, struct xml_node *st, const char *contact)
 	struct roster_item *it = account_roster_get(a, contact);
 
 	if (!it || it->hidden) {
-		reply_error(s, st, "cancel", "item-not-found"); /* RFC 6121 2.5.3 */
+		session_reply_error(s, st, "cancel", "item-not-found", NULL); /* RFC 6121 2.5.3 */
 		return;
 	}
 	/* RFC 6121 2.5.2: cancel both directions with the contact first. */
@@ -145,7 +123,7 @@ roster_remove(struct session *s, struct xml_node *st, const char *contact)
 	account_roster_save(a, it, true);
 	roster_push(a, it, true);
 	account_roster_del(a, contact);
-	reply(s, st, NULL);
+	session_reply(s, st, NULL);
 }
 
 /* Validates the <group/>s of item into a '\n'-joined string; returns 0 or -1. */
@@ -190,7 +168,7 @@ roster_set(struct session *s, struct xml_node *st, struct xml_node *q)
 
 	/* RFC 6121 2.3.3: exactly one item, with a valid JID. */
 	if (!item || xml_next(item, "item", NS_ROSTER) || !jid_s || jid_parse(jid_s, &j) < 0) {
-		reply_error(s, st, "modify", "bad-request");
+		session_reply_error(s, st, "modify", "bad-request", NULL);
 		return;
 	}
 	contact = jid_full(&j);
@@ -202,7 +180,7 @@ roster_set(struct session *s, struct xml_node *st, struct xml_node *q)
 	}
 	if (strcmp(contact, a->bare) == 0 || (name && strlen(name) > ROSTER_NAME_MAX) ||
 	    collect_groups(item, &groups) < 0) {
-		reply_error(s, st, "modify", "not-acceptable");
+		session_reply_error(s, st, "modify", "not-acceptable", NULL);
 		free(contact);
 		return;
 	}
@@ -217,7 +195,7 @@ roster_set(struct session *s, struct xml_node *st, struct xml_node *q)
 	it->groups = groups;
 	account_roster_save(a, it, false);
 	roster_push(a, it, false);
-	reply(s, st, NULL);
+	session_reply(s, st, NULL);
 	free(contact);
 }
 
@@ -228,7 +206,7 @@ roster_iq(struct session *s, struct xml_node *st)
 	const char *type = xml_attr(st, "type");
 
 	if (!q)
-		reply_error(s, st, "cancel", "feature-not-implemented");
+		session_reply_error(s, st, "cancel", "feature-not-implemented", NULL);
 	else if (strcmp(type, "get") == 0)
 		roster_get(s, st, q);
 	else

@@ -129,6 +129,10 @@ void session_shutdown(struct session *s);
 void session_close(struct session *s, const char *reason);
 /* A pending callback for s finished; frees s later if it was closed meanwhile. */
 void session_unref(struct session *s);
+/* Sends s an iq result (payload taken, may be NULL) or an error reply for st, from the server. */
+void session_reply(struct session *s, const struct xml_node *iq, struct xml_node *payload);
+void session_reply_error(struct session *s, const struct xml_node *st, const char *type,
+			 const char *cond, const char *text);
 /* Marks s as waiting (its input pauses, stanzas queue) or not. */
 void session_busy(struct session *s, bool busy);
 /* Runs the stanzas queued on s, in order, until it is busy again. */
