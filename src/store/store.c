@@ -116,6 +116,38 @@ store_roster_del(struct store *st, const char *owner, const char *contact, uint6
 	return st->be->roster_del(st, owner, contact, ver);
 }
 
+int
+store_offline_put(struct store *st, const struct store_offline_msg *m, long quota, int64_t *id)
+{
+	return st->be->offline_put(st, m, quota, id);
+}
+
+int
+store_offline_load(struct store *st, const char *owner, int64_t after, int64_t now_ms, size_t limit,
+		   void (*fn)(void *arg, const struct store_offline_msg *m), void *arg)
+{
+	return st->be->offline_load(st, owner, after, now_ms, limit, fn, arg);
+}
+
+int
+store_offline_delete(struct store *st, const char *owner, int64_t upto)
+{
+	return st->be->offline_delete(st, owner, upto);
+}
+
+long
+store_offline_count(struct store *st, const char *owner)
+{
+	return st->be->offline_count(st, owner);
+}
+
+long
+store_offline_expire(struct store *st, int64_t now_ms, size_t limit,
+		     void (*fn)(void *arg, const struct store_offline_msg *m), void *arg)
+{
+	return st->be->offline_expire(st, now_ms, limit, fn, arg);
+}
+
 /* ---- the storage thread ---- */
 
 struct store_thread {

@@ -48,6 +48,17 @@ struct store_backend {
 	int (*roster_put)(struct store *st, const char *owner, const struct store_roster_item *it,
 			  uint64_t ver);
 	int (*roster_del)(struct store *st, const char *owner, const char *contact, uint64_t ver);
+
+	/* Offline messages: the contract of store_offline_* in store.h; limit 0 = no limit. */
+	int (*offline_put)(struct store *st, const struct store_offline_msg *m, long quota,
+			   int64_t *id);
+	int (*offline_load)(struct store *st, const char *owner, int64_t after, int64_t now_ms,
+			    size_t limit, void (*fn)(void *arg, const struct store_offline_msg *m),
+			    void *arg);
+	int (*offline_delete)(struct store *st, const char *owner, int64_t upto);
+	long (*offline_count)(struct store *st, const char *owner);
+	long (*offline_expire)(struct store *st, int64_t now_ms, size_t limit,
+			       void (*fn)(void *arg, const struct store_offline_msg *m), void *arg);
 };
 
 extern const struct store_backend store_sqlite_backend;

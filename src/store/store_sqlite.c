@@ -9,6 +9,7 @@
  * so no statement holds a read snapshot or a pointer between calls.
  */
 #include <errno.h>
+#include <limits.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +48,23 @@ static const char *const migrations[] = {
     " owner TEXT NOT NULL PRIMARY KEY REFERENCES accounts(jid) ON DELETE CASCADE,"
     " ver INTEGER NOT NULL"
     ") WITHOUT ROWID;",
+    /*
+     * 2: offline messages (XEP-0160). AUTOINCREMENT so an id is never reused, even after
+     * the newest message is deleted: "delete up to id" must not catch a later arrival.
+     * offline_owner serves delivery in order, deletion up to an id, the quota count and
+     * the cascade from accounts; offline_expires (whose entries end in the rowid, i.e.
+     * id) serves expiry in (expires, id) order. Times are wall-clock milliseconds.
+     */
+    "CREATE TABLE offline ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " owner TEXT NOT NULL REFERENCES accounts(jid) ON DELETE CASCADE,"
+    " sender TEXT NOT NULL,"
+    " stanza TEXT NOT NULL,"
+    " stamp INTEGER NOT NULL,"
+    " expires INTEGER NOT NULL"
+    ");"
+    "CREATE INDEX offline_owner ON offline (owner, id);"
+    "CREATE INDEX offline_expires ON offline (expires);",
 };
 #define SQ_SCHEMA_VERSION ((int)ARRAY_LEN(migrations))
 
@@ -71,6 +89,13 @@ enum sq_stmt {
 	S_ROSTER_PUT,
 	S_ROSTER_DEL,
 	S_VER_SET,
+	S_OFF_QUOTA,
+	S_OFF_INSERT,
+	S_OFF_LOAD,
+	S_OFF_DEL,
+	S_OFF_COUNT,
+	S_OFF_EXPIRED,
+	S_OFF_EXPIRE_DEL,
 	S_COUNT
 };
 
@@ -102,6 +127,18 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_ROSTER_DEL] = "DELETE FROM roster WHERE owner = ?1 AND contact = ?2",
     [S_VER_SET] = "INSERT INTO roster_version (owner, ver) VALUES (?1, ?2)"
 		  " ON CONFLICT (owner) DO UPDATE SET ver = excluded.ver",
+    /* Counts at most ?2 rows: the quota check costs O(quota), not O(queue). */
+    [S_OFF_QUOTA] = "SELECT count(*) FROM (SELECT 1 FROM offline WHERE owner = ?1 LIMIT ?2)",
+    [S_OFF_INSERT] = "INSERT INTO offline (owner, sender, stanza, stamp, expires)"
+		     " VALUES (?1, ?2, ?3, ?4, ?5)",
+    [S_OFF_LOAD] = "SELECT id, sender, stanza, stamp, expires FROM offline"
+		   " WHERE owner = ?1 AND id > ?2 AND expires > ?3 ORDER BY id LIMIT ?4",
+    [S_OFF_DEL] = "DELETE FROM offline WHERE owner = ?1 AND id <= ?2",
+    [S_OFF_COUNT] = "SELECT count(*) FROM offline WHERE owner = ?1",
+    [S_OFF_EXPIRED] = "SELECT id, owner, sender, stanza, stamp, expires FROM offline"
+		      " WHERE expires <= ?1 ORDER BY expires, id LIMIT ?2",
+    /* Every row up to (?1, ?2) in (expires, id) order: exactly the rows S_OFF_EXPIRED gave. */
+    [S_OFF_EXPIRE_DEL] = "DELETE FROM offline WHERE expires <= ?1 AND (expires < ?1 OR id <= ?2)",
 };
 
 struct sq_store {
@@ -179,6 +216,23 @@ sq_run(struct sq_store *s, enum sq_stmt i)
 	int rc = sq_exec(s, i);
 
 	return rc == SQLITE_DONE ? 0 : sq_fail(s, rc, stmt_sql[i]);
+}
+
+/* Runs a count(*) statement whose parameters are bound; returns the count or STORE_EIO. */
+static long
+sq_count(struct sq_store *s, enum sq_stmt i)
+{
+	sqlite3_stmt *stmt = s->stmt[i];
+	long count = 0;
+	int rc, r;
+
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW)
+		count = (long)sqlite3_column_int64(stmt, 0);
+	else if (rc == SQLITE_DONE)
+		rc = SQLITE_ERROR; /* count(*) always yields a row */
+	r = sq_finish(s, i, rc);
+	return r < 0 ? r : count;
 }
 
 /* ---- transactions ---- */
@@ -351,18 +405,7 @@ sq_account_list(struct store *st, void (*fn)(void *arg, const char *jid), void *
 static long
 sq_account_count(struct store *st)
 {
-	struct sq_store *s = sq(st);
-	sqlite3_stmt *stmt = s->stmt[S_ACC_COUNT];
-	long count = 0;
-	int rc, r;
-
-	rc = sqlite3_step(stmt);
-	if (rc == SQLITE_ROW)
-		count = (long)sqlite3_column_int64(stmt, 0);
-	else if (rc == SQLITE_DONE)
-		rc = SQLITE_ERROR; /* count(*) always yields a row */
-	r = sq_finish(s, S_ACC_COUNT, rc);
-	return r < 0 ? r : count;
+	return sq_count(sq(st), S_ACC_COUNT);
 }
 
 /* ---- roster ---- */
@@ -484,6 +527,176 @@ sq_roster_del(struct store *st, const char *owner, const char *contact, uint64_t
 	else
 		r = sq_fail(s, rc, "deleting a roster item");
 	return sq_op_end(s, r);
+}
+
+/* ---- offline messages (XEP-0160) ---- */
+
+/* A LIMIT value: 0 (and anything past int64) means none, which SQLite spells -1. */
+static sqlite3_int64
+sq_limit(size_t limit)
+{
+	return limit == 0 || limit > (size_t)INT64_MAX ? -1 : (sqlite3_int64)limit;
+}
+
+/*
+ * Count and insert run in one savepoint, so inside the storage thread's batch (which
+ * holds the write lock) no other writer can slip a message in between and overshoot
+ * the quota.
+ */
+static int
+sq_offline_put(struct store *st, const struct store_offline_msg *m, long quota, int64_t *id)
+{
+	struct sq_store *s = sq(st);
+	sqlite3_stmt *stmt;
+	sqlite3_int64 new_id = 0;
+	long n;
+	int rc, r = 0;
+
+	if (!m->owner || !m->sender || !m->stanza) {
+		log_error("store: offline message without owner, sender or stanza");
+		return STORE_EIO;
+	}
+	if (sq_op_begin(s) < 0)
+		return STORE_EIO;
+	if (quota > 0) {
+		stmt = s->stmt[S_OFF_QUOTA];
+		sqlite3_bind_text(stmt, 1, m->owner, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(stmt, 2, quota);
+		n = sq_count(s, S_OFF_QUOTA);
+		if (n < 0)
+			r = (int)n;
+		else if (n >= quota)
+			r = STORE_EQUOTA;
+	}
+	if (r == 0) {
+		stmt = s->stmt[S_OFF_INSERT];
+		sqlite3_bind_text(stmt, 1, m->owner, -1, SQLITE_STATIC);
+		sqlite3_bind_text(stmt, 2, m->sender, -1, SQLITE_STATIC);
+		/* TEXT with an explicit length: stored byte for byte (the database is UTF-8). */
+		sqlite3_bind_text64(stmt, 3, m->stanza, m->len, SQLITE_STATIC, SQLITE_UTF8);
+		sqlite3_bind_int64(stmt, 4, m->stamp_ms);
+		sqlite3_bind_int64(stmt, 5, m->expires_ms);
+		rc = sq_exec(s, S_OFF_INSERT);
+		if (rc == SQLITE_DONE)
+			new_id = sqlite3_last_insert_rowid(s->db);
+		else if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+			r = STORE_ENOENT; /* no such account */
+		else
+			r = sq_fail(s, rc, "storing an offline message");
+	}
+	r = sq_op_end(s, r);
+	if (r == 0)
+		*id = new_id;
+	return r;
+}
+
+/*
+ * Fills m from a row (id, [owner,] sender, stanza, stamp, expires); the owner column is
+ * there when has_owner. Returns false for a row with a NULL (impossible under NOT NULL;
+ * such a row is never handed out).
+ */
+static bool
+sq_offline_row(sqlite3_stmt *stmt, bool has_owner, struct store_offline_msg *m)
+{
+	int c = has_owner ? 2 : 1;
+
+	m->id = sqlite3_column_int64(stmt, 0);
+	if (has_owner)
+		m->owner = (const char *)sqlite3_column_text(stmt, 1);
+	m->sender = (const char *)sqlite3_column_text(stmt, c);
+	/* column_text before column_bytes, so the length is that of the text form. */
+	m->stanza = (const char *)sqlite3_column_text(stmt, c + 1);
+	m->len = (size_t)sqlite3_column_bytes(stmt, c + 1);
+	m->stamp_ms = sqlite3_column_int64(stmt, c + 2);
+	m->expires_ms = sqlite3_column_int64(stmt, c + 3);
+	return m->owner && m->sender && m->stanza;
+}
+
+/* fn must not call into the store: the statement is mid-step while it runs. */
+static int
+sq_offline_load(struct store *st, const char *owner, int64_t after, int64_t now_ms, size_t limit,
+		void (*fn)(void *arg, const struct store_offline_msg *m), void *arg)
+{
+	struct sq_store *s = sq(st);
+	sqlite3_stmt *stmt = s->stmt[S_OFF_LOAD];
+	int rc;
+
+	sqlite3_bind_text(stmt, 1, owner, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 2, after);
+	sqlite3_bind_int64(stmt, 3, now_ms);
+	sqlite3_bind_int64(stmt, 4, sq_limit(limit));
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		struct store_offline_msg m = {.owner = owner};
+		if (sq_offline_row(stmt, false, &m))
+			fn(arg, &m);
+	}
+	return sq_finish(s, S_OFF_LOAD, rc);
+}
+
+static int
+sq_offline_delete(struct store *st, const char *owner, int64_t upto)
+{
+	struct sq_store *s = sq(st);
+	int rc;
+
+	sqlite3_bind_text(s->stmt[S_OFF_DEL], 1, owner, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s->stmt[S_OFF_DEL], 2, upto);
+	rc = sq_exec(s, S_OFF_DEL);
+	return rc == SQLITE_DONE ? 0 : sq_fail(s, rc, "deleting offline messages");
+}
+
+static long
+sq_offline_count(struct store *st, const char *owner)
+{
+	struct sq_store *s = sq(st);
+
+	sqlite3_bind_text(s->stmt[S_OFF_COUNT], 1, owner, -1, SQLITE_STATIC);
+	return sq_count(s, S_OFF_COUNT);
+}
+
+/*
+ * Selects the first limit expired rows in (expires, id) order, hands each to fn, then
+ * deletes every row up to the last one seen in that order: the same rows, in one
+ * savepoint, without keeping a list of ids. fn must not call into the store.
+ */
+static long
+sq_offline_expire(struct store *st, int64_t now_ms, size_t limit,
+		  void (*fn)(void *arg, const struct store_offline_msg *m), void *arg)
+{
+	struct sq_store *s = sq(st);
+	sqlite3_stmt *stmt = s->stmt[S_OFF_EXPIRED];
+	sqlite3_int64 last_expires = 0, last_id = 0, n = 0;
+	bool any = false;
+	int rc, r;
+
+	if (sq_op_begin(s) < 0)
+		return STORE_EIO;
+	sqlite3_bind_int64(stmt, 1, now_ms);
+	sqlite3_bind_int64(stmt, 2, sq_limit(limit));
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		struct store_offline_msg m = {0};
+		bool ok = sq_offline_row(stmt, true, &m);
+		last_expires = m.expires_ms;
+		last_id = m.id;
+		any = true;
+		if (fn && ok)
+			fn(arg, &m);
+	}
+	r = sq_finish(s, S_OFF_EXPIRED, rc);
+	if (r == 0 && any) {
+		stmt = s->stmt[S_OFF_EXPIRE_DEL];
+		sqlite3_bind_int64(stmt, 1, last_expires);
+		sqlite3_bind_int64(stmt, 2, last_id);
+		rc = sq_exec(s, S_OFF_EXPIRE_DEL);
+		if (rc == SQLITE_DONE)
+			n = sqlite3_changes64(s->db);
+		else
+			r = sq_fail(s, rc, "deleting expired offline messages");
+	}
+	r = sq_op_end(s, r);
+	if (r < 0)
+		return r;
+	return n > LONG_MAX ? LONG_MAX : (long)n;
 }
 
 /* ---- open, migrate, close ---- */
@@ -712,4 +925,9 @@ const struct store_backend store_sqlite_backend = {
     .roster_load = sq_roster_load,
     .roster_put = sq_roster_put,
     .roster_del = sq_roster_del,
+    .offline_put = sq_offline_put,
+    .offline_load = sq_offline_load,
+    .offline_delete = sq_offline_delete,
+    .offline_count = sq_offline_count,
+    .offline_expire = sq_offline_expire,
 };

@@ -1,13 +1,15 @@
 /*
  * test_store: unit tests of the store (SQLite backend) and the storage thread, on real
  * databases in a temporary directory. Covers persistence across reopen, account and
- * roster semantics, schema versioning, broken files, and the thread's batching,
- * savepoints, completion delivery to real loops and draining at stop.
+ * roster semantics, the offline queue (order, quota, expiry, byte-exact stanzas, index
+ * use), schema versioning and migration from v1, broken files, and the thread's
+ * batching, savepoints, completion delivery to real loops and draining at stop.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -476,7 +478,7 @@ test_schema_newer(void)
 	st = store_open(&c, err, sizeof err);
 	config_free(&c);
 	CHECK(st == NULL, "opened a database from the future");
-	CHECK(strstr(err, "database schema version 99 is newer than this baton (1)") != NULL,
+	CHECK(strstr(err, "database schema version 99 is newer than this baton (2)") != NULL,
 	      "err '%s'", err);
 	CHECK(strstr(err, dir) != NULL, "err '%s' lacks the path", err);
 	store_close(st);
@@ -894,6 +896,654 @@ test_thread_producers(void)
 	store_close(st);
 }
 
+/* ---- offline messages (XEP-0160) ---- */
+
+#define NOW 1700000000000LL /* a fixed wall clock, so expiry is deterministic */
+
+/* What a store_offline_load/expire callback saw: copies, since pointers die after the call. */
+struct seen {
+	int n;
+	int64_t id[16], stamp[16], expires[16];
+	char owner[16][64], sender[16][64];
+	char *stanza[16];
+	size_t len[16];
+	bool terminated[16]; /* stanza[len] was NUL */
+};
+
+static void
+seen_add(void *arg, const struct store_offline_msg *m)
+{
+	struct seen *sn = arg;
+	int i = sn->n++;
+
+	if (i >= 16)
+		return;
+	sn->id[i] = m->id;
+	sn->stamp[i] = m->stamp_ms;
+	sn->expires[i] = m->expires_ms;
+	snprintf(sn->owner[i], 64, "%s", m->owner);
+	snprintf(sn->sender[i], 64, "%s", m->sender);
+	sn->stanza[i] = xmalloc(m->len + 1);
+	memcpy(sn->stanza[i], m->stanza, m->len);
+	sn->stanza[i][m->len] = '\0';
+	sn->len[i] = m->len;
+	sn->terminated[i] = m->stanza[m->len] == '\0';
+}
+
+static void
+seen_free(struct seen *sn)
+{
+	for (int i = 0; i < sn->n && i < 16; i++)
+		free(sn->stanza[i]);
+	memset(sn, 0, sizeof *sn);
+}
+
+static int
+seen_load(struct store *st, const char *owner, int64_t after, int64_t now, size_t limit,
+	  struct seen *sn)
+{
+	seen_free(sn);
+	return store_offline_load(st, owner, after, now, limit, seen_add, sn);
+}
+
+/* Stores a message with stanza text, stamp NOW and the given expiry; returns its id or < 0. */
+static int64_t
+put(struct store *st, const char *owner, const char *text, int64_t expires, long quota)
+{
+	struct store_offline_msg m = {
+	    .owner = owner,
+	    .sender = "s@y/r",
+	    .stanza = text,
+	    .len = strlen(text),
+	    .stamp_ms = NOW,
+	    .expires_ms = expires,
+	};
+	int64_t id = -7;
+	int r = store_offline_put(st, &m, quota, &id);
+
+	return r < 0 ? r : id;
+}
+
+static void
+test_offline_queue(void)
+{
+	const char *dir = tpath("offline");
+	struct store *st = open_dir(dir);
+	/* id is ignored by put. */
+	struct store_offline_msg m = {.id = 999,
+				      .owner = "a@x",
+				      .sender = "al@y/home",
+				      .stanza = "<message/>",
+				      .len = 10,
+				      .stamp_ms = NOW,
+				      .expires_ms = NOW + 1};
+	struct seen sn = {0};
+	int64_t ids[5], id;
+	int r;
+
+	if (!st) {
+		CHECK(0, "open failed");
+		return;
+	}
+	CHECK(store_account_create(st, "a@x", "c", 1) == 0, "create a");
+	CHECK(store_account_create(st, "b@x", "c", 1) == 0, "create b");
+	CHECK(store_offline_count(st, "a@x") == 0, "new account has messages");
+	CHECK(seen_load(st, "a@x", 0, NOW, 0, &sn) == 0 && sn.n == 0, "empty load gave %d", sn.n);
+
+	/* Interleaved owners: each sees its own, in arrival order; ids increase store-wide. */
+	CHECK((r = store_offline_put(st, &m, 0, &ids[0])) == 0, "put a1: %d", r);
+	ids[1] = put(st, "b@x", "<message id='b1'/>", NOW + 1, 0);
+	ids[2] = put(st, "a@x", "<message id='a2'/>", NOW + 5, 0);
+	ids[3] = put(st, "b@x", "<message id='b2'/>", NOW + 1, 0);
+	ids[4] = put(st, "a@x", "<message id='a3'/>", NOW + 9, 0);
+	for (int i = 1; i < 5; i++)
+		CHECK(ids[i] > ids[i - 1] && ids[i - 1] > 0, "ids not increasing: %lld then %lld",
+		      (long long)ids[i - 1], (long long)ids[i]);
+	CHECK(seen_load(st, "a@x", 0, NOW, 0, &sn) == 0 && sn.n == 3, "load a: %d", sn.n);
+	CHECK(sn.n == 3 && sn.id[0] == ids[0] && sn.id[1] == ids[2] && sn.id[2] == ids[4],
+	      "a's ids/order wrong");
+	CHECK(sn.n == 3 && strcmp(sn.stanza[0], "<message/>") == 0 && sn.len[0] == 10 &&
+		  strcmp(sn.stanza[1], "<message id='a2'/>") == 0 &&
+		  strcmp(sn.stanza[2], "<message id='a3'/>") == 0,
+	      "a's stanzas wrong: %s %s %s", sn.stanza[0], sn.stanza[1], sn.stanza[2]);
+	CHECK(strcmp(sn.owner[0], "a@x") == 0 && strcmp(sn.sender[0], "al@y/home") == 0 &&
+		  sn.stamp[0] == NOW && sn.expires[0] == NOW + 1 && sn.expires[2] == NOW + 9 &&
+		  sn.terminated[0] && sn.terminated[2],
+	      "a1's fields wrong: owner %s sender %s", sn.owner[0], sn.sender[0]);
+	CHECK(seen_load(st, "b@x", 0, NOW, 0, &sn) == 0 && sn.n == 2 && sn.id[0] == ids[1] &&
+		  sn.id[1] == ids[3] && strcmp(sn.stanza[1], "<message id='b2'/>") == 0,
+	      "load b: %d", sn.n);
+	CHECK(store_offline_count(st, "a@x") == 3 && store_offline_count(st, "b@x") == 2,
+	      "counts %ld %ld", store_offline_count(st, "a@x"), store_offline_count(st, "b@x"));
+
+	/* Expiry: expires <= now is gone for load, but still counted until expired away. */
+	CHECK(seen_load(st, "a@x", 0, NOW + 1, 0, &sn) == 0 && sn.n == 2 && sn.id[0] == ids[2],
+	      "load at NOW+1 (a1 expires exactly then): %d", sn.n);
+	CHECK(seen_load(st, "a@x", 0, NOW + 5, 0, &sn) == 0 && sn.n == 1 && sn.id[0] == ids[4],
+	      "load at NOW+5: %d", sn.n);
+	CHECK(seen_load(st, "a@x", 0, NOW + 9, 0, &sn) == 0 && sn.n == 0, "load at NOW+9: %d",
+	      sn.n);
+	CHECK(store_offline_count(st, "a@x") == 3, "count dropped expired messages");
+	/* limit: the oldest first, at most limit. */
+	CHECK(seen_load(st, "a@x", 0, NOW, 1, &sn) == 0 && sn.n == 1 && sn.id[0] == ids[0],
+	      "limit 1: %d", sn.n);
+	CHECK(seen_load(st, "a@x", 0, NOW, 2, &sn) == 0 && sn.n == 2 && sn.id[1] == ids[2],
+	      "limit 2: %d", sn.n);
+	CHECK(seen_load(st, "a@x", 0, NOW + 1, 1, &sn) == 0 && sn.n == 1 && sn.id[0] == ids[2],
+	      "limit 1 skipping an expired one: %d", sn.n);
+	CHECK(seen_load(st, "a@x", 0, NOW, SIZE_MAX, &sn) == 0 && sn.n == 3, "limit SIZE_MAX: %d",
+	      sn.n);
+	CHECK(seen_load(st, "ghost@x", 0, NOW, 0, &sn) == 0 && sn.n == 0, "ghost has messages");
+	/* Paging by id: after the last id seen, in order, skipping expired ones. */
+	CHECK(seen_load(st, "a@x", ids[0], NOW, 1, &sn) == 0 && sn.n == 1 && sn.id[0] == ids[2],
+	      "page after a1: %d", sn.n);
+	CHECK(seen_load(st, "a@x", ids[2], NOW, 1, &sn) == 0 && sn.n == 1 && sn.id[0] == ids[4],
+	      "page after a2: %d", sn.n);
+	CHECK(seen_load(st, "a@x", ids[4], NOW, 1, &sn) == 0 && sn.n == 0, "page after a3: %d",
+	      sn.n);
+	CHECK(seen_load(st, "a@x", ids[1], NOW, 0, &sn) == 0 && sn.n == 2 && sn.id[0] == ids[2],
+	      "after another owner's id: %d", sn.n);
+	CHECK(seen_load(st, "a@x", -1, NOW + 1, 0, &sn) == 0 && sn.n == 2 && sn.id[0] == ids[2],
+	      "after -1 with a1 expired: %d", sn.n);
+	CHECK(seen_load(st, "a@x", INT64_MAX, NOW, 0, &sn) == 0 && sn.n == 0, "after INT64_MAX: %d",
+	      sn.n);
+
+	/* Delete up to an id: only that owner's, only up to it. */
+	CHECK(store_offline_delete(st, "a@x", 0) == 0 && store_offline_count(st, "a@x") == 3,
+	      "delete up to 0 removed something");
+	CHECK(store_offline_delete(st, "a@x", ids[3]) == 0, "delete a up to b2's id");
+	CHECK(seen_load(st, "a@x", 0, NOW, 0, &sn) == 0 && sn.n == 1 && sn.id[0] == ids[4],
+	      "after delete a has %d", sn.n);
+	CHECK(store_offline_count(st, "b@x") == 2, "delete of a's touched b's");
+	CHECK(store_offline_delete(st, "ghost@x", INT64_MAX) == 0, "delete for a ghost failed");
+	CHECK(store_offline_delete(st, "b@x", INT64_MAX) == 0 &&
+		  store_offline_count(st, "b@x") == 0,
+	      "delete all of b");
+
+	/* Unknown owner: ENOENT, nothing written, *id unchanged, a transaction stays usable. */
+	id = -7;
+	m.owner = "ghost@x";
+	CHECK((r = store_offline_put(st, &m, 0, &id)) == STORE_ENOENT && id == -7,
+	      "put for a missing account: %d", r);
+	CHECK((r = store_offline_put(st, &m, 5, &id)) == STORE_ENOENT && id == -7,
+	      "put for a missing account with quota: %d", r);
+	CHECK(store_offline_count(st, "ghost@x") == 0, "ghost got a message");
+	CHECK(store_begin(st) == 0, "begin");
+	CHECK(store_offline_put(st, &m, 0, &id) == STORE_ENOENT, "ghost put in txn");
+	CHECK(put(st, "b@x", "<message id='t'/>", NOW + 1, 0) > ids[4], "put after failure in txn");
+	CHECK(store_commit(st) == 0, "commit");
+	CHECK(store_offline_count(st, "b@x") == 1, "txn result: %ld",
+	      store_offline_count(st, "b@x"));
+
+	/* Deleting the account takes its queue with it, and only its own. */
+	CHECK(store_account_delete(st, "a@x") == 0, "delete a");
+	CHECK(store_offline_count(st, "a@x") == 0, "a's messages survived its account");
+	CHECK(store_account_create(st, "a@x", "c", 1) == 0, "recreate a");
+	CHECK(seen_load(st, "a@x", 0, NOW, 0, &sn) == 0 && sn.n == 0, "recreated a inherits %d",
+	      sn.n);
+	CHECK(store_offline_count(st, "b@x") == 1, "b's messages went with a's account");
+
+	/* Persistence; ids keep increasing across reopen even after the newest was deleted. */
+	id = put(st, "b@x", "<message id='last'/>", INT64_MAX, 0);
+	CHECK(id > 0, "put last: %lld", (long long)id);
+	CHECK(store_offline_delete(st, "b@x", id) == 0, "delete up to last");
+	ids[0] = put(st, "a@x", "<message id='kept'/>", INT64_MAX, 0);
+	CHECK(ids[0] > id, "id reused after delete: %lld", (long long)ids[0]);
+	store_close(st);
+	st = open_dir(dir);
+	if (!st) {
+		CHECK(0, "reopen failed");
+		seen_free(&sn);
+		return;
+	}
+	CHECK(seen_load(st, "a@x", 0, INT64_MAX - 1, 0, &sn) == 0 && sn.n == 1 &&
+		  sn.id[0] == ids[0] && strcmp(sn.stanza[0], "<message id='kept'/>") == 0 &&
+		  sn.expires[0] == INT64_MAX,
+	      "message lost across reopen: %d", sn.n);
+	CHECK(store_offline_count(st, "b@x") == 0, "deleted messages back after reopen");
+	CHECK(store_offline_delete(st, "a@x", ids[0]) == 0, "delete kept");
+	id = put(st, "a@x", "<message/>", NOW, 0);
+	CHECK(id > ids[0], "id after reopen %lld not above %lld", (long long)id, (long long)ids[0]);
+	seen_free(&sn);
+	store_close(st);
+}
+
+static void
+test_offline_quota(void)
+{
+	const char *dir = tpath("offline-quota");
+	struct store *st = open_dir(dir);
+	struct seen sn = {0};
+	struct store_offline_msg m = {0, "q@x", "s@y", "<message id='4'/>", 17, NOW, NOW + 10};
+	int64_t id;
+	int r;
+
+	if (!st) {
+		CHECK(0, "open failed");
+		return;
+	}
+	CHECK(store_account_create(st, "q@x", "c", 1) == 0, "create q");
+	CHECK(store_account_create(st, "u@x", "c", 1) == 0, "create u");
+	CHECK(store_account_create(st, "one@x", "c", 1) == 0, "create one");
+	/* Another owner's queue does not count against q's quota. */
+	for (int i = 0; i < 5; i++)
+		CHECK(put(st, "u@x", "<message/>", NOW + 10, 3 + i) > 0, "put for u %d", i);
+	CHECK(put(st, "q@x", "<message id='1'/>", NOW + 10, 3) > 0, "first of quota 3");
+	CHECK(put(st, "q@x", "<message id='2'/>", NOW + 10, 3) > 0, "second of quota 3");
+	CHECK((id = put(st, "q@x", "<message id='3'/>", NOW + 10, 3)) > 0, "third of quota 3: %lld",
+	      (long long)id);
+	id = -7;
+	CHECK((r = store_offline_put(st, &m, 3, &id)) == STORE_EQUOTA && id == -7,
+	      "fourth of quota 3: %d (id %lld)", r, (long long)id);
+	CHECK(store_offline_count(st, "q@x") == 3, "quota overshot: %ld",
+	      store_offline_count(st, "q@x"));
+	CHECK(seen_load(st, "q@x", 0, NOW, 0, &sn) == 0 && sn.n == 3 &&
+		  strcmp(sn.stanza[2], "<message id='3'/>") == 0,
+	      "refused message stored: %d", sn.n);
+	CHECK(store_offline_put(st, &m, 3, &id) == STORE_EQUOTA, "second refusal at quota 3");
+	CHECK(store_offline_put(st, &m, 4, &id) == 0, "quota 4 refused the fourth");
+	CHECK(store_offline_put(st, &m, 2, &id) == STORE_EQUOTA, "lower quota accepted more");
+	/* Unlimited: 0 and negative. */
+	for (int i = 0; i < 20; i++)
+		CHECK(put(st, "q@x", "<message/>", NOW + 10, i % 2 ? 0 : -1) > 0,
+		      "unlimited put %d", i);
+	CHECK(store_offline_count(st, "q@x") == 24, "count %ld", store_offline_count(st, "q@x"));
+	/* Quota 1, and a failed put inside a transaction leaves it usable. */
+	CHECK(store_begin(st) == 0, "begin");
+	CHECK(put(st, "one@x", "<message/>", NOW + 10, 1) > 0, "first of quota 1");
+	CHECK(put(st, "one@x", "<message/>", NOW + 10, 1) == STORE_EQUOTA, "second of quota 1");
+	CHECK(put(st, "u@x", "<message/>", NOW + 10, 0) > 0, "put after EQUOTA in txn");
+	CHECK(store_commit(st) == 0, "commit");
+	CHECK(store_offline_count(st, "one@x") == 1 && store_offline_count(st, "u@x") == 6,
+	      "txn result %ld %ld", store_offline_count(st, "one@x"),
+	      store_offline_count(st, "u@x"));
+
+	/* Caller bugs are refused, not stored. */
+	m.stanza = NULL;
+	quiet();
+	CHECK(store_offline_put(st, &m, 0, &id) == STORE_EIO, "NULL stanza accepted");
+	m.stanza = "x";
+	m.sender = NULL;
+	CHECK(store_offline_put(st, &m, 0, &id) == STORE_EIO, "NULL sender accepted");
+	loud();
+	CHECK(store_offline_count(st, "q@x") == 24, "refused puts stored something");
+	seen_free(&sn);
+	store_close(st);
+}
+
+/* A stanza is stored byte for byte: quotes, SQL-looking text, non-ASCII, 1 MB, len honoured. */
+static void
+test_offline_bytes(void)
+{
+	static const char *const texts[] = {
+	    "<message to='a@x' from=\"b@y\"><body>it's \"quoted\" \\ back`tick`</body></message>",
+	    "<message><body>'); DROP TABLE offline; --</body></message>",
+	    "<message><body>h\xc3\xa9llo \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x8e\x89 "
+	    "\xe2\x80\xae rtl</body></message>",
+	    "",
+	};
+	const char *dir = tpath("offline-bytes");
+	struct store *st = open_dir(dir);
+	struct seen sn = {0};
+	struct store_offline_msg m = {0, "a@x", "o'brien@y/\xc3\xa9", NULL, 0, NOW, NOW + 1};
+	size_t big_len = 1 << 20, n = 0;
+	char *big = xmalloc(big_len + 1);
+	int64_t id;
+	int i;
+
+	if (!st) {
+		CHECK(0, "open failed");
+		free(big);
+		return;
+	}
+	CHECK(store_account_create(st, "a@x", "c", 1) == 0, "create a");
+	for (i = 0; i < (int)ARRAY_LEN(texts); i++) {
+		m.stanza = texts[i];
+		m.len = strlen(texts[i]);
+		CHECK(store_offline_put(st, &m, 0, &id) == 0, "put text %d", i);
+	}
+	/* len is honoured even when the string goes on: only the first 9 bytes are stored. */
+	m.stanza = "<message/>trailing";
+	m.len = 9;
+	CHECK(store_offline_put(st, &m, 0, &id) == 0, "put prefix");
+	CHECK(seen_load(st, "a@x", 0, NOW, 0, &sn) == 0 && sn.n == 5, "load: %d", sn.n);
+	for (i = 0; i < (int)ARRAY_LEN(texts) && i < sn.n; i++) {
+		CHECK(sn.len[i] == strlen(texts[i]) && strcmp(sn.stanza[i], texts[i]) == 0 &&
+			  sn.terminated[i],
+		      "text %d came back as '%s'", i, sn.stanza[i]);
+		CHECK(strcmp(sn.sender[i], "o'brien@y/\xc3\xa9") == 0, "sender %d: '%s'", i,
+		      sn.sender[i]);
+	}
+	CHECK(sn.n == 5 && sn.len[4] == 9 && strcmp(sn.stanza[4], "<message/") == 0 &&
+		  sn.terminated[4],
+	      "prefix came back as '%s'", sn.n == 5 ? sn.stanza[4] : "");
+	CHECK(store_offline_delete(st, "a@x", INT64_MAX) == 0, "delete all");
+
+	/* 1 MB of mixed 1- to 4-byte UTF-8, no NUL. */
+	static const char *const pieces[] = {
+	    "<b>", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9d\x84\x9e", "&apos;", "\"", "z"};
+	memcpy(big, "<message><body>", 15);
+	n = 15;
+	for (i = 0; n + 6 + 17 <= big_len; i++) {
+		const char *p = pieces[(size_t)i * 7919 % ARRAY_LEN(pieces)];
+		memcpy(big + n, p, strlen(p));
+		n += strlen(p);
+	}
+	memcpy(big + n, "</body></message>", 17);
+	n += 17;
+	big[n] = '\0';
+	m.stanza = big;
+	m.len = n;
+	CHECK(store_offline_put(st, &m, 0, &id) == 0, "put 1 MB");
+	CHECK(seen_load(st, "a@x", 0, NOW, 0, &sn) == 0 && sn.n == 1, "load 1 MB: %d", sn.n);
+	CHECK(sn.n == 1 && sn.len[0] == n && memcmp(sn.stanza[0], big, n) == 0 && sn.terminated[0],
+	      "1 MB stanza changed: len %zu, want %zu", sn.n ? sn.len[0] : 0, n);
+	CHECK(n > 1000000 && memchr(big, '\0', n) == NULL, "test stanza is %zu bytes", n);
+	store_close(st);
+	st = open_dir(dir);
+	CHECK(st && seen_load(st, "a@x", 0, NOW, 0, &sn) == 0 && sn.n == 1 && sn.len[0] == n &&
+		  memcmp(sn.stanza[0], big, n) == 0,
+	      "1 MB stanza changed across reopen");
+	seen_free(&sn);
+	store_close(st);
+	free(big);
+}
+
+static void
+test_offline_expire(void)
+{
+	/* owner, stanza, expires relative to NOW; rows 0-5 are expired at NOW. */
+	static const struct {
+		const char *owner, *text;
+		int64_t expires;
+	} rows[] = {
+	    {"a@x", "a-late", -10}, {"b@x", "b-early", -30}, {"a@x", "a-tie1", -20},
+	    {"b@x", "b-tie2", -20}, {"a@x", "a-tie3", -20},  {"b@x", "b-now", 0},
+	    {"a@x", "a-live", 1},   {"b@x", "b-live", 1000},
+	};
+	/* The expected (expires, id) order of the expired ones: indexes into rows. */
+	static const int order[] = {1, 2, 3, 4, 0, 5};
+	const char *dir = tpath("offline-expire");
+	struct store *st = open_dir(dir);
+	struct seen sn = {0};
+	int64_t ids[ARRAY_LEN(rows)];
+	long n;
+
+	if (!st) {
+		CHECK(0, "open failed");
+		return;
+	}
+	CHECK(store_account_create(st, "a@x", "c", 1) == 0, "create a");
+	CHECK(store_account_create(st, "b@x", "c", 1) == 0, "create b");
+	CHECK((n = store_offline_expire(st, NOW, 0, seen_add, &sn)) == 0 && sn.n == 0,
+	      "expire on an empty store: %ld, fn %d", n, sn.n);
+	for (size_t i = 0; i < ARRAY_LEN(rows); i++)
+		ids[i] = put(st, rows[i].owner, rows[i].text, NOW + rows[i].expires, 0);
+
+	CHECK((n = store_offline_expire(st, NOW - 100, 0, seen_add, &sn)) == 0 && sn.n == 0,
+	      "expire before anything expired: %ld, fn %d", n, sn.n);
+	/* Limit 2 cuts between messages of equal expiry: exactly the first two go. */
+	CHECK((n = store_offline_expire(st, NOW, 2, seen_add, &sn)) == 2 && sn.n == 2,
+	      "expire limit 2: %ld, fn %d", n, sn.n);
+	for (int i = 0; i < 2 && i < sn.n; i++) {
+		int k = order[i];
+		CHECK(sn.id[i] == ids[k] && strcmp(sn.stanza[i], rows[k].text) == 0 &&
+			  strcmp(sn.owner[i], rows[k].owner) == 0 &&
+			  strcmp(sn.sender[i], "s@y/r") == 0 && sn.stamp[i] == NOW &&
+			  sn.expires[i] == NOW + rows[k].expires,
+		      "expired #%d: %s of %s, want %s", i, sn.stanza[i], sn.owner[i], rows[k].text);
+	}
+	CHECK(store_offline_count(st, "a@x") + store_offline_count(st, "b@x") == 6,
+	      "limit 2 deleted %ld",
+	      8 - store_offline_count(st, "a@x") - store_offline_count(st, "b@x"));
+	seen_free(&sn);
+	CHECK((n = store_offline_expire(st, NOW, 0, seen_add, &sn)) == 4 && sn.n == 4,
+	      "expire the rest: %ld, fn %d", n, sn.n);
+	for (int i = 0; i < 4 && i < sn.n; i++) {
+		int k = order[i + 2];
+		CHECK(sn.id[i] == ids[k] && strcmp(sn.stanza[i], rows[k].text) == 0,
+		      "expired #%d: %s, want %s", i + 2, sn.stanza[i], rows[k].text);
+	}
+	seen_free(&sn);
+	CHECK(seen_load(st, "a@x", 0, NOW - 1000, 0, &sn) == 0 && sn.n == 1 &&
+		  strcmp(sn.stanza[0], "a-live") == 0,
+	      "a after expiry: %d", sn.n);
+	CHECK(seen_load(st, "b@x", 0, NOW - 1000, 0, &sn) == 0 && sn.n == 1 &&
+		  strcmp(sn.stanza[0], "b-live") == 0,
+	      "b after expiry: %d", sn.n);
+	seen_free(&sn);
+	CHECK((n = store_offline_expire(st, NOW, 0, seen_add, &sn)) == 0 && sn.n == 0,
+	      "second expire: %ld, fn %d", n, sn.n);
+
+	/* Without fn, with and without a limit. */
+	CHECK((n = store_offline_expire(st, NOW + 1, 5, NULL, NULL)) == 1, "expire no fn: %ld", n);
+	CHECK(store_offline_count(st, "a@x") == 0 && store_offline_count(st, "b@x") == 1,
+	      "no-fn expire removed the wrong rows");
+	for (int i = 0; i < 10; i++)
+		put(st, i % 2 ? "a@x" : "b@x", "x", NOW + i, 0);
+	CHECK((n = store_offline_expire(st, NOW + 4, 0, NULL, NULL)) == 5, "expire all no fn: %ld",
+	      n);
+	CHECK(store_offline_count(st, "a@x") + store_offline_count(st, "b@x") == 6, "left %ld",
+	      store_offline_count(st, "a@x") + store_offline_count(st, "b@x"));
+	store_close(st);
+}
+
+/* The v1 schema as released, frozen here: a database from before the offline queue. */
+static const char schema_v1[] =
+    "CREATE TABLE schema_version (version INTEGER NOT NULL PRIMARY KEY, applied INTEGER NOT "
+    "NULL);"
+    "INSERT INTO schema_version VALUES (1, 1700000000);"
+    "CREATE TABLE accounts (jid TEXT NOT NULL PRIMARY KEY, creds BLOB NOT NULL,"
+    " created INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE roster (owner TEXT NOT NULL REFERENCES accounts(jid) ON DELETE CASCADE,"
+    " contact TEXT NOT NULL, name TEXT, \"groups\" TEXT, sub INTEGER NOT NULL DEFAULT 0,"
+    " ask INTEGER NOT NULL DEFAULT 0, pending_in INTEGER NOT NULL DEFAULT 0,"
+    " hidden INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (owner, contact)) WITHOUT ROWID;"
+    "CREATE TABLE roster_version (owner TEXT NOT NULL PRIMARY KEY REFERENCES accounts(jid)"
+    " ON DELETE CASCADE, ver INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO accounts VALUES ('old@x', X'00c3a9', 1700000000);"
+    "INSERT INTO accounts VALUES ('older@x', 'pw', 1600000000);"
+    "INSERT INTO roster (owner, contact, name, sub) VALUES ('old@x', 'f@y', 'F', 3);"
+    "INSERT INTO roster_version VALUES ('old@x', 42);";
+
+/* Runs sql on the database file, answering the first column of the last row into out. */
+static int
+sql_file(const char *path, const char *sql, char *out, size_t outlen)
+{
+	sqlite3 *db;
+	sqlite3_stmt *stmt;
+	const char *tail = sql;
+	int rc = sqlite3_open(path, &db);
+
+	if (out)
+		out[0] = '\0';
+	while (rc == SQLITE_OK && *tail) {
+		rc = sqlite3_prepare_v2(db, tail, -1, &stmt, &tail);
+		if (rc != SQLITE_OK || !stmt)
+			break;
+		while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+			const char *v = (const char *)sqlite3_column_text(stmt, 0);
+			if (out)
+				snprintf(out, outlen, "%s", v ? v : "");
+		}
+		sqlite3_finalize(stmt);
+		rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+	}
+	if (rc != SQLITE_OK)
+		printf("sql_file(%s): %s\n", path, sqlite3_errmsg(db));
+	sqlite3_close(db);
+	return rc == SQLITE_OK ? 0 : -1;
+}
+
+static void
+test_offline_migration(void)
+{
+	const char *dir = tpath("v1");
+	const char *db = tpath("v1/baton.db");
+	static const char bin[] = {0, (char)0xc3, (char)0xa9};
+	struct seen sn = {0};
+	struct rost r;
+	struct store *st;
+	char out[64];
+	int64_t id;
+
+	if (mkdir(dir, 0700) < 0 || sql_file(db, schema_v1, NULL, 0) < 0) {
+		CHECK(0, "cannot create the v1 database");
+		return;
+	}
+	st = open_dir(dir);
+	CHECK(st != NULL, "v1 database did not open");
+	if (!st)
+		return;
+	CHECK(store_account_count(st) == 2 && creds_are(st, "old@x", bin, sizeof bin) &&
+		  creds_are(st, "older@x", "pw", 2),
+	      "accounts lost in the migration: %ld", store_account_count(st));
+	CHECK(rost_load(st, "old@x", &r) == 0 && r.ver == 42 && r.n == 1 &&
+		  strcmp(r.contact[0], "f@y") == 0 && r.it[0].sub == STORE_SUB_BOTH,
+	      "roster lost in the migration");
+	CHECK((id = put(st, "old@x", "<message/>", NOW + 1, 1)) > 0, "put after migration");
+	CHECK(put(st, "old@x", "<message/>", NOW + 1, 1) == STORE_EQUOTA, "quota after migration");
+	CHECK(put(st, "new@x", "<message/>", NOW + 1, 0) == STORE_ENOENT,
+	      "foreign key missing after migration");
+	CHECK(seen_load(st, "old@x", 0, NOW, 0, &sn) == 0 && sn.n == 1 && sn.id[0] == id,
+	      "load after migration");
+	store_close(st);
+
+	CHECK(sql_file(db, "SELECT group_concat(version) FROM schema_version", out, sizeof out) ==
+		      0 &&
+		  strcmp(out, "1,2") == 0,
+	      "schema versions '%s', want 1,2", out);
+	/* Reopening a current database changes nothing. */
+	st = open_dir(dir);
+	CHECK(st && store_offline_count(st, "old@x") == 1 && store_account_count(st) == 2,
+	      "reopen after migration");
+	CHECK(st && store_account_delete(st, "old@x") == 0 && store_offline_count(st, "old@x") == 0,
+	      "cascade missing after migration");
+	store_close(st);
+	CHECK(sql_file(db, "SELECT group_concat(version) FROM schema_version", out, sizeof out) ==
+		      0 &&
+		  strcmp(out, "1,2") == 0,
+	      "schema versions after reopen '%s'", out);
+	seen_free(&sn);
+}
+
+/*
+ * Every offline query runs off an index, so its cost follows the page it returns, not
+ * the millions of rows stored. The queries are those of store_sqlite.c, restated here.
+ */
+static void
+test_offline_plans(void)
+{
+	static const struct {
+		const char *sql, *index;
+	} plans[] = {
+	    {"SELECT count(*) FROM (SELECT 1 FROM offline WHERE owner = ?1 LIMIT ?2)",
+	     "offline_owner"},
+	    {"SELECT id, sender, stanza, stamp, expires FROM offline"
+	     " WHERE owner = ?1 AND id > ?2 AND expires > ?3 ORDER BY id LIMIT ?4",
+	     "offline_owner"},
+	    {"DELETE FROM offline WHERE owner = ?1 AND id <= ?2", "offline_owner"},
+	    {"SELECT count(*) FROM offline WHERE owner = ?1", "offline_owner"},
+	    {"SELECT id, owner, sender, stanza, stamp, expires FROM offline"
+	     " WHERE expires <= ?1 ORDER BY expires, id LIMIT ?2",
+	     "offline_expires"},
+	    {"DELETE FROM offline WHERE expires <= ?1 AND (expires < ?1 OR id <= ?2)",
+	     "offline_expires"},
+	};
+	const char *dir = tpath("plans");
+	struct store *st = open_dir(dir);
+	char db[300];
+	sqlite3 *h;
+
+	store_close(st);
+	snprintf(db, sizeof db, "%s/baton.db", dir);
+	if (!st || sqlite3_open(db, &h) != SQLITE_OK) {
+		CHECK(0, "open failed");
+		return;
+	}
+	for (size_t i = 0; i < ARRAY_LEN(plans); i++) {
+		struct buf plan = {0};
+		sqlite3_stmt *stmt;
+		char q[512];
+
+		snprintf(q, sizeof q, "EXPLAIN QUERY PLAN %s", plans[i].sql);
+		if (sqlite3_prepare_v2(h, q, -1, &stmt, NULL) != SQLITE_OK) {
+			CHECK(0, "%s: %s", plans[i].sql, sqlite3_errmsg(h));
+			continue;
+		}
+		while (sqlite3_step(stmt) == SQLITE_ROW)
+			buf_printf(&plan, "%s; ", (const char *)sqlite3_column_text(stmt, 3));
+		sqlite3_finalize(stmt);
+		buf_puts(&plan, "");
+		CHECK(strstr(buf_head(&plan), plans[i].index) != NULL &&
+			  strstr(buf_head(&plan), "SCAN offline") == NULL &&
+			  strstr(buf_head(&plan), "TEMP B-TREE") == NULL,
+		      "%s: plan '%s' does not use %s alone", plans[i].sql, buf_head(&plan),
+		      plans[i].index);
+		buf_free(&plan);
+	}
+	sqlite3_close(h);
+}
+
+/* Offline writes as storage-thread jobs: the quota refusal undoes only that job. */
+struct ojob {
+	struct store_job job;
+	int64_t id;
+};
+
+static int
+ojob_run(struct store *st, struct store_job *job)
+{
+	struct ojob *j = container_of(job, struct ojob, job);
+	struct store_offline_msg m = {0, "t@x", "s@y", "<message/>", 10, NOW, NOW + 1};
+
+	return store_offline_put(st, &m, 3, &j->id);
+}
+
+static void
+ojob_done(struct store_job *job)
+{
+	waiter_add(&w_done);
+}
+
+static void
+test_offline_thread(void)
+{
+	const char *dir = tpath("offline-thread");
+	struct store *st = open_dir(dir);
+	struct store_thread *t;
+	struct tjob gate, after;
+	struct ojob jobs[4] = {0};
+
+	if (!st || store_account_create(st, "t@x", "c", 1) < 0) {
+		CHECK(0, "open failed");
+		store_close(st);
+		return;
+	}
+	t = store_thread_start(st, 0);
+	waiter_reset(&w_done);
+	gate_close_and_submit(t, &gate);
+	for (int i = 0; i < 4; i++) {
+		jobs[i].job.run = ojob_run;
+		jobs[i].job.done = ojob_done;
+		store_submit(t, &jobs[i].job);
+	}
+	tjob_init(&after, TJ_CREATE, "after@x");
+	store_submit(t, &after.job);
+	waiter_add(&gate_open);
+	waiter_wait(&w_done, 6);
+	for (int i = 0; i < 3; i++)
+		CHECK(jobs[i].job.result == 0 && jobs[i].id > (i ? jobs[i - 1].id : 0),
+		      "job %d: %d id %lld", i, jobs[i].job.result, (long long)jobs[i].id);
+	CHECK(jobs[3].job.result == STORE_EQUOTA, "job 3: %d", jobs[3].job.result);
+	CHECK(after.seen_result == 0, "job after EQUOTA: %d", after.seen_result);
+	store_thread_stop(t);
+	st = open_dir(dir);
+	CHECK(st && store_offline_count(st, "t@x") == 3 && exists(st, "after@x"),
+	      "batch with a refused put did not commit the rest");
+	store_close(st);
+}
+
 int
 main(void)
 {
@@ -912,6 +1562,13 @@ main(void)
 	test_thread_stop_drains();
 	test_thread_producers();
 	test_thread_locked();
+	test_offline_queue();
+	test_offline_quota();
+	test_offline_bytes();
+	test_offline_expire();
+	test_offline_migration();
+	test_offline_plans();
+	test_offline_thread();
 
 	nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	return check_summary("test_store");
