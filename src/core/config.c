@@ -55,6 +55,13 @@ const struct config_key config_keys[] = {
       "normal | full: SQLite synchronous mode (WAL; normal survives a process crash)"),
     K("storage", "batch_ms", CFG_DURATION, storage_batch_ms, "0",
       "extra time the storage thread waits to group writes into one transaction"),
+    K("offline", "quota", CFG_INT, offline_quota, "10000",
+      "messages kept for a user who is offline; 0 = no limit"),
+    K("offline", "expiry", CFG_DURATION, offline_expiry, "30d",
+      "how long a stored message waits for its recipient"),
+    K("offline", "grace", CFG_DURATION, offline_grace, "10s",
+      "a client without stream management must stay connected this long after stored messages "
+      "were sent to it before they are deleted"),
     K("sasl", "scram_iterations", CFG_INT, scram_iterations, "4096",
       "PBKDF2 iterations for new passwords (RFC 7677 recommends at least 4096)"),
     {0},

@@ -475,6 +475,12 @@ conn_starttls(struct conn *c, struct tls_ctx *tls)
 	conn_mark_dirty(c);
 }
 
+size_t
+conn_out_pending(const struct conn *c)
+{
+	return buf_used(&c->out);
+}
+
 bool
 conn_is_tls(const struct conn *c)
 {

@@ -90,6 +90,8 @@ void conn_write(struct conn *c, const void *data, size_t n);
  */
 void conn_starttls(struct conn *c, struct tls_ctx *tls);
 bool conn_is_tls(const struct conn *c);
+/* Bytes queued for the peer and not yet handed to the kernel. */
+size_t conn_out_pending(const struct conn *c);
 /* Stops / resumes reading (e.g. while the owner waits for storage). */
 void conn_pause(struct conn *c, bool paused);
 /* Limits applied from now on. */

@@ -22,9 +22,10 @@
 
 enum store_err {
 	STORE_OK = 0,
-	STORE_ENOENT = -2,  /* no such account / item */
-	STORE_EEXIST = -17, /* account already exists */
-	STORE_EIO = -5,	    /* the database failed (disk full, corrupt, locked too long) */
+	STORE_ENOENT = -2,   /* no such account / item */
+	STORE_EEXIST = -17,  /* account already exists */
+	STORE_EIO = -5,	     /* the database failed (disk full, corrupt, locked too long) */
+	STORE_EQUOTA = -122, /* the owner's offline queue is full */
 };
 
 struct store;
@@ -48,7 +49,7 @@ int store_account_create(struct store *st, const char *jid, const void *creds, s
 /* Appends the credentials blob to out. Returns 0, STORE_ENOENT or STORE_EIO. */
 int store_account_creds(struct store *st, const char *jid, struct buf *out);
 int store_account_set_creds(struct store *st, const char *jid, const void *creds, size_t n);
-/* Deletes the account and everything it owns (roster, pending requests). */
+/* Deletes the account and everything it owns (roster, pending requests, offline messages). */
 int store_account_delete(struct store *st, const char *jid);
 /* Calls fn for each account in JID order. Returns 0 or STORE_EIO. */
 int store_account_list(struct store *st, void (*fn)(void *arg, const char *jid), void *arg);
@@ -81,6 +82,44 @@ int store_roster_put(struct store *st, const char *owner, const struct store_ros
 		     uint64_t ver);
 /* Removes the item (no-op if absent) and sets owner's roster version to ver. */
 int store_roster_del(struct store *st, const char *owner, const char *contact, uint64_t ver);
+
+/* ---- offline messages (XEP-0160), in arrival order per owner ---- */
+
+struct store_offline_msg {
+	int64_t id;	    /* increasing in arrival order across the whole store */
+	const char *owner;  /* bare JID of the recipient */
+	const char *sender; /* full JID of the sender (for expiry notices) */
+	const char *stanza; /* the serialized <message/>, NUL-terminated */
+	size_t len;
+	int64_t stamp_ms;   /* wall-clock time it was stored */
+	int64_t expires_ms; /* wall-clock time after which it is dropped */
+};
+
+/*
+ * Appends a message for m->owner (m->id is ignored) unless the owner already has quota
+ * messages (quota <= 0: no limit): then STORE_EQUOTA and nothing is stored. *id gets
+ * the new message's id. Returns 0, STORE_EQUOTA, STORE_ENOENT (no such owner) or STORE_EIO.
+ */
+int store_offline_put(struct store *st, const struct store_offline_msg *m, long quota, int64_t *id);
+/*
+ * Calls fn for owner's messages with id > after that have not expired at now_ms, oldest
+ * first, at most limit of them (0 = all); pointers are valid only during the call. Paging
+ * by id keeps each call O(page). Returns 0 or STORE_EIO.
+ */
+int store_offline_load(struct store *st, const char *owner, int64_t after, int64_t now_ms,
+		       size_t limit, void (*fn)(void *arg, const struct store_offline_msg *m),
+		       void *arg);
+/* Deletes owner's messages with id <= upto. Returns 0 or STORE_EIO. */
+int store_offline_delete(struct store *st, const char *owner, int64_t upto);
+/* Returns how many messages owner has waiting (expired ones included), or STORE_EIO. */
+long store_offline_count(struct store *st, const char *owner);
+/*
+ * Deletes up to limit messages (of any owner) that expired at now_ms, oldest expiry
+ * first, calling fn for each before it goes (expiry notices). Returns the number
+ * deleted, or STORE_EIO.
+ */
+long store_offline_expire(struct store *st, int64_t now_ms, size_t limit,
+			  void (*fn)(void *arg, const struct store_offline_msg *m), void *arg);
 
 /* ---- the storage thread ---- */
 

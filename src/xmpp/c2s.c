@@ -107,6 +107,7 @@ session_close(struct session *s, const char *reason)
 		account_session_remove(s->acct, s);
 	}
 	timer_stop(s->w->loop, &s->auth_timer);
+	offline_session_end(s);
 	queue_clear(s);
 	if (s->conn) {
 		conn_close(s->conn);
@@ -882,6 +883,10 @@ handle_stanza(struct session *s, struct xml_node *st)
 			xml_free(st);
 			return;
 		}
+		if (request && carbons_is_iq(st) && (!to || strcmp(to, s->bare) == 0)) {
+			carbons_iq(s, st);
+			return;
+		}
 		if (request && register_is(st) &&
 		    (!to || strcmp(to, s->w->srv->cfg->domain) == 0)) {
 			register_iq(s, st); /* XEP-0077 3.2, 3.3: cancel, change password */
@@ -897,9 +902,11 @@ handle_stanza(struct session *s, struct xml_node *st)
 		presence_outbound(s, st);
 		return;
 	}
+	/* RFC 6120 10.3: no 'to' means the account itself. */
 	if (!to)
-		xml_set_attr(st, "to",
-			     s->bare); /* RFC 6120 10.3: no 'to' means the account itself */
+		xml_set_attr(st, "to", s->bare);
+	if (!is_iq)
+		carbons_sent(s, st);
 	route(s->w, st);
 }
 

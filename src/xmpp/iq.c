@@ -11,7 +11,14 @@
 #include "xmpp_int.h"
 
 static const char *const server_features[] = {
-    NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING, NS_VERSION, NS_ROSTER, NULL,
+    NS_DISCO_INFO,	  /* XEP-0030 */
+    NS_DISCO_ITEMS,	  /* XEP-0030 */
+    NS_PING,		  /* XEP-0199 */
+    NS_VERSION,		  /* XEP-0092 */
+    NS_ROSTER,		  /* RFC 6121 */
+    "msgoffline",	  /* XEP-0160 section 6 */
+    "urn:xmpp:carbons:2", /* XEP-0280 */
+    NULL,
 };
 
 static bool

@@ -175,8 +175,10 @@ broadcast(struct session *s, struct xml_node *st)
 	xml_free(s->presence);
 	s->presence = st;
 	broadcast_to_subscribers(s, st);
-	if (initial)
+	if (initial) {
 		initial_presence(s);
+		offline_deliver(s);
+	}
 }
 
 void

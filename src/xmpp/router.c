@@ -148,9 +148,19 @@ deliver_bare_message(struct account *a, const struct xml_node *st, bool headline
 		if (!headline && s->priority != best->priority)
 			continue;
 		session_send(s, st);
+		s->delivered = true;
 		n++;
 	}
 	return n;
+}
+
+/* After a delivery: the account's other resources get carbons, and the marks are cleared. */
+static void
+delivered(struct account *a, const struct xml_node *st)
+{
+	carbons_received(a, st);
+	for (struct session *s = a->sessions; s; s = s->acct_next)
+		s->delivered = false;
 }
 
 static void
@@ -164,6 +174,8 @@ message_to_account(struct account *a, struct xml_node *st, const struct jid *to)
 
 	if (to->resource && (s = account_session_find(a, to->resource))) {
 		session_send(s, st); /* RFC 6121 8.5.3.1 */
+		s->delivered = true;
+		delivered(a, st);
 		return;
 	}
 	/* RFC 6121 8.5.3.2.1 / 8.5.2.1.1: otherwise treat it as sent to the bare JID. */
@@ -173,10 +185,13 @@ message_to_account(struct account *a, struct xml_node *st, const struct jid *to)
 		route_error(a->w, st, "cancel", "service-unavailable", NULL);
 		return;
 	}
-	if (deliver_bare_message(a, st, headline) > 0 || headline)
+	if (deliver_bare_message(a, st, headline) > 0) {
+		delivered(a, st);
 		return;
-	/* No available resource. Offline storage (XEP-0160) arrives with issue 3. */
-	route_error(a->w, st, "cancel", "service-unavailable", NULL);
+	}
+	/* RFC 6121 8.5.2.1.1: a headline nobody can take is dropped; the rest waits (XEP-0160). */
+	if (!headline)
+		offline_store(a, st);
 }
 
 void

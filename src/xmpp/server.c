@@ -86,6 +86,8 @@ worker_main(void *arg)
 		fatal("worker %d: cannot watch the c2s listener", w->id);
 	if (w->srv->c2s_tls_fd >= 0 && loop_io_add(w->loop, &w->c2s_tls_io, LOOP_IN) < 0)
 		fatal("worker %d: cannot watch the c2s TLS listener", w->id);
+	if (w->id == 0)
+		offline_start_sweeper(w);
 	loop_run(w->loop);
 	/* Every session closed its connection in worker_begin_stop(); drop the lingerers. */
 	session_reap(w);
@@ -187,6 +189,7 @@ static void
 worker_begin_stop(struct worker *w, void *arg)
 {
 	w->stopping = true;
+	timer_stop(w->loop, &w->offline_sweep);
 	if (w->srv->c2s_fd >= 0)
 		loop_io_del(w->loop, &w->c2s_io);
 	if (w->srv->c2s_tls_fd >= 0)

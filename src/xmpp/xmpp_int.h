@@ -47,8 +47,9 @@ struct worker {
 	struct session *reap;	  /* closed sessions, freed at the end of the turn */
 	struct loop_io c2s_io, c2s_tls_io;
 	struct timer stop_timer;
-	unsigned long push_seq; /* ids of server-generated iqs */
-	bool stopping;		/* server_stop() began: drop new work, free what arrives */
+	struct timer offline_sweep; /* worker 0 only: expires old offline messages */
+	unsigned long push_seq;	    /* ids of server-generated iqs */
+	bool stopping;		    /* server_stop() began: drop new work, free what arrives */
 };
 
 struct server {
@@ -92,6 +93,8 @@ struct session {
 	bool restart;	  /* a stream restart happened; drop the rest of the old stream */
 	bool available;	  /* initial presence sent (RFC 6121 4.2) */
 	bool interested;  /* requested the roster (RFC 6121 2.1.6) */
+	bool carbons;	  /* XEP-0280 enabled */
+	bool delivered;	  /* transient: got the message being routed (carbons skip it) */
 	bool peer_closed; /* the client sent </stream:stream> */
 	bool migrating;	  /* in flight to the account's home worker */
 	bool processing;  /* inside session_process() */
@@ -112,7 +115,12 @@ struct session {
 	int priority;
 	struct xml_node *presence; /* last available presence broadcast, from stamped */
 	struct hmap directed;	   /* JIDs that got directed available presence (RFC 6121 4.6) */
-	struct session *acct_next; /* in acct->sessions */
+	/* offline delivery (offline.c) */
+	int64_t offline_upto;	    /* id of the last stored message sent to this session */
+	bool offline_more;	    /* more pages to send */
+	bool offline_loading;	    /* a page is being loaded */
+	struct timer offline_timer; /* pacing, then the grace period before deletion */
+	struct session *acct_next;  /* in acct->sessions */
 	struct session *w_next, *w_prev;
 	struct session *reap_next;
 };
@@ -225,6 +233,27 @@ void presence_session_end(struct session *s);
 /* After bind and roster load: deliver stored subscription requests to s when it becomes available.
  */
 void presence_send_pending(struct session *s);
+
+/* ---- carbons (carbons.c, XEP-0280) ---- */
+
+/* True for an iq carrying <enable/> or <disable/>; carbons_iq() handles it (takes st). */
+bool carbons_is_iq(const struct xml_node *st);
+void carbons_iq(struct session *s, struct xml_node *st);
+/* from sent st: copy it to from's other resources that enabled carbons. */
+void carbons_sent(struct session *from, const struct xml_node *st);
+/* a received st: copy it to a's resources with carbons on that are not marked delivered. */
+void carbons_received(struct account *a, const struct xml_node *st);
+
+/* ---- offline storage (offline.c, XEP-0160) ---- */
+
+/* Stores message st (not taken) for a, which has no available resource; errors go to the sender. */
+void offline_store(struct account *a, const struct xml_node *st);
+/* s just sent initial presence: send it the stored messages. */
+void offline_deliver(struct session *s);
+/* s is closing: what it was sent stays stored. */
+void offline_session_end(struct session *s);
+/* Starts the periodic expiry sweep on w (one worker does it for the server). */
+void offline_start_sweeper(struct worker *w);
 
 /* ---- roster (roster.c) ---- */
 

@@ -12,10 +12,10 @@ from helpers import NS_CLIENT, q, stanza_error, tostr
 
 SERVER_OPTS = {"domain": "localhost"}
 
-# OFFLINE: set to True once batond stores messages for users without an available resource
-# (XEP-0160, RFC 6121 8.5.2.2.1 first option). Until then the server answers
-# <service-unavailable/> (the second option of 8.5.2.2.1).
-OFFLINE_STORAGE = False
+# True: batond stores messages for users without an available resource (XEP-0160, RFC 6121
+# 8.5.2.2.1 first option; see test_offline.py). False: it answers <service-unavailable/> (the
+# second option of 8.5.2.2.1).
+OFFLINE_STORAGE = True
 
 
 def offline_case(sender, id_, server, login, rjid, rpw, body):
@@ -28,6 +28,7 @@ def offline_case(sender, id_, server, login, rjid, rpw, body):
         r = login(rjid, rpw, presence=True)
         m = r.expect_message(body=body)
         assert m.find("{urn:xmpp:delay}delay") is not None, tostr(m)  # XEP-0203
+        r.close()  # no longer available: what a test sends next is stored again
 
 
 def avail(login, jid, pw, resource, priority):

@@ -1,0 +1,341 @@
+/*
+ * offline: store-and-forward for users who are away (XEP-0160). A message that finds
+ * no available resource is stamped (XEP-0203) and queued in storage; when a session
+ * of the user sends initial presence the queue is sent to it page by page, paced by
+ * how fast the client reads, and deleted only once delivery is (probably) complete.
+ *
+ * Invariant: a stored message leaves storage only after it was written to a session
+ * that then stayed connected for offline.grace (or, with stream management, was
+ * acknowledged): a session that dies earlier gets the same messages again next time,
+ * so the failure mode is a duplicate, never a loss.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "xmpp_int.h"
+
+#define NS_DELAY      "urn:xmpp:delay"
+#define NS_HINTS      "urn:xmpp:hints"
+#define NS_CHATSTATES "http://jabber.org/protocol/chatstates"
+
+#define OFFLINE_PAGE	  200	     /* messages loaded per storage round trip */
+#define OFFLINE_PACE_MS	  20	     /* how often a paused delivery checks the output */
+#define OFFLINE_OUT_LOW	  (64 << 10) /* send the next page once less than this is queued */
+#define OFFLINE_SWEEP_MS  60000	     /* expiry sweep period (worker 0) */
+#define OFFLINE_SWEEP_MAX 1000	     /* messages expired per sweep */
+
+/* ---- storing ---- */
+
+/* XEP-0334 / XEP-0160: what is worth keeping. Chat states alone are not. */
+static bool
+worth_storing(const struct xml_node *st)
+{
+	for (const struct xml_node *c = xml_child(st, NULL, NULL); c; c = xml_next(c, NULL, NULL)) {
+		if (strcmp(c->ns, NS_CHATSTATES) == 0 || strcmp(c->ns, NS_HINTS) == 0)
+			continue;
+		if (strcmp(c->ns, NS_CLIENT) == 0 && strcmp(c->name, "thread") == 0)
+			continue;
+		return true;
+	}
+	return xml_child(st, "store", NS_HINTS) != NULL;
+}
+
+struct put_job {
+	struct store_job job;
+	struct worker *w;
+	struct xml_node *st; /* the message as sent, for an error reply */
+	struct store_offline_msg m;
+	long quota;
+};
+
+static int
+put_run(struct store *st, struct store_job *job)
+{
+	struct put_job *pj = container_of(job, struct put_job, job);
+	int64_t id;
+
+	return store_offline_put(st, &pj->m, pj->quota, &id);
+}
+
+static void
+put_done(struct store_job *job)
+{
+	struct put_job *pj = container_of(job, struct put_job, job);
+
+	switch (job->result) {
+	case 0:
+		log_debug("offline: stored a message for %s", pj->m.owner);
+		break;
+	case STORE_EQUOTA:
+		log_info("offline: %s has %ld messages waiting; refusing more", pj->m.owner,
+			 pj->quota);
+		route_error(pj->w, pj->st, "wait", "resource-constraint",
+			    "The recipient's offline message queue is full");
+		break;
+	case STORE_ENOENT: /* the account was deleted meanwhile */
+		route_error(pj->w, pj->st, "cancel", "service-unavailable", NULL);
+		break;
+	default:
+		route_error(pj->w, pj->st, "wait", "internal-server-error",
+			    "The message could not be stored");
+		break;
+	}
+	xml_free(pj->st);
+	free((char *)pj->m.owner);
+	free((char *)pj->m.sender);
+	free((char *)pj->m.stanza);
+	free(pj);
+}
+
+void
+offline_store(struct account *a, const struct xml_node *st)
+{
+	const struct config *cfg = a->w->srv->cfg;
+	struct put_job *pj;
+	struct xml_node *copy, *delay;
+	char stamp[32];
+
+	if (xml_child(st, "no-store", NS_HINTS)) {
+		/* XEP-0334 section 4: the sender asked us not to keep it; say it was not delivered.
+		 */
+		route_error(a->w, st, "cancel", "service-unavailable", NULL);
+		return;
+	}
+	if (!worth_storing(st))
+		return;
+	pj = xcalloc(1, sizeof *pj);
+	pj->w = a->w;
+	pj->st = xml_copy(st);
+	pj->quota = cfg->offline_quota;
+	pj->m.owner = xstrdup(a->bare);
+	pj->m.sender = xstrdup(xml_attr(st, "from"));
+	pj->m.stamp_ms = wall_ms();
+	pj->m.expires_ms = pj->m.stamp_ms + (int64_t)cfg->offline_expiry;
+	/* XEP-0203: the recipient learns when the server took it. */
+	copy = xml_copy(st);
+	time_format(pj->m.stamp_ms, stamp, sizeof stamp);
+	delay = xml_add_el(copy, "delay", NS_DELAY);
+	xml_set_attr(delay, "from", cfg->domain);
+	xml_set_attr(delay, "stamp", stamp);
+	xml_add_text(delay, "Offline storage", 15);
+	/* Stored with its namespace declared, so it parses back as the same tree. */
+	struct buf b = {0};
+	xml_write(&b, copy, "");
+	pj->m.len = buf_used(&b);
+	pj->m.stanza = buf_steal(&b);
+	xml_free(copy);
+	pj->job.run = put_run;
+	pj->job.done = put_done;
+	worker_store(a->w, &pj->job);
+}
+
+/* ---- delivering ---- */
+
+struct load_job {
+	struct store_job job;
+	struct session *s;
+	char *owner;
+	int64_t after, now;
+	struct xml_node *head, *tail; /* parsed messages, in order */
+	int64_t last;		      /* id of the last one */
+	size_t n;
+};
+
+static void
+load_one(void *arg, const struct store_offline_msg *m)
+{
+	struct load_job *lj = arg;
+	struct xml_node *st = xml_parse(m->stanza, m->len);
+
+	lj->last = m->id;
+	lj->n++;
+	if (!st) {
+		log_error("offline: stored message %lld for %s is corrupt; skipped",
+			  (long long)m->id, m->owner);
+		return;
+	}
+	if (lj->tail)
+		lj->tail->next = st;
+	else
+		lj->head = st;
+	lj->tail = st;
+}
+
+static int
+load_run(struct store *st, struct store_job *job)
+{
+	struct load_job *lj = container_of(job, struct load_job, job);
+	return store_offline_load(st, lj->owner, lj->after, lj->now, OFFLINE_PAGE, load_one, lj);
+}
+
+static void load_page(struct session *s);
+
+static void
+load_done(struct store_job *job)
+{
+	struct load_job *lj = container_of(job, struct load_job, job);
+	struct session *s = lj->s;
+	bool more = lj->n == OFFLINE_PAGE;
+
+	session_unref(s);
+	s->offline_loading = false;
+	while (lj->head) {
+		struct xml_node *st = lj->head;
+		lj->head = st->next;
+		st->next = NULL;
+		session_send(s, st);
+		xml_free(st);
+	}
+	if (job->result == 0 && s->state == SS_ACTIVE) {
+		if (lj->n)
+			s->offline_upto = lj->last;
+		if (lj->n)
+			log_info("%s: sent %zu stored message%s", s->id, lj->n,
+				 lj->n == 1 ? "" : "s");
+		s->offline_more = more;
+		/* Either the next page once the client has read this one, or the grace period. */
+		if (s->offline_upto)
+			timer_start(s->w->loop, &s->offline_timer,
+				    more ? OFFLINE_PACE_MS : s->w->srv->cfg->offline_grace);
+	} else if (job->result != 0) {
+		log_error("%s: could not load stored messages", s->id);
+	}
+	free(lj->owner);
+	free(lj);
+}
+
+static void
+load_page(struct session *s)
+{
+	struct load_job *lj = xcalloc(1, sizeof *lj);
+
+	lj->s = s;
+	lj->owner = xstrdup(s->bare);
+	lj->after = s->offline_upto;
+	lj->now = wall_ms();
+	lj->job.run = load_run;
+	lj->job.done = load_done;
+	s->jobs++;
+	s->offline_loading = true;
+	worker_store(s->w, &lj->job);
+}
+
+struct delete_job {
+	struct store_job job;
+	char *owner;
+	int64_t upto;
+};
+
+static int
+delete_run(struct store *st, struct store_job *job)
+{
+	struct delete_job *dj = container_of(job, struct delete_job, job);
+	return store_offline_delete(st, dj->owner, dj->upto);
+}
+
+static void
+delete_done(struct store_job *job)
+{
+	struct delete_job *dj = container_of(job, struct delete_job, job);
+
+	if (job->result < 0)
+		log_error(
+		    "offline: could not delete delivered messages of %s; they will come again",
+		    dj->owner);
+	free(dj->owner);
+	free(dj);
+}
+
+static void
+offline_timer_fired(struct timer *t)
+{
+	struct session *s = container_of(t, struct session, offline_timer);
+	struct delete_job *dj;
+
+	if (s->state != SS_ACTIVE || !s->conn)
+		return;
+	if (conn_out_pending(s->conn) > OFFLINE_OUT_LOW) {
+		/* The client is still reading what we sent: wait before sending or forgetting more.
+		 */
+		timer_start(s->w->loop, t, OFFLINE_PACE_MS);
+		return;
+	}
+	if (s->offline_more) {
+		load_page(s);
+		return;
+	}
+	dj = xcalloc(1, sizeof *dj);
+	dj->owner = xstrdup(s->bare);
+	dj->upto = s->offline_upto;
+	dj->job.run = delete_run;
+	dj->job.done = delete_done; /* fire and forget: runs on the storage thread */
+	store_submit(s->w->srv->store, &dj->job);
+	s->offline_upto = 0;
+}
+
+void
+offline_deliver(struct session *s)
+{
+	/* XEP-0160 section 4: on initial presence with a non-negative priority. */
+	if (s->priority < 0 || s->offline_loading || timer_armed(&s->offline_timer))
+		return;
+	s->offline_timer.fn = offline_timer_fired;
+	s->offline_upto = 0;
+	load_page(s);
+}
+
+void
+offline_session_end(struct session *s)
+{
+	/* Not deleted: what this session was sent is delivered again next time. */
+	if (timer_armed(&s->offline_timer))
+		timer_stop(s->w->loop, &s->offline_timer);
+}
+
+/* ---- expiry ---- */
+
+struct expire_job {
+	struct store_job job;
+	long n;
+};
+
+static int
+expire_run(struct store *st, struct store_job *job)
+{
+	struct expire_job *ej = container_of(job, struct expire_job, job);
+	long n = store_offline_expire(st, wall_ms(), OFFLINE_SWEEP_MAX, NULL, NULL);
+
+	if (n < 0)
+		return (int)n;
+	ej->n = n;
+	return 0;
+}
+
+static void
+expire_done(struct store_job *job)
+{
+	struct expire_job *ej = container_of(job, struct expire_job, job);
+
+	if (ej->n > 0)
+		log_info("offline: %ld expired message%s deleted", ej->n, ej->n == 1 ? "" : "s");
+	free(ej);
+}
+
+static void
+sweep(struct timer *t)
+{
+	struct worker *w = container_of(t, struct worker, offline_sweep);
+	struct expire_job *ej = xcalloc(1, sizeof *ej);
+
+	ej->job.run = expire_run;
+	ej->job.done = expire_done; /* on the storage thread */
+	store_submit(w->srv->store, &ej->job);
+	timer_start(w->loop, t, OFFLINE_SWEEP_MS);
+}
+
+void
+offline_start_sweeper(struct worker *w)
+{
+	w->offline_sweep.fn = sweep;
+	timer_start(w->loop, &w->offline_sweep, OFFLINE_SWEEP_MS);
+}
