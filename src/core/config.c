@@ -62,6 +62,10 @@ const struct config_key config_keys[] = {
     K("offline", "grace", CFG_DURATION, offline_grace, "10s",
       "a client without stream management must stay connected this long after stored messages "
       "were sent to it before they are deleted"),
+    K("sm", "hold", CFG_DURATION, sm_hold, "5m",
+      "how long a session whose connection broke can be resumed (XEP-0198)"),
+    K("sm", "queue", CFG_INT, sm_queue, "10000",
+      "stanzas a client may leave unacknowledged before its session is closed"),
     K("sasl", "scram_iterations", CFG_INT, scram_iterations, "4096",
       "PBKDF2 iterations for new passwords (RFC 7677 recommends at least 4096)"),
     {0},

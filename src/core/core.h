@@ -246,6 +246,9 @@ struct config {
 	long offline_quota;	 /* messages per user, 0 = unlimited */
 	uint64_t offline_expiry; /* ms */
 	uint64_t offline_grace;	 /* ms */
+	/* [sm] */
+	uint64_t sm_hold; /* ms a broken session stays resumable (XEP-0198) */
+	long sm_queue;	  /* unacknowledged stanzas before the session is closed */
 	/* [sasl] */
 	long scram_iterations;
 };

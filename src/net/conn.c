@@ -366,6 +366,8 @@ net_turn_end(struct loop *loop, void *arg)
 		st->dirty = c->dirty_next;
 		c->dirty = 0;
 		c->dirty_next = NULL;
+		if (c->overflow && !c->dead)
+			conn_fail(c, "send queue full");
 		if (!c->dead)
 			conn_flush(c);
 		if (c->resume_read && !c->dead && !c->closing && !c->paused)
@@ -455,11 +457,18 @@ conn_accept(struct loop *loop, int lfd, struct tls_ctx *tls, const struct conn_c
 void
 conn_write(struct conn *c, const void *data, size_t n)
 {
-	if (c->dead || c->closing)
+	if (c->dead || c->closing || c->overflow)
 		return;
 	if (buf_used(&c->out) + n > c->out_max) {
-		log_info("c%lu: %s does not read its output; disconnecting", c->id, c->peer);
-		conn_fail(c, "send queue full");
+		/*
+		 * Failed at the end of the turn, not now: the owner may be walking a list
+		 * its closed callback would change (fan-out to an account's sessions).
+		 */
+		if (!c->overflow)
+			log_info("c%lu: %s does not read its output; disconnecting", c->id,
+				 c->peer);
+		c->overflow = 1;
+		conn_mark_dirty(c);
 		return;
 	}
 	buf_append(&c->out, data, n);

@@ -49,7 +49,8 @@ struct conn {
 	struct conn *all_next, *all_prev; /* every connection of the loop */
 	struct tls_ctx *tls_ctx_pending;  /* STARTTLS once the plaintext output is sent */
 	unsigned dirty : 1, closing : 1, dead : 1, paused : 1, tls_pending : 1,
-	    want_read_to_write : 1, want_write_to_read : 1, eof : 1, resume_read : 1, fin_sent : 1;
+	    want_read_to_write : 1, want_write_to_read : 1, eof : 1, resume_read : 1, fin_sent : 1,
+	    overflow : 1;
 };
 
 /* ---- listeners ---- */

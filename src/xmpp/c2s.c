@@ -105,7 +105,9 @@ session_close(struct session *s, const char *reason)
 	if (s->acct) {
 		presence_session_end(s);
 		account_session_remove(s->acct, s);
+		sm_requeue(s);
 	}
+	sm_free(s);
 	timer_stop(s->w->loop, &s->auth_timer);
 	offline_session_end(s);
 	queue_clear(s);
@@ -155,10 +157,13 @@ session_send(struct session *s, const struct xml_node *st)
 {
 	const struct buf *b;
 
-	if (s->state == SS_CLOSED || !s->conn)
+	/* A hibernating session (XEP-0198) has no connection but still queues. */
+	if (s->state == SS_CLOSED || (!s->conn && !s->sm_enabled))
 		return;
 	b = stanza_serialize(st);
-	conn_write(s->conn, buf_head(b), buf_used(b));
+	if (s->conn)
+		conn_write(s->conn, buf_head(b), buf_used(b));
+	sm_sent(s, buf_head(b), buf_used(b));
 }
 
 static void
@@ -260,7 +265,8 @@ on_closed(struct conn *c, void *arg, const char *reason)
 
 	if (!s->conn)
 		s->conn = c;
-	session_close(s, reason);
+	if (!sm_hibernate(s))
+		session_close(s, reason);
 }
 
 static void
@@ -305,7 +311,8 @@ send_features(struct session *s)
 	if (s->authenticated) {
 		buf_puts(&b, "<bind xmlns='" NS_BIND "'/>"
 			     "<session xmlns='" NS_SESSION "'><optional/></session>"
-			     "<ver xmlns='" NS_ROSTERVER "'/>");
+			     "<ver xmlns='" NS_ROSTERVER "'/>"
+			     "<sm xmlns='" NS_SM "'/>");
 	} else {
 		if (!tls)
 			buf_puts(&b, cfg->allow_plaintext ? "<starttls xmlns='" NS_TLS "'/>"
@@ -849,6 +856,7 @@ handle_stanza(struct session *s, struct xml_node *st)
 		session_stream_error(s, "unsupported-stanza-type", NULL); /* RFC 6120 4.9.3.24 */
 		return;
 	}
+	sm_handled(s); /* XEP-0198: every stanza counts, answered with an error or not */
 	/* RFC 6120 8.1.2.1: the server stamps the full JID; a different one is spoofing. */
 	if (from && strcmp(from, s->full) != 0 && strcmp(from, s->bare) != 0) {
 		struct jid j;
@@ -918,10 +926,13 @@ handle(struct session *s, struct xml_node *st)
 		handle_preauth(s, st);
 		break;
 	case SS_BIND:
-		handle_bind(s, st);
-		break;
 	case SS_ACTIVE:
-		handle_stanza(s, st);
+		if (strcmp(st->ns, NS_SM) == 0)
+			sm_element(s, st);
+		else if (s->state == SS_BIND)
+			handle_bind(s, st);
+		else
+			handle_stanza(s, st);
 		break;
 	default:
 		xml_free(st);

@@ -179,6 +179,7 @@ load_done(struct store_job *job)
 
 	session_unref(s);
 	s->offline_loading = false;
+	s->offline_sending = true;
 	while (lj->head) {
 		struct xml_node *st = lj->head;
 		lj->head = st->next;
@@ -186,6 +187,7 @@ load_done(struct store_job *job)
 		session_send(s, st);
 		xml_free(st);
 	}
+	s->offline_sending = false;
 	if (job->result == 0 && s->state == SS_ACTIVE) {
 		if (lj->n)
 			s->offline_upto = lj->last;
@@ -193,10 +195,18 @@ load_done(struct store_job *job)
 			log_info("%s: sent %zu stored message%s", s->id, lj->n,
 				 lj->n == 1 ? "" : "s");
 		s->offline_more = more;
-		/* Either the next page once the client has read this one, or the grace period. */
-		if (s->offline_upto)
+		if (!s->offline_upto) {
+			/* nothing stored */
+		} else if (!more && s->sm_enabled) {
+			/* XEP-0198: they go once the client acknowledges them. */
+			s->offline_ack_at = s->sm_out;
+			s->offline_ack_wait = true;
+		} else {
+			/* Either the next page once the client read this one, or the grace period.
+			 */
 			timer_start(s->w->loop, &s->offline_timer,
 				    more ? OFFLINE_PACE_MS : s->w->srv->cfg->offline_grace);
+		}
 	} else if (job->result != 0) {
 		log_error("%s: could not load stored messages", s->id);
 	}
@@ -247,10 +257,30 @@ delete_done(struct store_job *job)
 }
 
 static void
+delete_upto(struct session *s)
+{
+	struct delete_job *dj = xcalloc(1, sizeof *dj);
+
+	dj->owner = xstrdup(s->bare);
+	dj->upto = s->offline_upto;
+	dj->job.run = delete_run;
+	dj->job.done = delete_done; /* fire and forget: runs on the storage thread */
+	store_submit(s->w->srv->store, &dj->job);
+	s->offline_upto = 0;
+	s->offline_ack_wait = false;
+}
+
+void
+offline_acked(struct session *s, uint32_t h)
+{
+	if (s->offline_ack_wait && (int32_t)(h - s->offline_ack_at) >= 0)
+		delete_upto(s);
+}
+
+static void
 offline_timer_fired(struct timer *t)
 {
 	struct session *s = container_of(t, struct session, offline_timer);
-	struct delete_job *dj;
 
 	if (s->state != SS_ACTIVE || !s->conn)
 		return;
@@ -264,20 +294,15 @@ offline_timer_fired(struct timer *t)
 		load_page(s);
 		return;
 	}
-	dj = xcalloc(1, sizeof *dj);
-	dj->owner = xstrdup(s->bare);
-	dj->upto = s->offline_upto;
-	dj->job.run = delete_run;
-	dj->job.done = delete_done; /* fire and forget: runs on the storage thread */
-	store_submit(s->w->srv->store, &dj->job);
-	s->offline_upto = 0;
+	delete_upto(s);
 }
 
 void
 offline_deliver(struct session *s)
 {
 	/* XEP-0160 section 4: on initial presence with a non-negative priority. */
-	if (s->priority < 0 || s->offline_loading || timer_armed(&s->offline_timer))
+	if (s->priority < 0 || s->offline_loading || s->offline_ack_wait ||
+	    timer_armed(&s->offline_timer))
 		return;
 	s->offline_timer.fn = offline_timer_fired;
 	s->offline_upto = 0;

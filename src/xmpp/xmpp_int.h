@@ -28,12 +28,14 @@
 #define NS_DISCO_INFO  "http://jabber.org/protocol/disco#info"
 #define NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
 #define NS_PING	       "urn:xmpp:ping"
+#define NS_SM	       "urn:xmpp:sm:3"
 #define NS_VERSION     "jabber:iq:version"
 
 struct server;
 struct worker;
 struct account;
 struct session;
+struct sm_item;
 
 /* ---- server and workers (server.c) ---- */
 
@@ -120,7 +122,20 @@ struct session {
 	bool offline_more;	    /* more pages to send */
 	bool offline_loading;	    /* a page is being loaded */
 	struct timer offline_timer; /* pacing, then the grace period before deletion */
-	struct session *acct_next;  /* in acct->sessions */
+	uint32_t offline_ack_at;    /* with stream management: the h that covers them */
+	bool offline_ack_wait;	    /* delete them when the client's h reaches offline_ack_at */
+	bool offline_sending;	    /* transient: the stanzas being sent come from storage */
+	/* stream management (sm.c, XEP-0198) */
+	bool sm_enabled, sm_resume;
+	bool sm_overflow;   /* closing: too much unacknowledged */
+	bool sm_r_sent;	    /* an <r/> is outstanding */
+	char sm_id[25];	    /* resumption id */
+	uint32_t sm_in;	    /* stanzas handled from the client */
+	uint32_t sm_out;    /* stanzas sent to the client */
+	uint32_t sm_queued; /* of those, not yet acknowledged */
+	struct sm_item *sm_head, *sm_tail;
+	struct timer sm_hold;	   /* the resumption window after the connection broke */
+	struct session *acct_next; /* in acct->sessions */
 	struct session *w_next, *w_prev;
 	struct session *reap_next;
 };
@@ -244,6 +259,21 @@ void carbons_sent(struct session *from, const struct xml_node *st);
 /* a received st: copy it to a's resources with carbons on that are not marked delivered. */
 void carbons_received(struct account *a, const struct xml_node *st);
 
+/* ---- stream management (sm.c, XEP-0198) ---- */
+
+/* An element in urn:xmpp:sm:3 from the client (enable, r, a, resume). Takes el. */
+void sm_element(struct session *s, struct xml_node *el);
+/* A stanza of len bytes was written (or, while hibernating, is to be written) to s. */
+void sm_sent(struct session *s, const char *data, size_t len);
+/* A stanza from the client was handled. */
+void sm_handled(struct session *s);
+/* The connection broke: keep s resumable if it asked for it; false if it must close. */
+bool sm_hibernate(struct session *s);
+/* s ends for good: unacknowledged messages go to other resources or offline storage. */
+void sm_requeue(struct session *s);
+/* Frees s's queue and stops its timer. */
+void sm_free(struct session *s);
+
 /* ---- offline storage (offline.c, XEP-0160) ---- */
 
 /* Stores message st (not taken) for a, which has no available resource; errors go to the sender. */
@@ -252,6 +282,8 @@ void offline_store(struct account *a, const struct xml_node *st);
 void offline_deliver(struct session *s);
 /* s is closing: what it was sent stays stored. */
 void offline_session_end(struct session *s);
+/* The client's h reached h: stored messages it covers can go. */
+void offline_acked(struct session *s, uint32_t h);
 /* Starts the periodic expiry sweep on w (one worker does it for the server). */
 void offline_start_sweeper(struct worker *w);
 

@@ -1,0 +1,379 @@
+/*
+ * sm: XEP-0198 stream management. Both sides count the stanzas they handled and
+ * acknowledge with <a h=/>; what the client has not acknowledged stays queued, so a
+ * connection that breaks loses nothing: the client resumes the session (and gets the
+ * queue again) within sm.hold, or the queued messages go to the account's other
+ * resources or to offline storage.
+ *
+ * Invariant: a stanza sent to a session with stream management is in s->sm_queue until
+ * the client's h covers it; the queue is only ever emptied by an ack, a retransmission
+ * on resume, or re-routing when the session finally ends.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "xmpp_int.h"
+
+#define NS_DELAY "urn:xmpp:delay"
+
+struct sm_item {
+	struct sm_item *next;
+	int64_t stamp; /* wall_ms when it was sent, for the delay of a re-routed copy */
+	bool offline;  /* from offline storage, which still has it until the ack */
+	size_t len;
+	char data[]; /* the stanza as written on the stream (jabber:client in scope) */
+};
+
+static void
+sm_send_raw(struct session *s, const char *text)
+{
+	if (s->conn)
+		conn_write(s->conn, text, strlen(text));
+}
+
+static void
+queue_free(struct session *s)
+{
+	while (s->sm_head) {
+		struct sm_item *it = s->sm_head;
+		s->sm_head = it->next;
+		free(it);
+	}
+	s->sm_tail = NULL;
+	s->sm_queued = 0;
+}
+
+void
+sm_free(struct session *s)
+{
+	queue_free(s);
+	timer_stop(s->w->loop, &s->sm_hold);
+}
+
+/* ---- counting and queueing ---- */
+
+static void
+overflow(struct timer *t)
+{
+	struct session *s = container_of(t, struct session, sm_hold);
+
+	log_info("%s: %u stanzas unacknowledged; closing", s->id, s->sm_queued);
+	s->sm_resume = false; /* what is queued goes to offline storage or other resources */
+	if (s->conn)
+		session_stream_error(s, "policy-violation", "Too many unacknowledged stanzas");
+	else
+		session_close(s, "too many unacknowledged stanzas");
+}
+
+void
+sm_sent(struct session *s, const char *data, size_t len)
+{
+	struct sm_item *it;
+
+	if (!s->sm_enabled)
+		return;
+	it = xmalloc(sizeof *it + len);
+	it->next = NULL;
+	it->stamp = wall_ms();
+	it->offline = s->offline_sending;
+	it->len = len;
+	memcpy(it->data, data, len);
+	if (s->sm_tail)
+		s->sm_tail->next = it;
+	else
+		s->sm_head = it;
+	s->sm_tail = it;
+	s->sm_queued++;
+	s->sm_out++;
+	/* One request per burst: the client's <a/> answers everything sent before it. */
+	if (s->conn && !s->sm_r_sent) {
+		s->sm_r_sent = true;
+		sm_send_raw(s, "<r xmlns='" NS_SM "'/>");
+	}
+	if ((long)s->sm_queued > s->w->srv->cfg->sm_queue && !s->sm_overflow) {
+		/*
+		 * Closed from a timer, not here: the caller may be walking the account's
+		 * session list, which closing would change under it.
+		 */
+		s->sm_overflow = true;
+		s->sm_hold.fn = overflow;
+		timer_start(s->w->loop, &s->sm_hold, 0);
+	}
+}
+
+void
+sm_handled(struct session *s)
+{
+	if (s->sm_enabled)
+		s->sm_in++;
+}
+
+/* Drops what h acknowledges; returns -1 if h acknowledges more than was sent. */
+static int
+sm_ack(struct session *s, uint32_t h)
+{
+	uint32_t acked = s->sm_out - s->sm_queued; /* h of the oldest unacknowledged - 1 */
+	uint32_t n = h - acked;			   /* mod 2^32, XEP-0198 section 4 */
+
+	if (n > s->sm_queued)
+		return -1;
+	for (uint32_t i = 0; i < n; i++) {
+		struct sm_item *it = s->sm_head;
+		s->sm_head = it->next;
+		free(it);
+	}
+	if (!s->sm_head)
+		s->sm_tail = NULL;
+	s->sm_queued -= n;
+	offline_acked(s, h);
+	return 0;
+}
+
+static bool
+parse_h(const struct xml_node *el, uint32_t *h)
+{
+	const char *v = xml_attr(el, "h");
+	char *end;
+	unsigned long long x;
+
+	if (!v || !*v)
+		return false;
+	x = strtoull(v, &end, 10);
+	if (*end || x > UINT32_MAX)
+		return false;
+	*h = (uint32_t)x;
+	return true;
+}
+
+/* ---- resumption ---- */
+
+static void
+hold_expired(struct timer *t)
+{
+	struct session *s = container_of(t, struct session, sm_hold);
+
+	log_info("%s: not resumed within sm.hold; ending the session", s->id);
+	s->sm_resume = false;
+	session_close(s, "resumption window over");
+}
+
+bool
+sm_hibernate(struct session *s)
+{
+	if (!s->sm_resume || s->state != SS_ACTIVE || s->w->stopping || s->sm_overflow)
+		return false;
+	log_info("%s: connection lost; %s can resume for %llus", s->id, s->full,
+		 (unsigned long long)(s->w->srv->cfg->sm_hold / 1000));
+	conn_close(s->conn);
+	s->conn = NULL;
+	s->sm_r_sent = false;
+	s->sm_hold.fn = hold_expired;
+	timer_start(s->w->loop, &s->sm_hold, s->w->srv->cfg->sm_hold);
+	return true;
+}
+
+/*
+ * The session ends for good: the messages the client never acknowledged go where a
+ * message to this resource would go now that it is gone (another resource, or offline
+ * storage), with a delay stamp saying when they first arrived.
+ */
+void
+sm_requeue(struct session *s)
+{
+	struct account *a = s->acct;
+	char stamp[32];
+
+	while (s->sm_head) {
+		struct sm_item *it = s->sm_head;
+		struct buf b = {0};
+		struct xml_node *wrap, *st;
+		struct jid to, from;
+
+		s->sm_head = it->next;
+		buf_puts(&b, "<w xmlns='" NS_CLIENT "'>");
+		buf_append(&b, it->data, it->len);
+		buf_puts(&b, "</w>");
+		wrap = xml_parse(buf_head(&b), buf_used(&b));
+		buf_free(&b);
+		st = wrap ? xml_child(wrap, NULL, NULL) : NULL;
+		if (st && !it->offline && stanza_is(st, "message") && a && xml_attr(st, "to") &&
+		    xml_attr(st, "from") && jid_parse(xml_attr(st, "to"), &to) == 0) {
+			xml_detach(st);
+			if (!xml_child(st, "delay", NS_DELAY)) {
+				struct xml_node *d = xml_add_el(st, "delay", NS_DELAY);
+				time_format(it->stamp, stamp, sizeof stamp);
+				xml_set_attr(d, "from", s->w->srv->cfg->domain);
+				xml_set_attr(d, "stamp", stamp);
+			}
+			if (s->w->stopping) {
+				/* Everyone is going away: keep it for later instead. */
+				offline_store(a, st);
+				xml_free(st);
+			} else if (jid_parse(xml_attr(st, "from"), &from) == 0) {
+				route_to_account(a, st, &to, &from);
+				jid_free(&from);
+			} else {
+				xml_free(st);
+			}
+			jid_free(&to);
+		}
+		xml_free(wrap);
+		free(it);
+	}
+	s->sm_tail = NULL;
+	s->sm_queued = 0;
+}
+
+struct resume_req {
+	struct session *s;
+	char *previd;
+	uint32_t h;
+};
+
+/* Moves the resumable session old's identity and state into s (the new connection). */
+static void
+take_over(struct session *s, struct session *old)
+{
+	struct account *a = old->acct;
+
+	s->resource = old->resource;
+	old->resource = NULL;
+	s->full = old->full;
+	old->full = NULL;
+	s->available = old->available;
+	s->priority = old->priority;
+	s->presence = old->presence;
+	old->presence = NULL;
+	s->directed = old->directed;
+	memset(&old->directed, 0, sizeof old->directed);
+	s->interested = old->interested;
+	s->carbons = old->carbons;
+	s->sm_enabled = true;
+	s->sm_resume = true;
+	memcpy(s->sm_id, old->sm_id, sizeof s->sm_id);
+	s->sm_in = old->sm_in;
+	s->sm_out = old->sm_out;
+	s->sm_head = old->sm_head;
+	s->sm_tail = old->sm_tail;
+	s->sm_queued = old->sm_queued;
+	old->sm_head = old->sm_tail = NULL;
+	old->sm_queued = 0;
+	s->offline_upto = old->offline_upto;
+	s->offline_ack_at = old->offline_ack_at;
+	s->offline_ack_wait = old->offline_ack_wait;
+	/* old leaves quietly: no unavailable presence, nothing to re-route. */
+	old->available = false;
+	old->sm_resume = false;
+	old->sm_enabled = false;
+	account_session_remove(a, old);
+	old->acct = NULL;
+	if (old->conn)
+		session_stream_error(old, "conflict", "The session was resumed elsewhere");
+	else
+		session_close(old, "resumed elsewhere");
+	s->acct = a;
+	account_session_add(a, s);
+}
+
+static void
+resume_with_account(struct account *a, void *arg)
+{
+	struct resume_req *rr = arg;
+	struct session *s = rr->s, *old = NULL;
+	char buf[160];
+
+	session_unref(s);
+	if (s->state == SS_CLOSED)
+		goto done;
+	session_busy(s, false);
+	if (a->state == AS_READY) {
+		for (old = a->sessions; old; old = old->acct_next) {
+			if (old->sm_resume && strcmp(old->sm_id, rr->previd) == 0)
+				break;
+		}
+	}
+	if (!old) {
+		/* XEP-0198 section 5: the client may bind a new session instead. */
+		sm_send_raw(s, "<failed xmlns='" NS_SM "'><item-not-found "
+			       "xmlns='" NS_STANZAS "'/></failed>");
+		goto done;
+	}
+	take_over(s, old);
+	s->state = SS_ACTIVE;
+	timer_stop(s->w->loop, &s->auth_timer);
+	snprintf(buf, sizeof buf, "<resumed xmlns='" NS_SM "' previd='%s' h='%u'/>", s->sm_id,
+		 s->sm_in);
+	sm_send_raw(s, buf);
+	if (sm_ack(s, rr->h) < 0) {
+		session_stream_error(s, "undefined-condition", "h acknowledges unsent stanzas");
+		goto done;
+	}
+	/* Everything not acknowledged goes out again, in order (XEP-0198 section 5). */
+	for (struct sm_item *it = s->sm_head; it; it = it->next)
+		conn_write(s->conn, it->data, it->len);
+	if (s->sm_head) {
+		s->sm_r_sent = true;
+		sm_send_raw(s, "<r xmlns='" NS_SM "'/>");
+	}
+	log_info("%s: resumed %s (%u stanzas resent)", s->id, s->full, s->sm_queued);
+	session_process(s);
+done:
+	free(rr->previd);
+	free(rr);
+}
+
+/* ---- the protocol elements ---- */
+
+void
+sm_element(struct session *s, struct xml_node *el)
+{
+	uint32_t h;
+
+	if (strcmp(el->name, "r") == 0 && s->sm_enabled) {
+		char buf[64];
+		snprintf(buf, sizeof buf, "<a xmlns='" NS_SM "' h='%u'/>", s->sm_in);
+		sm_send_raw(s, buf);
+	} else if (strcmp(el->name, "a") == 0 && s->sm_enabled) {
+		s->sm_r_sent = false;
+		if (!parse_h(el, &h) || sm_ack(s, h) < 0) {
+			/* XEP-0198 section 4: an h beyond what was sent is a protocol error. */
+			session_stream_error(s, "undefined-condition", "Bad h in <a/>");
+		}
+	} else if (strcmp(el->name, "enable") == 0 && s->state == SS_ACTIVE && !s->sm_enabled) {
+		const char *resume = xml_attr(el, "resume");
+		char buf[200];
+		s->sm_enabled = true;
+		s->sm_resume = resume && (strcmp(resume, "true") == 0 || strcmp(resume, "1") == 0);
+		if (s->sm_resume) {
+			rand_id(s->sm_id, sizeof s->sm_id - 1);
+			snprintf(buf, sizeof buf,
+				 "<enabled xmlns='" NS_SM "' id='%s' resume='true' max='%llu'/>",
+				 s->sm_id, (unsigned long long)(s->w->srv->cfg->sm_hold / 1000));
+		} else {
+			snprintf(buf, sizeof buf, "<enabled xmlns='" NS_SM "'/>");
+		}
+		sm_send_raw(s, buf);
+	} else if (strcmp(el->name, "resume") == 0 && s->state == SS_BIND) {
+		struct resume_req *rr;
+		const char *previd = xml_attr(el, "previd");
+		if (!previd || !parse_h(el, &h)) {
+			sm_send_raw(s, "<failed xmlns='" NS_SM "'><bad-request "
+				       "xmlns='" NS_STANZAS "'/></failed>");
+			goto done;
+		}
+		rr = xcalloc(1, sizeof *rr);
+		rr->s = s;
+		rr->previd = xstrdup(previd);
+		rr->h = h;
+		s->jobs++;
+		session_busy(s, true);
+		account_with(s->w, s->bare, resume_with_account, rr);
+	} else {
+		/* enable twice or before bind, resume after bind, ... (XEP-0198 section 3) */
+		sm_send_raw(s, "<failed xmlns='" NS_SM "'><unexpected-request "
+			       "xmlns='" NS_STANZAS "'/></failed>");
+	}
+done:
+	xml_free(el);
+}
