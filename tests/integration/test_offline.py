@@ -11,6 +11,7 @@ import datetime
 import queue
 import re
 import time
+from xml.sax.saxutils import escape
 
 import slix
 from conftest import start_server
@@ -56,7 +57,7 @@ def receive(c, n, timeout=5):
             for i in range(n)]
 
 
-def no_errors(sender, ids, timeout=0.7):
+def no_errors(sender, ids, timeout=0.3):
     """Asserts the sender got no error for any of ids (stored messages are not bounced)."""
     sender.no_stanza("message", pred=lambda e: e.get("type") == "error" and e.get("id") in ids,
                      timeout=timeout)
@@ -178,6 +179,89 @@ def test_what_is_stored_and_what_is_not(server, login):
     b.no_stanza("message")
 
 
+def test_content_survives_storage(server, login):
+    a = login()
+    jid, pw = server.add_user()
+    body = "<tag> & \"quotes\" 'apos' \u00e9 \u2603 \U0001F600 ]]> \t tab"
+    big = "z" * 100000
+    a.send("<message to='%s' id='c1' type='chat' xml:lang='fr'><body>%s</body>"
+           "<thread>th1</thread><x xmlns='urn:example:test' a='1&amp;2'><y>t&lt;</y></x>"
+           "</message>" % (jid, escape(body)))
+    a.message(jid, big, id_="c2")
+    a.sync()
+    no_errors(a, ["c1", "c2"])
+    b = online(login, jid, pw)
+    m, m2 = receive(b, 2)
+    assert m.get("id") == "c1" and body_of(m) == body, tostr(m)
+    assert m.findtext(q(NS_CLIENT, "thread")) == "th1", tostr(m)
+    x = m.find("{urn:example:test}x")
+    assert x is not None and x.get("a") == "1&2", tostr(m)
+    assert x.findtext("{urn:example:test}y") == "t<", tostr(m)
+    assert m.get("{http://www.w3.org/XML/1998/namespace}lang") in ("fr", None), tostr(m)
+    assert m2.get("id") == "c2" and body_of(m2) == big
+
+
+def test_more_than_a_page_in_order_and_deleted_once(server, login):
+    a = login()
+    jid, pw = server.add_user()
+    n = 450  # more than one storage page (batond loads them 200 at a time)
+    ids = [a.message(jid, "p%d" % i) for i in range(n)]
+    a.sync()
+    no_errors(a, ids)
+    b = online(login, jid, pw)
+    got = [body_of(m) for m in receive(b, n, timeout=10)]
+    assert got == ["p%d" % i for i in range(n)], "paged delivery out of order or incomplete"
+    b.no_stanza("message", timeout=0.5)
+    time.sleep(GRACE + 0.5)
+    b.sync()
+    b.close()
+    c = online(login, jid, pw)
+    c.no_stanza("message", timeout=1.0)
+
+
+def test_presence_update_is_not_a_second_delivery(server, login):
+    a = login()
+    jid, pw = server.add_user()
+    store(a, jid, ["just once"])
+    b = online(login, jid, pw)
+    b.expect_message(body="just once")
+    b.send_presence(show="away", priority=1)  # an update, not initial presence
+    b.sync()
+    b.no_stanza("message")
+
+
+def test_stored_while_unavailable_after_delivery_is_kept(server, login):
+    a = login()
+    jid, pw = server.add_user()
+    store(a, jid, ["old"])
+    b = online(login, jid, pw)
+    b.expect_message(body="old")
+    b.send_presence(type_="unavailable")  # stays connected, no longer available
+    b.sync()
+    store(a, jid, ["new"])  # stored while the old one is still waiting for its grace
+    b.no_stanza("message")
+    time.sleep(GRACE + 0.5)  # "old" counts as delivered now; "new" was never sent
+    b.sync()
+    b.close()
+    c = online(login, jid, pw)
+    got = receive(c, 1)
+    assert body_of(got[0]) == "new", tostr(got[0])
+    c.no_stanza("message")
+
+
+def test_restart_before_grace_redelivers(server, login):
+    a = login()
+    jid, pw = server.add_user()
+    store(a, jid, ["across a restart"])
+    a.close()
+    b = online(login, jid, pw)
+    b.expect_message(body="across a restart")
+    server.restart()  # the session ends before offline.grace passed
+    c = online(login, jid, pw)
+    c.expect_message(body="across a restart", timeout=10)
+    c.no_stanza("message")
+
+
 def test_available_recipient_gets_it_directly(server, login):
     a = login()
     jid, pw = server.add_user()
@@ -197,7 +281,7 @@ def test_deleted_after_grace(server, login):
     store(a, jid, ["once", "only once"])
     b = online(login, jid, pw)
     assert [body_of(m) for m in receive(b, 2)] == ["once", "only once"]
-    time.sleep(GRACE + 1.0)  # connected past offline.grace: delivery counts as done
+    time.sleep(GRACE + 0.5)  # connected past offline.grace: delivery counts as done
     b.sync()
     b.close()
     c = online(login, jid, pw)
@@ -226,7 +310,7 @@ def test_abort_before_grace_redelivers(server, login):
         "lost after an abrupt disconnect: %s" % [tostr(m) for m in got]
     for m in got:
         check_delay(m, t0, t1)  # still the time they were stored
-    time.sleep(GRACE + 1.0)
+    time.sleep(GRACE + 0.5)
     c.sync()
     c.close()
     d = online(login, jid, pw)
@@ -312,7 +396,14 @@ def test_quota(tmp_path_factory, clients):
         clients.append(b)
         assert [body_of(m) for m in receive(b, 3)] == ["q1", "q2", "q3"]
         b.no_stanza("message")  # q4 was not stored
+        time.sleep(1.5)  # past offline.grace: the three are deleted, the quota free again
+        b.sync()
         b.close()
+        store(a, jid, ["q5", "q6", "q7"])
+        c = srv.login(jid, pw, presence=True)
+        clients.append(c)
+        assert [body_of(m) for m in receive(c, 3)] == ["q5", "q6", "q7"]
+        c.close()
         a.close()
     finally:
         stop_and_check(srv)
