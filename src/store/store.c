@@ -148,6 +148,51 @@ store_offline_expire(struct store *st, int64_t now_ms, size_t limit,
 	return st->be->offline_expire(st, now_ms, limit, fn, arg);
 }
 
+int
+store_archive_put(struct store *st, const struct store_archive_msg *m)
+{
+	return st->be->archive_put(st, m);
+}
+
+int
+store_archive_query(struct store *st, const struct store_archive_query *q,
+		    void (*fn)(void *arg, const struct store_archive_msg *m), void *arg,
+		    bool *complete)
+{
+	return st->be->archive_query(st, q, fn, arg, complete);
+}
+
+int
+store_archive_clear(struct store *st, const char *owner, const char *with)
+{
+	return st->be->archive_clear(st, owner, with);
+}
+
+int
+store_private_get(struct store *st, const char *owner, const char *key, struct buf *out)
+{
+	return st->be->private_get(st, owner, key, out);
+}
+
+int
+store_private_set(struct store *st, const char *owner, const char *key, const char *xml, size_t len)
+{
+	return st->be->private_set(st, owner, key, xml, len);
+}
+
+int
+store_block_list(struct store *st, const char *owner, void (*fn)(void *arg, const char *jid),
+		 void *arg)
+{
+	return st->be->block_list(st, owner, fn, arg);
+}
+
+int
+store_block_set(struct store *st, const char *owner, const char *jid, bool remove)
+{
+	return st->be->block_set(st, owner, jid, remove);
+}
+
 /* ---- the storage thread ---- */
 
 struct store_thread {

@@ -59,6 +59,19 @@ struct store_backend {
 	long (*offline_count)(struct store *st, const char *owner);
 	long (*offline_expire)(struct store *st, int64_t now_ms, size_t limit,
 			       void (*fn)(void *arg, const struct store_offline_msg *m), void *arg);
+
+	/* The archive, private storage and block lists: the contracts in store.h. */
+	int (*archive_put)(struct store *st, const struct store_archive_msg *m);
+	int (*archive_query)(struct store *st, const struct store_archive_query *q,
+			     void (*fn)(void *arg, const struct store_archive_msg *m), void *arg,
+			     bool *complete);
+	int (*archive_clear)(struct store *st, const char *owner, const char *with);
+	int (*private_get)(struct store *st, const char *owner, const char *key, struct buf *out);
+	int (*private_set)(struct store *st, const char *owner, const char *key, const char *xml,
+			   size_t len);
+	int (*block_list)(struct store *st, const char *owner,
+			  void (*fn)(void *arg, const char *jid), void *arg);
+	int (*block_set)(struct store *st, const char *owner, const char *jid, bool remove);
 };
 
 extern const struct store_backend store_sqlite_backend;

@@ -65,6 +65,33 @@ static const char *const migrations[] = {
     ");"
     "CREATE INDEX offline_owner ON offline (owner, id);"
     "CREATE INDEX offline_expires ON offline (expires);",
+    /*
+     * 3: the message archive (XEP-0313), private XML storage (XEP-0049) and block lists
+     * (XEP-0191). archive.id is the caller's id and the rowid (no AUTOINCREMENT: the
+     * caller picks it). archive_owner serves paging by id and the cascade from accounts;
+     * archive_with serves paging through one conversation. Stamps are wall-clock ms.
+     */
+    "CREATE TABLE archive ("
+    " id INTEGER PRIMARY KEY,"
+    " owner TEXT NOT NULL REFERENCES accounts(jid) ON DELETE CASCADE,"
+    " with_jid TEXT NOT NULL,"
+    " stamp INTEGER NOT NULL,"
+    " outgoing INTEGER NOT NULL,"
+    " stanza TEXT NOT NULL"
+    ");"
+    "CREATE INDEX archive_owner ON archive (owner, id);"
+    "CREATE INDEX archive_with ON archive (owner, with_jid, id);"
+    "CREATE TABLE private ("
+    " owner TEXT NOT NULL REFERENCES accounts(jid) ON DELETE CASCADE,"
+    " key TEXT NOT NULL,"
+    " xml TEXT NOT NULL,"
+    " PRIMARY KEY (owner, key)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE blocklist ("
+    " owner TEXT NOT NULL REFERENCES accounts(jid) ON DELETE CASCADE,"
+    " jid TEXT NOT NULL,"
+    " PRIMARY KEY (owner, jid)"
+    ") WITHOUT ROWID;",
 };
 #define SQ_SCHEMA_VERSION ((int)ARRAY_LEN(migrations))
 
@@ -96,6 +123,19 @@ enum sq_stmt {
 	S_OFF_COUNT,
 	S_OFF_EXPIRED,
 	S_OFF_EXPIRE_DEL,
+	S_ARC_INSERT,
+	S_ARC_FWD, /* the four archive pages: forward or backward, all or one conversation */
+	S_ARC_BACK,
+	S_ARC_FWD_WITH,
+	S_ARC_BACK_WITH,
+	S_ARC_CLEAR,
+	S_ARC_CLEAR_WITH,
+	S_PRIV_GET,
+	S_PRIV_SET,
+	S_BLOCK_LIST,
+	S_BLOCK_ADD,
+	S_BLOCK_DEL,
+	S_BLOCK_CLEAR,
 	S_COUNT
 };
 
@@ -139,6 +179,39 @@ static const char *const stmt_sql[S_COUNT] = {
 		      " WHERE expires <= ?1 ORDER BY expires, id LIMIT ?2",
     /* Every row up to (?1, ?2) in (expires, id) order: exactly the rows S_OFF_EXPIRED gave. */
     [S_OFF_EXPIRE_DEL] = "DELETE FROM offline WHERE expires <= ?1 AND (expires < ?1 OR id <= ?2)",
+    [S_ARC_INSERT] = "INSERT INTO archive (id, owner, with_jid, stamp, outgoing, stanza)"
+		     " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    /*
+     * Unbounded ends are bound as the extreme integers rather than written as
+     * "(?2 = 0 OR id > ?2)": SQLite does not use an index column behind an OR, and with
+     * "(?7 IS NULL OR with_jid = ?7)" it pages through all of owner's rows instead of
+     * archive_with, hence one statement per direction and per with/without. Id bounds
+     * are inclusive here (?2 <= id <= ?3); the stamp filter rides on the index scan.
+     */
+    [S_ARC_FWD] = "SELECT id, with_jid, stamp, outgoing, stanza FROM archive"
+		  " WHERE owner = ?1 AND id >= ?2 AND id <= ?3 AND stamp >= ?4 AND stamp <= ?5"
+		  " ORDER BY id LIMIT ?6",
+    [S_ARC_BACK] = "SELECT id, with_jid, stamp, outgoing, stanza FROM archive"
+		   " WHERE owner = ?1 AND id >= ?2 AND id <= ?3 AND stamp >= ?4 AND stamp <= ?5"
+		   " ORDER BY id DESC LIMIT ?6",
+    [S_ARC_FWD_WITH] = "SELECT id, with_jid, stamp, outgoing, stanza FROM archive"
+		       " WHERE owner = ?1 AND id >= ?2 AND id <= ?3 AND stamp >= ?4 AND stamp <= ?5"
+		       " AND with_jid = ?7 ORDER BY id LIMIT ?6",
+    [S_ARC_BACK_WITH] =
+	"SELECT id, with_jid, stamp, outgoing, stanza FROM archive"
+	" WHERE owner = ?1 AND id >= ?2 AND id <= ?3 AND stamp >= ?4 AND stamp <= ?5"
+	" AND with_jid = ?7 ORDER BY id DESC LIMIT ?6",
+    [S_ARC_CLEAR] = "DELETE FROM archive WHERE owner = ?1",
+    [S_ARC_CLEAR_WITH] = "DELETE FROM archive WHERE owner = ?1 AND with_jid = ?2",
+    [S_PRIV_GET] = "SELECT xml FROM private WHERE owner = ?1 AND key = ?2",
+    [S_PRIV_SET] = "INSERT INTO private (owner, key, xml) VALUES (?1, ?2, ?3)"
+		   " ON CONFLICT (owner, key) DO UPDATE SET xml = excluded.xml",
+    [S_BLOCK_LIST] = "SELECT jid FROM blocklist WHERE owner = ?1 ORDER BY jid",
+    /* Not INSERT OR IGNORE: that would also swallow a NOT NULL failure. */
+    [S_BLOCK_ADD] = "INSERT INTO blocklist (owner, jid) VALUES (?1, ?2)"
+		    " ON CONFLICT (owner, jid) DO NOTHING",
+    [S_BLOCK_DEL] = "DELETE FROM blocklist WHERE owner = ?1 AND jid = ?2",
+    [S_BLOCK_CLEAR] = "DELETE FROM blocklist WHERE owner = ?1",
 };
 
 struct sq_store {
@@ -379,7 +452,11 @@ sq_account_delete(struct store *st, const char *jid)
 	struct sq_store *s = sq(st);
 	int rc;
 
-	/* The roster and its version go with the account: ON DELETE CASCADE, foreign_keys on. */
+	/*
+	 * The roster, its version, offline messages, the archive, private data and the block
+	 * list go with the account: ON DELETE CASCADE, foreign_keys on. Each child table's
+	 * index leads with owner, so the cascade costs the account's rows only.
+	 */
 	sqlite3_bind_text(s->stmt[S_ACC_DEL], 1, jid, -1, SQLITE_STATIC);
 	rc = sq_exec(s, S_ACC_DEL);
 	if (rc != SQLITE_DONE)
@@ -699,6 +776,278 @@ sq_offline_expire(struct store *st, int64_t now_ms, size_t limit,
 	return n > LONG_MAX ? LONG_MAX : (long)n;
 }
 
+/* ---- the message archive (XEP-0313) ---- */
+
+static int
+sq_archive_put(struct store *st, const struct store_archive_msg *m)
+{
+	struct sq_store *s = sq(st);
+	sqlite3_stmt *stmt = s->stmt[S_ARC_INSERT];
+	int rc;
+
+	if (!m->owner || !m->with || !m->stanza) {
+		log_error("store: archived message without owner, with or stanza");
+		return STORE_EIO;
+	}
+	sqlite3_bind_int64(stmt, 1, m->id);
+	sqlite3_bind_text(stmt, 2, m->owner, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 3, m->with, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 4, m->stamp_ms);
+	sqlite3_bind_int(stmt, 5, m->outgoing);
+	sqlite3_bind_text64(stmt, 6, m->stanza, m->len, SQLITE_STATIC, SQLITE_UTF8);
+	rc = sq_exec(s, S_ARC_INSERT);
+	if (rc == SQLITE_DONE)
+		return 0;
+	/* One statement: on failure SQLite undid it alone, the caller's transaction stays. */
+	if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE)
+		return STORE_EEXIST;
+	if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+		return STORE_ENOENT; /* no such account */
+	return sq_fail(s, rc, "archiving a message");
+}
+
+/* A row of a backward page, kept until the page is complete; strings live in arc_page.text. */
+struct arc_row {
+	int64_t id, stamp_ms;
+	bool outgoing;
+	size_t with_off, stanza_off, len;
+};
+
+/* Rows of a backward page, newest first; grows with the rows found, never with q->max. */
+struct arc_page {
+	struct arc_row *rows;
+	size_t n, cap;
+	struct buf text;
+};
+
+static void
+arc_page_add(struct arc_page *p, const struct store_archive_msg *m)
+{
+	struct arc_row *r;
+
+	if (p->n == p->cap) {
+		p->cap = p->cap ? p->cap * 2 : 16;
+		p->rows = xrealloc(p->rows, p->cap * sizeof *p->rows);
+	}
+	r = &p->rows[p->n++];
+	r->id = m->id;
+	r->stamp_ms = m->stamp_ms;
+	r->outgoing = m->outgoing;
+	r->len = m->len;
+	/* Each string is kept with its NUL, as the callback's contract promises. */
+	r->with_off = buf_used(&p->text);
+	buf_append(&p->text, m->with, strlen(m->with) + 1);
+	r->stanza_off = buf_used(&p->text);
+	buf_append(&p->text, m->stanza, m->len);
+	buf_append(&p->text, "", 1);
+}
+
+/* Fills m from a row (id, with_jid, stamp, outgoing, stanza); false for a NULL column. */
+static bool
+sq_archive_row(sqlite3_stmt *stmt, struct store_archive_msg *m)
+{
+	m->id = sqlite3_column_int64(stmt, 0);
+	m->with = (const char *)sqlite3_column_text(stmt, 1);
+	m->stamp_ms = sqlite3_column_int64(stmt, 2);
+	m->outgoing = sqlite3_column_int(stmt, 3) != 0;
+	m->stanza = (const char *)sqlite3_column_text(stmt, 4);
+	m->len = (size_t)sqlite3_column_bytes(stmt, 4);
+	return m->with && m->stanza;
+}
+
+/*
+ * Both directions read max + 1 rows off archive_owner or archive_with from the bound
+ * nearest the page; the extra row only says whether more exist beyond it. A forward page
+ * goes to fn while the statement steps (fn must not call into the store); a backward one
+ * is buffered and handed over oldest first after the statement is reset.
+ */
+static int
+sq_archive_query(struct store *st, const struct store_archive_query *q,
+		 void (*fn)(void *arg, const struct store_archive_msg *m), void *arg,
+		 bool *complete)
+{
+	struct sq_store *s = sq(st);
+	enum sq_stmt i;
+	sqlite3_stmt *stmt;
+	struct arc_page page = {0};
+	int64_t lo = INT64_MIN, hi = INT64_MAX;
+	size_t n = 0;
+	bool more = false;
+	int rc, r;
+
+	/* The exclusive id bounds as inclusive ones; an empty range matches nothing. */
+	if (q->after_id) {
+		if (q->after_id == INT64_MAX)
+			goto empty;
+		lo = q->after_id + 1;
+	}
+	if (q->before_id) {
+		if (q->before_id == INT64_MIN)
+			goto empty;
+		hi = q->before_id - 1;
+	}
+	if (q->with)
+		i = q->last ? S_ARC_BACK_WITH : S_ARC_FWD_WITH;
+	else
+		i = q->last ? S_ARC_BACK : S_ARC_FWD;
+	stmt = s->stmt[i];
+	sqlite3_bind_text(stmt, 1, q->owner, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 2, lo);
+	sqlite3_bind_int64(stmt, 3, hi);
+	sqlite3_bind_int64(stmt, 4, q->start_ms ? q->start_ms : INT64_MIN);
+	sqlite3_bind_int64(stmt, 5, q->end_ms ? q->end_ms : INT64_MAX);
+	/* max + 1, or no limit when that does not fit (an absurd max is still bounded by rows). */
+	sqlite3_bind_int64(stmt, 6, q->max < (size_t)INT64_MAX ? (sqlite3_int64)q->max + 1 : -1);
+	if (q->with)
+		sqlite3_bind_text(stmt, 7, q->with, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		struct store_archive_msg m = {.owner = q->owner};
+		if (n == q->max) {
+			more = true;
+			continue; /* the extra row; LIMIT makes it the last */
+		}
+		n++;
+		if (!sq_archive_row(stmt, &m))
+			continue; /* impossible under NOT NULL; never hand out a NULL */
+		if (q->last)
+			arc_page_add(&page, &m);
+		else
+			fn(arg, &m);
+	}
+	r = sq_finish(s, i, rc);
+	if (r == 0) {
+		for (size_t k = page.n; k-- > 0;) {
+			const struct arc_row *row = &page.rows[k];
+			struct store_archive_msg m = {
+			    .id = row->id,
+			    .owner = q->owner,
+			    .with = page.text.data + page.text.off + row->with_off,
+			    .stanza = page.text.data + page.text.off + row->stanza_off,
+			    .len = row->len,
+			    .stamp_ms = row->stamp_ms,
+			    .outgoing = row->outgoing,
+			};
+			fn(arg, &m);
+		}
+		*complete = !more;
+	}
+	free(page.rows);
+	buf_free(&page.text);
+	return r;
+empty:
+	*complete = true;
+	return 0;
+}
+
+static int
+sq_archive_clear(struct store *st, const char *owner, const char *with)
+{
+	struct sq_store *s = sq(st);
+	enum sq_stmt i = with ? S_ARC_CLEAR_WITH : S_ARC_CLEAR;
+	int rc;
+
+	sqlite3_bind_text(s->stmt[i], 1, owner, -1, SQLITE_STATIC);
+	if (with)
+		sqlite3_bind_text(s->stmt[i], 2, with, -1, SQLITE_STATIC);
+	rc = sq_exec(s, i);
+	return rc == SQLITE_DONE ? 0 : sq_fail(s, rc, "clearing an archive");
+}
+
+/* ---- private XML storage (XEP-0049) ---- */
+
+static int
+sq_private_get(struct store *st, const char *owner, const char *key, struct buf *out)
+{
+	struct sq_store *s = sq(st);
+	sqlite3_stmt *stmt = s->stmt[S_PRIV_GET];
+	int rc, r;
+
+	sqlite3_bind_text(stmt, 1, owner, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 2, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW) {
+		const char *xml = (const char *)sqlite3_column_text(stmt, 0);
+		int n = sqlite3_column_bytes(stmt, 0);
+		/* Appended before the reset check: on failure out is restored below. */
+		size_t before = out->len;
+		if (xml && n > 0)
+			buf_append(out, xml, (size_t)n);
+		r = sq_finish(s, S_PRIV_GET, rc);
+		if (r < 0 && out->data) {
+			out->len = before;
+			out->data[before] = '\0';
+		}
+		return r;
+	}
+	r = sq_finish(s, S_PRIV_GET, rc);
+	return r < 0 ? r : STORE_ENOENT;
+}
+
+static int
+sq_private_set(struct store *st, const char *owner, const char *key, const char *xml, size_t len)
+{
+	struct sq_store *s = sq(st);
+	sqlite3_stmt *stmt = s->stmt[S_PRIV_SET];
+	int rc;
+
+	if (!owner || !key || !xml) {
+		log_error("store: private data without owner, key or XML");
+		return STORE_EIO;
+	}
+	sqlite3_bind_text(stmt, 1, owner, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 2, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text64(stmt, 3, xml, len, SQLITE_STATIC, SQLITE_UTF8);
+	rc = sq_exec(s, S_PRIV_SET);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+		return STORE_ENOENT; /* no such account */
+	return sq_fail(s, rc, "storing private data");
+}
+
+/* ---- block lists (XEP-0191) ---- */
+
+/* fn must not call into the store: the statement is mid-step while it runs. */
+static int
+sq_block_list(struct store *st, const char *owner, void (*fn)(void *arg, const char *jid),
+	      void *arg)
+{
+	struct sq_store *s = sq(st);
+	sqlite3_stmt *stmt = s->stmt[S_BLOCK_LIST];
+	int rc;
+
+	sqlite3_bind_text(stmt, 1, owner, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		const char *jid = (const char *)sqlite3_column_text(stmt, 0);
+		if (jid)
+			fn(arg, jid);
+	}
+	return sq_finish(s, S_BLOCK_LIST, rc);
+}
+
+static int
+sq_block_set(struct store *st, const char *owner, const char *jid, bool remove)
+{
+	struct sq_store *s = sq(st);
+	enum sq_stmt i;
+	int rc;
+
+	if (!jid && !remove) {
+		log_error("store: blocking without a JID");
+		return STORE_EIO;
+	}
+	i = !remove ? S_BLOCK_ADD : jid ? S_BLOCK_DEL : S_BLOCK_CLEAR;
+	sqlite3_bind_text(s->stmt[i], 1, owner, -1, SQLITE_STATIC);
+	if (jid)
+		sqlite3_bind_text(s->stmt[i], 2, jid, -1, SQLITE_STATIC);
+	rc = sq_exec(s, i);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+		return STORE_ENOENT; /* adding for no such account */
+	return sq_fail(s, rc, "changing a block list");
+}
+
 /* ---- open, migrate, close ---- */
 
 /* Formats "<path>: <what>: <sqlite message>" into err. */
@@ -930,4 +1279,11 @@ const struct store_backend store_sqlite_backend = {
     .offline_delete = sq_offline_delete,
     .offline_count = sq_offline_count,
     .offline_expire = sq_offline_expire,
+    .archive_put = sq_archive_put,
+    .archive_query = sq_archive_query,
+    .archive_clear = sq_archive_clear,
+    .private_get = sq_private_get,
+    .private_set = sq_private_set,
+    .block_list = sq_block_list,
+    .block_set = sq_block_set,
 };

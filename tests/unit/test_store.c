@@ -2,8 +2,10 @@
  * test_store: unit tests of the store (SQLite backend) and the storage thread, on real
  * databases in a temporary directory. Covers persistence across reopen, account and
  * roster semantics, the offline queue (order, quota, expiry, byte-exact stanzas, index
- * use), schema versioning and migration from v1, broken files, and the thread's
- * batching, savepoints, completion delivery to real loops and draining at stop.
+ * use), the archive (paging both ways, filters, index use at 100k rows), private storage,
+ * block lists, cascades on account deletion, schema versioning and migration from v1 and
+ * v2, broken files, and the thread's batching, savepoints, completion delivery to real
+ * loops and draining at stop.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -478,7 +480,7 @@ test_schema_newer(void)
 	st = store_open(&c, err, sizeof err);
 	config_free(&c);
 	CHECK(st == NULL, "opened a database from the future");
-	CHECK(strstr(err, "database schema version 99 is newer than this baton (2)") != NULL,
+	CHECK(strstr(err, "database schema version 99 is newer than this baton (3)") != NULL,
 	      "err '%s'", err);
 	CHECK(strstr(err, dir) != NULL, "err '%s' lacks the path", err);
 	store_close(st);
@@ -1406,12 +1408,16 @@ test_offline_migration(void)
 	      "foreign key missing after migration");
 	CHECK(seen_load(st, "old@x", 0, NOW, 0, &sn) == 0 && sn.n == 1 && sn.id[0] == id,
 	      "load after migration");
+	/* v1 goes through v2 to v3 in one transaction: the archive exists too. */
+	CHECK(store_archive_put(
+		  st, &(struct store_archive_msg){1, "old@x", "f@y", "<m/>", 4, NOW, false}) == 0,
+	      "archive after migration from v1");
 	store_close(st);
 
 	CHECK(sql_file(db, "SELECT group_concat(version) FROM schema_version", out, sizeof out) ==
 		      0 &&
-		  strcmp(out, "1,2") == 0,
-	      "schema versions '%s', want 1,2", out);
+		  strcmp(out, "1,2,3") == 0,
+	      "schema versions '%s', want 1,2,3", out);
 	/* Reopening a current database changes nothing. */
 	st = open_dir(dir);
 	CHECK(st && store_offline_count(st, "old@x") == 1 && store_account_count(st) == 2,
@@ -1421,7 +1427,7 @@ test_offline_migration(void)
 	store_close(st);
 	CHECK(sql_file(db, "SELECT group_concat(version) FROM schema_version", out, sizeof out) ==
 		      0 &&
-		  strcmp(out, "1,2") == 0,
+		  strcmp(out, "1,2,3") == 0,
 	      "schema versions after reopen '%s'", out);
 	seen_free(&sn);
 }
@@ -1544,6 +1550,766 @@ test_offline_thread(void)
 	store_close(st);
 }
 
+/* ---- the message archive (XEP-0313) ---- */
+
+/* What one archive page delivered: ids in order, and how many rows broke an expectation. */
+struct apage {
+	int n;
+	int64_t id[1200];
+	const char *owner; /* every row must carry this owner */
+	const char *with;  /* NULL, or every row must be with this JID */
+	int bad;	   /* rows with a wrong owner, with, stamp, direction or stanza */
+	char first[128];   /* the first row's stanza and with, copied */
+	char first_with[64];
+};
+
+/* The 1000-message archive of a@x below: message i has this id, peer, stamp and text. */
+#define ARC_N 1000
+static int64_t
+arc_id(int i)
+{
+	return 1000 + 10 * (int64_t)i; /* gaps, so bounds between ids are exercised */
+}
+static const char *const arc_peers[] = {"w0@y", "w1@y", "w2@y"};
+static int64_t
+arc_stamp(int i)
+{
+	return NOW + 1000 * (int64_t)i;
+}
+
+static void
+apage_add(void *arg, const struct store_archive_msg *m)
+{
+	struct apage *p = arg;
+	int64_t i = (m->id - 1000) / 10;
+	char want[64];
+
+	if (p->n < (int)ARRAY_LEN(p->id))
+		p->id[p->n] = m->id;
+	if (p->n == 0) {
+		snprintf(p->first, sizeof p->first, "%.*s", (int)m->len, m->stanza);
+		snprintf(p->first_with, sizeof p->first_with, "%s", m->with);
+	}
+	p->n++;
+	if (strcmp(m->owner, p->owner) != 0 || (p->with && strcmp(m->with, p->with) != 0) ||
+	    m->stanza[m->len] != '\0') {
+		p->bad++;
+		return;
+	}
+	/* Rows of a@x's generated archive must come back exactly as stored. */
+	if (strcmp(p->owner, "a@x") == 0 && m->id >= 1000 && (m->id - 1000) % 10 == 0 &&
+	    i < ARC_N) {
+		snprintf(want, sizeof want, "<message id='m%lld'/>", (long long)i);
+		if (strcmp(m->with, arc_peers[i % 3]) != 0 || m->stamp_ms != arc_stamp((int)i) ||
+		    m->outgoing != (i % 2 == 1) || m->len != strlen(want) ||
+		    strcmp(m->stanza, want) != 0)
+			p->bad++;
+	}
+}
+
+/* Runs q into p; returns the store's result. *complete is set to a poison value first. */
+static int
+apage_run(struct store *st, const struct store_archive_query *q, struct apage *p, bool *complete)
+{
+	memset(p, 0, sizeof *p);
+	p->owner = q->owner;
+	p->with = q->with;
+	*complete = (bool)(rand() & 1);
+	return store_archive_query(st, q, apage_add, p, complete);
+}
+
+/* True when the page holds exactly messages from..to (indexes into a@x's archive), in order. */
+static bool
+apage_is(const struct apage *p, int from, int to)
+{
+	if (p->bad || p->n != to - from + 1)
+		return false;
+	for (int k = 0; k < p->n; k++) {
+		if (p->id[k] != arc_id(from + k))
+			return false;
+	}
+	return true;
+}
+
+/* Fills a@x's archive (and a few rows of b@x interleaved) inside one transaction. */
+static void
+arc_fill(struct store *st)
+{
+	char text[64];
+	int r;
+
+	CHECK(store_begin(st) == 0, "begin fill");
+	for (int i = 0; i < ARC_N; i++) {
+		struct store_archive_msg m = {arc_id(i), "a@x",	       arc_peers[i % 3], text,
+					      0,	 arc_stamp(i), i % 2 == 1};
+		snprintf(text, sizeof text, "<message id='m%d'/>", i);
+		m.len = strlen(text);
+		if ((r = store_archive_put(st, &m)) != 0) {
+			CHECK(0, "put %d: %d", i, r);
+			break;
+		}
+		if (i % 100 == 0) {
+			/* b@x's ids sit between a@x's: the id space is shared, paging is not. */
+			struct store_archive_msg b = {arc_id(i) + 5, "b@x", "w1@y", "<b/>", 4,
+						      arc_stamp(i),  false};
+			CHECK(store_archive_put(st, &b) == 0, "put b %d", i);
+		}
+	}
+	CHECK(store_commit(st) == 0, "commit fill");
+}
+
+static void
+test_archive_put(void)
+{
+	const char *dir = tpath("archive-put");
+	struct store *st = open_dir(dir);
+	static const char text[] = "<message><body>it's \"h\xc3\xa9\" '); DROP TABLE archive; "
+				   "--</body></message>trailing";
+	struct store_archive_msg m = {7, "a@x", "o'brien@y", text, sizeof text - 1 - 8, NOW, true};
+	struct store_archive_query q = {.owner = "a@x", .max = 10};
+	struct apage p;
+	bool complete;
+	int r;
+
+	if (!st) {
+		CHECK(0, "open failed");
+		return;
+	}
+	CHECK(store_account_create(st, "a@x", "c", 1) == 0, "create a");
+	CHECK(store_account_create(st, "b@x", "c", 1) == 0, "create b");
+	CHECK((r = store_archive_put(st, &m)) == 0, "put: %d", r);
+	CHECK((r = store_archive_put(st, &m)) == STORE_EEXIST, "duplicate id: %d", r);
+	m.owner = "b@x";
+	CHECK((r = store_archive_put(st, &m)) == STORE_EEXIST, "id taken by another owner: %d", r);
+	m.owner = "ghost@x";
+	m.id = 8;
+	CHECK((r = store_archive_put(st, &m)) == STORE_ENOENT, "unknown owner: %d", r);
+	m.owner = "a@x";
+	quiet();
+	m.stanza = NULL;
+	CHECK((r = store_archive_put(st, &m)) == STORE_EIO, "NULL stanza: %d", r);
+	m.stanza = text;
+	m.with = NULL;
+	CHECK((r = store_archive_put(st, &m)) == STORE_EIO, "NULL with: %d", r);
+	loud();
+
+	/* Only the first put stored anything, byte for byte, len honoured. */
+	CHECK(apage_run(st, &q, &p, &complete) == 0 && p.n == 1 && p.id[0] == 7 && !p.bad &&
+		  complete,
+	      "query after put: n %d bad %d complete %d", p.n, p.bad, complete);
+	CHECK(strncmp(p.first, text, sizeof text - 1 - 8) == 0 &&
+		  strlen(p.first) == sizeof text - 1 - 8 && strcmp(p.first_with, "o'brien@y") == 0,
+	      "stanza came back as '%s' with '%s'", p.first, p.first_with);
+	q.owner = "b@x";
+	CHECK(apage_run(st, &q, &p, &complete) == 0 && p.n == 0 && complete, "b has rows: %d", p.n);
+
+	/* A refused put inside a caller's transaction leaves the transaction usable. */
+	m.id = 9;
+	m.with = "z@y";
+	CHECK(store_begin(st) == 0, "begin");
+	CHECK(store_archive_put(st, &(struct store_archive_msg){7, "a@x", "z@y", "x", 1, NOW,
+								false}) == STORE_EEXIST,
+	      "dup in txn");
+	CHECK(store_archive_put(st, &m) == 0, "put after a refused put in txn");
+	CHECK(store_commit(st) == 0, "commit");
+	store_close(st);
+	st = open_dir(dir);
+	q.owner = "a@x";
+	CHECK(st && apage_run(st, &q, &p, &complete) == 0 && p.n == 2 && p.id[1] == 9 && complete,
+	      "after reopen: n %d", p.n);
+	store_close(st);
+}
+
+static void
+test_archive_query(void)
+{
+	const char *dir = tpath("archive-query");
+	struct store *st = open_dir(dir);
+	struct store_archive_query q;
+	struct apage p;
+	int64_t seen[ARC_N], prev;
+	bool complete;
+	int pages, total, r;
+
+	if (!st) {
+		CHECK(0, "open failed");
+		return;
+	}
+	CHECK(store_account_create(st, "a@x", "c", 1) == 0, "create a");
+	CHECK(store_account_create(st, "b@x", "c", 1) == 0, "create b");
+	arc_fill(st);
+
+	/* Forward through everything, 100 at a time, as a client follows RSM <after/>. */
+	q = (struct store_archive_query){.owner = "a@x", .max = 100};
+	pages = total = 0;
+	prev = 0;
+	for (;;) {
+		r = apage_run(st, &q, &p, &complete);
+		pages++;
+		CHECK(r == 0 && p.n == 100 && !p.bad, "page %d: r %d n %d bad %d", pages, r, p.n,
+		      p.bad);
+		for (int k = 0; k < p.n && k < 100; k++) {
+			CHECK(p.id[k] > prev, "page %d row %d: id %lld after %lld", pages, k,
+			      (long long)p.id[k], (long long)prev);
+			prev = p.id[k];
+			if (total < ARC_N)
+				seen[total++] = p.id[k];
+		}
+		CHECK(complete == (pages == 10), "page %d: complete %d", pages, complete);
+		if (complete || p.n == 0 || pages > 12)
+			break;
+		q.after_id = p.id[p.n - 1];
+	}
+	CHECK(pages == 10 && total == ARC_N && seen[0] == arc_id(0) &&
+		  seen[ARC_N - 1] == arc_id(ARC_N - 1),
+	      "forward paging: %d pages, %d rows", pages, total);
+
+	/* One conversation: 334 rows of w1@y (i % 3 == 1 for a@x), paged by 50. */
+	q = (struct store_archive_query){.owner = "a@x", .with = "w1@y", .max = 50};
+	pages = total = 0;
+	do {
+		r = apage_run(st, &q, &p, &complete);
+		pages++;
+		total += p.n;
+		CHECK(r == 0 && !p.bad && (complete || p.n == 50), "with page %d: r %d n %d bad %d",
+		      pages, r, p.n, p.bad);
+		if (p.n)
+			q.after_id = p.id[p.n - 1];
+	} while (!complete && p.n > 0 && pages < 20);
+	CHECK(total == 333 && pages == 7 && p.n == 33, "with w1@y: %d rows in %d pages", total,
+	      pages);
+	q = (struct store_archive_query){.owner = "a@x", .with = "nobody@y", .max = 5};
+	CHECK(apage_run(st, &q, &p, &complete) == 0 && p.n == 0 && complete, "with nobody: %d",
+	      p.n);
+
+	/* Stamp range, inclusive at both ends. */
+	q = (struct store_archive_query){
+	    .owner = "a@x", .start_ms = arc_stamp(100), .end_ms = arc_stamp(199), .max = 100};
+	CHECK(apage_run(st, &q, &p, &complete) == 0 && apage_is(&p, 100, 199) && complete,
+	      "range 100-199: n %d complete %d", p.n, complete);
+	q.max = 60;
+	CHECK(apage_run(st, &q, &p, &complete) == 0 && apage_is(&p, 100, 159) && !complete,
+	      "range page 1: n %d complete %d", p.n, complete);
+	q.after_id = arc_id(159);
+	CHECK(apage_run(st, &q, &p, &complete) == 0 && apage_is(&p, 160, 199) && complete,
+	      "range page 2: n %d complete %d", p.n, complete);
+	q = (struct store_archive_query){
+	    .owner = "a@x", .start_ms = arc_stamp(990) - 1, .max = 100}; /* start only */
+	CHECK(apage_run(st, &q, &p, &complete) == 0 && apage_is(&p, 990, 999) && complete,
+	      "start only: n %d", p.n);
+	q = (struct store_archive_query){.owner = "a@x", .end_ms = arc_stamp(4) + 999, .max = 100};
+	CHECK(apage_run(st, &q, &p, &complete) == 0 && apage_is(&p, 0, 4) && complete,
+	      "end only: n %d", p.n);
+	q = (struct store_archive_query){.owner = "a@x",
+					 .with = "w2@y",
+					 .start_ms = arc_stamp(10),
+					 .end_ms = arc_stamp(20),
+					 .max = 100};
+	/* w2@y within 10..20: 11, 14, 17, 20. */
+	CHECK(apage_run(st, &q, &p, &complete) == 0 && p.n == 4 && p.id[0] == arc_id(11) &&
+		  p.id[3] == arc_id(20) && complete,
+	      "with and range: n %d", p.n);
+
+	/* Exclusive id bounds, also when they fall between stored ids. */
+	q = (struct store_archive_query){
+	    .owner = "a@x", .after_id = arc_id(10), .before_id = arc_id(20), .max = 100};
+	CHECK(apage_run(st, &q, &p, &complete) == 0 && apage_is(&p, 11, 19) && complete,
+	      "after 10 before 20: n %d", p.n);
+	q.after_id = arc_id(10) + 1;
+	q.before_id = arc_id(20) - 1;
+	CHECK(apage_run(st, &q, &p, &complete) == 0 && apage_is(&p, 11, 19) && complete,
+	      "bounds between ids: n %d", p.n);
+	q.max = 9;
+	CHECK(apage_run(st, &q, &p, &complete) == 0 && apage_is(&p, 11, 19) && complete,
+	      "exactly max rows left is complete: n %d complete %d", p.n, complete);
+	q.max = 8;
+	CHECK(apage_run(st, &q, &p, &complete) == 0 && apage_is(&p, 11, 18) && !complete,
+	      "one row past max is incomplete: n %d complete %d", p.n, complete);
+
+	/* The last page (RSM <before/>), delivered oldest first. */
+	q = (struct store_archive_query){.owner = "a@x", .max = 100, .last = true};
+	CHECK(apage_run(st, &q, &p, &complete) == 0 && apage_is(&p, 900, 999) && !complete,
+	      "last page: n %d first %lld complete %d", p.n, (long long)p.id[0], complete);
+	q.before_id = arc_id(150);
+	CHECK(apage_run(st, &q, &p, &complete) == 0 && apage_is(&p, 50, 149) && !complete,
+	      "last before 150: n %d complete %d", p.n, complete);
+	q.before_id = arc_id(100);
+	CHECK(apage_run(st, &q, &p, &complete) == 0 && apage_is(&p, 0, 99) && complete,
+	      "last before 100 (exactly max older): n %d complete %d", p.n, complete);
+	q.before_id = arc_id(50);
+	CHECK(apage_run(st, &q, &p, &complete) == 0 && apage_is(&p, 0, 49) && complete,
+	      "last before 50: n %d complete %d", p.n, complete);
+	/* Backward through everything, as a client fetching history newest page first. */
+	q = (struct store_archive_query){.owner = "a@x", .max = 300, .last = true};
+	pages = total = 0;
+	do {
+		r = apage_run(st, &q, &p, &complete);
+		pages++;
+		total += p.n;
+		CHECK(r == 0 && !p.bad && p.n > 0 &&
+			  apage_is(&p, ARC_N - total, ARC_N - total + p.n - 1),
+		      "backward page %d: r %d n %d", pages, r, p.n);
+		if (p.n)
+			q.before_id = p.id[0];
+	} while (!complete && p.n > 0 && pages < 10);
+	CHECK(total == ARC_N && pages == 4 && p.n == 100, "backward: %d rows in %d pages", total,
+	      pages);
+	q = (struct store_archive_query){.owner = "a@x",
+					 .with = "w0@y",
+					 .after_id = arc_id(0),
+					 .end_ms = arc_stamp(30),
+					 .max = 3,
+					 .last = true};
+	/* w0@y after 0, up to 30: 3 .. 30 step 3 = 10 rows; the newest 3 are 24, 27, 30. */
+	CHECK(apage_run(st, &q, &p, &complete) == 0 && p.n == 3 && p.id[0] == arc_id(24) &&
+		  p.id[2] == arc_id(30) && !complete && !p.bad,
+	      "last with filter: n %d first %lld", p.n, (long long)p.id[0]);
+
+	/* Empty results are complete, in both directions. */
+	static const struct store_archive_query empties[] = {
+	    {.owner = "ghost@x", .max = 10},
+	    {.owner = "ghost@x", .max = 10, .last = true},
+	    {.owner = "a@x", .after_id = 1000 + 10 * (ARC_N - 1), .max = 10},
+	    {.owner = "a@x", .after_id = INT64_MAX, .max = 10},
+	    {.owner = "a@x", .before_id = 1000, .max = 10, .last = true},
+	    {.owner = "a@x", .before_id = INT64_MIN, .max = 10, .last = true},
+	    {.owner = "a@x", .after_id = 1010, .before_id = 1020, .max = 10},
+	    {.owner = "a@x", .after_id = 2000, .before_id = 1000, .max = 10},
+	    {.owner = "a@x", .start_ms = NOW + 10000000, .max = 10},
+	    {.owner = "a@x", .start_ms = NOW + 5000, .end_ms = NOW + 4000, .max = 10, .last = true},
+	};
+	for (size_t k = 0; k < ARRAY_LEN(empties); k++) {
+		CHECK(apage_run(st, &empties[k], &p, &complete) == 0 && p.n == 0 && complete,
+		      "empty query %zu: n %d complete %d", k, p.n, complete);
+	}
+
+	/* A huge max is not allocated up front: it only means "all". */
+	q = (struct store_archive_query){.owner = "a@x", .max = SIZE_MAX, .last = true};
+	CHECK(apage_run(st, &q, &p, &complete) == 0 && apage_is(&p, 0, ARC_N - 1) && complete,
+	      "max SIZE_MAX backward: n %d", p.n);
+	q.last = false;
+	CHECK(apage_run(st, &q, &p, &complete) == 0 && apage_is(&p, 0, ARC_N - 1) && complete,
+	      "max SIZE_MAX forward: n %d", p.n);
+
+	/* b@x's rows, interleaved by id, stay b@x's. */
+	q = (struct store_archive_query){.owner = "b@x", .max = 100};
+	CHECK(apage_run(st, &q, &p, &complete) == 0 && p.n == 10 && !p.bad && complete,
+	      "b@x: n %d bad %d", p.n, p.bad);
+
+	/* Clearing one conversation, then everything; b@x keeps its archive. */
+	CHECK(store_archive_clear(st, "a@x", "w1@y") == 0, "clear w1");
+	q = (struct store_archive_query){.owner = "a@x", .with = "w1@y", .max = 10};
+	CHECK(apage_run(st, &q, &p, &complete) == 0 && p.n == 0 && complete, "w1 left: %d", p.n);
+	q.with = NULL;
+	q.max = 1000;
+	CHECK(apage_run(st, &q, &p, &complete) == 0 && p.n == 667 && complete,
+	      "after clearing w1: %d", p.n);
+	CHECK(store_archive_clear(st, "a@x", NULL) == 0, "clear all");
+	CHECK(apage_run(st, &q, &p, &complete) == 0 && p.n == 0 && complete, "cleared: %d", p.n);
+	CHECK(store_archive_clear(st, "ghost@x", NULL) == 0, "clear a ghost's archive");
+	q.owner = "b@x";
+	CHECK(apage_run(st, &q, &p, &complete) == 0 && p.n == 10, "b@x after a's clear: %d", p.n);
+	store_close(st);
+}
+
+/*
+ * The archive's queries, restated from store_sqlite.c: each must search an index and
+ * never scan the table or sort, and on 100k rows a page must cost VM steps in proportion
+ * to the page, not to the archive.
+ */
+static const struct {
+	const char *sql, *index;
+	bool with, query;
+} arc_plans[] = {
+    {"SELECT id, with_jid, stamp, outgoing, stanza FROM archive"
+     " WHERE owner = ?1 AND id >= ?2 AND id <= ?3 AND stamp >= ?4 AND stamp <= ?5"
+     " ORDER BY id LIMIT ?6",
+     "archive_owner", false, true},
+    {"SELECT id, with_jid, stamp, outgoing, stanza FROM archive"
+     " WHERE owner = ?1 AND id >= ?2 AND id <= ?3 AND stamp >= ?4 AND stamp <= ?5"
+     " ORDER BY id DESC LIMIT ?6",
+     "archive_owner", false, true},
+    {"SELECT id, with_jid, stamp, outgoing, stanza FROM archive"
+     " WHERE owner = ?1 AND id >= ?2 AND id <= ?3 AND stamp >= ?4 AND stamp <= ?5"
+     " AND with_jid = ?7 ORDER BY id LIMIT ?6",
+     "archive_with", true, true},
+    {"SELECT id, with_jid, stamp, outgoing, stanza FROM archive"
+     " WHERE owner = ?1 AND id >= ?2 AND id <= ?3 AND stamp >= ?4 AND stamp <= ?5"
+     " AND with_jid = ?7 ORDER BY id DESC LIMIT ?6",
+     "archive_with", true, true},
+    {"DELETE FROM archive WHERE owner = ?1", "archive_owner", false, false},
+    {"DELETE FROM archive WHERE owner = ?1 AND with_jid = ?2", "archive_with", false, false},
+    {"DELETE FROM archive WHERE owner = ?1 AND id > 0", "archive_owner", false, false},
+};
+
+#define ARC_BIG 100000
+
+static void
+test_archive_plans(void)
+{
+	const char *dir = tpath("archive-plans");
+	struct store *st = open_dir(dir);
+	struct store_archive_query q = {.owner = "big@x", .max = 100, .last = true};
+	struct apage p;
+	bool complete;
+	char db[300];
+	sqlite3 *h;
+	int r = 0;
+
+	if (!st) {
+		CHECK(0, "open failed");
+		return;
+	}
+	CHECK(store_account_create(st, "big@x", "c", 1) == 0, "create big");
+	CHECK(store_account_create(st, "small@x", "c", 1) == 0, "create small");
+	CHECK(store_begin(st) == 0, "begin");
+	for (int i = 1; i <= ARC_BIG && r == 0; i++) {
+		/* Every 100th message is small@x's; big@x talks to 10 peers in turn. */
+		static const char *const peers[] = {"p0@y", "p1@y", "p2@y", "p3@y", "p4@y",
+						    "p5@y", "p6@y", "p7@y", "p8@y", "p9@y"};
+		struct store_archive_msg m = {
+		    i,	  i % 100 ? "big@x" : "small@x", peers[i % 10], "<message/>", 10, NOW + i,
+		    false};
+		r = store_archive_put(st, &m);
+	}
+	CHECK(r == 0 && store_commit(st) == 0, "filling 100k rows: %d", r);
+	/* Through the store: the newest page, and the oldest, of the big archive. */
+	CHECK(apage_run(st, &q, &p, &complete) == 0 && p.n == 100 && p.id[0] == ARC_BIG - 101 &&
+		  p.id[99] == ARC_BIG - 1 && !complete,
+	      "big last page: n %d first %lld", p.n, (long long)p.id[0]);
+	q = (struct store_archive_query){.owner = "small@x", .with = "p0@y", .max = 2000};
+	CHECK(apage_run(st, &q, &p, &complete) == 0 && p.n == ARC_BIG / 100 && complete,
+	      "small's archive: %d", p.n);
+	store_close(st);
+
+	snprintf(db, sizeof db, "%s/baton.db", dir);
+	if (sqlite3_open(db, &h) != SQLITE_OK) {
+		CHECK(0, "raw open failed");
+		return;
+	}
+	for (size_t i = 0; i < ARRAY_LEN(arc_plans); i++) {
+		struct buf plan = {0};
+		sqlite3_stmt *stmt;
+		char sql[600];
+
+		snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN %s", arc_plans[i].sql);
+		if (sqlite3_prepare_v2(h, sql, -1, &stmt, NULL) != SQLITE_OK) {
+			CHECK(0, "%s: %s", arc_plans[i].sql, sqlite3_errmsg(h));
+			continue;
+		}
+		while (sqlite3_step(stmt) == SQLITE_ROW)
+			buf_printf(&plan, "%s; ", (const char *)sqlite3_column_text(stmt, 3));
+		sqlite3_finalize(stmt);
+		buf_puts(&plan, "");
+		CHECK(strstr(buf_head(&plan), arc_plans[i].index) != NULL &&
+			  strstr(buf_head(&plan), "SCAN") == NULL &&
+			  strstr(buf_head(&plan), "TEMP B-TREE") == NULL,
+		      "%s: plan '%s' does not use %s alone", arc_plans[i].sql, buf_head(&plan),
+		      arc_plans[i].index);
+		buf_free(&plan);
+		if (!arc_plans[i].query)
+			continue;
+
+		/* Run it for a page in the middle of the big archive and count VM steps. */
+		if (sqlite3_prepare_v2(h, arc_plans[i].sql, -1, &stmt, NULL) != SQLITE_OK) {
+			CHECK(0, "%s: %s", arc_plans[i].sql, sqlite3_errmsg(h));
+			continue;
+		}
+		int rows = 0, steps, full;
+		sqlite3_bind_text(stmt, 1, "big@x", -1, SQLITE_STATIC);
+		sqlite3_bind_int64(stmt, 2, ARC_BIG / 2);
+		sqlite3_bind_int64(stmt, 3, ARC_BIG / 2 + 5000);
+		sqlite3_bind_int64(stmt, 4, INT64_MIN);
+		sqlite3_bind_int64(stmt, 5, INT64_MAX);
+		sqlite3_bind_int64(stmt, 6, 101);
+		if (arc_plans[i].with)
+			sqlite3_bind_text(stmt, 7, "p3@y", -1, SQLITE_STATIC);
+		while (sqlite3_step(stmt) == SQLITE_ROW)
+			rows++;
+		steps = sqlite3_stmt_status(stmt, SQLITE_STMTSTATUS_VM_STEP, 0);
+		full = sqlite3_stmt_status(stmt, SQLITE_STMTSTATUS_FULLSCAN_STEP, 0);
+		sqlite3_finalize(stmt);
+		/* Some 20-40 steps per row; a walk over the owner's 99k rows would be millions. */
+		CHECK(rows == 101 && full == 0 && steps < 100 * 101,
+		      "%s: %d rows in %d VM steps, %d full-scan steps", arc_plans[i].sql, rows,
+		      steps, full);
+	}
+	sqlite3_close(h);
+}
+
+/* ---- private XML storage (XEP-0049) ---- */
+
+static bool
+private_is(struct store *st, const char *owner, const char *key, const char *want)
+{
+	struct buf b = {0};
+	bool ok = store_private_get(st, owner, key, &b) == 0 && buf_used(&b) == strlen(want) &&
+		  memcmp(buf_head(&b), want, strlen(want)) == 0;
+	buf_free(&b);
+	return ok;
+}
+
+static void
+test_private(void)
+{
+	const char *dir = tpath("private");
+	struct store *st = open_dir(dir);
+	static const char roster[] = "<roster xmlns='roster:delimiter'>::</roster>";
+	static const char notes[] = "<storage xmlns='storage:rosternotes'><note jid='a@y'>"
+				    "caf\xc3\xa9 \"'&amp;</note></storage>";
+	struct buf b = {0};
+	int r;
+
+	if (!st) {
+		CHECK(0, "open failed");
+		return;
+	}
+	CHECK(store_account_create(st, "a@x", "c", 1) == 0, "create a");
+	CHECK(store_account_create(st, "b@x", "c", 1) == 0, "create b");
+	buf_puts(&b, "keep");
+	CHECK((r = store_private_get(st, "a@x", "roster roster:delimiter", &b)) == STORE_ENOENT,
+	      "missing key: %d", r);
+	CHECK(buf_used(&b) == 4 && memcmp(buf_head(&b), "keep", 4) == 0, "out changed on ENOENT");
+	CHECK((r = store_private_set(st, "a@x", "roster roster:delimiter", roster,
+				     strlen(roster))) == 0,
+	      "set: %d", r);
+	CHECK(store_private_get(st, "a@x", "roster roster:delimiter", &b) == 0 &&
+		  buf_used(&b) == 4 + strlen(roster) && memcmp(buf_head(&b), "keep", 4) == 0 &&
+		  memcmp(buf_head(&b) + 4, roster, strlen(roster)) == 0,
+	      "get did not append");
+	buf_free(&b);
+	CHECK(store_private_set(st, "a@x", "storage storage:rosternotes", notes, strlen(notes)) ==
+		  0,
+	      "set notes");
+	CHECK(private_is(st, "a@x", "storage storage:rosternotes", notes), "notes not byte-exact");
+	/* Replacing, with len shorter than the string. */
+	CHECK(store_private_set(st, "a@x", "roster roster:delimiter", "<roster/>xyz", 9) == 0,
+	      "replace");
+	CHECK(private_is(st, "a@x", "roster roster:delimiter", "<roster/>"), "replace not seen");
+	CHECK(private_is(st, "a@x", "storage storage:rosternotes", notes),
+	      "replace touched another key");
+	CHECK(store_private_set(st, "a@x", "empty ns", "", 0) == 0 &&
+		  private_is(st, "a@x", "empty ns", ""),
+	      "empty XML");
+	/* Keys are per owner, and compared exactly. */
+	CHECK(store_private_get(st, "b@x", "roster roster:delimiter", &b) == STORE_ENOENT,
+	      "b sees a's data");
+	CHECK(store_private_get(st, "a@x", "Roster roster:delimiter", &b) == STORE_ENOENT,
+	      "keys compared case-insensitively");
+	CHECK(store_private_get(st, "ghost@x", "roster roster:delimiter", &b) == STORE_ENOENT,
+	      "ghost get");
+	CHECK((r = store_private_set(st, "ghost@x", "k", "<x/>", 4)) == STORE_ENOENT,
+	      "set for unknown owner: %d", r);
+	quiet();
+	CHECK(store_private_set(st, "a@x", "k", NULL, 0) == STORE_EIO, "NULL xml accepted");
+	loud();
+	store_close(st);
+	st = open_dir(dir);
+	CHECK(st && private_is(st, "a@x", "roster roster:delimiter", "<roster/>"),
+	      "lost across reopen");
+	buf_free(&b);
+	store_close(st);
+}
+
+/* ---- block lists (XEP-0191) ---- */
+
+static int
+block_load(struct store *st, const char *owner, struct names *nm)
+{
+	memset(nm, 0, sizeof *nm);
+	return store_block_list(st, owner, collect, nm);
+}
+
+static void
+test_block(void)
+{
+	const char *dir = tpath("block");
+	struct store *st = open_dir(dir);
+	struct names nm;
+	int r;
+
+	if (!st) {
+		CHECK(0, "open failed");
+		return;
+	}
+	CHECK(store_account_create(st, "a@x", "c", 1) == 0, "create a");
+	CHECK(store_account_create(st, "b@x", "c", 1) == 0, "create b");
+	CHECK(block_load(st, "a@x", &nm) == 0 && nm.n == 0, "new list has %d", nm.n);
+	CHECK((r = store_block_set(st, "a@x", "spam@z", false)) == 0, "add spam: %d", r);
+	CHECK(store_block_set(st, "a@x", "evil.example", false) == 0, "add domain");
+	CHECK(store_block_set(st, "a@x", "bad@z/res", false) == 0, "add full JID");
+	CHECK((r = store_block_set(st, "a@x", "spam@z", false)) == 0, "add twice: %d", r);
+	CHECK(store_block_set(st, "b@x", "spam@z", false) == 0, "add for b");
+	CHECK(block_load(st, "a@x", &nm) == 0 && nm.n == 3 &&
+		  strcmp(nm.list[0], "bad@z/res") == 0 && strcmp(nm.list[1], "evil.example") == 0 &&
+		  strcmp(nm.list[2], "spam@z") == 0,
+	      "list: %d %s %s %s", nm.n, nm.list[0], nm.list[1], nm.list[2]);
+	CHECK(store_block_set(st, "a@x", "evil.example", true) == 0, "remove");
+	CHECK(store_block_set(st, "a@x", "never@z", true) == 0, "remove absent");
+	CHECK(block_load(st, "a@x", &nm) == 0 && nm.n == 2 &&
+		  strcmp(nm.list[0], "bad@z/res") == 0 && strcmp(nm.list[1], "spam@z") == 0,
+	      "after remove: %d", nm.n);
+	CHECK((r = store_block_set(st, "ghost@x", "spam@z", false)) == STORE_ENOENT,
+	      "add for unknown owner: %d", r);
+	CHECK(store_block_set(st, "ghost@x", "spam@z", true) == 0, "remove for unknown owner");
+	quiet();
+	CHECK((r = store_block_set(st, "a@x", NULL, false)) == STORE_EIO, "add NULL: %d", r);
+	loud();
+	CHECK(block_load(st, "a@x", &nm) == 0 && nm.n == 2, "failed add changed the list");
+	CHECK(store_block_set(st, "a@x", NULL, true) == 0, "remove all");
+	CHECK(block_load(st, "a@x", &nm) == 0 && nm.n == 0, "after remove all: %d", nm.n);
+	CHECK(block_load(st, "b@x", &nm) == 0 && nm.n == 1 && strcmp(nm.list[0], "spam@z") == 0,
+	      "remove all touched b: %d", nm.n);
+	CHECK(block_load(st, "ghost@x", &nm) == 0 && nm.n == 0, "ghost has a list");
+	store_close(st);
+	st = open_dir(dir);
+	CHECK(st && block_load(st, "b@x", &nm) == 0 && nm.n == 1, "lost across reopen");
+	store_close(st);
+}
+
+/* Counts owner's rows in table on the raw file; -1 on error. */
+static long
+rows_of(const char *dir, const char *table, const char *owner)
+{
+	char sql[256], out[32], db[300];
+
+	snprintf(db, sizeof db, "%s/baton.db", dir);
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM %s WHERE owner = '%s'", table, owner);
+	if (sql_file(db, sql, out, sizeof out) < 0)
+		return -1;
+	return strtol(out, NULL, 10);
+}
+
+/* Deleting an account takes its archive, private data and block list with it. */
+static void
+test_account_cascade(void)
+{
+	static const char *const tables[] = {"archive", "private", "blocklist", "offline",
+					     "roster"};
+	const char *dir = tpath("cascade");
+	struct store *st = open_dir(dir);
+	struct store_archive_query q = {.owner = "a@x", .max = 10};
+	struct store_roster_item it = {"f@y", NULL, NULL, STORE_SUB_BOTH, false, false, false};
+	struct apage p;
+	struct names nm;
+	struct buf b = {0};
+	bool complete;
+
+	if (!st) {
+		CHECK(0, "open failed");
+		return;
+	}
+	CHECK(store_account_create(st, "a@x", "c", 1) == 0 &&
+		  store_account_create(st, "b@x", "c", 1) == 0,
+	      "create");
+	for (int i = 0; i < 2; i++) {
+		const char *o = i ? "b@x" : "a@x";
+		CHECK(store_archive_put(st, &(struct store_archive_msg){10 + i, o, "f@y", "<m/>", 4,
+									NOW, true}) == 0,
+		      "archive %s", o);
+		CHECK(store_private_set(st, o, "k ns", "<k/>", 4) == 0, "private %s", o);
+		CHECK(store_block_set(st, o, "f@y", false) == 0, "block %s", o);
+		CHECK(put(st, o, "<message/>", NOW + 1, 0) > 0, "offline %s", o);
+		CHECK(store_roster_put(st, o, &it, 1) == 0, "roster %s", o);
+	}
+	CHECK(store_account_delete(st, "a@x") == 0, "delete a");
+	store_close(st);
+	for (size_t i = 0; i < ARRAY_LEN(tables); i++) {
+		CHECK(rows_of(dir, tables[i], "a@x") == 0, "%s keeps %ld rows of a", tables[i],
+		      rows_of(dir, tables[i], "a@x"));
+		CHECK(rows_of(dir, tables[i], "b@x") == 1, "%s lost b's row", tables[i]);
+	}
+	/* A new account of the same name starts empty. */
+	st = open_dir(dir);
+	CHECK(st && store_account_create(st, "a@x", "c", 1) == 0, "recreate a");
+	CHECK(st && apage_run(st, &q, &p, &complete) == 0 && p.n == 0 && complete,
+	      "recreated a has an archive: %d", p.n);
+	CHECK(st && store_private_get(st, "a@x", "k ns", &b) == STORE_ENOENT,
+	      "recreated a has private data");
+	CHECK(st && block_load(st, "a@x", &nm) == 0 && nm.n == 0, "recreated a blocks %d", nm.n);
+	/* The archive id of the deleted row is free again. */
+	CHECK(st && store_archive_put(st, &(struct store_archive_msg){10, "a@x", "f@y", "<m/>", 4,
+								      NOW, true}) == 0,
+	      "id of a deleted row not reusable");
+	buf_free(&b);
+	store_close(st);
+}
+
+/* The v2 schema as released (v1 plus the offline queue), frozen here. */
+static const char schema_v2_extra[] =
+    "INSERT INTO schema_version VALUES (2, 1710000000);"
+    "CREATE TABLE offline (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " owner TEXT NOT NULL REFERENCES accounts(jid) ON DELETE CASCADE,"
+    " sender TEXT NOT NULL, stanza TEXT NOT NULL, stamp INTEGER NOT NULL,"
+    " expires INTEGER NOT NULL);"
+    "CREATE INDEX offline_owner ON offline (owner, id);"
+    "CREATE INDEX offline_expires ON offline (expires);"
+    "INSERT INTO offline (owner, sender, stanza, stamp, expires)"
+    " VALUES ('old@x', 's@y/r', '<message>kept</message>', 1700000000000, 9000000000000);";
+
+static void
+test_archive_migration(void)
+{
+	const char *dir = tpath("v2");
+	const char *db = tpath("v2/baton.db");
+	struct store_archive_query q = {.owner = "old@x", .max = 10};
+	struct store_archive_msg m = {5, "old@x", "f@y", "<m/>", 4, NOW, false};
+	struct seen sn = {0};
+	struct names nm;
+	struct apage p;
+	struct rost r;
+	struct store *st;
+	bool complete;
+	char out[64];
+
+	if (mkdir(dir, 0700) < 0 || sql_file(db, schema_v1, NULL, 0) < 0 ||
+	    sql_file(db, schema_v2_extra, NULL, 0) < 0) {
+		CHECK(0, "cannot create the v2 database");
+		return;
+	}
+	st = open_dir(dir);
+	CHECK(st != NULL, "v2 database did not open");
+	if (!st)
+		return;
+	CHECK(store_account_count(st) == 2 && creds_are(st, "older@x", "pw", 2),
+	      "accounts lost in the migration");
+	CHECK(rost_load(st, "old@x", &r) == 0 && r.ver == 42 && r.n == 1, "roster lost");
+	CHECK(seen_load(st, "old@x", 0, NOW, 0, &sn) == 0 && sn.n == 1 &&
+		  strcmp(sn.stanza[0], "<message>kept</message>") == 0,
+	      "offline message lost: %d", sn.n);
+	/* An offline id after the migration still follows the old ones. */
+	CHECK(put(st, "old@x", "<message/>", NOW + 1, 0) > sn.id[0], "offline id reused");
+	CHECK(store_archive_put(st, &m) == 0 && store_archive_put(st, &m) == STORE_EEXIST,
+	      "archive after migration");
+	m.owner = "new@x";
+	m.id = 6;
+	CHECK(store_archive_put(st, &m) == STORE_ENOENT, "archive foreign key missing");
+	CHECK(apage_run(st, &q, &p, &complete) == 0 && p.n == 1 && p.id[0] == 5 && complete,
+	      "archive query after migration: %d", p.n);
+	CHECK(store_private_set(st, "old@x", "k ns", "<k/>", 4) == 0 &&
+		  private_is(st, "old@x", "k ns", "<k/>"),
+	      "private after migration");
+	CHECK(store_block_set(st, "old@x", "f@y", false) == 0 &&
+		  block_load(st, "old@x", &nm) == 0 && nm.n == 1,
+	      "block list after migration");
+	store_close(st);
+	CHECK(sql_file(db, "SELECT group_concat(version) FROM schema_version", out, sizeof out) ==
+		      0 &&
+		  strcmp(out, "1,2,3") == 0,
+	      "schema versions '%s', want 1,2,3", out);
+	st = open_dir(dir);
+	CHECK(st && store_account_delete(st, "old@x") == 0, "delete after migration");
+	store_close(st);
+	CHECK(rows_of(dir, "archive", "old@x") == 0 && rows_of(dir, "private", "old@x") == 0 &&
+		  rows_of(dir, "blocklist", "old@x") == 0 && rows_of(dir, "offline", "old@x") == 0,
+	      "cascade missing after migration");
+	CHECK(sql_file(db, "SELECT group_concat(version) FROM schema_version", out, sizeof out) ==
+		      0 &&
+		  strcmp(out, "1,2,3") == 0,
+	      "schema versions after reopen '%s'", out);
+	seen_free(&sn);
+}
+
 int
 main(void)
 {
@@ -1569,6 +2335,13 @@ main(void)
 	test_offline_migration();
 	test_offline_plans();
 	test_offline_thread();
+	test_archive_put();
+	test_archive_query();
+	test_archive_plans();
+	test_private();
+	test_block();
+	test_account_cascade();
+	test_archive_migration();
 
 	nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	return check_summary("test_store");
