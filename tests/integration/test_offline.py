@@ -13,6 +13,8 @@ import re
 import time
 from xml.sax.saxutils import escape
 
+import pytest
+
 import slix
 from conftest import start_server
 from helpers import NS_CLIENT, NS_DISCO_INFO, q, stanza_error, stop_and_check, tostr, unique
@@ -428,6 +430,31 @@ def test_expiry(tmp_path_factory, clients):
         clients.append(c)
         assert [body_of(m) for m in receive(c, 1)] == ["fresh"]
         c.close()
+        a.close()
+    finally:
+        stop_and_check(srv)
+
+
+@pytest.mark.xfail(reason="batond counts expired, not yet swept messages against offline.quota "
+                   "(store_offline_count includes them; the sweep runs once a minute)",
+                   strict=False)
+def test_expired_do_not_count_against_quota(tmp_path_factory, clients):
+    srv = start_server(tmp_path_factory, "offexpquota", domain=DOMAIN,
+                       sets=["offline.quota=2", "offline.expiry=1s"])
+    try:
+        a = srv.new_user_client()
+        clients.append(a)
+        jid, pw = srv.add_user()
+        store(a, jid, ["e1", "e2"])
+        time.sleep(1.5)  # both expired: nothing is waiting for the recipient any more
+        id_ = a.message(jid, "fresh")
+        a.sync()
+        err = a.wait_for("message", type="error", id=id_, timeout=0.5)
+        assert err is None, "refused for a queue of expired messages: %s" % tostr(err)
+        b = srv.login(jid, pw, presence=True)
+        clients.append(b)
+        assert [body_of(m) for m in receive(b, 1)] == ["fresh"]
+        b.close()
         a.close()
     finally:
         stop_and_check(srv)
