@@ -154,13 +154,6 @@ def same_stanza(a, b):
     return (a.tag, dict(a.attrib), tostr(a)) == (b.tag, dict(b.attrib), tostr(b))
 
 
-def wait_until(cond, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "timed out waiting for " + what
-        time.sleep(0.05)
-
-
 @pytest.fixture(scope="module")
 def short(tmp_path_factory):
     """A second batond with a short resumption window and a small unacknowledged queue."""
@@ -475,6 +468,65 @@ def test_resume_after_bind_fails(server, clients):
     b.expect_message(body="still here")
 
 
+def test_resume_with_h_beyond_sent(server, clients):
+    a, b, previd = resumable(server, clients)
+    full = b.jid
+    a.message(full, "unacked")
+    b.expect_message(body="unacked")
+    bad = b.h + 5
+    b.abort()
+    time.sleep(0.2)
+    b2 = connect(server, clients, b.bare, b.password, bind=False)
+    b2.send("<resume xmlns='%s' previd=%s h='%d'/>" % (NS_SM, quoteattr(previd), bad))
+    # XEP-0198 4: an h acknowledging unsent stanzas is an <undefined-condition/> stream error
+    assert b2.wait_closed() == "undefined-condition"
+    # the session is over (contacts see it go) and its unacknowledged message is not lost
+    a.expect_presence(frm=full, type_="unavailable")
+    c = connect(server, clients, b.bare, b.password, presence=True)
+    assert bodies(messages(c, 1)) == ["unacked"]
+
+
+def test_bind_same_resource_while_resumable(server, clients):
+    a, b, previd = resumable(server, clients, resource="same")
+    full = b.jid
+    a.message(full, "before the new bind")
+    b.expect_message(body="before the new bind")
+    b.abort()
+    time.sleep(0.2)
+    # a fresh session asking for the same resource (RFC 6120 7.7.2.2: the server may
+    # terminate the old session or give the new one another resource)
+    c = connect(server, clients, b.bare, b.password, resource="same", presence=True)
+    got = bodies(messages(c, 1))
+    assert got == ["before the new bind"], got
+    c.no_stanza("message", timeout=0.5)
+    if c.jid == full:  # the old session was replaced: it cannot be resumed any more
+        d = connect(server, clients, b.bare, b.password, bind=False)
+        assert failed_condition(d.resume(previd, 0)) == "item-not-found"
+
+
+def test_restart_keeps_unacked_of_resumable_session(tmp_path_factory, clients):
+    srv = start_server(tmp_path_factory, "smrestart", domain=DOMAIN)
+    try:
+        a, b, previd = resumable(srv, clients)
+        full = b.jid
+        a.message(full, "survive 1")
+        b.expect_message(body="survive 1")
+        b.abort()
+        time.sleep(0.2)
+        a.message(full, "survive 2")
+        a.sync()
+        a.close()
+        srv.restart()
+        c = connect(srv, clients, b.bare, b.password, presence=True)
+        got = messages(c, 2, timeout=10)
+        assert bodies(got) == ["survive 1", "survive 2"], [tostr(m) for m in got]
+        for m in got:
+            assert m.find(q(NS_DELAY, "delay")) is not None, tostr(m)
+        c.close()
+    finally:
+        stop_and_check(srv)
+
+
 # ---------------------------------------------------------------------------------------------
 # Sessions that end with unacknowledged messages
 
@@ -679,4 +731,40 @@ def test_queue_limit_policy_violation(short, clients):
     c = connect(short, clients, jid, pw, presence=True)
     got = bodies(messages(c, n))
     assert got == want, "messages lost or reordered after policy-violation: %s" % got
+    c.no_stanza("message", timeout=0.5)
+
+
+def test_queue_limit_ends_resumable_session(short, clients):
+    a, b, previd = resumable(short, clients)
+    full = b.jid
+    n = SHORT_QUEUE + 3
+    want = ["v%02d" % i for i in range(n)]
+    for body in want:
+        a.message(full, body)
+    assert b.wait_closed(timeout=5) == "policy-violation"
+    # not kept for resumption: the session ends and everything goes to offline storage
+    a.expect_presence(frm=full, type_="unavailable")
+    c = connect(short, clients, b.bare, b.password, bind=False)
+    assert failed_condition(c.resume(previd, b.h)) == "item-not-found"
+    c.bind()
+    c.send_presence()
+    got = bodies(messages(c, n))
+    assert got == want, got
+    c.no_stanza("message", timeout=0.5)
+
+
+def test_queue_limit_while_hibernating(short, clients):
+    a, b, previd = resumable(short, clients)
+    full = b.jid
+    b.abort()
+    time.sleep(0.2)
+    n = SHORT_QUEUE + 3
+    want = ["w%02d" % i for i in range(n)]
+    for body in want:
+        a.message(full, body)
+    a.sync()
+    a.expect_presence(frm=full, type_="unavailable", timeout=SHORT_HOLD + 3)
+    c = connect(short, clients, b.bare, b.password, presence=True)
+    got = bodies(messages(c, n))
+    assert got == want, got
     c.no_stanza("message", timeout=0.5)
