@@ -55,6 +55,8 @@ const struct config_key config_keys[] = {
       "normal | full: SQLite synchronous mode (WAL; normal survives a process crash)"),
     K("storage", "batch_ms", CFG_DURATION, storage_batch_ms, "0",
       "extra time the storage thread waits to group writes into one transaction"),
+    K("archive", "enabled", CFG_BOOL, archive_enabled, "true",
+      "keep every chat message in its sender's and recipient's archive (XEP-0313)"),
     K("offline", "quota", CFG_INT, offline_quota, "10000",
       "messages kept for a user who is offline; 0 = no limit"),
     K("offline", "expiry", CFG_DURATION, offline_expiry, "30d",

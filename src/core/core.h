@@ -242,6 +242,8 @@ struct config {
 	char *storage_backend; /* sqlite */
 	char *storage_sync;    /* normal | full */
 	uint64_t storage_batch_ms;
+	/* [archive] */
+	bool archive_enabled;
 	/* [offline] */
 	long offline_quota;	 /* messages per user, 0 = unlimited */
 	uint64_t offline_expiry; /* ms */

@@ -49,7 +49,8 @@ int store_account_create(struct store *st, const char *jid, const void *creds, s
 /* Appends the credentials blob to out. Returns 0, STORE_ENOENT or STORE_EIO. */
 int store_account_creds(struct store *st, const char *jid, struct buf *out);
 int store_account_set_creds(struct store *st, const char *jid, const void *creds, size_t n);
-/* Deletes the account and everything it owns (roster, pending requests, offline messages). */
+/* Deletes the account and everything it owns (roster, offline messages, archive, private
+ * data, block list). */
 int store_account_delete(struct store *st, const char *jid);
 /* Calls fn for each account in JID order. Returns 0 or STORE_EIO. */
 int store_account_list(struct store *st, void (*fn)(void *arg, const char *jid), void *arg);
@@ -97,7 +98,7 @@ struct store_offline_msg {
 
 /*
  * Appends a message for m->owner (m->id is ignored) unless the owner already has quota
- * messages (quota <= 0: no limit): then STORE_EQUOTA and nothing is stored. *id gets
+ * messages not expired at m->stamp_ms (quota <= 0: no limit): then STORE_EQUOTA and nothing is stored. *id gets
  * the new message's id. Returns 0, STORE_EQUOTA, STORE_ENOENT (no such owner) or STORE_EIO.
  */
 int store_offline_put(struct store *st, const struct store_offline_msg *m, long quota, int64_t *id);
@@ -120,6 +121,58 @@ long store_offline_count(struct store *st, const char *owner);
  */
 long store_offline_expire(struct store *st, int64_t now_ms, size_t limit,
 			  void (*fn)(void *arg, const struct store_offline_msg *m), void *arg);
+
+/* ---- the message archive (XEP-0313 MAM), one per account ---- */
+
+struct store_archive_msg {
+	int64_t id;	    /* chosen by the caller: unique in the store, increasing in time */
+	const char *owner;  /* bare JID whose archive this is */
+	const char *with;   /* bare JID of the other party */
+	const char *stanza; /* the serialized <message/>, NUL-terminated */
+	size_t len;
+	int64_t stamp_ms; /* wall-clock time the server saw it */
+	bool outgoing;	  /* sent by owner (else received) */
+};
+
+/* Adds a message. Returns 0, STORE_EEXIST (id taken), STORE_ENOENT (no owner) or STORE_EIO. */
+int store_archive_put(struct store *st, const struct store_archive_msg *m);
+
+struct store_archive_query {
+	const char *owner;
+	const char *with;	     /* NULL = every conversation */
+	int64_t start_ms, end_ms;    /* stamp range, inclusive; 0 = unbounded */
+	int64_t after_id, before_id; /* exclusive id bounds; 0 = unbounded */
+	size_t max;		     /* page size, >= 1 */
+	bool last;		     /* the newest page below before_id (RSM <before/>) */
+};
+
+/*
+ * Calls fn for up to q->max matching messages, always oldest first (with q->last, the
+ * newest max of them, still delivered oldest first). *complete is set to true when no
+ * further match exists beyond the page in the direction of paging. O(page) with an
+ * index on (owner, id). Returns 0 or STORE_EIO.
+ */
+int store_archive_query(struct store *st, const struct store_archive_query *q,
+			void (*fn)(void *arg, const struct store_archive_msg *m), void *arg,
+			bool *complete);
+/* Deletes owner's archive (all of it when with is NULL, else one conversation). */
+int store_archive_clear(struct store *st, const char *owner, const char *with);
+
+/* ---- private XML storage (XEP-0049): one element per (owner, namespace key) ---- */
+
+/* Appends the stored XML for key ("name namespace") to out; STORE_ENOENT if none. */
+int store_private_get(struct store *st, const char *owner, const char *key, struct buf *out);
+/* Stores (replacing) the XML for key. */
+int store_private_set(struct store *st, const char *owner, const char *key, const char *xml,
+		      size_t len);
+
+/* ---- blocking (XEP-0191): a set of JIDs per owner ---- */
+
+/* Calls fn for each JID owner blocks, in order. Returns 0 or STORE_EIO. */
+int store_block_list(struct store *st, const char *owner, void (*fn)(void *arg, const char *jid),
+		     void *arg);
+/* Adds (no-op if present) or removes (no-op if absent) one JID; jid NULL with remove = all. */
+int store_block_set(struct store *st, const char *owner, const char *jid, bool remove);
 
 /* ---- the storage thread ---- */
 

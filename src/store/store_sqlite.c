@@ -168,7 +168,8 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_VER_SET] = "INSERT INTO roster_version (owner, ver) VALUES (?1, ?2)"
 		  " ON CONFLICT (owner) DO UPDATE SET ver = excluded.ver",
     /* Counts at most ?2 rows: the quota check costs O(quota), not O(queue). */
-    [S_OFF_QUOTA] = "SELECT count(*) FROM (SELECT 1 FROM offline WHERE owner = ?1 LIMIT ?2)",
+    [S_OFF_QUOTA] = "SELECT count(*) FROM (SELECT 1 FROM offline WHERE owner = ?1"
+		    " AND expires > ?3 LIMIT ?2)",
     [S_OFF_INSERT] = "INSERT INTO offline (owner, sender, stanza, stamp, expires)"
 		     " VALUES (?1, ?2, ?3, ?4, ?5)",
     [S_OFF_LOAD] = "SELECT id, sender, stanza, stamp, expires FROM offline"
@@ -639,6 +640,7 @@ sq_offline_put(struct store *st, const struct store_offline_msg *m, long quota, 
 		stmt = s->stmt[S_OFF_QUOTA];
 		sqlite3_bind_text(stmt, 1, m->owner, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(stmt, 2, quota);
+		sqlite3_bind_int64(stmt, 3, m->stamp_ms); /* expired ones wait for the sweep only */
 		n = sq_count(s, S_OFF_QUOTA);
 		if (n < 0)
 			r = (int)n;

@@ -26,8 +26,16 @@ struct load_job {
 	struct account *a;
 	char *bare;
 	struct hmap roster;
+	struct hmap blocked;
 	uint64_t ver;
 };
+
+static void
+load_blocked(void *arg, const char *jid)
+{
+	struct load_job *lj = arg;
+	hmap_put(&lj->blocked, jid, lj); /* a set: the value only says "present" */
+}
 
 static void
 item_free(struct roster_item *it)
@@ -55,6 +63,7 @@ account_free(struct account *a)
 	hmap_del(&a->w->accounts, a->bare);
 	timer_stop(a->w->loop, &a->idle);
 	roster_clear(&a->roster);
+	hmap_free(&a->blocked);
 	free(a->bare);
 	free(a);
 }
@@ -106,7 +115,10 @@ load_run(struct store *st, struct store_job *job)
 	buf_free(&creds);
 	if (r < 0)
 		return r;
-	return store_roster_load(st, lj->bare, &lj->ver, load_item, lj);
+	r = store_roster_load(st, lj->bare, &lj->ver, load_item, lj);
+	if (r < 0)
+		return r;
+	return store_block_list(st, lj->bare, load_blocked, lj);
 }
 
 static void
@@ -120,7 +132,9 @@ load_done(struct store_job *job)
 		a->state = AS_READY;
 		a->roster = lj->roster;
 		a->roster_ver = lj->ver;
+		a->blocked = lj->blocked;
 	} else {
+		hmap_free(&lj->blocked);
 		if (job->result != STORE_ENOENT)
 			log_error("account %s: storage failed while loading", a->bare);
 		a->state = AS_MISSING;

@@ -891,6 +891,18 @@ handle_stanza(struct session *s, struct xml_node *st)
 			xml_free(st);
 			return;
 		}
+		if (request && block_is(st) && (!to || strcmp(to, s->bare) == 0)) {
+			block_iq(s, st); /* XEP-0191 */
+			return;
+		}
+		if (request && private_is(st) && (!to || strcmp(to, s->bare) == 0)) {
+			private_iq(s, st); /* XEP-0049 */
+			return;
+		}
+		if (request && mam_is_query(st) && (!to || strcmp(to, s->bare) == 0)) {
+			mam_query(s, st);
+			return;
+		}
 		if (request && carbons_is_iq(st) && (!to || strcmp(to, s->bare) == 0)) {
 			carbons_iq(s, st);
 			return;
@@ -906,6 +918,10 @@ handle_stanza(struct session *s, struct xml_node *st)
 			return;
 		}
 	}
+	if (to && block_matches_str(s->acct, to)) {
+		block_refuse(s, st);
+		return;
+	}
 	if (stanza_is(st, "presence")) {
 		presence_outbound(s, st);
 		return;
@@ -913,8 +929,11 @@ handle_stanza(struct session *s, struct xml_node *st)
 	/* RFC 6120 10.3: no 'to' means the account itself. */
 	if (!to)
 		xml_set_attr(st, "to", s->bare);
-	if (!is_iq)
+	if (!is_iq) {
+		mam_strip_ids(st);
+		mam_outgoing(s, st);
 		carbons_sent(s, st);
+	}
 	route(s->w, st);
 }
 

@@ -18,6 +18,7 @@ static const char *const server_features[] = {
     NS_ROSTER,		  /* RFC 6121 */
     "msgoffline",	  /* XEP-0160 section 6 */
     "urn:xmpp:carbons:2", /* XEP-0280 */
+    "urn:xmpp:blocking",  /* XEP-0191 */
     NULL,
 };
 
@@ -106,6 +107,10 @@ iq_account(struct account *a, struct xml_node *st, const struct jid *from)
 		struct xml_node *r = xml_el_new("query", NS_DISCO_INFO);
 		add_identity(r, "account", "registered", NULL);
 		add_feature(r, NS_DISCO_INFO);
+		if (a->w->srv->cfg->archive_enabled) {
+			add_feature(r, "urn:xmpp:mam:2"); /* XEP-0313 section 7 */
+			add_feature(r, "urn:xmpp:sid:0"); /* XEP-0359 */
+		}
 		reply(a->w, st, r);
 	} else if (is_get(st) && strcmp(q->ns, NS_DISCO_ITEMS) == 0 && !xml_attr(q, "node")) {
 		reply(a->w, st, xml_el_new("query", NS_DISCO_ITEMS));

@@ -136,8 +136,8 @@ struct load_job {
 	struct session *s;
 	char *owner;
 	int64_t after, now;
-	struct xml_node *head, *tail; /* parsed messages, in order */
-	int64_t last;		      /* id of the last one */
+	struct xml_node *msgs[OFFLINE_PAGE]; /* parsed messages, in order (NULL: corrupt) */
+	int64_t ids[OFFLINE_PAGE];
 	size_t n;
 };
 
@@ -145,20 +145,15 @@ static void
 load_one(void *arg, const struct store_offline_msg *m)
 {
 	struct load_job *lj = arg;
-	struct xml_node *st = xml_parse(m->stanza, m->len);
 
-	lj->last = m->id;
-	lj->n++;
-	if (!st) {
+	if (lj->n == OFFLINE_PAGE)
+		return;
+	lj->ids[lj->n] = m->id;
+	lj->msgs[lj->n] = xml_parse(m->stanza, m->len);
+	if (!lj->msgs[lj->n])
 		log_error("offline: stored message %lld for %s is corrupt; skipped",
 			  (long long)m->id, m->owner);
-		return;
-	}
-	if (lj->tail)
-		lj->tail->next = st;
-	else
-		lj->head = st;
-	lj->tail = st;
+	lj->n++;
 }
 
 static int
@@ -179,18 +174,18 @@ load_done(struct store_job *job)
 
 	session_unref(s);
 	s->offline_loading = false;
-	s->offline_sending = true;
-	while (lj->head) {
-		struct xml_node *st = lj->head;
-		lj->head = st->next;
-		st->next = NULL;
-		session_send(s, st);
-		xml_free(st);
+	for (size_t i = 0; i < lj->n; i++) {
+		if (!lj->msgs[i])
+			continue;
+		/* With stream management, the ack of this one will let it go (sm.c). */
+		s->offline_sending = lj->ids[i];
+		session_send(s, lj->msgs[i]);
+		xml_free(lj->msgs[i]);
 	}
-	s->offline_sending = false;
+	s->offline_sending = 0;
 	if (job->result == 0 && s->state == SS_ACTIVE) {
 		if (lj->n)
-			s->offline_upto = lj->last;
+			s->offline_upto = lj->ids[lj->n - 1];
 		if (lj->n)
 			log_info("%s: sent %zu stored message%s", s->id, lj->n,
 				 lj->n == 1 ? "" : "s");
@@ -198,8 +193,7 @@ load_done(struct store_job *job)
 		if (!s->offline_upto) {
 			/* nothing stored */
 		} else if (!more && s->sm_enabled) {
-			/* XEP-0198: they go once the client acknowledges them. */
-			s->offline_ack_at = s->sm_out;
+			/* XEP-0198: they go as the client acknowledges them. */
 			s->offline_ack_wait = true;
 		} else {
 			/* Either the next page once the client read this one, or the grace period.
@@ -257,24 +251,25 @@ delete_done(struct store_job *job)
 }
 
 static void
-delete_upto(struct session *s)
+delete_upto(struct session *s, int64_t upto)
 {
 	struct delete_job *dj = xcalloc(1, sizeof *dj);
 
 	dj->owner = xstrdup(s->bare);
-	dj->upto = s->offline_upto;
+	dj->upto = upto;
 	dj->job.run = delete_run;
 	dj->job.done = delete_done; /* fire and forget: runs on the storage thread */
 	store_submit(s->w->srv->store, &dj->job);
-	s->offline_upto = 0;
-	s->offline_ack_wait = false;
 }
 
 void
-offline_acked(struct session *s, uint32_t h)
+offline_acked(struct session *s, int64_t upto)
 {
-	if (s->offline_ack_wait && (int32_t)(h - s->offline_ack_at) >= 0)
-		delete_upto(s);
+	delete_upto(s, upto);
+	if (s->offline_ack_wait && upto >= s->offline_upto) {
+		s->offline_ack_wait = false;
+		s->offline_upto = 0;
+	}
 }
 
 static void
@@ -294,7 +289,8 @@ offline_timer_fired(struct timer *t)
 		load_page(s);
 		return;
 	}
-	delete_upto(s);
+	delete_upto(s, s->offline_upto);
+	s->offline_upto = 0;
 }
 
 void

@@ -86,7 +86,7 @@ broadcast_to_subscribers(struct session *s, const struct xml_node *st)
 
 	for (size_t i = 0; hmap_next(&a->roster, &i, &k, &v);) {
 		struct roster_item *it = v;
-		if (it->sub & SUB_FROM)
+		if ((it->sub & SUB_FROM) && !block_matches_str(a, it->contact))
 			send_copy(s->w, st, s->full, it->contact);
 	}
 	/*

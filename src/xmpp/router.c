@@ -172,6 +172,7 @@ message_to_account(struct account *a, struct xml_node *st, const struct jid *to)
 	bool headline = type && strcmp(type, "headline") == 0;
 	struct session *s;
 
+	mam_incoming(a, st);
 	if (to->resource && (s = account_session_find(a, to->resource))) {
 		session_send(s, st); /* RFC 6121 8.5.3.1 */
 		s->delivered = true;
@@ -200,6 +201,14 @@ route_to_account(struct account *a, struct xml_node *st, const struct jid *to,
 {
 	if (a->state != AS_READY) {
 		/* RFC 6121 8.5.1: no such user. Presence is dropped, the rest answered. */
+		if (!stanza_is(st, "presence"))
+			route_error(a->w, st, "cancel", "service-unavailable", NULL);
+		xml_free(st);
+		return;
+	}
+	if (block_matches(a, from)) {
+		/* XEP-0191 section 3.4: nothing from a blocked entity; iqs and messages are told.
+		 */
 		if (!stanza_is(st, "presence"))
 			route_error(a->w, st, "cancel", "service-unavailable", NULL);
 		xml_free(st);

@@ -19,8 +19,8 @@
 
 struct sm_item {
 	struct sm_item *next;
-	int64_t stamp; /* wall_ms when it was sent, for the delay of a re-routed copy */
-	bool offline;  /* from offline storage, which still has it until the ack */
+	int64_t stamp;	    /* wall_ms when it was sent, for the delay of a re-routed copy */
+	int64_t offline_id; /* from offline storage, which keeps it until this is acked */
 	size_t len;
 	char data[]; /* the stanza as written on the stream (jabber:client in scope) */
 };
@@ -76,7 +76,7 @@ sm_sent(struct session *s, const char *data, size_t len)
 	it = xmalloc(sizeof *it + len);
 	it->next = NULL;
 	it->stamp = wall_ms();
-	it->offline = s->offline_sending;
+	it->offline_id = s->offline_sending;
 	it->len = len;
 	memcpy(it->data, data, len);
 	if (s->sm_tail)
@@ -118,15 +118,20 @@ sm_ack(struct session *s, uint32_t h)
 
 	if (n > s->sm_queued)
 		return -1;
+	int64_t stored = 0;
+
 	for (uint32_t i = 0; i < n; i++) {
 		struct sm_item *it = s->sm_head;
 		s->sm_head = it->next;
+		if (it->offline_id > stored)
+			stored = it->offline_id;
 		free(it);
 	}
 	if (!s->sm_head)
 		s->sm_tail = NULL;
 	s->sm_queued -= n;
-	offline_acked(s, h);
+	if (stored)
+		offline_acked(s, stored);
 	return 0;
 }
 
@@ -197,7 +202,7 @@ sm_requeue(struct session *s)
 		wrap = xml_parse(buf_head(&b), buf_used(&b));
 		buf_free(&b);
 		st = wrap ? xml_child(wrap, NULL, NULL) : NULL;
-		if (st && !it->offline && stanza_is(st, "message") && a && xml_attr(st, "to") &&
+		if (st && !it->offline_id && stanza_is(st, "message") && a && xml_attr(st, "to") &&
 		    xml_attr(st, "from") && jid_parse(xml_attr(st, "to"), &to) == 0) {
 			xml_detach(st);
 			if (!xml_child(st, "delay", NS_DELAY)) {
@@ -260,7 +265,6 @@ take_over(struct session *s, struct session *old)
 	old->sm_head = old->sm_tail = NULL;
 	old->sm_queued = 0;
 	s->offline_upto = old->offline_upto;
-	s->offline_ack_at = old->offline_ack_at;
 	s->offline_ack_wait = old->offline_ack_wait;
 	/* old leaves quietly: no unavailable presence, nothing to re-route. */
 	old->available = false;

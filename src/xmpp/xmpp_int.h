@@ -51,6 +51,7 @@ struct worker {
 	struct timer stop_timer;
 	struct timer offline_sweep; /* worker 0 only: expires old offline messages */
 	unsigned long push_seq;	    /* ids of server-generated iqs */
+	int64_t mam_last_id;	    /* the last archive id this worker gave out */
 	bool stopping;		    /* server_stop() began: drop new work, free what arrives */
 };
 
@@ -91,17 +92,18 @@ struct session {
 	enum session_state state;
 	char id[17]; /* log prefix (stream ids are fresh per stream, RFC 6120 4.7.3) */
 	bool authenticated;
-	bool busy;	  /* waiting for storage or migration: stanzas queue up */
-	bool restart;	  /* a stream restart happened; drop the rest of the old stream */
-	bool available;	  /* initial presence sent (RFC 6121 4.2) */
-	bool interested;  /* requested the roster (RFC 6121 2.1.6) */
-	bool carbons;	  /* XEP-0280 enabled */
-	bool delivered;	  /* transient: got the message being routed (carbons skip it) */
-	bool peer_closed; /* the client sent </stream:stream> */
-	bool migrating;	  /* in flight to the account's home worker */
-	bool processing;  /* inside session_process() */
-	int parse_error;  /* xml_status of the parser, acted on once the queue is drained */
-	unsigned jobs;	  /* callbacks pending that point to this session (storage, account load) */
+	bool busy;	       /* waiting for storage or migration: stanzas queue up */
+	bool restart;	       /* a stream restart happened; drop the rest of the old stream */
+	bool available;	       /* initial presence sent (RFC 6121 4.2) */
+	bool interested;       /* requested the roster (RFC 6121 2.1.6) */
+	bool carbons;	       /* XEP-0280 enabled */
+	bool block_interested; /* asked for the block list (XEP-0191 pushes) */
+	bool delivered;	       /* transient: got the message being routed (carbons skip it) */
+	bool peer_closed;      /* the client sent </stream:stream> */
+	bool migrating;	       /* in flight to the account's home worker */
+	bool processing;       /* inside session_process() */
+	int parse_error;       /* xml_status of the parser, acted on once the queue is drained */
+	unsigned jobs; /* callbacks pending that point to this session (storage, account load) */
 	struct worker *migrate_to;
 	struct sasl *sasl;
 	int auth_failures;
@@ -122,9 +124,8 @@ struct session {
 	bool offline_more;	    /* more pages to send */
 	bool offline_loading;	    /* a page is being loaded */
 	struct timer offline_timer; /* pacing, then the grace period before deletion */
-	uint32_t offline_ack_at;    /* with stream management: the h that covers them */
-	bool offline_ack_wait;	    /* delete them when the client's h reaches offline_ack_at */
-	bool offline_sending;	    /* transient: the stanzas being sent come from storage */
+	bool offline_ack_wait;	 /* all sent: delete them as the client acknowledges (XEP-0198) */
+	int64_t offline_sending; /* transient: id of the stored message being sent */
 	/* stream management (sm.c, XEP-0198) */
 	bool sm_enabled, sm_resume;
 	bool sm_overflow;   /* closing: too much unacknowledged */
@@ -191,6 +192,7 @@ struct account {
 	struct session *sessions; /* bound sessions, newest first */
 	struct hmap roster;	  /* contact bare JID -> struct roster_item */
 	uint64_t roster_ver;
+	struct hmap blocked;			 /* JIDs the account blocks (XEP-0191), as stored */
 	struct account_wait *waits, *waits_tail; /* work waiting for the load */
 	struct timer idle;
 	unsigned refs; /* pending jobs that point to the account */
@@ -274,6 +276,37 @@ void sm_requeue(struct session *s);
 /* Frees s's queue and stops its timer. */
 void sm_free(struct session *s);
 
+/* ---- the message archive (mam.c, XEP-0313, XEP-0359) ---- */
+
+/* True for messages that are archived (and stored offline): chat/normal with a body. */
+bool mam_eligible(const struct xml_node *st);
+/* Removes <stanza-id/>s a client put in its own message (XEP-0359 section 3). */
+void mam_strip_ids(struct xml_node *st);
+/* s sent st: archive it for s's account. */
+void mam_outgoing(struct session *s, const struct xml_node *st);
+/* st arrives for a: archive it and stamp it with its <stanza-id/> (st is changed). */
+void mam_incoming(struct account *a, struct xml_node *st);
+/* A query iq of the account's own session: mam_query() answers it (takes st). */
+bool mam_is_query(const struct xml_node *st);
+void mam_query(struct session *s, struct xml_node *st);
+
+/* ---- blocking (block.c, XEP-0191) ---- */
+
+/* True for an iq with blocklist/block/unblock; block_iq() handles it (takes st). */
+bool block_is(const struct xml_node *st);
+void block_iq(struct session *s, struct xml_node *st);
+/* Whether a blocks j (or jid, a string). */
+bool block_matches(const struct account *a, const struct jid *j);
+bool block_matches_str(const struct account *a, const char *jid);
+/* Answers s's stanza st to a blocked JID with the XEP-0191 error (takes st). */
+void block_refuse(struct session *s, struct xml_node *st);
+
+/* ---- private XML storage (private.c, XEP-0049) ---- */
+
+/* True for a jabber:iq:private query; private_iq() answers the account's own session (takes st). */
+bool private_is(const struct xml_node *st);
+void private_iq(struct session *s, struct xml_node *st);
+
 /* ---- offline storage (offline.c, XEP-0160) ---- */
 
 /* Stores message st (not taken) for a, which has no available resource; errors go to the sender. */
@@ -282,8 +315,8 @@ void offline_store(struct account *a, const struct xml_node *st);
 void offline_deliver(struct session *s);
 /* s is closing: what it was sent stays stored. */
 void offline_session_end(struct session *s);
-/* The client's h reached h: stored messages it covers can go. */
-void offline_acked(struct session *s, uint32_t h);
+/* The client acknowledged the stored messages up to id upto: they can go. */
+void offline_acked(struct session *s, int64_t upto);
 /* Starts the periodic expiry sweep on w (one worker does it for the server). */
 void offline_start_sweeper(struct worker *w);
 

@@ -435,9 +435,6 @@ def test_expiry(tmp_path_factory, clients):
         stop_and_check(srv)
 
 
-@pytest.mark.xfail(reason="batond counts expired, not yet swept messages against offline.quota "
-                   "(store_offline_count includes them; the sweep runs once a minute)",
-                   strict=False)
 def test_expired_do_not_count_against_quota(tmp_path_factory, clients):
     srv = start_server(tmp_path_factory, "offexpquota", domain=DOMAIN,
                        sets=["offline.quota=2", "offline.expiry=1s"])

@@ -1160,6 +1160,14 @@ test_offline_quota(void)
 	      "txn result %ld %ld", store_offline_count(st, "one@x"),
 	      store_offline_count(st, "u@x"));
 
+	/* Expired messages (stamp_ms is NOW) do not count against the quota. */
+	CHECK(store_account_create(st, "exp@x", "c", 1) == 0, "create exp");
+	CHECK(put(st, "exp@x", "<message/>", NOW, 2) > 0, "first, expired at once");
+	CHECK(put(st, "exp@x", "<message/>", NOW - 5, 2) > 0, "second, expired");
+	CHECK(put(st, "exp@x", "<message/>", NOW + 10, 2) > 0, "live one despite 2 expired");
+	CHECK(put(st, "exp@x", "<message/>", NOW + 10, 2) > 0, "second live one");
+	CHECK(put(st, "exp@x", "<message/>", NOW + 10, 2) == STORE_EQUOTA, "third live one");
+
 	/* Caller bugs are refused, not stored. */
 	m.stanza = NULL;
 	quiet();

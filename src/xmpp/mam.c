@@ -1,0 +1,438 @@
+/*
+ * mam: the message archive (XEP-0313) with stable stanza ids (XEP-0359). Every chat
+ * message an account sends or receives is archived on the account's home worker, and
+ * any of its devices can page through the archive (XEP-0059 RSM) by conversation and
+ * time, so a second device sees the whole conversation.
+ *
+ * Invariant: archive ids are unique across the server and increase in time for each
+ * owner (they are generated on the owner's home worker), so paging by id is paging by
+ * time, and the id given to a recipient in <stanza-id/> is the one it can page from.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "xmpp_int.h"
+
+#define NS_MAM	 "urn:xmpp:mam:2"
+#define NS_SID	 "urn:xmpp:sid:0"
+#define NS_RSM	 "http://jabber.org/protocol/rsm"
+#define NS_XDATA "jabber:x:data"
+#define NS_FWD	 "urn:xmpp:forward:0"
+#define NS_DELAY "urn:xmpp:delay"
+#define NS_HINTS "urn:xmpp:hints"
+
+#define MAM_PAGE_DEFAULT 50
+#define MAM_PAGE_MAX	 250
+
+/*
+ * [44 bits of milliseconds][12 bits of sequence][8 bits of worker]: unique without any
+ * coordination between workers, increasing per worker even if the clock stalls.
+ */
+static int64_t
+next_id(struct worker *w)
+{
+	int64_t id = ((int64_t)wall_ms() << 20) | (w->id & 0xff);
+
+	if (id <= w->mam_last_id)
+		id = w->mam_last_id + 256;
+	w->mam_last_id = id;
+	return id;
+}
+
+bool
+mam_eligible(const struct xml_node *st)
+{
+	const char *type = xml_attr(st, "type");
+
+	/* XEP-0313 section 5.1.1: messages with a body; groupchat belongs to the room. */
+	if (type && strcmp(type, "chat") != 0 && strcmp(type, "normal") != 0)
+		return false;
+	if (xml_child(st, "no-store", NS_HINTS) || xml_child(st, "no-permanent-store", NS_HINTS))
+		return false;
+	return xml_child(st, "body", NS_CLIENT) || xml_child(st, "store", NS_HINTS);
+}
+
+void
+mam_strip_ids(struct xml_node *st)
+{
+	struct xml_node *c, *next;
+
+	/* XEP-0359 section 3: a sender must not be able to fake our ids. */
+	for (c = xml_child(st, "stanza-id", NS_SID); c; c = next) {
+		next = xml_next(c, "stanza-id", NS_SID);
+		xml_detach(c);
+		xml_free(c);
+	}
+}
+
+struct put_job {
+	struct store_job job;
+	struct store_archive_msg m;
+};
+
+static int
+put_run(struct store *st, struct store_job *job)
+{
+	return store_archive_put(st, &container_of(job, struct put_job, job)->m);
+}
+
+static void
+put_done(struct store_job *job)
+{
+	struct put_job *pj = container_of(job, struct put_job, job);
+
+	if (job->result < 0 && job->result != STORE_ENOENT)
+		log_error("mam: could not archive a message of %s", pj->m.owner);
+	free((char *)pj->m.owner);
+	free((char *)pj->m.with);
+	free((char *)pj->m.stanza);
+	free(pj);
+}
+
+static void
+archive(struct worker *w, const char *owner, const char *with, const struct xml_node *st,
+	bool outgoing, int64_t id)
+{
+	struct put_job *pj = xcalloc(1, sizeof *pj);
+	struct buf b = {0};
+	struct jid j;
+
+	xml_write(&b, st, "");
+	pj->m.id = id;
+	pj->m.owner = xstrdup(owner);
+	if (jid_parse(with, &j) == 0) {
+		pj->m.with = jid_bare(&j);
+		jid_free(&j);
+	} else {
+		pj->m.with = xstrdup(with);
+	}
+	pj->m.len = buf_used(&b);
+	pj->m.stanza = buf_steal(&b);
+	pj->m.stamp_ms = wall_ms();
+	pj->m.outgoing = outgoing;
+	pj->job.run = put_run;
+	pj->job.done = put_done; /* fire and forget, on the storage thread */
+	store_submit(w->srv->store, &pj->job);
+}
+
+void
+mam_outgoing(struct session *s, const struct xml_node *st)
+{
+	const char *to = xml_attr(st, "to");
+
+	if (!s->w->srv->cfg->archive_enabled || !to || !mam_eligible(st))
+		return;
+	archive(s->w, s->bare, to, st, true, next_id(s->w));
+}
+
+void
+mam_incoming(struct account *a, struct xml_node *st)
+{
+	const char *from = xml_attr(st, "from");
+	struct xml_node *sid;
+	char idstr[24];
+	int64_t id;
+
+	if (!a->w->srv->cfg->archive_enabled || !from || !mam_eligible(st))
+		return;
+	/* Already archived for this owner (a message re-routed after its session ended). */
+	for (sid = xml_child(st, "stanza-id", NS_SID); sid;
+	     sid = xml_next(sid, "stanza-id", NS_SID))
+		if (xml_attr(sid, "by") && strcmp(xml_attr(sid, "by"), a->bare) == 0)
+			return;
+	id = next_id(a->w);
+	snprintf(idstr, sizeof idstr, "%" PRId64, id);
+	sid = xml_add_el(st, "stanza-id", NS_SID);
+	xml_set_attr(sid, "by", a->bare);
+	xml_set_attr(sid, "id", idstr);
+	archive(a->w, a->bare, from, st, false, id);
+}
+
+/* ---- queries (XEP-0313 section 4) ---- */
+
+/* Parses an XEP-0082 DateTime into ms since the epoch; returns 0 or -1. */
+static int
+parse_datetime(const char *s, int64_t *out)
+{
+	struct tm tm = {0};
+	const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	int64_t ms = 0, off = 0;
+
+	if (!p)
+		return -1;
+	if (*p == '.') {
+		int digits = 0;
+		for (p++; *p >= '0' && *p <= '9'; p++, digits++) {
+			if (digits < 3)
+				ms = ms * 10 + (*p - '0');
+		}
+		if (!digits)
+			return -1;
+		for (; digits < 3; digits++)
+			ms *= 10;
+	}
+	if (*p == 'Z') {
+		p++;
+	} else if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':') {
+		int h = (p[1] - '0') * 10 + (p[2] - '0'), m = (p[4] - '0') * 10 + (p[5] - '0');
+		off = (int64_t)(h * 60 + m) * 60000 * (*p == '+' ? 1 : -1);
+		p += 6;
+	} else {
+		return -1;
+	}
+	if (*p)
+		return -1;
+	*out = (int64_t)timegm(&tm) * 1000 + ms - off;
+	return 0;
+}
+
+static const char *
+form_value(const struct xml_node *x, const char *var, char **free_me)
+{
+	for (struct xml_node *f = x ? xml_child(x, "field", NS_XDATA) : NULL; f;
+	     f = xml_next(f, "field", NS_XDATA)) {
+		const char *v = xml_attr(f, "var");
+		struct xml_node *val;
+		if (!v || strcmp(v, var) != 0 || !(val = xml_child(f, "value", NS_XDATA)))
+			continue;
+		*free_me = xml_text(val);
+		return *free_me;
+	}
+	return NULL;
+}
+
+static int
+parse_id(const char *s, int64_t *out)
+{
+	char *end;
+	long long v;
+
+	if (!s || !*s)
+		return -1;
+	v = strtoll(s, &end, 10);
+	if (*end || v <= 0)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+struct query_job {
+	struct store_job job;
+	struct session *s;
+	struct xml_node *iq;
+	char *queryid;
+	struct store_archive_query q;
+	char *owner, *with;
+	struct xml_node *head, *tail; /* result <message/>s to send */
+	int64_t first, last;
+	size_t n;
+	bool complete;
+};
+
+static void
+query_row(void *arg, const struct store_archive_msg *m)
+{
+	struct query_job *qj = arg;
+	struct xml_node *orig = xml_parse(m->stanza, m->len);
+	struct xml_node *msg, *res, *fwd, *delay;
+	char idstr[24], stamp[32];
+
+	if (!orig)
+		return;
+	snprintf(idstr, sizeof idstr, "%" PRId64, m->id);
+	time_format(m->stamp_ms, stamp, sizeof stamp);
+	msg = stanza_new("message", qj->owner, NULL, NULL, NULL);
+	res = xml_add_el(msg, "result", NS_MAM);
+	if (qj->queryid)
+		xml_set_attr(res, "queryid", qj->queryid);
+	xml_set_attr(res, "id", idstr);
+	fwd = xml_add_el(res, "forwarded", NS_FWD);
+	delay = xml_add_el(fwd, "delay", NS_DELAY);
+	xml_set_attr(delay, "stamp", stamp);
+	xml_add_child(fwd, orig);
+	if (!qj->n)
+		qj->first = m->id;
+	qj->last = m->id;
+	qj->n++;
+	if (qj->tail)
+		qj->tail->next = msg;
+	else
+		qj->head = msg;
+	qj->tail = msg;
+}
+
+static int
+query_run(struct store *st, struct store_job *job)
+{
+	struct query_job *qj = container_of(job, struct query_job, job);
+	return store_archive_query(st, &qj->q, query_row, qj, &qj->complete);
+}
+
+static void
+query_done(struct store_job *job)
+{
+	struct query_job *qj = container_of(job, struct query_job, job);
+	struct session *s = qj->s;
+
+	session_unref(s);
+	if (s->state == SS_ACTIVE && job->result == 0) {
+		struct xml_node *fin = xml_el_new("fin", NS_MAM), *set;
+		char idstr[24];
+		while (qj->head) {
+			struct xml_node *m = qj->head;
+			qj->head = m->next;
+			m->next = NULL;
+			xml_set_attr(m, "to", s->full);
+			session_send(s, m);
+			xml_free(m);
+		}
+		/* XEP-0313 section 4.3: the iq result comes after the messages. */
+		if (qj->complete)
+			xml_set_attr(fin, "complete", "true");
+		set = xml_add_el(fin, "set", NS_RSM);
+		if (qj->n) {
+			snprintf(idstr, sizeof idstr, "%" PRId64, qj->first);
+			xml_add_text(xml_add_el(set, "first", NULL), idstr, strlen(idstr));
+			snprintf(idstr, sizeof idstr, "%" PRId64, qj->last);
+			xml_add_text(xml_add_el(set, "last", NULL), idstr, strlen(idstr));
+		}
+		session_reply(s, qj->iq, fin);
+	} else if (s->state == SS_ACTIVE) {
+		session_reply_error(s, qj->iq, "wait", "internal-server-error", NULL);
+	}
+	while (qj->head) {
+		struct xml_node *m = qj->head;
+		qj->head = m->next;
+		m->next = NULL;
+		xml_free(m);
+	}
+	xml_free(qj->iq);
+	free(qj->queryid);
+	free(qj->owner);
+	free(qj->with);
+	free(qj);
+}
+
+static struct xml_node *
+query_form(void)
+{
+	struct xml_node *q = xml_el_new("query", NS_MAM);
+	struct xml_node *x = xml_add_el(q, "x", NS_XDATA);
+	struct xml_node *f = xml_add_el(x, "field", NULL);
+	static const char *const vars[] = {"with", "start", "end"};
+
+	xml_set_attr(x, "type", "form");
+	xml_set_attr(f, "var", "FORM_TYPE");
+	xml_set_attr(f, "type", "hidden");
+	xml_add_text(xml_add_el(f, "value", NULL), NS_MAM, strlen(NS_MAM));
+	for (size_t i = 0; i < ARRAY_LEN(vars); i++) {
+		f = xml_add_el(x, "field", NULL);
+		xml_set_attr(f, "var", vars[i]);
+		xml_set_attr(f, "type", i ? "text-single" : "jid-single");
+	}
+	return q;
+}
+
+bool
+mam_is_query(const struct xml_node *st)
+{
+	return xml_child(st, "query", NS_MAM) != NULL;
+}
+
+void
+mam_query(struct session *s, struct xml_node *st)
+{
+	struct xml_node *q = xml_child(st, "query", NS_MAM);
+	struct xml_node *x = xml_child(q, "x", NS_XDATA);
+	struct xml_node *set = xml_child(q, "set", NS_RSM);
+	const char *type = xml_attr(st, "type");
+	char *with = NULL, *start = NULL, *end = NULL, *t;
+	struct query_job *qj;
+	struct xml_node *e;
+
+	if (strcmp(type, "get") == 0) {
+		session_reply(s, st, query_form()); /* XEP-0313 section 6 */
+		xml_free(st);
+		return;
+	}
+	qj = xcalloc(1, sizeof *qj);
+	qj->q.max = MAM_PAGE_DEFAULT;
+	form_value(x, "with", &with);
+	form_value(x, "start", &start);
+	form_value(x, "end", &end);
+	if (with) {
+		struct jid j;
+		if (jid_parse(with, &j) < 0)
+			goto bad;
+		qj->with = jid_bare(&j);
+		jid_free(&j);
+	}
+	if ((start && parse_datetime(start, &qj->q.start_ms) < 0) ||
+	    (end && parse_datetime(end, &qj->q.end_ms) < 0))
+		goto bad;
+	if (set && (e = xml_child(set, "max", NS_RSM))) {
+		t = xml_text(e);
+		long v = strtol(t, NULL, 10);
+		free(t);
+		qj->q.max = v < 0 ? 0 : v > MAM_PAGE_MAX ? MAM_PAGE_MAX : (size_t)v;
+	}
+	if (set && (e = xml_child(set, "after", NS_RSM))) {
+		t = xml_text(e);
+		int r = parse_id(t, &qj->q.after_id);
+		free(t);
+		if (r < 0)
+			goto notfound;
+	}
+	if (set && (e = xml_child(set, "before", NS_RSM))) {
+		t = xml_text(e);
+		/* XEP-0059 2.5: an empty <before/> asks for the last page. */
+		int r = *t ? parse_id(t, &qj->q.before_id) : 0;
+		free(t);
+		if (r < 0)
+			goto notfound;
+		qj->q.last = true;
+	}
+	/* Ids carry their time (next_id): a time range is also an id range, which the
+	 * store can seek to instead of filtering row by row. */
+	if (qj->q.start_ms > 0) {
+		int64_t lo = (qj->q.start_ms << 20) - 1;
+		if (lo > qj->q.after_id)
+			qj->q.after_id = lo;
+	}
+	if (qj->q.end_ms > 0) {
+		int64_t hi = (qj->q.end_ms + 1) << 20;
+		if (!qj->q.before_id || hi < qj->q.before_id)
+			qj->q.before_id = hi;
+	}
+	free(with);
+	free(start);
+	free(end);
+	qj->s = s;
+	qj->iq = st;
+	qj->queryid = xml_attr(q, "queryid") ? xstrdup(xml_attr(q, "queryid")) : NULL;
+	qj->owner = xstrdup(s->bare);
+	qj->q.owner = qj->owner;
+	qj->q.with = qj->with;
+	if (qj->q.max == 0)
+		qj->q.max = 1; /* the store pages by at least one */
+	qj->job.run = query_run;
+	qj->job.done = query_done;
+	s->jobs++;
+	worker_store(s->w, &qj->job);
+	return;
+bad:
+	session_reply_error(s, st, "modify", "bad-request", NULL);
+	goto out;
+notfound:
+	session_reply_error(s, st, "cancel", "item-not-found", NULL);
+out:
+	free(with);
+	free(start);
+	free(end);
+	free(qj->with);
+	free(qj);
+	xml_free(st);
+}
