@@ -130,6 +130,12 @@ store_offline_load(struct store *st, const char *owner, int64_t after, int64_t n
 }
 
 int
+store_offline_delete_ids(struct store *st, const char *owner, const int64_t *ids, size_t n)
+{
+	return st->be->offline_delete_ids(st, owner, ids, n);
+}
+
+int
 store_offline_delete(struct store *st, const char *owner, int64_t upto)
 {
 	return st->be->offline_delete(st, owner, upto);

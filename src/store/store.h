@@ -110,6 +110,9 @@ int store_offline_put(struct store *st, const struct store_offline_msg *m, long 
 int store_offline_load(struct store *st, const char *owner, int64_t after, int64_t now_ms,
 		       size_t limit, void (*fn)(void *arg, const struct store_offline_msg *m),
 		       void *arg);
+/* Deletes owner's messages with the n given ids (absent ones are skipped). 0 or STORE_EIO. */
+int store_offline_delete_ids(struct store *st, const char *owner, const int64_t *ids,
+			     size_t n);
 /* Deletes owner's messages with id <= upto. Returns 0 or STORE_EIO. */
 int store_offline_delete(struct store *st, const char *owner, int64_t upto);
 /* Returns how many messages owner has waiting (expired ones included), or STORE_EIO. */

@@ -56,6 +56,8 @@ struct store_backend {
 			    size_t limit, void (*fn)(void *arg, const struct store_offline_msg *m),
 			    void *arg);
 	int (*offline_delete)(struct store *st, const char *owner, int64_t upto);
+	int (*offline_delete_ids)(struct store *st, const char *owner, const int64_t *ids,
+				  size_t n);
 	long (*offline_count)(struct store *st, const char *owner);
 	long (*offline_expire)(struct store *st, int64_t now_ms, size_t limit,
 			       void (*fn)(void *arg, const struct store_offline_msg *m), void *arg);

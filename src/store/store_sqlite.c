@@ -120,6 +120,7 @@ enum sq_stmt {
 	S_OFF_INSERT,
 	S_OFF_LOAD,
 	S_OFF_DEL,
+	S_OFF_DEL_ID,
 	S_OFF_COUNT,
 	S_OFF_EXPIRED,
 	S_OFF_EXPIRE_DEL,
@@ -175,6 +176,7 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_OFF_LOAD] = "SELECT id, sender, stanza, stamp, expires FROM offline"
 		   " WHERE owner = ?1 AND id > ?2 AND expires > ?3 ORDER BY id LIMIT ?4",
     [S_OFF_DEL] = "DELETE FROM offline WHERE owner = ?1 AND id <= ?2",
+    [S_OFF_DEL_ID] = "DELETE FROM offline WHERE owner = ?1 AND id = ?2",
     [S_OFF_COUNT] = "SELECT count(*) FROM offline WHERE owner = ?1",
     [S_OFF_EXPIRED] = "SELECT id, owner, sender, stanza, stamp, expires FROM offline"
 		      " WHERE expires <= ?1 ORDER BY expires, id LIMIT ?2",
@@ -722,6 +724,22 @@ sq_offline_delete(struct store *st, const char *owner, int64_t upto)
 	sqlite3_bind_int64(s->stmt[S_OFF_DEL], 2, upto);
 	rc = sq_exec(s, S_OFF_DEL);
 	return rc == SQLITE_DONE ? 0 : sq_fail(s, rc, "deleting offline messages");
+}
+
+static int
+sq_offline_delete_ids(struct store *st, const char *owner, const int64_t *ids, size_t n)
+{
+	struct sq_store *s = sq(st);
+	int rc;
+
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_bind_text(s->stmt[S_OFF_DEL_ID], 1, owner, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s->stmt[S_OFF_DEL_ID], 2, ids[i]);
+		rc = sq_exec(s, S_OFF_DEL_ID);
+		if (rc != SQLITE_DONE)
+			return sq_fail(s, rc, "deleting delivered messages");
+	}
+	return 0;
 }
 
 static long
@@ -1279,6 +1297,7 @@ const struct store_backend store_sqlite_backend = {
     .offline_put = sq_offline_put,
     .offline_load = sq_offline_load,
     .offline_delete = sq_offline_delete,
+    .offline_delete_ids = sq_offline_delete_ids,
     .offline_count = sq_offline_count,
     .offline_expire = sq_offline_expire,
     .archive_put = sq_archive_put,

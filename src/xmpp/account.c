@@ -8,6 +8,7 @@
  * storage thread in the order it was made, and the storage thread runs jobs in order,
  * so a later reload always sees the latest roster.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,6 +65,7 @@ account_free(struct account *a)
 	timer_stop(a->w->loop, &a->idle);
 	roster_clear(&a->roster);
 	hmap_free(&a->blocked);
+	hmap_free(&a->live);
 	free(a->bare);
 	free(a);
 }
@@ -280,6 +282,31 @@ account_roster_save(struct account *a, const struct roster_item *it, bool remove
 	rj->job.run = roster_job_run;
 	rj->job.done = roster_job_done; /* runs on the storage thread: loop is NULL */
 	store_submit(a->w->srv->store, &rj->job);
+}
+
+void
+account_live(struct account *a, int64_t id, int delta)
+{
+	char key[24];
+	intptr_t n;
+
+	snprintf(key, sizeof key, "%lld", (long long)id);
+	n = (intptr_t)hmap_get(&a->live, key) + delta;
+	if (n > 0)
+		hmap_put(&a->live, key, (void *)n);
+	else
+		hmap_del(&a->live, key);
+}
+
+bool
+account_is_live(const struct account *a, int64_t id)
+{
+	char key[24];
+
+	if (!a->live.count)
+		return false;
+	snprintf(key, sizeof key, "%lld", (long long)id);
+	return hmap_get(&a->live, key) != NULL;
 }
 
 struct roster_item *

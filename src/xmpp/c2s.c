@@ -933,6 +933,8 @@ handle_stanza(struct session *s, struct xml_node *st)
 		mam_strip_ids(st);
 		mam_outgoing(s, st);
 		carbons_sent(s, st);
+		if (durable_route(s, st))
+			return;
 	}
 	route(s->w, st);
 }
@@ -997,6 +999,8 @@ session_process(struct session *s)
 		session_stream_error(s, xml_status_condition(s->parse_error), NULL);
 	} else if (s->peer_closed) {
 		/* RFC 6120 4.4: answer the client's closing tag with ours, then close. */
+		if (s->state == SS_ACTIVE)
+			offline_delivered_all(s);
 		send_raw(s, "</stream:stream>");
 		session_close(s, "closed by client");
 	}

@@ -129,26 +129,32 @@ mam_outgoing(struct session *s, const struct xml_node *st)
 }
 
 void
-mam_incoming(struct account *a, struct xml_node *st)
+mam_incoming_for(struct worker *w, const char *owner, struct xml_node *st)
 {
 	const char *from = xml_attr(st, "from");
 	struct xml_node *sid;
 	char idstr[24];
 	int64_t id;
 
-	if (!a->w->srv->cfg->archive_enabled || !from || !mam_eligible(st))
+	if (!w->srv->cfg->archive_enabled || !from || !mam_eligible(st))
 		return;
-	/* Already archived for this owner (a message re-routed after its session ended). */
+	/* Already archived for this owner (stored before delivery, or re-routed). */
 	for (sid = xml_child(st, "stanza-id", NS_SID); sid;
 	     sid = xml_next(sid, "stanza-id", NS_SID))
-		if (xml_attr(sid, "by") && strcmp(xml_attr(sid, "by"), a->bare) == 0)
+		if (xml_attr(sid, "by") && strcmp(xml_attr(sid, "by"), owner) == 0)
 			return;
-	id = next_id(a->w);
+	id = next_id(w);
 	snprintf(idstr, sizeof idstr, "%" PRId64, id);
 	sid = xml_add_el(st, "stanza-id", NS_SID);
-	xml_set_attr(sid, "by", a->bare);
+	xml_set_attr(sid, "by", owner);
 	xml_set_attr(sid, "id", idstr);
-	archive(a->w, a->bare, from, st, false, id);
+	archive(w, owner, from, st, false, id);
+}
+
+void
+mam_incoming(struct account *a, struct xml_node *st)
+{
+	mam_incoming_for(a->w, a->bare, st);
 }
 
 /* ---- queries (XEP-0313 section 4) ---- */

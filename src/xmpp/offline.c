@@ -27,8 +27,8 @@
 /* ---- storing ---- */
 
 /* XEP-0334 / XEP-0160: what is worth keeping. Chat states alone are not. */
-static bool
-worth_storing(const struct xml_node *st)
+bool
+offline_worth_storing(const struct xml_node *st)
 {
 	for (const struct xml_node *c = xml_child(st, NULL, NULL); c; c = xml_next(c, NULL, NULL)) {
 		if (strcmp(c->ns, NS_CHATSTATES) == 0 || strcmp(c->ns, NS_HINTS) == 0)
@@ -101,7 +101,7 @@ offline_store(struct account *a, const struct xml_node *st)
 		route_error(a->w, st, "cancel", "service-unavailable", NULL);
 		return;
 	}
-	if (!worth_storing(st))
+	if (!offline_worth_storing(st))
 		return;
 	pj = xcalloc(1, sizeof *pj);
 	pj->w = a->w;
@@ -177,12 +177,17 @@ load_done(struct store_job *job)
 	for (size_t i = 0; i < lj->n; i++) {
 		if (!lj->msgs[i])
 			continue;
+		if (s->acct && account_is_live(s->acct, lj->ids[i])) {
+			/* Another session of the account holds it right now. */
+			xml_free(lj->msgs[i]);
+			continue;
+		}
 		/* With stream management, the ack of this one will let it go (sm.c). */
-		s->offline_sending = lj->ids[i];
+		s->sending_stored = lj->ids[i];
 		session_send(s, lj->msgs[i]);
 		xml_free(lj->msgs[i]);
 	}
-	s->offline_sending = 0;
+	s->sending_stored = 0;
 	if (job->result == 0 && s->state == SS_ACTIVE) {
 		if (lj->n)
 			s->offline_upto = lj->ids[lj->n - 1];
@@ -262,13 +267,139 @@ delete_upto(struct session *s, int64_t upto)
 	store_submit(s->w->srv->store, &dj->job);
 }
 
-void
-offline_acked(struct session *s, int64_t upto)
+struct forget_job {
+	struct store_job job;
+	char *owner;
+	size_t n;
+	int64_t ids[];
+};
+
+static int
+forget_run(struct store *st, struct store_job *job)
 {
-	delete_upto(s, upto);
-	if (s->offline_ack_wait && upto >= s->offline_upto) {
-		s->offline_ack_wait = false;
+	struct forget_job *fj = container_of(job, struct forget_job, job);
+	return store_offline_delete_ids(st, fj->owner, fj->ids, fj->n);
+}
+
+static void
+forget_done(struct store_job *job)
+{
+	struct forget_job *fj = container_of(job, struct forget_job, job);
+
+	if (job->result < 0)
+		log_error("offline: could not delete %zu delivered message%s of %s; they will come "
+			  "again",
+			  fj->n, fj->n == 1 ? "" : "s", fj->owner);
+	free(fj->owner);
+	free(fj);
+}
+
+static void
+forget_ids(struct worker *w, const char *owner, const int64_t *ids, size_t n)
+{
+	struct forget_job *fj;
+
+	if (!n)
+		return;
+	fj = xmalloc(sizeof *fj + n * sizeof *ids);
+	memset(&fj->job, 0, sizeof fj->job);
+	fj->owner = xstrdup(owner);
+	fj->n = n;
+	memcpy(fj->ids, ids, n * sizeof *ids);
+	fj->job.run = forget_run;
+	fj->job.done = forget_done; /* on the storage thread */
+	store_submit(w->srv->store, &fj->job);
+}
+
+void
+offline_forget(struct worker *w, const char *owner, int64_t id)
+{
+	forget_ids(w, owner, &id, 1);
+}
+
+void
+offline_acked(struct session *s, const int64_t *ids, size_t n)
+{
+	forget_ids(s->w, s->bare, ids, n);
+	for (size_t i = 0; i < n && s->acct; i++)
+		account_live(s->acct, ids[i], -1);
+	for (size_t i = 0; i < n; i++) {
+		if (s->offline_ack_wait && ids[i] >= s->offline_upto) {
+			s->offline_ack_wait = false;
+			s->offline_upto = 0;
+		}
+	}
+}
+
+/* ---- live messages to a session without stream management ---- */
+
+/* The first n of s's grace list are delivered: delete them. */
+static void
+grace_forget(struct session *s, size_t n)
+{
+	int64_t ids[64];
+
+	for (size_t i = 0; i < n; i += 64) {
+		size_t k = n - i < 64 ? n - i : 64;
+		for (size_t j = 0; j < k; j++) {
+			ids[j] = s->grace[i + j].id;
+			if (s->acct)
+				account_live(s->acct, ids[j], -1);
+		}
+		forget_ids(s->w, s->bare, ids, k);
+	}
+	memmove(s->grace, s->grace + n, (s->grace_n - n) * sizeof *s->grace);
+	s->grace_n -= n;
+}
+
+void
+offline_delivered_all(struct session *s)
+{
+	/* RFC 6120 4.4: a client closing its stream has read what came before our close. */
+	grace_forget(s, s->grace_n);
+	if (s->offline_upto && !s->offline_more && timer_armed(&s->offline_timer)) {
+		timer_stop(s->w->loop, &s->offline_timer);
+		delete_upto(s, s->offline_upto);
 		s->offline_upto = 0;
+	}
+}
+
+static void
+grace_fired(struct timer *t)
+{
+	struct session *s = container_of(t, struct session, grace_timer);
+	uint64_t grace = s->w->srv->cfg->offline_grace, now = now_ms();
+	size_t done = 0;
+
+	if (s->state != SS_ACTIVE || !s->conn)
+		return;
+	/* Gone once the session stayed up for the grace period with its output written. */
+	if (conn_out_pending(s->conn) == 0) {
+		while (done < s->grace_n && s->grace[done].at + grace <= now)
+			done++;
+	}
+	if (done) {
+		grace_forget(s, done);
+	}
+	if (s->grace_n) {
+		uint64_t due = s->grace[0].at + grace;
+		timer_start(s->w->loop, t, due > now ? due - now : OFFLINE_PACE_MS);
+	}
+}
+
+void
+offline_grace_add(struct session *s, int64_t id)
+{
+	if (s->grace_n == s->grace_cap) {
+		s->grace_cap = s->grace_cap ? 2 * s->grace_cap : 16;
+		s->grace = xrealloc(s->grace, s->grace_cap * sizeof *s->grace);
+	}
+	s->grace[s->grace_n].id = id;
+	s->grace[s->grace_n].at = now_ms();
+	s->grace_n++;
+	if (!timer_armed(&s->grace_timer)) {
+		s->grace_timer.fn = grace_fired;
+		timer_start(s->w->loop, &s->grace_timer, s->w->srv->cfg->offline_grace);
 	}
 }
 
@@ -311,6 +442,14 @@ offline_session_end(struct session *s)
 	/* Not deleted: what this session was sent is delivered again next time. */
 	if (timer_armed(&s->offline_timer))
 		timer_stop(s->w->loop, &s->offline_timer);
+	if (timer_armed(&s->grace_timer))
+		timer_stop(s->w->loop, &s->grace_timer);
+	for (size_t i = 0; i < s->grace_n && s->acct; i++)
+		account_live(s->acct, s->grace[i].id,
+			     -1); /* stored still: the next login gets it */
+	free(s->grace);
+	s->grace = NULL;
+	s->grace_n = s->grace_cap = 0;
 }
 
 /* ---- expiry ---- */

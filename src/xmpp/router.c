@@ -15,6 +15,7 @@
 struct route_mail {
 	struct mail mail;
 	struct xml_node *st;
+	int64_t stored; /* id of the stored copy (durable.c), 0 if none */
 	struct jid to, from;
 	char *bare;
 };
@@ -34,7 +35,7 @@ route_deliver(struct account *a, void *arg)
 {
 	struct route_mail *rm = arg;
 
-	route_to_account(a, rm->st, &rm->to, &rm->from);
+	route_to_account(a, rm->st, &rm->to, &rm->from, rm->stored);
 	rm->st = NULL;
 	route_free(rm);
 }
@@ -51,8 +52,22 @@ route_arrive(struct worker *w, void *arg)
 	account_with(w, rm->bare, route_deliver, rm);
 }
 
+static void route_stored_id(struct worker *w, struct xml_node *st, int64_t stored);
+
 void
 route(struct worker *w, struct xml_node *st)
+{
+	route_stored_id(w, st, 0);
+}
+
+void
+route_stored(struct worker *w, struct xml_node *st, int64_t stored)
+{
+	route_stored_id(w, st, stored);
+}
+
+static void
+route_stored_id(struct worker *w, struct xml_node *st, int64_t stored)
 {
 	struct server *srv = w->srv;
 	const char *to_s = xml_attr(st, "to");
@@ -89,6 +104,7 @@ route(struct worker *w, struct xml_node *st)
 	}
 	rm = xmalloc(sizeof *rm);
 	rm->st = st;
+	rm->stored = stored;
 	rm->to = to;
 	rm->from = from;
 	rm->bare = jid_bare(&to);
@@ -130,12 +146,30 @@ account_best_session(struct account *a)
 }
 
 /*
+ * Writes st to s. A message with a stored copy (stored != 0) leaves storage once s has
+ * it for sure: on s's XEP-0198 ack, or after offline.grace without stream management.
+ */
+static void
+deliver_to(struct session *s, const struct xml_node *st, int64_t stored)
+{
+	s->sending_stored = stored;
+	session_send(s, st);
+	s->sending_stored = 0;
+	if (stored) {
+		account_live(s->acct, stored, 1); /* not for offline delivery meanwhile */
+		if (!s->sm_enabled)
+			offline_grace_add(s, stored);
+	}
+	s->delivered = true;
+}
+
+/*
  * RFC 6121 8.5.2.1.1: a message to the bare JID goes to the available resources with
  * the highest non-negative priority (all of them when several share it); headlines go
  * to every available resource with non-negative priority. Returns how many got it.
  */
 static int
-deliver_bare_message(struct account *a, const struct xml_node *st, bool headline)
+deliver_bare_message(struct account *a, const struct xml_node *st, bool headline, int64_t stored)
 {
 	struct session *best = account_best_session(a);
 	int n = 0;
@@ -147,8 +181,7 @@ deliver_bare_message(struct account *a, const struct xml_node *st, bool headline
 			continue;
 		if (!headline && s->priority != best->priority)
 			continue;
-		session_send(s, st);
-		s->delivered = true;
+		deliver_to(s, st, stored);
 		n++;
 	}
 	return n;
@@ -164,7 +197,7 @@ delivered(struct account *a, const struct xml_node *st)
 }
 
 static void
-message_to_account(struct account *a, struct xml_node *st, const struct jid *to)
+message_to_account(struct account *a, struct xml_node *st, const struct jid *to, int64_t stored)
 {
 	const char *type = xml_attr(st, "type");
 	bool error = type && strcmp(type, "error") == 0;
@@ -174,8 +207,7 @@ message_to_account(struct account *a, struct xml_node *st, const struct jid *to)
 
 	mam_incoming(a, st);
 	if (to->resource && (s = account_session_find(a, to->resource))) {
-		session_send(s, st); /* RFC 6121 8.5.3.1 */
-		s->delivered = true;
+		deliver_to(s, st, stored); /* RFC 6121 8.5.3.1 */
 		delivered(a, st);
 		return;
 	}
@@ -186,18 +218,21 @@ message_to_account(struct account *a, struct xml_node *st, const struct jid *to)
 		route_error(a->w, st, "cancel", "service-unavailable", NULL);
 		return;
 	}
-	if (deliver_bare_message(a, st, headline) > 0) {
+	if (deliver_bare_message(a, st, headline, stored) > 0) {
 		delivered(a, st);
 		return;
 	}
-	/* RFC 6121 8.5.2.1.1: a headline nobody can take is dropped; the rest waits (XEP-0160). */
-	if (!headline)
+	/*
+	 * RFC 6121 8.5.2.1.1: a headline nobody can take is dropped; the rest waits
+	 * (XEP-0160), where a durable message already is.
+	 */
+	if (!headline && !stored)
 		offline_store(a, st);
 }
 
 void
 route_to_account(struct account *a, struct xml_node *st, const struct jid *to,
-		 const struct jid *from)
+		 const struct jid *from, int64_t stored)
 {
 	if (a->state != AS_READY) {
 		/* RFC 6121 8.5.1: no such user. Presence is dropped, the rest answered. */
@@ -209,6 +244,8 @@ route_to_account(struct account *a, struct xml_node *st, const struct jid *to,
 	if (block_matches(a, from)) {
 		/* XEP-0191 section 3.4: nothing from a blocked entity; iqs and messages are told.
 		 */
+		if (stored)
+			offline_forget(a->w, a->bare, stored);
 		if (!stanza_is(st, "presence"))
 			route_error(a->w, st, "cancel", "service-unavailable", NULL);
 		xml_free(st);
@@ -219,7 +256,7 @@ route_to_account(struct account *a, struct xml_node *st, const struct jid *to,
 		return;
 	}
 	if (stanza_is(st, "message")) {
-		message_to_account(a, st, to);
+		message_to_account(a, st, to, stored);
 		xml_free(st);
 		return;
 	}

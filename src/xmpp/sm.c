@@ -48,6 +48,9 @@ void
 sm_free(struct session *s)
 {
 	queue_free(s);
+	free(s->sm_if);
+	s->sm_if = NULL;
+	s->sm_if_n = s->sm_if_cap = s->sm_if_head = 0;
 	timer_stop(s->w->loop, &s->sm_hold);
 }
 
@@ -76,7 +79,7 @@ sm_sent(struct session *s, const char *data, size_t len)
 	it = xmalloc(sizeof *it + len);
 	it->next = NULL;
 	it->stamp = wall_ms();
-	it->offline_id = s->offline_sending;
+	it->offline_id = s->sending_stored;
 	it->len = len;
 	memcpy(it->data, data, len);
 	if (s->sm_tail)
@@ -109,6 +112,60 @@ sm_handled(struct session *s)
 		s->sm_in++;
 }
 
+/*
+ * The h we may acknowledge: every stanza up to it is handled and, for messages that are
+ * stored before delivery (durable.c), committed. Stores complete in submission order,
+ * so the stanzas still waiting form a FIFO and h stops just before the oldest.
+ */
+static uint32_t
+sm_h(const struct session *s)
+{
+	return s->sm_if_n ? s->sm_if[s->sm_if_head] - 1 : s->sm_in;
+}
+
+static void
+send_a(struct session *s)
+{
+	char buf[64];
+
+	snprintf(buf, sizeof buf, "<a xmlns='" NS_SM "' h='%u'/>", sm_h(s));
+	sm_send_raw(s, buf);
+}
+
+bool
+sm_hold_ack(struct session *s)
+{
+	if (!s->sm_enabled)
+		return false;
+	if (s->sm_if_n == s->sm_if_cap) {
+		size_t cap = s->sm_if_cap ? 2 * s->sm_if_cap : 16;
+		uint32_t *n = xmalloc(cap * sizeof *n);
+		for (size_t i = 0; i < s->sm_if_n; i++)
+			n[i] = s->sm_if[(s->sm_if_head + i) % s->sm_if_cap];
+		free(s->sm_if);
+		s->sm_if = n;
+		s->sm_if_cap = cap;
+		s->sm_if_head = 0;
+	}
+	s->sm_if[(s->sm_if_head + s->sm_if_n) % s->sm_if_cap] = s->sm_in;
+	s->sm_if_n++;
+	return true;
+}
+
+void
+sm_release_ack(struct session *s)
+{
+	if (!s->sm_if_n)
+		return;
+	s->sm_if_head = (s->sm_if_head + 1) % s->sm_if_cap;
+	s->sm_if_n--;
+	/* An <r/> that came while stores were pending is answered once they are done. */
+	if (!s->sm_if_n && s->sm_a_owed && s->conn && s->state == SS_ACTIVE) {
+		s->sm_a_owed = false;
+		send_a(s);
+	}
+}
+
 /* Drops what h acknowledges; returns -1 if h acknowledges more than was sent. */
 static int
 sm_ack(struct session *s, uint32_t h)
@@ -118,20 +175,24 @@ sm_ack(struct session *s, uint32_t h)
 
 	if (n > s->sm_queued)
 		return -1;
-	int64_t stored = 0;
+	int64_t stored[64];
+	size_t k = 0;
 
 	for (uint32_t i = 0; i < n; i++) {
 		struct sm_item *it = s->sm_head;
 		s->sm_head = it->next;
-		if (it->offline_id > stored)
-			stored = it->offline_id;
+		if (it->offline_id)
+			stored[k++] = it->offline_id;
+		if (k == ARRAY_LEN(stored)) {
+			offline_acked(s, stored, k);
+			k = 0;
+		}
 		free(it);
 	}
 	if (!s->sm_head)
 		s->sm_tail = NULL;
 	s->sm_queued -= n;
-	if (stored)
-		offline_acked(s, stored);
+	offline_acked(s, stored, k);
 	return 0;
 }
 
@@ -202,8 +263,12 @@ sm_requeue(struct session *s)
 		wrap = xml_parse(buf_head(&b), buf_used(&b));
 		buf_free(&b);
 		st = wrap ? xml_child(wrap, NULL, NULL) : NULL;
-		if (st && !it->offline_id && stanza_is(st, "message") && a && xml_attr(st, "to") &&
-		    xml_attr(st, "from") && jid_parse(xml_attr(st, "to"), &to) == 0) {
+		if (it->offline_id && a)
+			account_live(a, it->offline_id, -1);
+		if (it->offline_id && s->w->stopping) {
+			/* stored already: delivered at the next login */
+		} else if (st && stanza_is(st, "message") && a && xml_attr(st, "to") &&
+			   xml_attr(st, "from") && jid_parse(xml_attr(st, "to"), &to) == 0) {
 			xml_detach(st);
 			if (!xml_child(st, "delay", NS_DELAY)) {
 				struct xml_node *d = xml_add_el(st, "delay", NS_DELAY);
@@ -216,7 +281,8 @@ sm_requeue(struct session *s)
 				offline_store(a, st);
 				xml_free(st);
 			} else if (jid_parse(xml_attr(st, "from"), &from) == 0) {
-				route_to_account(a, st, &to, &from);
+				/* A stored one keeps its id: whoever gets it now lets it go. */
+				route_to_account(a, st, &to, &from, it->offline_id);
 				jid_free(&from);
 			} else {
 				xml_free(st);
@@ -307,7 +373,7 @@ resume_with_account(struct account *a, void *arg)
 	s->state = SS_ACTIVE;
 	timer_stop(s->w->loop, &s->auth_timer);
 	snprintf(buf, sizeof buf, "<resumed xmlns='" NS_SM "' previd='%s' h='%u'/>", s->sm_id,
-		 s->sm_in);
+		 sm_h(s));
 	sm_send_raw(s, buf);
 	if (sm_ack(s, rr->h) < 0) {
 		session_stream_error(s, "undefined-condition", "h acknowledges unsent stanzas");
@@ -335,9 +401,10 @@ sm_element(struct session *s, struct xml_node *el)
 	uint32_t h;
 
 	if (strcmp(el->name, "r") == 0 && s->sm_enabled) {
-		char buf[64];
-		snprintf(buf, sizeof buf, "<a xmlns='" NS_SM "' h='%u'/>", s->sm_in);
-		sm_send_raw(s, buf);
+		if (s->sm_if_n)
+			s->sm_a_owed = true; /* answered by sm_release_ack() */
+		else
+			send_a(s);
 	} else if (strcmp(el->name, "a") == 0 && s->sm_enabled) {
 		s->sm_r_sent = false;
 		if (!parse_h(el, &h) || sm_ack(s, h) < 0) {

@@ -37,6 +37,12 @@ struct account;
 struct session;
 struct sm_item;
 
+/* A stored message sent to a session without stream management, and when. */
+struct offline_grace {
+	int64_t id;
+	uint64_t at;
+};
+
 /* ---- server and workers (server.c) ---- */
 
 struct worker {
@@ -124,8 +130,11 @@ struct session {
 	bool offline_more;	    /* more pages to send */
 	bool offline_loading;	    /* a page is being loaded */
 	struct timer offline_timer; /* pacing, then the grace period before deletion */
-	bool offline_ack_wait;	 /* all sent: delete them as the client acknowledges (XEP-0198) */
-	int64_t offline_sending; /* transient: id of the stored message being sent */
+	bool offline_ack_wait;	/* all sent: delete them as the client acknowledges (XEP-0198) */
+	int64_t sending_stored; /* transient: id of the stored copy of the stanza being sent */
+	struct offline_grace *grace; /* live stored messages sent without stream management */
+	size_t grace_n, grace_cap;
+	struct timer grace_timer;
 	/* stream management (sm.c, XEP-0198) */
 	bool sm_enabled, sm_resume;
 	bool sm_overflow;   /* closing: too much unacknowledged */
@@ -135,7 +144,10 @@ struct session {
 	uint32_t sm_out;    /* stanzas sent to the client */
 	uint32_t sm_queued; /* of those, not yet acknowledged */
 	struct sm_item *sm_head, *sm_tail;
-	struct timer sm_hold;	   /* the resumption window after the connection broke */
+	struct timer sm_hold; /* the resumption window after the connection broke */
+	uint32_t *sm_if;      /* seqs of stanzas whose store is pending (ring, FIFO) */
+	size_t sm_if_head, sm_if_n, sm_if_cap;
+	bool sm_a_owed;		   /* an <r/> waits for the pending stores */
 	struct session *acct_next; /* in acct->sessions */
 	struct session *w_next, *w_prev;
 	struct session *reap_next;
@@ -192,7 +204,8 @@ struct account {
 	struct session *sessions; /* bound sessions, newest first */
 	struct hmap roster;	  /* contact bare JID -> struct roster_item */
 	uint64_t roster_ver;
-	struct hmap blocked;			 /* JIDs the account blocks (XEP-0191), as stored */
+	struct hmap blocked; /* JIDs the account blocks (XEP-0191), as stored */
+	struct hmap live;    /* stored message id -> sessions holding it unconfirmed (durable.c) */
 	struct account_wait *waits, *waits_tail; /* work waiting for the load */
 	struct timer idle;
 	unsigned refs; /* pending jobs that point to the account */
@@ -213,6 +226,9 @@ void account_maybe_unload(struct account *a);
 /* Persists a roster item (or its removal with it->contact only and remove true). */
 void account_roster_save(struct account *a, const struct roster_item *it, bool remove);
 struct roster_item *account_roster_get(struct account *a, const char *contact);
+/* Counts sessions that were sent stored message id and have not confirmed it. */
+void account_live(struct account *a, int64_t id, int delta);
+bool account_is_live(const struct account *a, int64_t id);
 /* Returns a new item for contact, already in the cache (sub none, hidden). */
 struct roster_item *account_roster_add(struct account *a, const char *contact);
 void account_roster_del(struct account *a, const char *contact);
@@ -228,7 +244,9 @@ void account_free_all(struct worker *w);
 void route(struct worker *w, struct xml_node *st);
 /* Delivers st (owned) to a local account's resources per RFC 6121 section 8; on its home worker. */
 void route_to_account(struct account *a, struct xml_node *st, const struct jid *to,
-		      const struct jid *from);
+		      const struct jid *from, int64_t stored);
+/* route() for a message whose copy is already stored (durable.c) under id stored. */
+void route_stored(struct worker *w, struct xml_node *st, int64_t stored);
 /* Sends an error reply to st's sender (unless st is an error); does not take st. */
 void route_error(struct worker *w, const struct xml_node *st, const char *type,
 		 const char *condition, const char *text);
@@ -251,6 +269,12 @@ void presence_session_end(struct session *s);
  */
 void presence_send_pending(struct session *s);
 
+/* ---- durable delivery (durable.c) ---- */
+
+/* Stores a message from s for a local account before routing it; false if it is not for that path.
+ * Takes st when true. */
+bool durable_route(struct session *s, struct xml_node *st);
+
 /* ---- carbons (carbons.c, XEP-0280) ---- */
 
 /* True for an iq carrying <enable/> or <disable/>; carbons_iq() handles it (takes st). */
@@ -269,6 +293,10 @@ void sm_element(struct session *s, struct xml_node *el);
 void sm_sent(struct session *s, const char *data, size_t len);
 /* A stanza from the client was handled. */
 void sm_handled(struct session *s);
+/* The stanza just handled is stored first: hold back its ack (true if SM is on). */
+bool sm_hold_ack(struct session *s);
+/* The oldest held-back stanza is committed: its ack may go. */
+void sm_release_ack(struct session *s);
 /* The connection broke: keep s resumable if it asked for it; false if it must close. */
 bool sm_hibernate(struct session *s);
 /* s ends for good: unacknowledged messages go to other resources or offline storage. */
@@ -286,6 +314,8 @@ void mam_strip_ids(struct xml_node *st);
 void mam_outgoing(struct session *s, const struct xml_node *st);
 /* st arrives for a: archive it and stamp it with its <stanza-id/> (st is changed). */
 void mam_incoming(struct account *a, struct xml_node *st);
+/* The same for owner's archive from any worker (ids stay unique: they carry the worker). */
+void mam_incoming_for(struct worker *w, const char *owner, struct xml_node *st);
 /* A query iq of the account's own session: mam_query() answers it (takes st). */
 bool mam_is_query(const struct xml_node *st);
 void mam_query(struct session *s, struct xml_node *st);
@@ -315,8 +345,16 @@ void offline_store(struct account *a, const struct xml_node *st);
 void offline_deliver(struct session *s);
 /* s is closing: what it was sent stays stored. */
 void offline_session_end(struct session *s);
-/* The client acknowledged the stored messages up to id upto: they can go. */
-void offline_acked(struct session *s, int64_t upto);
+/* The client acknowledged these stored messages (XEP-0198): they can go. */
+void offline_acked(struct session *s, const int64_t *ids, size_t n);
+/* A stored message was written to s, which has no stream management: it goes after the grace. */
+void offline_grace_add(struct session *s, int64_t id);
+/* s closes its stream gracefully: what it was sent counts as delivered. */
+void offline_delivered_all(struct session *s);
+/* Deletes one stored message of owner that will never be delivered. */
+void offline_forget(struct worker *w, const char *owner, int64_t id);
+/* Whether a message is worth keeping (a body, a subject, a payload; not chat states alone). */
+bool offline_worth_storing(const struct xml_node *st);
 /* Starts the periodic expiry sweep on w (one worker does it for the server). */
 void offline_start_sweeper(struct worker *w);
 
