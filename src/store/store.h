@@ -98,8 +98,9 @@ struct store_offline_msg {
 
 /*
  * Appends a message for m->owner (m->id is ignored) unless the owner already has quota
- * messages not expired at m->stamp_ms (quota <= 0: no limit): then STORE_EQUOTA and nothing is stored. *id gets
- * the new message's id. Returns 0, STORE_EQUOTA, STORE_ENOENT (no such owner) or STORE_EIO.
+ * messages not expired at m->stamp_ms (quota <= 0: no limit): then STORE_EQUOTA and nothing is
+ * stored. *id gets the new message's id. Returns 0, STORE_EQUOTA, STORE_ENOENT (no such owner) or
+ * STORE_EIO.
  */
 int store_offline_put(struct store *st, const struct store_offline_msg *m, long quota, int64_t *id);
 /*
@@ -111,8 +112,7 @@ int store_offline_load(struct store *st, const char *owner, int64_t after, int64
 		       size_t limit, void (*fn)(void *arg, const struct store_offline_msg *m),
 		       void *arg);
 /* Deletes owner's messages with the n given ids (absent ones are skipped). 0 or STORE_EIO. */
-int store_offline_delete_ids(struct store *st, const char *owner, const int64_t *ids,
-			     size_t n);
+int store_offline_delete_ids(struct store *st, const char *owner, const int64_t *ids, size_t n);
 /* Deletes owner's messages with id <= upto. Returns 0 or STORE_EIO. */
 int store_offline_delete(struct store *st, const char *owner, int64_t upto);
 /* Returns how many messages owner has waiting (expired ones included), or STORE_EIO. */
