@@ -142,6 +142,7 @@ session_reap(struct worker *w)
 		sasl_free(s->sasl);
 		xml_free(s->presence);
 		hmap_free(&s->directed);
+		csi_free(s);
 		free(s->user);
 		free(s->bare);
 		free(s->full);
@@ -159,6 +160,8 @@ session_send(struct session *s, const struct xml_node *st)
 
 	/* A hibernating session (XEP-0198) has no connection but still queues. */
 	if (s->state == SS_CLOSED || (!s->conn && !s->sm_enabled))
+		return;
+	if (csi_hold(s, st))
 		return;
 	b = stanza_serialize(st);
 	if (s->conn)
@@ -312,7 +315,8 @@ send_features(struct session *s)
 		buf_puts(&b, "<bind xmlns='" NS_BIND "'/>"
 			     "<session xmlns='" NS_SESSION "'><optional/></session>"
 			     "<ver xmlns='" NS_ROSTERVER "'/>"
-			     "<sm xmlns='" NS_SM "'/>");
+			     "<sm xmlns='" NS_SM "'/>"
+			     "<csi xmlns='" NS_CSI "'/>");
 	} else {
 		if (!tls)
 			buf_puts(&b, cfg->allow_plaintext ? "<starttls xmlns='" NS_TLS "'/>"
@@ -950,6 +954,8 @@ handle(struct session *s, struct xml_node *st)
 	case SS_ACTIVE:
 		if (strcmp(st->ns, NS_SM) == 0)
 			sm_element(s, st);
+		else if (strcmp(st->ns, NS_CSI) == 0 && s->state == SS_ACTIVE)
+			csi_element(s, st);
 		else if (s->state == SS_BIND)
 			handle_bind(s, st);
 		else

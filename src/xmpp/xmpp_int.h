@@ -29,6 +29,7 @@
 #define NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
 #define NS_PING	       "urn:xmpp:ping"
 #define NS_SM	       "urn:xmpp:sm:3"
+#define NS_CSI	       "urn:xmpp:csi:0"
 #define NS_VERSION     "jabber:iq:version"
 
 struct server;
@@ -104,6 +105,9 @@ struct session {
 	bool interested;       /* requested the roster (RFC 6121 2.1.6) */
 	bool carbons;	       /* XEP-0280 enabled */
 	bool block_interested; /* asked for the block list (XEP-0191 pushes) */
+	bool csi_inactive;     /* XEP-0352 */
+	bool csi_flushing;     /* transient */
+	struct hmap csi_held;  /* contact JID -> latest presence held while inactive */
 	bool delivered;	       /* transient: got the message being routed (carbons skip it) */
 	bool peer_closed;      /* the client sent </stream:stream> */
 	bool migrating;	       /* in flight to the account's home worker */
@@ -268,6 +272,14 @@ void presence_session_end(struct session *s);
 /* After bind and roster load: deliver stored subscription requests to s when it becomes available.
  */
 void presence_send_pending(struct session *s);
+
+/* ---- client state indication (csi.c, XEP-0352) ---- */
+
+/* session_send() asks: hold st instead of sending it now? (true: held; st not taken) */
+bool csi_hold(struct session *s, const struct xml_node *st);
+/* <active/> or <inactive/> from the client. Takes el. */
+void csi_element(struct session *s, struct xml_node *el);
+void csi_free(struct session *s);
 
 /* ---- durable delivery (durable.c) ---- */
 
