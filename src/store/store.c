@@ -199,6 +199,44 @@ store_block_set(struct store *st, const char *owner, const char *jid, bool remov
 	return st->be->block_set(st, owner, jid, remove);
 }
 
+int
+store_room_put(struct store *st, const char *jid, const char *config, const char *subject)
+{
+	return st->be->room_put(st, jid, config, subject);
+}
+
+int
+store_room_get(struct store *st, const char *jid, struct buf *config, struct buf *subject)
+{
+	return st->be->room_get(st, jid, config, subject);
+}
+
+int
+store_room_delete(struct store *st, const char *jid)
+{
+	return st->be->room_delete(st, jid);
+}
+
+int
+store_room_list(struct store *st, void (*fn)(void *arg, const char *jid, const char *config),
+		void *arg)
+{
+	return st->be->room_list(st, fn, arg);
+}
+
+int
+store_room_affiliations(struct store *st, const char *room,
+			void (*fn)(void *arg, const char *jid, int affiliation), void *arg)
+{
+	return st->be->room_affiliations(st, room, fn, arg);
+}
+
+int
+store_room_set_affiliation(struct store *st, const char *room, const char *jid, int affiliation)
+{
+	return st->be->room_set_affiliation(st, room, jid, affiliation);
+}
+
 /* ---- the storage thread ---- */
 
 struct store_thread {

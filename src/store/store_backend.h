@@ -74,6 +74,18 @@ struct store_backend {
 	int (*block_list)(struct store *st, const char *owner,
 			  void (*fn)(void *arg, const char *jid), void *arg);
 	int (*block_set)(struct store *st, const char *owner, const char *jid, bool remove);
+
+	/* Persistent multi-user chat rooms: the contracts of store_room_* in store.h. */
+	int (*room_put)(struct store *st, const char *jid, const char *config, const char *subject);
+	int (*room_get)(struct store *st, const char *jid, struct buf *config, struct buf *subject);
+	int (*room_delete)(struct store *st, const char *jid);
+	int (*room_list)(struct store *st,
+			 void (*fn)(void *arg, const char *jid, const char *config), void *arg);
+	int (*room_affiliations)(struct store *st, const char *room,
+				 void (*fn)(void *arg, const char *jid, int affiliation),
+				 void *arg);
+	int (*room_set_affiliation)(struct store *st, const char *room, const char *jid,
+				    int affiliation);
 };
 
 extern const struct store_backend store_sqlite_backend;

@@ -92,6 +92,25 @@ static const char *const migrations[] = {
     " jid TEXT NOT NULL,"
     " PRIMARY KEY (owner, jid)"
     ") WITHOUT ROWID;",
+    /*
+     * 4: multi-user chat rooms that persist (XEP-0045 section 4.2, "Persistent Room"),
+     * owned by the server rather than by an account, so nothing here references accounts.
+     * config and subject are opaque text to the store; updated is wall-clock ms of the
+     * last put. The affiliation key leads with room, so listing one room's affiliations
+     * and the cascade from rooms read only that room's rows.
+     */
+    "CREATE TABLE rooms ("
+    " jid TEXT NOT NULL PRIMARY KEY,"
+    " config TEXT NOT NULL,"
+    " subject TEXT NOT NULL,"
+    " updated INTEGER"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE room_affiliations ("
+    " room TEXT NOT NULL REFERENCES rooms(jid) ON DELETE CASCADE,"
+    " jid TEXT NOT NULL,"
+    " affiliation INTEGER NOT NULL,"
+    " PRIMARY KEY (room, jid)"
+    ") WITHOUT ROWID;",
 };
 #define SQ_SCHEMA_VERSION ((int)ARRAY_LEN(migrations))
 
@@ -137,6 +156,14 @@ enum sq_stmt {
 	S_BLOCK_ADD,
 	S_BLOCK_DEL,
 	S_BLOCK_CLEAR,
+	S_ROOM_PUT,
+	S_ROOM_GET,
+	S_ROOM_DEL,
+	S_ROOM_EXISTS,
+	S_ROOM_LIST,
+	S_AFF_LIST,
+	S_AFF_SET,
+	S_AFF_DEL,
 	S_COUNT
 };
 
@@ -215,6 +242,21 @@ static const char *const stmt_sql[S_COUNT] = {
 		    " ON CONFLICT (owner, jid) DO NOTHING",
     [S_BLOCK_DEL] = "DELETE FROM blocklist WHERE owner = ?1 AND jid = ?2",
     [S_BLOCK_CLEAR] = "DELETE FROM blocklist WHERE owner = ?1",
+    /*
+     * An upsert, never INSERT OR REPLACE: REPLACE deletes the old row first, and that
+     * delete would cascade to the room's affiliations.
+     */
+    [S_ROOM_PUT] = "INSERT INTO rooms (jid, config, subject, updated) VALUES (?1, ?2, ?3, ?4)"
+		   " ON CONFLICT (jid) DO UPDATE SET config = excluded.config,"
+		   " subject = excluded.subject, updated = excluded.updated",
+    [S_ROOM_GET] = "SELECT config, subject FROM rooms WHERE jid = ?1",
+    [S_ROOM_DEL] = "DELETE FROM rooms WHERE jid = ?1",
+    [S_ROOM_EXISTS] = "SELECT count(*) FROM rooms WHERE jid = ?1",
+    [S_ROOM_LIST] = "SELECT jid, config FROM rooms ORDER BY jid",
+    [S_AFF_LIST] = "SELECT jid, affiliation FROM room_affiliations WHERE room = ?1 ORDER BY jid",
+    [S_AFF_SET] = "INSERT INTO room_affiliations (room, jid, affiliation) VALUES (?1, ?2, ?3)"
+		  " ON CONFLICT (room, jid) DO UPDATE SET affiliation = excluded.affiliation",
+    [S_AFF_DEL] = "DELETE FROM room_affiliations WHERE room = ?1 AND jid = ?2",
 };
 
 struct sq_store {
@@ -1068,6 +1110,162 @@ sq_block_set(struct store *st, const char *owner, const char *jid, bool remove)
 	return sq_fail(s, rc, "changing a block list");
 }
 
+/* ---- multi-user chat rooms (XEP-0045) ---- */
+
+static int
+sq_room_put(struct store *st, const char *jid, const char *config, const char *subject)
+{
+	struct sq_store *s = sq(st);
+	sqlite3_stmt *stmt = s->stmt[S_ROOM_PUT];
+	int rc;
+
+	if (!jid || !config || !subject) {
+		log_error("store: room without JID, configuration or subject");
+		return STORE_EIO;
+	}
+	sqlite3_bind_text(stmt, 1, jid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 2, config, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 3, subject, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 4, wall_ms());
+	rc = sq_exec(s, S_ROOM_PUT);
+	return rc == SQLITE_DONE ? 0 : sq_fail(s, rc, "storing a room");
+}
+
+/* Appends column c of stmt's current row to out (if out is set); NULL reads as "". */
+static void
+sq_append_column(sqlite3_stmt *stmt, int c, struct buf *out)
+{
+	const char *text;
+	int n;
+
+	if (!out)
+		return;
+	/* column_text before column_bytes, so the length is that of the text form. */
+	text = (const char *)sqlite3_column_text(stmt, c);
+	n = sqlite3_column_bytes(stmt, c);
+	if (text && n > 0)
+		buf_append(out, text, (size_t)n);
+}
+
+/* Puts out back to length len (a failed read leaves the caller's buffer as it was). */
+static void
+sq_buf_restore(struct buf *out, size_t len)
+{
+	if (out && out->data) {
+		out->len = len;
+		out->data[len] = '\0';
+	}
+}
+
+static int
+sq_room_get(struct store *st, const char *jid, struct buf *config, struct buf *subject)
+{
+	struct sq_store *s = sq(st);
+	sqlite3_stmt *stmt = s->stmt[S_ROOM_GET];
+	size_t config_len = config ? config->len : 0, subject_len = subject ? subject->len : 0;
+	int rc, r;
+
+	sqlite3_bind_text(stmt, 1, jid, -1, SQLITE_STATIC);
+	rc = sqlite3_step(stmt);
+	if (rc != SQLITE_ROW) {
+		r = sq_finish(s, S_ROOM_GET, rc);
+		return r < 0 ? r : STORE_ENOENT;
+	}
+	/* Appended before the reset check: on failure both buffers are restored below. */
+	sq_append_column(stmt, 0, config);
+	sq_append_column(stmt, 1, subject);
+	r = sq_finish(s, S_ROOM_GET, rc);
+	if (r < 0) {
+		/* subject first: if both are the same buffer, config's length is the older. */
+		sq_buf_restore(subject, subject_len);
+		sq_buf_restore(config, config_len);
+	}
+	return r;
+}
+
+static int
+sq_room_delete(struct store *st, const char *jid)
+{
+	struct sq_store *s = sq(st);
+	int rc;
+
+	/* The affiliations go with the room: ON DELETE CASCADE, foreign_keys on. */
+	sqlite3_bind_text(s->stmt[S_ROOM_DEL], 1, jid, -1, SQLITE_STATIC);
+	rc = sq_exec(s, S_ROOM_DEL);
+	return rc == SQLITE_DONE ? 0 : sq_fail(s, rc, "deleting a room");
+}
+
+/* fn must not call into the store: the statement is mid-step while it runs. */
+static int
+sq_room_list(struct store *st, void (*fn)(void *arg, const char *jid, const char *config),
+	     void *arg)
+{
+	struct sq_store *s = sq(st);
+	sqlite3_stmt *stmt = s->stmt[S_ROOM_LIST];
+	int rc;
+
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		const char *jid = (const char *)sqlite3_column_text(stmt, 0);
+		const char *config = (const char *)sqlite3_column_text(stmt, 1);
+		if (jid && config)
+			fn(arg, jid, config);
+	}
+	return sq_finish(s, S_ROOM_LIST, rc);
+}
+
+/* fn must not call into the store: the statement is mid-step while it runs. */
+static int
+sq_room_affiliations(struct store *st, const char *room,
+		     void (*fn)(void *arg, const char *jid, int affiliation), void *arg)
+{
+	struct sq_store *s = sq(st);
+	sqlite3_stmt *stmt = s->stmt[S_AFF_LIST];
+	int rc;
+
+	sqlite3_bind_text(stmt, 1, room, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		const char *jid = (const char *)sqlite3_column_text(stmt, 0);
+		if (jid)
+			fn(arg, jid, sqlite3_column_int(stmt, 1));
+	}
+	return sq_finish(s, S_AFF_LIST, rc);
+}
+
+/*
+ * Setting relies on the foreign key to refuse an unknown room. Removing cannot (a
+ * DELETE of nothing is no violation), so when it removed nothing it asks whether the
+ * room exists, keeping the header's promise of STORE_ENOENT for an unknown room.
+ */
+static int
+sq_room_set_affiliation(struct store *st, const char *room, const char *jid, int affiliation)
+{
+	struct sq_store *s = sq(st);
+	enum sq_stmt i = affiliation ? S_AFF_SET : S_AFF_DEL;
+	long n;
+	int rc;
+
+	if (!room || !jid) {
+		log_error("store: room affiliation without room or JID");
+		return STORE_EIO;
+	}
+	sqlite3_bind_text(s->stmt[i], 1, room, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s->stmt[i], 2, jid, -1, SQLITE_STATIC);
+	if (affiliation)
+		sqlite3_bind_int(s->stmt[i], 3, affiliation);
+	rc = sq_exec(s, i);
+	if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+		return STORE_ENOENT; /* no such room */
+	if (rc != SQLITE_DONE)
+		return sq_fail(s, rc, "changing a room affiliation");
+	if (affiliation || sqlite3_changes(s->db) > 0)
+		return 0;
+	sqlite3_bind_text(s->stmt[S_ROOM_EXISTS], 1, room, -1, SQLITE_STATIC);
+	n = sq_count(s, S_ROOM_EXISTS);
+	if (n < 0)
+		return (int)n;
+	return n > 0 ? 0 : STORE_ENOENT;
+}
+
 /* ---- open, migrate, close ---- */
 
 /* Formats "<path>: <what>: <sqlite message>" into err. */
@@ -1307,4 +1505,10 @@ const struct store_backend store_sqlite_backend = {
     .private_set = sq_private_set,
     .block_list = sq_block_list,
     .block_set = sq_block_set,
+    .room_put = sq_room_put,
+    .room_get = sq_room_get,
+    .room_delete = sq_room_delete,
+    .room_list = sq_room_list,
+    .room_affiliations = sq_room_affiliations,
+    .room_set_affiliation = sq_room_set_affiliation,
 };

@@ -3,9 +3,9 @@
  * databases in a temporary directory. Covers persistence across reopen, account and
  * roster semantics, the offline queue (order, quota, expiry, byte-exact stanzas, index
  * use), the archive (paging both ways, filters, index use at 100k rows), private storage,
- * block lists, cascades on account deletion, schema versioning and migration from v1 and
- * v2, broken files, and the thread's batching, savepoints, completion delivery to real
- * loops and draining at stop.
+ * block lists, persistent multi-user chat rooms and their affiliations, cascades on
+ * account and room deletion, schema versioning and migration from v1, v2 and v3, broken files, and
+ * the thread's batching, savepoints, completion delivery to real loops and draining at stop.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -480,7 +480,7 @@ test_schema_newer(void)
 	st = store_open(&c, err, sizeof err);
 	config_free(&c);
 	CHECK(st == NULL, "opened a database from the future");
-	CHECK(strstr(err, "database schema version 99 is newer than this baton (3)") != NULL,
+	CHECK(strstr(err, "database schema version 99 is newer than this baton (4)") != NULL,
 	      "err '%s'", err);
 	CHECK(strstr(err, dir) != NULL, "err '%s' lacks the path", err);
 	store_close(st);
@@ -1416,7 +1416,7 @@ test_offline_migration(void)
 	      "foreign key missing after migration");
 	CHECK(seen_load(st, "old@x", 0, NOW, 0, &sn) == 0 && sn.n == 1 && sn.id[0] == id,
 	      "load after migration");
-	/* v1 goes through v2 to v3 in one transaction: the archive exists too. */
+	/* v1 goes through v2 and v3 to v4 in one transaction: the archive exists too. */
 	CHECK(store_archive_put(
 		  st, &(struct store_archive_msg){1, "old@x", "f@y", "<m/>", 4, NOW, false}) == 0,
 	      "archive after migration from v1");
@@ -1424,8 +1424,8 @@ test_offline_migration(void)
 
 	CHECK(sql_file(db, "SELECT group_concat(version) FROM schema_version", out, sizeof out) ==
 		      0 &&
-		  strcmp(out, "1,2,3") == 0,
-	      "schema versions '%s', want 1,2,3", out);
+		  strcmp(out, "1,2,3,4") == 0,
+	      "schema versions '%s', want 1,2,3,4", out);
 	/* Reopening a current database changes nothing. */
 	st = open_dir(dir);
 	CHECK(st && store_offline_count(st, "old@x") == 1 && store_account_count(st) == 2,
@@ -1435,7 +1435,7 @@ test_offline_migration(void)
 	store_close(st);
 	CHECK(sql_file(db, "SELECT group_concat(version) FROM schema_version", out, sizeof out) ==
 		      0 &&
-		  strcmp(out, "1,2,3") == 0,
+		  strcmp(out, "1,2,3,4") == 0,
 	      "schema versions after reopen '%s'", out);
 	seen_free(&sn);
 }
@@ -2303,8 +2303,8 @@ test_archive_migration(void)
 	store_close(st);
 	CHECK(sql_file(db, "SELECT group_concat(version) FROM schema_version", out, sizeof out) ==
 		      0 &&
-		  strcmp(out, "1,2,3") == 0,
-	      "schema versions '%s', want 1,2,3", out);
+		  strcmp(out, "1,2,3,4") == 0,
+	      "schema versions '%s', want 1,2,3,4", out);
 	st = open_dir(dir);
 	CHECK(st && store_account_delete(st, "old@x") == 0, "delete after migration");
 	store_close(st);
@@ -2313,7 +2313,330 @@ test_archive_migration(void)
 	      "cascade missing after migration");
 	CHECK(sql_file(db, "SELECT group_concat(version) FROM schema_version", out, sizeof out) ==
 		      0 &&
-		  strcmp(out, "1,2,3") == 0,
+		  strcmp(out, "1,2,3,4") == 0,
+	      "schema versions after reopen '%s'", out);
+	seen_free(&sn);
+}
+
+/* ---- multi-user chat rooms (XEP-0045) ---- */
+
+struct rooms {
+	char jid[16][64];
+	char config[16][64];
+	int n;
+};
+
+static void
+room_collect(void *arg, const char *jid, const char *config)
+{
+	struct rooms *rm = arg;
+	if (rm->n < 16) {
+		snprintf(rm->jid[rm->n], 64, "%s", jid);
+		snprintf(rm->config[rm->n], 64, "%s", config);
+	}
+	rm->n++;
+}
+
+static int
+room_list(struct store *st, struct rooms *rm)
+{
+	memset(rm, 0, sizeof *rm);
+	return store_room_list(st, room_collect, rm);
+}
+
+/* True if the room is stored with exactly this configuration and subject. */
+static bool
+room_is(struct store *st, const char *jid, const char *config, const char *subject)
+{
+	struct buf c = {0}, sj = {0};
+	bool ok = store_room_get(st, jid, &c, &sj) == 0 && buf_used(&c) == strlen(config) &&
+		  memcmp(buf_head(&c), config, buf_used(&c)) == 0 &&
+		  buf_used(&sj) == strlen(subject) &&
+		  memcmp(buf_head(&sj), subject, buf_used(&sj)) == 0;
+	buf_free(&c);
+	buf_free(&sj);
+	return ok;
+}
+
+struct affs {
+	char jid[16][64];
+	int aff[16];
+	int n;
+};
+
+static void
+aff_collect(void *arg, const char *jid, int affiliation)
+{
+	struct affs *a = arg;
+	if (a->n < 16) {
+		snprintf(a->jid[a->n], 64, "%s", jid);
+		a->aff[a->n] = affiliation;
+	}
+	a->n++;
+}
+
+static int
+aff_load(struct store *st, const char *room, struct affs *a)
+{
+	memset(a, 0, sizeof *a);
+	return store_room_affiliations(st, room, aff_collect, a);
+}
+
+/* Counts the rows of sql's count(*) on dir's raw file; -1 on error. */
+static long
+count_raw(const char *dir, const char *sql)
+{
+	char out[32], db[300];
+
+	snprintf(db, sizeof db, "%s/baton.db", dir);
+	if (sql_file(db, sql, out, sizeof out) < 0)
+		return -1;
+	return strtol(out, NULL, 10);
+}
+
+static void
+test_room(void)
+{
+	const char *dir = tpath("room");
+	struct store *st = open_dir(dir);
+	struct buf c = {0}, sj = {0}, big = {0};
+	struct rooms rm;
+	int r;
+
+	if (!st) {
+		CHECK(0, "open failed");
+		return;
+	}
+	CHECK(room_list(st, &rm) == 0 && rm.n == 0, "new store has %d rooms", rm.n);
+	CHECK((r = store_room_get(st, "none@conf.x", &c, &sj)) == STORE_ENOENT, "get missing: %d",
+	      r);
+	CHECK(buf_used(&c) == 0 && buf_used(&sj) == 0, "missing room wrote into the buffers");
+	CHECK((r = store_room_put(st, "b@conf.x", "<x>b</x>", "Hello")) == 0, "put b: %d", r);
+	CHECK(room_is(st, "b@conf.x", "<x>b</x>", "Hello"), "get b");
+	/* Empty strings are values, not absence. */
+	CHECK(store_room_put(st, "a@conf.x", "", "") == 0, "put a empty");
+	CHECK(room_is(st, "a@conf.x", "", ""), "empty config and subject");
+	/* get appends to what the buffers hold; either buffer may be NULL. */
+	buf_puts(&c, "pre:");
+	buf_puts(&sj, "pre:");
+	CHECK(store_room_get(st, "b@conf.x", &c, &sj) == 0 &&
+		  strcmp(buf_head(&c), "pre:<x>b</x>") == 0 &&
+		  strcmp(buf_head(&sj), "pre:Hello") == 0,
+	      "append: '%s' '%s'", buf_head(&c), buf_head(&sj));
+	buf_reset(&c);
+	CHECK(store_room_get(st, "b@conf.x", &c, NULL) == 0 &&
+		  strcmp(buf_head(&c), "<x>b</x>") == 0,
+	      "config only: '%s'", buf_head(&c));
+	buf_reset(&sj);
+	CHECK(store_room_get(st, "b@conf.x", NULL, &sj) == 0 && strcmp(buf_head(&sj), "Hello") == 0,
+	      "subject only: '%s'", buf_head(&sj));
+	CHECK(store_room_get(st, "b@conf.x", NULL, NULL) == 0, "existence check");
+	CHECK(store_room_get(st, "none@conf.x", NULL, NULL) == STORE_ENOENT, "existence of none");
+	/* Replacing changes both fields, keeps one row. */
+	CHECK(store_room_put(st, "b@conf.x", "<x>b2</x>", "") == 0, "replace b");
+	CHECK(room_is(st, "b@conf.x", "<x>b2</x>", ""), "replaced b");
+	/* Case and resource matter: JIDs are compared as the caller normalised them. */
+	CHECK(store_room_get(st, "B@conf.x", NULL, NULL) == STORE_ENOENT, "case-folded lookup");
+	CHECK(store_room_put(st, "c@conf.x", "<x>c</x>", "S\xc3\xa9") == 0, "put c");
+	CHECK(room_list(st, &rm) == 0 && rm.n == 3 && strcmp(rm.jid[0], "a@conf.x") == 0 &&
+		  strcmp(rm.jid[1], "b@conf.x") == 0 && strcmp(rm.jid[2], "c@conf.x") == 0 &&
+		  strcmp(rm.config[0], "") == 0 && strcmp(rm.config[1], "<x>b2</x>") == 0 &&
+		  strcmp(rm.config[2], "<x>c</x>") == 0,
+	      "list: %d %s %s %s", rm.n, rm.jid[0], rm.jid[1], rm.jid[2]);
+	/* A large configuration round-trips byte for byte. */
+	for (int i = 0; i < 20000; i++)
+		buf_printf(&big, "<f v='%d'>\xe2\x82\xac</f>", i);
+	CHECK(store_room_put(st, "big@conf.x", buf_head(&big), "s") == 0, "put big");
+	buf_reset(&c);
+	CHECK(store_room_get(st, "big@conf.x", &c, NULL) == 0 && buf_used(&c) == buf_used(&big) &&
+		  memcmp(buf_head(&c), buf_head(&big), buf_used(&big)) == 0,
+	      "big config: %zu of %zu bytes", buf_used(&c), buf_used(&big));
+	/* Corrupt input: a NULL field is refused and changes nothing. */
+	quiet();
+	CHECK((r = store_room_put(st, "b@conf.x", NULL, "x")) == STORE_EIO, "NULL config: %d", r);
+	CHECK((r = store_room_put(st, "b@conf.x", "x", NULL)) == STORE_EIO, "NULL subject: %d", r);
+	CHECK((r = store_room_put(st, NULL, "x", "x")) == STORE_EIO, "NULL jid: %d", r);
+	loud();
+	CHECK(room_is(st, "b@conf.x", "<x>b2</x>", ""), "refused put changed b");
+	/* Rooms belong to no account: deleting a same-named account leaves them. */
+	CHECK(store_account_create(st, "b@conf.x", "c", 1) == 0 &&
+		  store_account_delete(st, "b@conf.x") == 0,
+	      "account of the room's name");
+	CHECK(room_is(st, "b@conf.x", "<x>b2</x>", ""), "account deletion took a room");
+	CHECK(store_room_delete(st, "a@conf.x") == 0, "delete a");
+	CHECK(store_room_delete(st, "a@conf.x") == 0, "delete a twice");
+	CHECK(store_room_delete(st, "none@conf.x") == 0, "delete missing");
+	CHECK(store_room_get(st, "a@conf.x", NULL, NULL) == STORE_ENOENT, "a survived delete");
+	store_close(st);
+
+	/* Everything survives a reopen; updated is the wall clock of the last put. */
+	st = open_dir(dir);
+	CHECK(st && room_list(st, &rm) == 0 && rm.n == 3 && strcmp(rm.jid[0], "b@conf.x") == 0 &&
+		  strcmp(rm.jid[1], "big@conf.x") == 0 && strcmp(rm.jid[2], "c@conf.x") == 0,
+	      "after reopen: %d", rm.n);
+	CHECK(st && room_is(st, "c@conf.x", "<x>c</x>", "S\xc3\xa9"), "c after reopen");
+	store_close(st);
+	CHECK(count_raw(dir, "SELECT count(*) FROM rooms WHERE updated BETWEEN 1700000000000"
+			     " AND 4102444800000") == 3,
+	      "updated is not wall-clock ms");
+	buf_free(&c);
+	buf_free(&sj);
+	buf_free(&big);
+}
+
+static void
+test_room_affiliations(void)
+{
+	const char *dir = tpath("roomaff");
+	struct store *st = open_dir(dir);
+	struct affs a;
+	int r;
+
+	if (!st) {
+		CHECK(0, "open failed");
+		return;
+	}
+	CHECK(store_room_put(st, "r@conf.x", "<c/>", "") == 0 &&
+		  store_room_put(st, "q@conf.x", "<c/>", "") == 0,
+	      "put rooms");
+	CHECK(aff_load(st, "r@conf.x", &a) == 0 && a.n == 0, "new room has %d", a.n);
+	CHECK((r = store_room_set_affiliation(st, "r@conf.x", "owner@x", 1)) == 0, "set owner: %d",
+	      r);
+	CHECK(store_room_set_affiliation(st, "r@conf.x", "member@x", 3) == 0, "set member");
+	CHECK(store_room_set_affiliation(st, "r@conf.x", "admin@x", 2) == 0, "set admin");
+	CHECK(store_room_set_affiliation(st, "r@conf.x", "evil.example", -1) == 0,
+	      "set a domain, negative value");
+	CHECK(store_room_set_affiliation(st, "q@conf.x", "member@x", 5) == 0, "set in q");
+	CHECK(aff_load(st, "r@conf.x", &a) == 0 && a.n == 4 && strcmp(a.jid[0], "admin@x") == 0 &&
+		  a.aff[0] == 2 && strcmp(a.jid[1], "evil.example") == 0 && a.aff[1] == -1 &&
+		  strcmp(a.jid[2], "member@x") == 0 && a.aff[2] == 3 &&
+		  strcmp(a.jid[3], "owner@x") == 0 && a.aff[3] == 1,
+	      "order: %d %s=%d %s=%d %s=%d %s=%d", a.n, a.jid[0], a.aff[0], a.jid[1], a.aff[1],
+	      a.jid[2], a.aff[2], a.jid[3], a.aff[3]);
+	/* Replace, then remove; removing an absent one is a no-op. */
+	CHECK(store_room_set_affiliation(st, "r@conf.x", "member@x", 2) == 0, "replace member");
+	CHECK(store_room_set_affiliation(st, "r@conf.x", "evil.example", 0) == 0, "remove domain");
+	CHECK(store_room_set_affiliation(st, "r@conf.x", "never@x", 0) == 0, "remove absent");
+	CHECK(aff_load(st, "r@conf.x", &a) == 0 && a.n == 3 && strcmp(a.jid[0], "admin@x") == 0 &&
+		  strcmp(a.jid[1], "member@x") == 0 && a.aff[1] == 2 &&
+		  strcmp(a.jid[2], "owner@x") == 0,
+	      "after replace/remove: %d %s=%d", a.n, a.jid[1], a.aff[1]);
+	CHECK(aff_load(st, "q@conf.x", &a) == 0 && a.n == 1 && a.aff[0] == 5, "q touched: %d", a.n);
+	/* An unknown room is refused both ways and gains nothing. */
+	CHECK((r = store_room_set_affiliation(st, "ghost@conf.x", "a@x", 1)) == STORE_ENOENT,
+	      "set in unknown room: %d", r);
+	CHECK((r = store_room_set_affiliation(st, "ghost@conf.x", "a@x", 0)) == STORE_ENOENT,
+	      "remove in unknown room: %d", r);
+	CHECK(aff_load(st, "ghost@conf.x", &a) == 0 && a.n == 0, "unknown room lists %d", a.n);
+	quiet();
+	CHECK((r = store_room_set_affiliation(st, "r@conf.x", NULL, 1)) == STORE_EIO,
+	      "NULL jid: %d", r);
+	CHECK((r = store_room_set_affiliation(st, NULL, "a@x", 1)) == STORE_EIO, "NULL room: %d",
+	      r);
+	loud();
+	/* Replacing the room's configuration keeps its affiliations (an upsert, no REPLACE). */
+	CHECK(store_room_put(st, "r@conf.x", "<c2/>", "new") == 0, "replace room");
+	CHECK(aff_load(st, "r@conf.x", &a) == 0 && a.n == 3, "replacing the room lost %d", 3 - a.n);
+	store_close(st);
+
+	st = open_dir(dir);
+	CHECK(st && aff_load(st, "r@conf.x", &a) == 0 && a.n == 3, "lost across reopen: %d", a.n);
+	/* Deleting a room takes its affiliations, not another room's. */
+	CHECK(st && store_room_delete(st, "r@conf.x") == 0, "delete r");
+	CHECK(st && aff_load(st, "r@conf.x", &a) == 0 && a.n == 0, "deleted room lists %d", a.n);
+	CHECK(st && store_room_set_affiliation(st, "r@conf.x", "a@x", 1) == STORE_ENOENT,
+	      "set in deleted room");
+	CHECK(st && store_room_put(st, "r@conf.x", "<c/>", "") == 0 &&
+		  aff_load(st, "r@conf.x", &a) == 0 && a.n == 0,
+	      "recreated room starts with %d", a.n);
+	CHECK(st && aff_load(st, "q@conf.x", &a) == 0 && a.n == 1, "q lost its affiliation");
+	store_close(st);
+	CHECK(count_raw(dir, "SELECT count(*) FROM room_affiliations WHERE room = 'r@conf.x'") == 0,
+	      "affiliation rows outlived their room");
+	CHECK(count_raw(dir, "SELECT count(*) FROM room_affiliations") == 1, "q's row missing");
+}
+
+/* The v3 schema as released (v2 plus archive, private storage, block lists), frozen here. */
+static const char schema_v3_extra[] =
+    "INSERT INTO schema_version VALUES (3, 1720000000);"
+    "CREATE TABLE archive (id INTEGER PRIMARY KEY,"
+    " owner TEXT NOT NULL REFERENCES accounts(jid) ON DELETE CASCADE,"
+    " with_jid TEXT NOT NULL, stamp INTEGER NOT NULL, outgoing INTEGER NOT NULL,"
+    " stanza TEXT NOT NULL);"
+    "CREATE INDEX archive_owner ON archive (owner, id);"
+    "CREATE INDEX archive_with ON archive (owner, with_jid, id);"
+    "CREATE TABLE private (owner TEXT NOT NULL REFERENCES accounts(jid) ON DELETE CASCADE,"
+    " key TEXT NOT NULL, xml TEXT NOT NULL, PRIMARY KEY (owner, key)) WITHOUT ROWID;"
+    "CREATE TABLE blocklist (owner TEXT NOT NULL REFERENCES accounts(jid) ON DELETE CASCADE,"
+    " jid TEXT NOT NULL, PRIMARY KEY (owner, jid)) WITHOUT ROWID;"
+    "INSERT INTO archive VALUES (7, 'old@x', 'f@y', 1700000000000, 1, '<m>old</m>');"
+    "INSERT INTO private VALUES ('old@x', 'k ns', '<k>old</k>');"
+    "INSERT INTO blocklist VALUES ('old@x', 'spam@z');";
+
+static void
+test_room_migration(void)
+{
+	const char *dir = tpath("v3");
+	const char *db = tpath("v3/baton.db");
+	struct store_archive_query q = {.owner = "old@x", .max = 10};
+	struct seen sn = {0};
+	struct names nm;
+	struct apage p;
+	struct affs a;
+	struct rooms rm;
+	struct rost r;
+	struct store *st;
+	bool complete;
+	char out[64];
+
+	if (mkdir(dir, 0700) < 0 || sql_file(db, schema_v1, NULL, 0) < 0 ||
+	    sql_file(db, schema_v2_extra, NULL, 0) < 0 ||
+	    sql_file(db, schema_v3_extra, NULL, 0) < 0) {
+		CHECK(0, "cannot create the v3 database");
+		return;
+	}
+	st = open_dir(dir);
+	CHECK(st != NULL, "v3 database did not open");
+	if (!st)
+		return;
+	CHECK(store_account_count(st) == 2 && creds_are(st, "older@x", "pw", 2),
+	      "accounts lost in the migration");
+	CHECK(rost_load(st, "old@x", &r) == 0 && r.ver == 42 && r.n == 1, "roster lost");
+	CHECK(seen_load(st, "old@x", 0, NOW, 0, &sn) == 0 && sn.n == 1 &&
+		  strcmp(sn.stanza[0], "<message>kept</message>") == 0,
+	      "offline message lost: %d", sn.n);
+	CHECK(apage_run(st, &q, &p, &complete) == 0 && p.n == 1 && p.id[0] == 7 && complete,
+	      "archive lost: %d", p.n);
+	CHECK(private_is(st, "old@x", "k ns", "<k>old</k>"), "private data lost");
+	CHECK(block_load(st, "old@x", &nm) == 0 && nm.n == 1 && strcmp(nm.list[0], "spam@z") == 0,
+	      "block list lost: %d", nm.n);
+	/* The new tables work, foreign key and cascade included. */
+	CHECK(room_list(st, &rm) == 0 && rm.n == 0, "migrated store has %d rooms", rm.n);
+	CHECK(store_room_put(st, "r@conf.x", "<c/>", "s") == 0 &&
+		  room_is(st, "r@conf.x", "<c/>", "s"),
+	      "room after migration");
+	CHECK(store_room_set_affiliation(st, "r@conf.x", "old@x", 1) == 0 &&
+		  aff_load(st, "r@conf.x", &a) == 0 && a.n == 1,
+	      "affiliation after migration");
+	CHECK(store_room_set_affiliation(st, "ghost@conf.x", "old@x", 1) == STORE_ENOENT,
+	      "room foreign key missing after migration");
+	store_close(st);
+	CHECK(sql_file(db, "SELECT group_concat(version) FROM schema_version", out, sizeof out) ==
+		      0 &&
+		  strcmp(out, "1,2,3,4") == 0,
+	      "schema versions '%s', want 1,2,3,4", out);
+	st = open_dir(dir);
+	CHECK(st && store_room_delete(st, "r@conf.x") == 0, "delete room after migration");
+	CHECK(st && store_account_delete(st, "old@x") == 0, "delete account after migration");
+	store_close(st);
+	CHECK(count_raw(dir, "SELECT count(*) FROM room_affiliations") == 0,
+	      "room cascade missing after migration");
+	CHECK(rows_of(dir, "archive", "old@x") == 0 && rows_of(dir, "private", "old@x") == 0 &&
+		  rows_of(dir, "blocklist", "old@x") == 0,
+	      "account cascade missing after migration");
+	CHECK(sql_file(db, "SELECT group_concat(version) FROM schema_version", out, sizeof out) ==
+		      0 &&
+		  strcmp(out, "1,2,3,4") == 0,
 	      "schema versions after reopen '%s'", out);
 	seen_free(&sn);
 }
@@ -2350,6 +2673,9 @@ main(void)
 	test_block();
 	test_account_cascade();
 	test_archive_migration();
+	test_room();
+	test_room_affiliations();
+	test_room_migration();
 
 	nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	return check_summary("test_store");
