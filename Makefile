@@ -26,7 +26,8 @@ XML_OBJ   := $(call objs,src/xml/*.c)
 NET_OBJ   := $(call objs,src/net/*.c)
 XMPP_OBJ  := $(call objs,src/xmpp/*.c)
 STORE_OBJ := $(call objs,src/store/*.c)
-LIB_OBJ   := $(XMPP_OBJ) $(NET_OBJ) $(STORE_OBJ) $(XML_OBJ) $(CORE_OBJ)
+MUC_OBJ   := $(call objs,src/muc/*.c)
+LIB_OBJ   := $(MUC_OBJ) $(XMPP_OBJ) $(NET_OBJ) $(STORE_OBJ) $(XML_OBJ) $(CORE_OBJ)
 
 PROGS := $(BUILD)/batond $(BUILD)/batonctl
 

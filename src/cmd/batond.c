@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "../core/core.h"
+#include "../muc/muc.h"
 #include "../xmpp/xmpp.h"
 
 static void
@@ -156,6 +157,7 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
 	pidfd = take_pidfile(cfg.data_dir, pidpath, sizeof pidpath);
+	server_add_service(&muc_service); /* XEP-0045 at conference.<domain> */
 	srv = server_start(&cfg, err, sizeof err);
 	if (!srv) {
 		unlink(pidpath);

@@ -177,6 +177,24 @@ int store_block_list(struct store *st, const char *owner, void (*fn)(void *arg, 
 /* Adds (no-op if present) or removes (no-op if absent) one JID; jid NULL with remove = all. */
 int store_block_set(struct store *st, const char *owner, const char *jid, bool remove);
 
+/* ---- multi-user chat rooms (XEP-0045) that persist ---- */
+
+/* Inserts or replaces a room's configuration and subject (both opaque text; "" allowed). */
+int store_room_put(struct store *st, const char *jid, const char *config, const char *subject);
+/* Appends the room's configuration and subject to the buffers; STORE_ENOENT if none. */
+int store_room_get(struct store *st, const char *jid, struct buf *config, struct buf *subject);
+/* Deletes a room and its affiliations (no-op if absent). */
+int store_room_delete(struct store *st, const char *jid);
+/* Calls fn for every stored room in JID order (pointers valid during the call). */
+int store_room_list(struct store *st, void (*fn)(void *arg, const char *jid, const char *config),
+		    void *arg);
+/* Calls fn for each (jid, affiliation) of room, in JID order. */
+int store_room_affiliations(struct store *st, const char *room,
+			    void (*fn)(void *arg, const char *jid, int affiliation), void *arg);
+/* Sets jid's affiliation with room; 0 removes it. STORE_ENOENT if the room is not stored. */
+int store_room_set_affiliation(struct store *st, const char *room, const char *jid,
+			       int affiliation);
+
 /* ---- the storage thread ---- */
 
 /*

@@ -1370,7 +1370,7 @@ migrate(struct sq_store *s, char *err, size_t errlen)
 			open_error(s, what, err, errlen);
 			goto fail;
 		}
-		log_info("store: %s: schema migrated to version %d", s->path, v + 1);
+		log_debug("store: %s: schema migrated to version %d", s->path, v + 1);
 	}
 	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
 		open_error(s, "cannot commit the schema", err, errlen);

@@ -85,6 +85,13 @@ route_stored_id(struct worker *w, struct xml_node *st, int64_t stored)
 		xml_free(st);
 		return;
 	}
+	const struct xmpp_service *svc = server_service(srv, to.domain);
+	if (svc) {
+		jid_free(&from);
+		svc->route(w, st, &to);
+		jid_free(&to);
+		return;
+	}
 	if (strcmp(to.domain, srv->cfg->domain) != 0) {
 		/* RFC 6120 8.3.3.15; issue 10 (federation) replaces this. */
 		jid_free(&to);

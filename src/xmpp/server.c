@@ -18,6 +18,26 @@
 #define SHUTDOWN_FLUSH_MS 300 /* how long workers keep running to send the last bytes */
 
 static _Thread_local struct worker *current_worker;
+static const struct xmpp_service *registered[8];
+static int nregistered;
+
+void
+server_add_service(const struct xmpp_service *svc)
+{
+	if (nregistered == (int)ARRAY_LEN(registered))
+		fatal("too many services");
+	registered[nregistered++] = svc;
+}
+
+const struct xmpp_service *
+server_service(const struct server *srv, const char *domain)
+{
+	for (int i = 0; i < srv->nservices; i++) {
+		if (strcmp(srv->service_domains[i], domain) == 0)
+			return srv->services[i];
+	}
+	return NULL;
+}
 
 struct worker *
 worker_current(void)
@@ -107,6 +127,8 @@ free_server(struct server *srv)
 		loop_free(srv->workers[i].loop);
 	free(srv->workers);
 	tls_ctx_free(srv->tls);
+	for (int i = 0; i < srv->nservices; i++)
+		free(srv->service_domains[i]);
 	free(srv);
 }
 
@@ -119,6 +141,13 @@ server_start(const struct config *cfg, char *err, size_t errlen)
 
 	srv->cfg = cfg;
 	srv->c2s_fd = srv->c2s_tls_fd = -1;
+	for (int i = 0; i < nregistered; i++) {
+		srv->services[i] = registered[i];
+		srv->service_domains[i] =
+		    xmalloc(strlen(registered[i]->prefix) + strlen(cfg->domain) + 2);
+		sprintf(srv->service_domains[i], "%s.%s", registered[i]->prefix, cfg->domain);
+	}
+	srv->nservices = nregistered;
 	srv->started = wall_ms();
 	if (n <= 0)
 		n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -138,15 +167,13 @@ server_start(const struct config *cfg, char *err, size_t errlen)
 	if (*cfg->c2s_tls_listen &&
 	    (srv->c2s_tls_fd = net_listen(cfg->c2s_tls_listen, err, errlen)) < 0)
 		goto fail;
-	/* The store creates the data directory the self-signed certificate goes into. */
-	if (!(st = store_open(cfg, err, errlen)))
-		goto fail;
+	/* The certificate first: a bad one is reported before anything is written. */
 	srv->tls =
 	    tls_ctx_new(cfg->cert_file, cfg->key_file, cfg->data_dir, cfg->domain, err, errlen);
-	if (!srv->tls) {
-		store_close(st);
+	if (!srv->tls)
 		goto fail;
-	}
+	if (!(st = store_open(cfg, err, errlen)))
+		goto fail;
 	srv->store = store_thread_start(st, cfg->storage_batch_ms);
 
 	srv->workers = xcalloc((size_t)srv->nworkers, sizeof *srv->workers);
@@ -217,6 +244,9 @@ server_stop(struct server *srv)
 		session_reap(w);
 		account_free_all(w);
 		hmap_free(&w->accounts);
+		for (int j = 0; j < srv->nservices; j++)
+			if (srv->services[j]->free_worker)
+				srv->services[j]->free_worker(w);
 		current_worker = NULL;
 	}
 	stanza_thread_done();

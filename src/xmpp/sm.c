@@ -401,10 +401,13 @@ sm_element(struct session *s, struct xml_node *el)
 	uint32_t h;
 
 	if (strcmp(el->name, "r") == 0 && s->sm_enabled) {
+		/*
+		 * XEP-0198 section 4: never withheld. With stores pending, h stops before them;
+		 * an update follows unasked once they are committed.
+		 */
+		send_a(s);
 		if (s->sm_if_n)
-			s->sm_a_owed = true; /* answered by sm_release_ack() */
-		else
-			send_a(s);
+			s->sm_a_owed = true;
 	} else if (strcmp(el->name, "a") == 0 && s->sm_enabled) {
 		s->sm_r_sent = false;
 		if (!parse_h(el, &h) || sm_ack(s, h) < 0) {

@@ -14,6 +14,24 @@
 #include "sasl.h"
 
 struct server;
+struct worker;
+struct xml_node;
+
+/*
+ * A service at a subdomain of the server's (MUC at conference.<domain>, later SMS and
+ * gateways). batond registers them before server_start(); the router hands them every
+ * stanza for their domain, on the worker that routed it.
+ */
+struct xmpp_service {
+	const char *prefix; /* "conference" serves conference.<domain> */
+	/* Takes st; to is its parsed 'to' (valid during the call). */
+	void (*route)(struct worker *w, struct xml_node *st, const struct jid *to);
+	/* Frees what the service keeps on w; called once per worker after the loops stopped. */
+	void (*free_worker)(struct worker *w);
+};
+
+/* Registers svc (kept by pointer) for servers started afterwards; at most 8. */
+void server_add_service(const struct xmpp_service *svc);
 
 /*
  * Binds the listeners, opens storage, loads TLS, and starts the workers. Returns the

@@ -58,8 +58,10 @@ struct worker {
 	struct timer stop_timer;
 	struct timer offline_sweep; /* worker 0 only: expires old offline messages */
 	unsigned long push_seq;	    /* ids of server-generated iqs */
-	int64_t mam_last_id;	    /* the last archive id this worker gave out */
-	bool stopping;		    /* server_stop() began: drop new work, free what arrives */
+	int64_t mam_last_id;
+	struct hmap rooms;
+	/* MUC rooms homed here (muc.c) */ /* the last archive id this worker gave out */
+	bool stopping; /* server_stop() began: drop new work, free what arrives */
 };
 
 struct server {
@@ -71,10 +73,15 @@ struct server {
 	int c2s_fd, c2s_tls_fd;
 	int64_t started;
 	_Atomic bool stopping; /* routing drops stanzas instead of posting them */
+	const struct xmpp_service *services[8];
+	char *service_domains[8]; /* prefix.<domain> of each */
+	int nservices;
 };
 
 /* The worker that is home to bare JID. */
 struct worker *server_home(struct server *srv, const char *bare);
+/* The service serving domain, or NULL. */
+const struct xmpp_service *server_service(const struct server *srv, const char *domain);
 /* The worker running the calling thread. */
 struct worker *worker_current(void);
 /* Runs fn(arg) on worker w's thread (directly if it is the calling one). */

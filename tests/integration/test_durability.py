@@ -279,12 +279,6 @@ def test_sigkill_during_storm(server, clients, mode, seed):
             mode, seed, len(lost), h, lost[:20])
 
 
-@pytest.mark.xfail(strict=True, reason="batond bug: an <r/> that arrives while durable stores "
-                   "are pending is not answered until none is pending (sm.c sm_element sets "
-                   "sm_a_owed, a bool), so several <r/> get one <a/> and a sender that keeps "
-                   "sending gets no <a/> at all until it pauses; XEP-0198 section 4 says the "
-                   "<a/> must not be withheld. sm_h() already gives the committed partial h, "
-                   "which could be sent at once.")
 def test_every_r_answered_while_stores_pending(server, clients):
     """XEP-0198 section 4: each <r/> is answered with an <a/> as soon as possible (never
     withheld); during a pipelined storm the h in them may lag behind what was sent, but
@@ -311,4 +305,6 @@ def test_every_r_answered_while_stores_pending(server, clients):
     while a.wait_for(pred=lambda e: e.tag == q(NS_SM, "a"), timeout=1) is not None:
         a_count += 1
     print("%d <r/> sent, %d <a/> received, h values %s" % (rs, a_count, hs[:10]))
-    assert a_count == rs, "%d <r/> got only %d <a/> (h %s)" % (rs, a_count, hs[:20])
+    # every <r/> answered; an extra unasked <a/> once stores commit is allowed (XEP-0198 4)
+    assert a_count >= rs, "%d <r/> got only %d <a/> (h %s)" % (rs, a_count, hs[:20])
+    assert hs == sorted(hs), "h went backwards: %s" % hs
