@@ -76,6 +76,8 @@ def room_stanzas(c, room, until, timeout=5, what="room stanza"):
 
 
 def send_join(c, room, nick, password=None, history=None, extra=""):
+    # what the room sent before (e.g. during an earlier stay) is not part of this join
+    c.backlog = [e for e in c.backlog if not from_room(room)(e)]
     inner = ""
     if password is not None:
         inner += "<password>%s</password>" % escape(password)
@@ -221,6 +223,20 @@ def test_disco_info_of_the_service(server, login):
     assert NS_MUC in [f.get("var") for f in res.iter(q(NS_DISCO_INFO, "feature"))], tostr(res)
 
 
+def test_disco_info_of_a_room(server, login):
+    # 'Querying for Room Information' (#disco-roominfo): the room's identity and the muc feature
+    a, b = login(presence=True), login(presence=True)
+    room = new_room(server)
+    join(a, room, "owner")
+    configure(a, room, roomname="Info Room", membersonly=True)
+    res = b.iq("get", "<query xmlns='%s'/>" % NS_DISCO_INFO, to=room, check=True)
+    ids = [(i.get("category"), i.get("type")) for i in res.iter(q(NS_DISCO_INFO, "identity"))]
+    assert ("conference", "text") in ids, tostr(res)
+    feats = [f.get("var") for f in res.iter(q(NS_DISCO_INFO, "feature"))]
+    assert NS_MUC in feats, tostr(res)
+    assert "muc_membersonly" in feats and "muc_open" not in feats, tostr(res)
+
+
 # ---------------------------------------------------------------------------------------------
 # entering and leaving
 
@@ -269,6 +285,31 @@ def test_nick_conflict(server, login):
     assert join_error(b, room, "same") == ("cancel", "conflict")
     a.no_stanza(pred=from_room(room), timeout=0.3)
     join(b, room, "other")
+
+
+def test_join_without_nick_refused(server, login):
+    a = login(presence=True)
+    room = new_room(server)
+    # 'Groupchat 1.0 Protocol' (#enter-gc): no room nickname -> <jid-malformed/>, type modify
+    a.send_presence(to=room, extra="<x xmlns='%s'/>" % NS_MUC)
+    el = a.expect("presence", pred=from_room(room), what="answer to a join without nick")
+    assert stanza_error(el) == ("modify", "jid-malformed"), tostr(el)
+
+
+def test_presence_update_in_room(server, login):
+    a, b = login(presence=True), login(presence=True)
+    room = new_room(server)
+    join(a, room, "a")
+    join(b, room, "b")
+    a.drain()
+    b.send_presence(to=room + "/b", show="away", status="brb")
+    # 'Changing Availability Status' (#changepres): broadcast to every occupant
+    for who in (a, b):
+        p = expect_pres(who, room, "b")
+        assert p.findtext(q(NS_CLIENT, "show")) == "away", tostr(p)
+        assert p.findtext(q(NS_CLIENT, "status")) == "brb", tostr(p)
+    # not a new join: no subject or history again
+    b.no_stanza("message", pred=from_room(room), timeout=0.3)
 
 
 def test_leave(server, login):
@@ -342,6 +383,21 @@ def test_nick_change(server, login):
     join(c, room, "old")
 
 
+def test_nick_change_to_taken_nick_refused(server, login):
+    a, b = login(presence=True), login(presence=True)
+    room = new_room(server)
+    join(a, room, "taken")
+    join(b, room, "mine")
+    a.drain()
+    b.send_presence(to=room + "/taken")
+    # 'Changing Nickname' (#changenick): nick in use -> <conflict/>, type cancel; no change
+    el = b.expect("presence", pred=from_room(room), what="answer to the nick change")
+    assert stanza_error(el) == ("cancel", "conflict"), tostr(el)
+    a.no_stanza("presence", pred=from_room(room), timeout=0.3)
+    groupchat(b, room, "still mine")
+    expect_groupchat(a, room, "mine", "still mine")
+
+
 # ---------------------------------------------------------------------------------------------
 # messages, history, subject
 
@@ -382,6 +438,24 @@ def test_private_message(server, login):
     assert m.get("to") == a.jid and m.get("type") == "chat", tostr(m)
     c.no_stanza("message", pred=lambda e: body(e) == "psst", timeout=0.3)
     b.no_stanza("message", pred=lambda e: body(e) == "psst", timeout=0.1)
+
+
+def test_private_message_errors(server, login):
+    a, b, outsider = login(presence=True), login(presence=True), login(presence=True)
+    room = new_room(server)
+    join(a, room, "a")
+    join(b, room, "b")
+    # 'Sending a Private Message' (#privatemessage):
+    # type groupchat to an occupant -> <bad-request/>
+    mid = b.message(room + "/a", "not like this", type_="groupchat")
+    assert b.expect_error("message", id_=mid)[1] == "bad-request"
+    # to a nick nobody has -> <item-not-found/>
+    mid = b.message(room + "/nobody", "hello?", type_="chat")
+    assert b.expect_error("message", id_=mid)[1] == "item-not-found"
+    # from a non-occupant -> <not-acceptable/>
+    mid = outsider.message(room + "/a", "from outside", type_="chat")
+    assert outsider.expect_error("message", id_=mid)[1] == "not-acceptable"
+    a.no_stanza("message", pred=from_room(room), timeout=0.4)
 
 
 def test_history_on_join(server, login):
@@ -524,6 +598,74 @@ def test_ban_by_participant_forbidden(server, login):
     c.no_stanza("presence", pred=lambda e: e.get("type") == "unavailable", timeout=0.3)
 
 
+def test_self_ban_refused(server, login):
+    a = login(presence=True)
+    room = new_room(server)
+    join(a, room, "owner")
+    # 'Banning a User' (#ban): banning oneself -> <conflict/>
+    assert iq_error(set_affiliation(a, room, a.bare, "outcast"))[1] == "conflict"
+    groupchat(a, room, "still here")
+    expect_groupchat(a, room, "owner", "still here")
+
+
+def test_sole_owner_cannot_abdicate(server, login):
+    a = login(presence=True)
+    room = new_room(server)
+    join(a, room, "owner")
+    # 'Subsequent Room Configuration' (#roomconfig): the only owner may not give up ownership
+    assert iq_error(set_affiliation(a, room, a.bare, "member"))[1] == "conflict"
+    assert get_config(a, room).get("type") == "result", "still the owner"
+
+
+def test_grant_membership_to_occupant_is_broadcast(server, login):
+    a, b = login(presence=True), login(presence=True)
+    room = new_room(server)
+    join(a, room, "owner")
+    join(b, room, "guest")
+    a.drain()
+    assert set_affiliation(a, room, b.bare, "member").get("type") == "result"
+    # 'Granting Membership' (#grantmember): updated presence of the occupant to everyone
+    for who in (a, b):
+        p = expect_pres(who, room, "guest")
+        assert item(p).get("affiliation") == "member", tostr(p)
+
+
+def test_moderated_room_visitor_cannot_speak(server, login):
+    a, b = login(presence=True), login(presence=True)
+    room = new_room(server)
+    join(a, room, "owner")
+    configure(a, room, moderatedroom=True)
+    # 'Default Roles' (#enter-roles): affiliation none in a moderated room -> visitor
+    jb = join(b, room, "quiet")
+    assert jb.item.get("role") == "visitor", tostr(jb.me)
+    groupchat(b, room, "can you hear me")
+    # 'Sending a Message to All Occupants' (#message): a visitor's message MUST NOT be
+    # reflected (the service MAY answer <forbidden/>)
+    a.no_stanza("message", pred=lambda e: body(e) == "can you hear me", timeout=0.5)
+    groupchat(a, room, "owners speak")
+    expect_groupchat(b, room, "owner", "owners speak")
+
+
+def test_members_only_conversion_removes_non_members(server, login):
+    a, b, c = login(presence=True), login(presence=True), login(presence=True)
+    room = new_room(server)
+    join(a, room, "owner")
+    join(b, room, "member")
+    join(c, room, "visitor")
+    assert set_affiliation(a, room, b.bare, "member").get("type") == "result"
+    a.drain()
+    b.drain()
+    configure(a, room, membersonly=True)
+    # 'Subsequent Room Configuration' (#roomconfig): non-members are removed with 322, and the
+    # remaining occupants are told so
+    p = expect_pres(c, room, "visitor", "unavailable")
+    assert 322 in codes(p), tostr(p)
+    for who in (a, b):
+        p = expect_pres(who, room, "visitor", "unavailable")
+        assert 322 in codes(p), tostr(p)
+    b.no_stanza("presence", pred=lambda e: e.get("type") == "unavailable", timeout=0.3)
+
+
 # ---------------------------------------------------------------------------------------------
 # owner configuration
 
@@ -593,13 +735,27 @@ def test_max_users(server, login):
     join(c, room, "third")
 
 
+def test_max_users_does_not_keep_the_owner_out(server, login):
+    a, b, c = login(presence=True), login(presence=True), login(presence=True)
+    room = new_room(server)
+    join(a, room, "owner")
+    configure(a, room, maxusers=2)
+    join(b, room, "second")
+    a.send_presence(to=room + "/owner", type_="unavailable")
+    expect_pres(a, room, "owner", "unavailable")
+    join(c, room, "third")
+    # 'Max Users' (#enter-maxusers): a room MUST always allow entry by an admin or owner
+    ja = join(a, room, "owner")
+    assert ja.other_nicks() == ["second", "third"]
+
+
 def test_destroy(server, login):
     a, b, c = login(presence=True), login(presence=True), login(presence=True)
     room = new_room(server)
     join(a, room, "owner")
     join(b, room, "guest")
     a.drain()
-    # 'Destroying a Room' (#destroy): only an owner
+    # 'Destroying a Room' (#destroyroom): only an owner
     res = b.iq("set", "<query xmlns='%s'><destroy/></query>" % NS_MUC_OWNER, to=room)
     assert iq_error(res)[1] == "forbidden"
     res = a.iq("set", "<query xmlns='%s'><destroy><reason>closing</reason></destroy></query>"
@@ -616,6 +772,23 @@ def test_destroy(server, login):
     assert b.expect_error("message", id_=mid)[1] is not None
     jc = join(c, room, "newcomer")
     assert 201 in jc.codes and jc.other_nicks() == [], "the room is gone: %s" % tostr(jc.me)
+
+
+def test_destroy_persistent_room(server, login):
+    a = login(presence=True)
+    room = new_room(server, "gone")
+    join(a, room, "owner")
+    configure(a, room, persistentroom=True, publicroom=True, roomname="Doomed")
+    assert room in disco_items(a, service(server))
+    res = a.iq("set", "<query xmlns='%s'><destroy/></query>" % NS_MUC_OWNER, to=room)
+    assert res.get("type") == "result", tostr(res)
+    expect_pres(a, room, "owner", "unavailable")
+    # 'Destroying a Room' (#destroyroom): a destroyed persistent room is gone for good
+    assert room not in disco_items(a, service(server))
+    ja = join(a, room, "owner")
+    assert 201 in ja.codes, tostr(ja.me)
+    _, fields = form_fields(get_config(a, room))
+    assert fields["muc#roomconfig_roomname"] != ["Doomed"], "old configuration came back"
 
 
 # ---------------------------------------------------------------------------------------------
