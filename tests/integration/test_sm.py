@@ -84,11 +84,18 @@ class SMClient(Client):
         self.send("<enable xmlns='%s'%s/>" % (NS_SM, " resume='true'" if resume else ""))
         return self.sm_reply("<enabled/> or <failed/>")
 
-    def request_ack(self):
-        """Sends <r/>; returns the h of the server's <a/>."""
+    def request_ack(self, settle=0.3):
+        """Sends <r/>; returns the h the server acknowledges. The answer comes at once, but
+        while messages are being committed (durable delivery) its h stops before them and
+        an unasked <a/> follows when they are stored; the latest one within settle counts."""
         self.send("<r xmlns='%s'/>" % NS_SM)
         a = self.expect(pred=lambda e: e.tag == q(NS_SM, "a"), what="<a/>")
-        return int(a.get("h"))
+        h = int(a.get("h"))
+        while True:
+            more = self.wait_for(pred=lambda e: e.tag == q(NS_SM, "a"), timeout=settle)
+            if more is None:
+                return h
+            h = max(h, int(more.get("h")))
 
     def resume(self, previd, h):
         """Sends <resume/>; returns <resumed/> or <failed/>."""
