@@ -18,6 +18,7 @@
 
 #include "store.h"
 #include "store_backend.h"
+#include "store_sqlite.h"
 
 /* How long a writer waits for another process's write lock before failing with EIO. */
 #define SQ_BUSY_MS 5000
@@ -114,59 +115,6 @@ static const char *const migrations[] = {
 };
 #define SQ_SCHEMA_VERSION ((int)ARRAY_LEN(migrations))
 
-enum sq_stmt {
-	S_BEGIN,
-	S_COMMIT,
-	S_ROLLBACK,
-	S_JOB_SAVE,
-	S_JOB_UNDO,
-	S_JOB_RELEASE,
-	S_OP_SAVE,
-	S_OP_UNDO,
-	S_OP_RELEASE,
-	S_ACC_INSERT,
-	S_ACC_CREDS,
-	S_ACC_SET,
-	S_ACC_DEL,
-	S_ACC_LIST,
-	S_ACC_COUNT,
-	S_ROSTER_VER,
-	S_ROSTER_ITEMS,
-	S_ROSTER_PUT,
-	S_ROSTER_DEL,
-	S_VER_SET,
-	S_OFF_QUOTA,
-	S_OFF_INSERT,
-	S_OFF_LOAD,
-	S_OFF_DEL,
-	S_OFF_DEL_ID,
-	S_OFF_COUNT,
-	S_OFF_EXPIRED,
-	S_OFF_EXPIRE_DEL,
-	S_ARC_INSERT,
-	S_ARC_FWD, /* the four archive pages: forward or backward, all or one conversation */
-	S_ARC_BACK,
-	S_ARC_FWD_WITH,
-	S_ARC_BACK_WITH,
-	S_ARC_CLEAR,
-	S_ARC_CLEAR_WITH,
-	S_PRIV_GET,
-	S_PRIV_SET,
-	S_BLOCK_LIST,
-	S_BLOCK_ADD,
-	S_BLOCK_DEL,
-	S_BLOCK_CLEAR,
-	S_ROOM_PUT,
-	S_ROOM_GET,
-	S_ROOM_DEL,
-	S_ROOM_EXISTS,
-	S_ROOM_LIST,
-	S_AFF_LIST,
-	S_AFF_SET,
-	S_AFF_DEL,
-	S_COUNT
-};
-
 static const char *const stmt_sql[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
@@ -259,13 +207,6 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_AFF_DEL] = "DELETE FROM room_affiliations WHERE room = ?1 AND jid = ?2",
 };
 
-struct sq_store {
-	struct store base; /* first: store.c sees only this */
-	sqlite3 *db;
-	char *path;
-	sqlite3_stmt *stmt[S_COUNT];
-};
-
 static const struct {
 	const char *name, *sql;
 } sync_modes[] = {
@@ -273,14 +214,8 @@ static const struct {
     {"full", "PRAGMA synchronous = FULL"},
 };
 
-static struct sq_store *
-sq(struct store *st)
-{
-	return (struct sq_store *)st;
-}
-
 /* Logs a database failure once and returns STORE_EIO. */
-static int
+int
 sq_fail(struct sq_store *s, int rc, const char *what)
 {
 	log_error("store: %s: %s: %s (%s)", s->path, what, sqlite3_errmsg(s->db),
@@ -292,7 +227,7 @@ sq_fail(struct sq_store *s, int rc, const char *what)
  * Steps a statement that returns no rows, then resets it and clears its bindings.
  * Returns SQLITE_DONE or the SQLite error code (extended codes are on).
  */
-static int
+int
 sq_exec(struct sq_store *s, enum sq_stmt i)
 {
 	sqlite3_stmt *stmt = s->stmt[i];
@@ -308,7 +243,7 @@ sq_exec(struct sq_store *s, enum sq_stmt i)
 }
 
 /* Finishes a row-returning statement after its last step rc; returns 0 or STORE_EIO. */
-static int
+int
 sq_finish(struct sq_store *s, enum sq_stmt i, int rc)
 {
 	sqlite3_stmt *stmt = s->stmt[i];
@@ -328,7 +263,7 @@ sq_finish(struct sq_store *s, enum sq_stmt i, int rc)
 }
 
 /* Runs a statement without rows; returns 0 or STORE_EIO (logged). */
-static int
+int
 sq_run(struct sq_store *s, enum sq_stmt i)
 {
 	int rc = sq_exec(s, i);
@@ -337,7 +272,7 @@ sq_run(struct sq_store *s, enum sq_stmt i)
 }
 
 /* Runs a count(*) statement whose parameters are bound; returns the count or STORE_EIO. */
-static long
+long
 sq_count(struct sq_store *s, enum sq_stmt i)
 {
 	sqlite3_stmt *stmt = s->stmt[i];
@@ -406,14 +341,14 @@ sq_job_end(struct store *st, bool undo)
  * An operation of several statements runs inside SAVEPOINT op, so it is atomic both in
  * autocommit mode (where the savepoint is the transaction) and inside a batch.
  */
-static int
+int
 sq_op_begin(struct sq_store *s)
 {
 	return sq_run(s, S_OP_SAVE);
 }
 
 /* Ends the operation with result r: kept if r >= 0, undone otherwise. Returns r or EIO. */
-static int
+int
 sq_op_end(struct sq_store *s, int r)
 {
 	if (r >= 0) {
@@ -654,7 +589,7 @@ sq_roster_del(struct store *st, const char *owner, const char *contact, uint64_t
 /* ---- offline messages (XEP-0160) ---- */
 
 /* A LIMIT value: 0 (and anything past int64) means none, which SQLite spells -1. */
-static sqlite3_int64
+sqlite3_int64
 sq_limit(size_t limit)
 {
 	return limit == 0 || limit > (size_t)INT64_MAX ? -1 : (sqlite3_int64)limit;
@@ -836,434 +771,6 @@ sq_offline_expire(struct store *st, int64_t now_ms, size_t limit,
 	if (r < 0)
 		return r;
 	return n > LONG_MAX ? LONG_MAX : (long)n;
-}
-
-/* ---- the message archive (XEP-0313) ---- */
-
-static int
-sq_archive_put(struct store *st, const struct store_archive_msg *m)
-{
-	struct sq_store *s = sq(st);
-	sqlite3_stmt *stmt = s->stmt[S_ARC_INSERT];
-	int rc;
-
-	if (!m->owner || !m->with || !m->stanza) {
-		log_error("store: archived message without owner, with or stanza");
-		return STORE_EIO;
-	}
-	sqlite3_bind_int64(stmt, 1, m->id);
-	sqlite3_bind_text(stmt, 2, m->owner, -1, SQLITE_STATIC);
-	sqlite3_bind_text(stmt, 3, m->with, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(stmt, 4, m->stamp_ms);
-	sqlite3_bind_int(stmt, 5, m->outgoing);
-	sqlite3_bind_text64(stmt, 6, m->stanza, m->len, SQLITE_STATIC, SQLITE_UTF8);
-	rc = sq_exec(s, S_ARC_INSERT);
-	if (rc == SQLITE_DONE)
-		return 0;
-	/* One statement: on failure SQLite undid it alone, the caller's transaction stays. */
-	if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE)
-		return STORE_EEXIST;
-	if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
-		return STORE_ENOENT; /* no such account */
-	return sq_fail(s, rc, "archiving a message");
-}
-
-/* A row of a backward page, kept until the page is complete; strings live in arc_page.text. */
-struct arc_row {
-	int64_t id, stamp_ms;
-	bool outgoing;
-	size_t with_off, stanza_off, len;
-};
-
-/* Rows of a backward page, newest first; grows with the rows found, never with q->max. */
-struct arc_page {
-	struct arc_row *rows;
-	size_t n, cap;
-	struct buf text;
-};
-
-static void
-arc_page_add(struct arc_page *p, const struct store_archive_msg *m)
-{
-	struct arc_row *r;
-
-	if (p->n == p->cap) {
-		p->cap = p->cap ? p->cap * 2 : 16;
-		p->rows = xrealloc(p->rows, p->cap * sizeof *p->rows);
-	}
-	r = &p->rows[p->n++];
-	r->id = m->id;
-	r->stamp_ms = m->stamp_ms;
-	r->outgoing = m->outgoing;
-	r->len = m->len;
-	/* Each string is kept with its NUL, as the callback's contract promises. */
-	r->with_off = buf_used(&p->text);
-	buf_append(&p->text, m->with, strlen(m->with) + 1);
-	r->stanza_off = buf_used(&p->text);
-	buf_append(&p->text, m->stanza, m->len);
-	buf_append(&p->text, "", 1);
-}
-
-/* Fills m from a row (id, with_jid, stamp, outgoing, stanza); false for a NULL column. */
-static bool
-sq_archive_row(sqlite3_stmt *stmt, struct store_archive_msg *m)
-{
-	m->id = sqlite3_column_int64(stmt, 0);
-	m->with = (const char *)sqlite3_column_text(stmt, 1);
-	m->stamp_ms = sqlite3_column_int64(stmt, 2);
-	m->outgoing = sqlite3_column_int(stmt, 3) != 0;
-	m->stanza = (const char *)sqlite3_column_text(stmt, 4);
-	m->len = (size_t)sqlite3_column_bytes(stmt, 4);
-	return m->with && m->stanza;
-}
-
-/*
- * Both directions read max + 1 rows off archive_owner or archive_with from the bound
- * nearest the page; the extra row only says whether more exist beyond it. A forward page
- * goes to fn while the statement steps (fn must not call into the store); a backward one
- * is buffered and handed over oldest first after the statement is reset.
- */
-static int
-sq_archive_query(struct store *st, const struct store_archive_query *q,
-		 void (*fn)(void *arg, const struct store_archive_msg *m), void *arg,
-		 bool *complete)
-{
-	struct sq_store *s = sq(st);
-	enum sq_stmt i;
-	sqlite3_stmt *stmt;
-	struct arc_page page = {0};
-	int64_t lo = INT64_MIN, hi = INT64_MAX;
-	size_t n = 0;
-	bool more = false;
-	int rc, r;
-
-	/* The exclusive id bounds as inclusive ones; an empty range matches nothing. */
-	if (q->after_id) {
-		if (q->after_id == INT64_MAX)
-			goto empty;
-		lo = q->after_id + 1;
-	}
-	if (q->before_id) {
-		if (q->before_id == INT64_MIN)
-			goto empty;
-		hi = q->before_id - 1;
-	}
-	if (q->with)
-		i = q->last ? S_ARC_BACK_WITH : S_ARC_FWD_WITH;
-	else
-		i = q->last ? S_ARC_BACK : S_ARC_FWD;
-	stmt = s->stmt[i];
-	sqlite3_bind_text(stmt, 1, q->owner, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(stmt, 2, lo);
-	sqlite3_bind_int64(stmt, 3, hi);
-	sqlite3_bind_int64(stmt, 4, q->start_ms ? q->start_ms : INT64_MIN);
-	sqlite3_bind_int64(stmt, 5, q->end_ms ? q->end_ms : INT64_MAX);
-	/* max + 1, or no limit when that does not fit (an absurd max is still bounded by rows). */
-	sqlite3_bind_int64(stmt, 6, q->max < (size_t)INT64_MAX ? (sqlite3_int64)q->max + 1 : -1);
-	if (q->with)
-		sqlite3_bind_text(stmt, 7, q->with, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		struct store_archive_msg m = {.owner = q->owner};
-		if (n == q->max) {
-			more = true;
-			continue; /* the extra row; LIMIT makes it the last */
-		}
-		n++;
-		if (!sq_archive_row(stmt, &m))
-			continue; /* impossible under NOT NULL; never hand out a NULL */
-		if (q->last)
-			arc_page_add(&page, &m);
-		else
-			fn(arg, &m);
-	}
-	r = sq_finish(s, i, rc);
-	if (r == 0) {
-		for (size_t k = page.n; k-- > 0;) {
-			const struct arc_row *row = &page.rows[k];
-			struct store_archive_msg m = {
-			    .id = row->id,
-			    .owner = q->owner,
-			    .with = page.text.data + page.text.off + row->with_off,
-			    .stanza = page.text.data + page.text.off + row->stanza_off,
-			    .len = row->len,
-			    .stamp_ms = row->stamp_ms,
-			    .outgoing = row->outgoing,
-			};
-			fn(arg, &m);
-		}
-		*complete = !more;
-	}
-	free(page.rows);
-	buf_free(&page.text);
-	return r;
-empty:
-	*complete = true;
-	return 0;
-}
-
-static int
-sq_archive_clear(struct store *st, const char *owner, const char *with)
-{
-	struct sq_store *s = sq(st);
-	enum sq_stmt i = with ? S_ARC_CLEAR_WITH : S_ARC_CLEAR;
-	int rc;
-
-	sqlite3_bind_text(s->stmt[i], 1, owner, -1, SQLITE_STATIC);
-	if (with)
-		sqlite3_bind_text(s->stmt[i], 2, with, -1, SQLITE_STATIC);
-	rc = sq_exec(s, i);
-	return rc == SQLITE_DONE ? 0 : sq_fail(s, rc, "clearing an archive");
-}
-
-/* ---- private XML storage (XEP-0049) ---- */
-
-static int
-sq_private_get(struct store *st, const char *owner, const char *key, struct buf *out)
-{
-	struct sq_store *s = sq(st);
-	sqlite3_stmt *stmt = s->stmt[S_PRIV_GET];
-	int rc, r;
-
-	sqlite3_bind_text(stmt, 1, owner, -1, SQLITE_STATIC);
-	sqlite3_bind_text(stmt, 2, key, -1, SQLITE_STATIC);
-	rc = sqlite3_step(stmt);
-	if (rc == SQLITE_ROW) {
-		const char *xml = (const char *)sqlite3_column_text(stmt, 0);
-		int n = sqlite3_column_bytes(stmt, 0);
-		/* Appended before the reset check: on failure out is restored below. */
-		size_t before = out->len;
-		if (xml && n > 0)
-			buf_append(out, xml, (size_t)n);
-		r = sq_finish(s, S_PRIV_GET, rc);
-		if (r < 0 && out->data) {
-			out->len = before;
-			out->data[before] = '\0';
-		}
-		return r;
-	}
-	r = sq_finish(s, S_PRIV_GET, rc);
-	return r < 0 ? r : STORE_ENOENT;
-}
-
-static int
-sq_private_set(struct store *st, const char *owner, const char *key, const char *xml, size_t len)
-{
-	struct sq_store *s = sq(st);
-	sqlite3_stmt *stmt = s->stmt[S_PRIV_SET];
-	int rc;
-
-	if (!owner || !key || !xml) {
-		log_error("store: private data without owner, key or XML");
-		return STORE_EIO;
-	}
-	sqlite3_bind_text(stmt, 1, owner, -1, SQLITE_STATIC);
-	sqlite3_bind_text(stmt, 2, key, -1, SQLITE_STATIC);
-	sqlite3_bind_text64(stmt, 3, xml, len, SQLITE_STATIC, SQLITE_UTF8);
-	rc = sq_exec(s, S_PRIV_SET);
-	if (rc == SQLITE_DONE)
-		return 0;
-	if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
-		return STORE_ENOENT; /* no such account */
-	return sq_fail(s, rc, "storing private data");
-}
-
-/* ---- block lists (XEP-0191) ---- */
-
-/* fn must not call into the store: the statement is mid-step while it runs. */
-static int
-sq_block_list(struct store *st, const char *owner, void (*fn)(void *arg, const char *jid),
-	      void *arg)
-{
-	struct sq_store *s = sq(st);
-	sqlite3_stmt *stmt = s->stmt[S_BLOCK_LIST];
-	int rc;
-
-	sqlite3_bind_text(stmt, 1, owner, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		const char *jid = (const char *)sqlite3_column_text(stmt, 0);
-		if (jid)
-			fn(arg, jid);
-	}
-	return sq_finish(s, S_BLOCK_LIST, rc);
-}
-
-static int
-sq_block_set(struct store *st, const char *owner, const char *jid, bool remove)
-{
-	struct sq_store *s = sq(st);
-	enum sq_stmt i;
-	int rc;
-
-	if (!jid && !remove) {
-		log_error("store: blocking without a JID");
-		return STORE_EIO;
-	}
-	i = !remove ? S_BLOCK_ADD : jid ? S_BLOCK_DEL : S_BLOCK_CLEAR;
-	sqlite3_bind_text(s->stmt[i], 1, owner, -1, SQLITE_STATIC);
-	if (jid)
-		sqlite3_bind_text(s->stmt[i], 2, jid, -1, SQLITE_STATIC);
-	rc = sq_exec(s, i);
-	if (rc == SQLITE_DONE)
-		return 0;
-	if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
-		return STORE_ENOENT; /* adding for no such account */
-	return sq_fail(s, rc, "changing a block list");
-}
-
-/* ---- multi-user chat rooms (XEP-0045) ---- */
-
-static int
-sq_room_put(struct store *st, const char *jid, const char *config, const char *subject)
-{
-	struct sq_store *s = sq(st);
-	sqlite3_stmt *stmt = s->stmt[S_ROOM_PUT];
-	int rc;
-
-	if (!jid || !config || !subject) {
-		log_error("store: room without JID, configuration or subject");
-		return STORE_EIO;
-	}
-	sqlite3_bind_text(stmt, 1, jid, -1, SQLITE_STATIC);
-	sqlite3_bind_text(stmt, 2, config, -1, SQLITE_STATIC);
-	sqlite3_bind_text(stmt, 3, subject, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(stmt, 4, wall_ms());
-	rc = sq_exec(s, S_ROOM_PUT);
-	return rc == SQLITE_DONE ? 0 : sq_fail(s, rc, "storing a room");
-}
-
-/* Appends column c of stmt's current row to out (if out is set); NULL reads as "". */
-static void
-sq_append_column(sqlite3_stmt *stmt, int c, struct buf *out)
-{
-	const char *text;
-	int n;
-
-	if (!out)
-		return;
-	/* column_text before column_bytes, so the length is that of the text form. */
-	text = (const char *)sqlite3_column_text(stmt, c);
-	n = sqlite3_column_bytes(stmt, c);
-	if (text && n > 0)
-		buf_append(out, text, (size_t)n);
-}
-
-/* Puts out back to length len (a failed read leaves the caller's buffer as it was). */
-static void
-sq_buf_restore(struct buf *out, size_t len)
-{
-	if (out && out->data) {
-		out->len = len;
-		out->data[len] = '\0';
-	}
-}
-
-static int
-sq_room_get(struct store *st, const char *jid, struct buf *config, struct buf *subject)
-{
-	struct sq_store *s = sq(st);
-	sqlite3_stmt *stmt = s->stmt[S_ROOM_GET];
-	size_t config_len = config ? config->len : 0, subject_len = subject ? subject->len : 0;
-	int rc, r;
-
-	sqlite3_bind_text(stmt, 1, jid, -1, SQLITE_STATIC);
-	rc = sqlite3_step(stmt);
-	if (rc != SQLITE_ROW) {
-		r = sq_finish(s, S_ROOM_GET, rc);
-		return r < 0 ? r : STORE_ENOENT;
-	}
-	/* Appended before the reset check: on failure both buffers are restored below. */
-	sq_append_column(stmt, 0, config);
-	sq_append_column(stmt, 1, subject);
-	r = sq_finish(s, S_ROOM_GET, rc);
-	if (r < 0) {
-		/* subject first: if both are the same buffer, config's length is the older. */
-		sq_buf_restore(subject, subject_len);
-		sq_buf_restore(config, config_len);
-	}
-	return r;
-}
-
-static int
-sq_room_delete(struct store *st, const char *jid)
-{
-	struct sq_store *s = sq(st);
-	int rc;
-
-	/* The affiliations go with the room: ON DELETE CASCADE, foreign_keys on. */
-	sqlite3_bind_text(s->stmt[S_ROOM_DEL], 1, jid, -1, SQLITE_STATIC);
-	rc = sq_exec(s, S_ROOM_DEL);
-	return rc == SQLITE_DONE ? 0 : sq_fail(s, rc, "deleting a room");
-}
-
-/* fn must not call into the store: the statement is mid-step while it runs. */
-static int
-sq_room_list(struct store *st, void (*fn)(void *arg, const char *jid, const char *config),
-	     void *arg)
-{
-	struct sq_store *s = sq(st);
-	sqlite3_stmt *stmt = s->stmt[S_ROOM_LIST];
-	int rc;
-
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		const char *jid = (const char *)sqlite3_column_text(stmt, 0);
-		const char *config = (const char *)sqlite3_column_text(stmt, 1);
-		if (jid && config)
-			fn(arg, jid, config);
-	}
-	return sq_finish(s, S_ROOM_LIST, rc);
-}
-
-/* fn must not call into the store: the statement is mid-step while it runs. */
-static int
-sq_room_affiliations(struct store *st, const char *room,
-		     void (*fn)(void *arg, const char *jid, int affiliation), void *arg)
-{
-	struct sq_store *s = sq(st);
-	sqlite3_stmt *stmt = s->stmt[S_AFF_LIST];
-	int rc;
-
-	sqlite3_bind_text(stmt, 1, room, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		const char *jid = (const char *)sqlite3_column_text(stmt, 0);
-		if (jid)
-			fn(arg, jid, sqlite3_column_int(stmt, 1));
-	}
-	return sq_finish(s, S_AFF_LIST, rc);
-}
-
-/*
- * Setting relies on the foreign key to refuse an unknown room. Removing cannot (a
- * DELETE of nothing is no violation), so when it removed nothing it asks whether the
- * room exists, keeping the header's promise of STORE_ENOENT for an unknown room.
- */
-static int
-sq_room_set_affiliation(struct store *st, const char *room, const char *jid, int affiliation)
-{
-	struct sq_store *s = sq(st);
-	enum sq_stmt i = affiliation ? S_AFF_SET : S_AFF_DEL;
-	long n;
-	int rc;
-
-	if (!room || !jid) {
-		log_error("store: room affiliation without room or JID");
-		return STORE_EIO;
-	}
-	sqlite3_bind_text(s->stmt[i], 1, room, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s->stmt[i], 2, jid, -1, SQLITE_STATIC);
-	if (affiliation)
-		sqlite3_bind_int(s->stmt[i], 3, affiliation);
-	rc = sq_exec(s, i);
-	if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
-		return STORE_ENOENT; /* no such room */
-	if (rc != SQLITE_DONE)
-		return sq_fail(s, rc, "changing a room affiliation");
-	if (affiliation || sqlite3_changes(s->db) > 0)
-		return 0;
-	sqlite3_bind_text(s->stmt[S_ROOM_EXISTS], 1, room, -1, SQLITE_STATIC);
-	n = sq_count(s, S_ROOM_EXISTS);
-	if (n < 0)
-		return (int)n;
-	return n > 0 ? 0 : STORE_ENOENT;
 }
 
 /* ---- open, migrate, close ---- */

@@ -15,7 +15,6 @@
 
 #include "xmpp_int.h"
 
-#define NS_DELAY "urn:xmpp:delay"
 #define NS_HINTS "urn:xmpp:hints"
 
 struct durable_job {
@@ -78,9 +77,6 @@ durable_route(struct session *s, struct xml_node *st)
 	const struct config *cfg = s->w->srv->cfg;
 	const char *type = xml_attr(st, "type");
 	struct durable_job *dj;
-	struct xml_node *copy, *delay;
-	struct buf b = {0};
-	char stamp[32];
 	struct jid to;
 
 	if (!stanza_is(st, "message") ||
@@ -102,20 +98,7 @@ durable_route(struct session *s, struct xml_node *st)
 	/* The recipient's archive id goes into the stored copy too, so it never changes. */
 	mam_incoming_for(s->w, dj->m.owner, st);
 	dj->st = st;
-	dj->m.sender = xstrdup(xml_attr(st, "from"));
-	dj->m.stamp_ms = wall_ms();
-	dj->m.expires_ms = dj->m.stamp_ms + (int64_t)cfg->offline_expiry;
-	/* Delivered from storage later, it says when it arrived (XEP-0203). */
-	copy = xml_copy(st);
-	time_format(dj->m.stamp_ms, stamp, sizeof stamp);
-	delay = xml_add_el(copy, "delay", NS_DELAY);
-	xml_set_attr(delay, "from", cfg->domain);
-	xml_set_attr(delay, "stamp", stamp);
-	xml_add_text(delay, "Offline storage", 15);
-	xml_write(&b, copy, "");
-	xml_free(copy);
-	dj->m.len = buf_used(&b);
-	dj->m.stanza = buf_steal(&b);
+	offline_message(cfg, st, &dj->m);
 	if (sm_hold_ack(s)) {
 		dj->s = s;
 		s->jobs++;

@@ -88,12 +88,33 @@ put_done(struct store_job *job)
 }
 
 void
+offline_message(const struct config *cfg, const struct xml_node *st, struct store_offline_msg *m)
+{
+	struct xml_node *copy = xml_copy(st), *delay;
+	struct buf b = {0};
+	char stamp[32];
+
+	m->sender = xstrdup(xml_attr(st, "from"));
+	m->stamp_ms = wall_ms();
+	m->expires_ms = m->stamp_ms + (int64_t)cfg->offline_expiry;
+	/* XEP-0203: delivered from storage, it says when the server took it. */
+	time_format(m->stamp_ms, stamp, sizeof stamp);
+	delay = xml_add_el(copy, "delay", NS_DELAY);
+	xml_set_attr(delay, "from", cfg->domain);
+	xml_set_attr(delay, "stamp", stamp);
+	xml_add_text(delay, "Offline storage", 15);
+	/* Stored with its namespace declared, so it parses back as the same tree. */
+	xml_write(&b, copy, "");
+	xml_free(copy);
+	m->len = buf_used(&b);
+	m->stanza = buf_steal(&b);
+}
+
+void
 offline_store(struct account *a, const struct xml_node *st)
 {
 	const struct config *cfg = a->w->srv->cfg;
 	struct put_job *pj;
-	struct xml_node *copy, *delay;
-	char stamp[32];
 
 	if (xml_child(st, "no-store", NS_HINTS)) {
 		/* XEP-0334 section 4: the sender asked us not to keep it; say it was not delivered.
@@ -108,22 +129,7 @@ offline_store(struct account *a, const struct xml_node *st)
 	pj->st = xml_copy(st);
 	pj->quota = cfg->offline_quota;
 	pj->m.owner = xstrdup(a->bare);
-	pj->m.sender = xstrdup(xml_attr(st, "from"));
-	pj->m.stamp_ms = wall_ms();
-	pj->m.expires_ms = pj->m.stamp_ms + (int64_t)cfg->offline_expiry;
-	/* XEP-0203: the recipient learns when the server took it. */
-	copy = xml_copy(st);
-	time_format(pj->m.stamp_ms, stamp, sizeof stamp);
-	delay = xml_add_el(copy, "delay", NS_DELAY);
-	xml_set_attr(delay, "from", cfg->domain);
-	xml_set_attr(delay, "stamp", stamp);
-	xml_add_text(delay, "Offline storage", 15);
-	/* Stored with its namespace declared, so it parses back as the same tree. */
-	struct buf b = {0};
-	xml_write(&b, copy, "");
-	pj->m.len = buf_used(&b);
-	pj->m.stanza = buf_steal(&b);
-	xml_free(copy);
+	offline_message(cfg, st, &pj->m);
 	pj->job.run = put_run;
 	pj->job.done = put_done;
 	worker_store(a->w, &pj->job);
@@ -339,6 +345,8 @@ grace_forget(struct session *s, size_t n)
 {
 	int64_t ids[64];
 
+	if (!n)
+		return;
 	for (size_t i = 0; i < n; i += 64) {
 		size_t k = n - i < 64 ? n - i : 64;
 		for (size_t j = 0; j < k; j++) {

@@ -372,6 +372,9 @@ void offline_grace_add(struct session *s, int64_t id);
 void offline_delivered_all(struct session *s);
 /* Deletes one stored message of owner that will never be delivered. */
 void offline_forget(struct worker *w, const char *owner, int64_t id);
+/* Fills m's sender, stamps, expiry and stanza (a copy of st with a XEP-0203 delay); m owns them. */
+void offline_message(const struct config *cfg, const struct xml_node *st,
+		     struct store_offline_msg *m);
 /* Whether a message is worth keeping (a body, a subject, a payload; not chat states alone). */
 bool offline_worth_storing(const struct xml_node *st);
 /* Starts the periodic expiry sweep on w (one worker does it for the server). */

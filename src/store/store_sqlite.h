@@ -1,0 +1,116 @@
+/*
+ * store_sqlite: what the files of the SQLite backend share: the open database, its
+ * prepared statements, and the helpers that step them. store_sqlite.c opens, migrates
+ * and serves accounts, rosters and offline messages; store_sqlite_data.c serves the
+ * archive, private storage, block lists and rooms.
+ *
+ * Invariant: a statement is reset and its bindings cleared before the function that
+ * stepped it returns.
+ */
+#ifndef BATON_STORE_SQLITE_H
+#define BATON_STORE_SQLITE_H
+
+#include <sqlite3.h>
+
+#include "store_backend.h"
+
+enum sq_stmt {
+	S_BEGIN,
+	S_COMMIT,
+	S_ROLLBACK,
+	S_JOB_SAVE,
+	S_JOB_UNDO,
+	S_JOB_RELEASE,
+	S_OP_SAVE,
+	S_OP_UNDO,
+	S_OP_RELEASE,
+	S_ACC_INSERT,
+	S_ACC_CREDS,
+	S_ACC_SET,
+	S_ACC_DEL,
+	S_ACC_LIST,
+	S_ACC_COUNT,
+	S_ROSTER_VER,
+	S_ROSTER_ITEMS,
+	S_ROSTER_PUT,
+	S_ROSTER_DEL,
+	S_VER_SET,
+	S_OFF_QUOTA,
+	S_OFF_INSERT,
+	S_OFF_LOAD,
+	S_OFF_DEL,
+	S_OFF_DEL_ID,
+	S_OFF_COUNT,
+	S_OFF_EXPIRED,
+	S_OFF_EXPIRE_DEL,
+	S_ARC_INSERT,
+	S_ARC_FWD, /* the four archive pages: forward or backward, all or one conversation */
+	S_ARC_BACK,
+	S_ARC_FWD_WITH,
+	S_ARC_BACK_WITH,
+	S_ARC_CLEAR,
+	S_ARC_CLEAR_WITH,
+	S_PRIV_GET,
+	S_PRIV_SET,
+	S_BLOCK_LIST,
+	S_BLOCK_ADD,
+	S_BLOCK_DEL,
+	S_BLOCK_CLEAR,
+	S_ROOM_PUT,
+	S_ROOM_GET,
+	S_ROOM_DEL,
+	S_ROOM_EXISTS,
+	S_ROOM_LIST,
+	S_AFF_LIST,
+	S_AFF_SET,
+	S_AFF_DEL,
+	S_COUNT
+};
+
+struct sq_store {
+	struct store base; /* first: store.c sees only this */
+	sqlite3 *db;
+	char *path;
+	sqlite3_stmt *stmt[S_COUNT];
+};
+
+static inline struct sq_store *
+sq(struct store *st)
+{
+	return (struct sq_store *)st;
+}
+
+/* Logs a database failure once and returns STORE_EIO. */
+int sq_fail(struct sq_store *s, int rc, const char *what);
+/* Steps a statement that returns no rows, then resets it; SQLITE_DONE or the error code. */
+int sq_exec(struct sq_store *s, enum sq_stmt i);
+int sq_finish(struct sq_store *s, enum sq_stmt i, int rc);
+int sq_run(struct sq_store *s, enum sq_stmt i);
+long sq_count(struct sq_store *s, enum sq_stmt i);
+/* One operation: a savepoint of its own inside a transaction, else its own transaction. */
+int sq_op_begin(struct sq_store *s);
+int sq_op_end(struct sq_store *s, int r);
+sqlite3_int64 sq_limit(size_t limit);
+
+/* store_sqlite_data.c */
+int sq_archive_put(struct store *st, const struct store_archive_msg *m);
+int sq_archive_query(struct store *st, const struct store_archive_query *q,
+		     void (*fn)(void *arg, const struct store_archive_msg *m), void *arg,
+		     bool *complete);
+int sq_archive_clear(struct store *st, const char *owner, const char *with);
+int sq_private_get(struct store *st, const char *owner, const char *key, struct buf *out);
+int sq_private_set(struct store *st, const char *owner, const char *key, const char *xml,
+		   size_t len);
+int sq_block_list(struct store *st, const char *owner, void (*fn)(void *arg, const char *jid),
+		  void *arg);
+int sq_block_set(struct store *st, const char *owner, const char *jid, bool remove);
+int sq_room_put(struct store *st, const char *jid, const char *config, const char *subject);
+int sq_room_get(struct store *st, const char *jid, struct buf *config, struct buf *subject);
+int sq_room_delete(struct store *st, const char *jid);
+int sq_room_list(struct store *st, void (*fn)(void *arg, const char *jid, const char *config),
+		 void *arg);
+int sq_room_affiliations(struct store *st, const char *room,
+			 void (*fn)(void *arg, const char *jid, int affiliation), void *arg);
+int sq_room_set_affiliation(struct store *st, const char *room, const char *jid, int affiliation);
+
+#endif
