@@ -445,16 +445,18 @@ def test_private_message_errors(server, login):
     room = new_room(server)
     join(a, room, "a")
     join(b, room, "b")
-    # 'Sending a Private Message' (#privatemessage):
-    # type groupchat to an occupant -> <bad-request/>
+    # 'Sending a Private Message' (#privatemessage): type groupchat to an occupant ->
+    # <bad-request/>; to a nick nobody has -> <item-not-found/>; from a non-occupant ->
+    # <not-acceptable/>
+    got = {}
     mid = b.message(room + "/a", "not like this", type_="groupchat")
-    assert b.expect_error("message", id_=mid)[1] == "bad-request"
-    # to a nick nobody has -> <item-not-found/>
+    got["groupchat type"] = b.expect_error("message", id_=mid)[1]
     mid = b.message(room + "/nobody", "hello?", type_="chat")
-    assert b.expect_error("message", id_=mid)[1] == "item-not-found"
-    # from a non-occupant -> <not-acceptable/>
+    got["unknown nick"] = b.expect_error("message", id_=mid)[1]
     mid = outsider.message(room + "/a", "from outside", type_="chat")
-    assert outsider.expect_error("message", id_=mid)[1] == "not-acceptable"
+    got["non-occupant"] = outsider.expect_error("message", id_=mid)[1]
+    assert got == {"groupchat type": "bad-request", "unknown nick": "item-not-found",
+                   "non-occupant": "not-acceptable"}
     a.no_stanza("message", pred=from_room(room), timeout=0.4)
 
 
