@@ -783,7 +783,11 @@ room_message(struct room *r, struct xml_node *st, const struct jid *to, const ch
 	if (to->resource) {
 		/* XEP-0045 7.5: a private message, to the occupant's real JID. */
 		struct occupant *t = by_nick(r, to->resource);
-		if (!t || (type && strcmp(type, "groupchat") == 0)) {
+		if (type && strcmp(type, "groupchat") == 0) {
+			send_error(r, st, "modify", "bad-request"); /* 7.5: MUST */
+			return;
+		}
+		if (!t) {
 			send_error(r, st, "cancel", "item-not-found");
 			return;
 		}
@@ -868,6 +872,18 @@ room_disco(struct room *r, struct xml_node *st)
 	reply(r, st, q);
 }
 
+static size_t
+owners(const struct room *r)
+{
+	const char *k;
+	void *v;
+	size_t n = 0;
+
+	for (size_t i = 0; hmap_next(&r->affs, &i, &k, &v);)
+		n += (int)(intptr_t)v == AFF_OWNER;
+	return n;
+}
+
 static void
 admin_set(struct room *r, struct xml_node *st, struct occupant *me, int my_aff)
 {
@@ -922,6 +938,13 @@ admin_set(struct room *r, struct xml_node *st, struct occupant *me, int my_aff)
 		if (!allowed) {
 			free(bare);
 			send_error(r, st, "auth", "forbidden");
+			return;
+		}
+		if (aff != AFF_OWNER && aff_of(r, bare) == AFF_OWNER && owners(r) == 1) {
+			/* XEP-0045 9.1 / 10.6: no banning oneself, no room left without an owner.
+			 */
+			free(bare);
+			send_error(r, st, "cancel", "conflict");
 			return;
 		}
 		set_aff(r, bare, aff);
@@ -1023,6 +1046,7 @@ static void
 apply_form(struct room *r, struct xml_node *x)
 {
 	bool was_persistent = r->cfg.persistent, pw = *r->cfg.secret != 0;
+	bool was_members_only = r->cfg.members_only;
 	char *secret = NULL;
 
 	for (struct xml_node *f = xml_child(x, "field", NS_XDATA); f;
@@ -1062,6 +1086,14 @@ apply_form(struct room *r, struct xml_node *x)
 	if (!pw) {
 		free(r->cfg.secret);
 		r->cfg.secret = xstrdup("");
+	}
+	if (r->cfg.members_only && !was_members_only) {
+		/* XEP-0045 10.2: those who are not members leave, told why (322). */
+		for (struct occupant *o = r->occupants, *next; o; o = next) {
+			next = o->next;
+			if (aff_of(r, o->bare) < AFF_MEMBER)
+				occupant_leave(r, o, 322);
+		}
 	}
 	if (r->cfg.persistent) {
 		save_room(r);
