@@ -933,6 +933,10 @@ handle_stanza(struct session *s, struct xml_node *st)
 	/* RFC 6120 10.3: no 'to' means the account itself. */
 	if (!to)
 		xml_set_attr(st, "to", s->bare);
+	if (!is_iq && amp_refuse_unsupported(s, st)) {
+		xml_free(st);
+		return;
+	}
 	if (!is_iq) {
 		mam_strip_ids(st);
 		mam_outgoing(s, st);

@@ -11,14 +11,22 @@
 #include "xmpp_int.h"
 
 static const char *const server_features[] = {
-    NS_DISCO_INFO,	  /* XEP-0030 */
-    NS_DISCO_ITEMS,	  /* XEP-0030 */
-    NS_PING,		  /* XEP-0199 */
-    NS_VERSION,		  /* XEP-0092 */
-    NS_ROSTER,		  /* RFC 6121 */
-    "msgoffline",	  /* XEP-0160 section 6 */
-    "urn:xmpp:carbons:2", /* XEP-0280 */
-    "urn:xmpp:blocking",  /* XEP-0191 */
+    NS_DISCO_INFO,		      /* XEP-0030 */
+    NS_DISCO_ITEMS,		      /* XEP-0030 */
+    NS_PING,			      /* XEP-0199 */
+    NS_VERSION,			      /* XEP-0092 */
+    NS_ROSTER,			      /* RFC 6121 */
+    "msgoffline",		      /* XEP-0160 section 6 */
+    "urn:xmpp:carbons:2",	      /* XEP-0280 */
+    "urn:xmpp:blocking",	      /* XEP-0191 */
+    "http://jabber.org/protocol/amp", /* XEP-0079 and what of it we do: */
+    "http://jabber.org/protocol/amp?condition=deliver",
+    "http://jabber.org/protocol/amp?condition=expire-at",
+    "http://jabber.org/protocol/amp?condition=match-resource",
+    "http://jabber.org/protocol/amp?action=alert",
+    "http://jabber.org/protocol/amp?action=drop",
+    "http://jabber.org/protocol/amp?action=error",
+    "http://jabber.org/protocol/amp?action=notify",
     NULL,
 };
 

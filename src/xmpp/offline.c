@@ -188,6 +188,12 @@ load_done(struct store_job *job)
 			xml_free(lj->msgs[i]);
 			continue;
 		}
+		/* XEP-0079 once more: expired by now, or the sender wants to know it arrived. */
+		if (!amp_check(s->w, lj->msgs[i], "direct", false)) {
+			offline_forget(s->w, s->bare, lj->ids[i]);
+			xml_free(lj->msgs[i]);
+			continue;
+		}
 		/* With stream management, the ack of this one will let it go (sm.c). */
 		s->sending_stored = lj->ids[i];
 		session_send(s, lj->msgs[i]);

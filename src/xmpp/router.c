@@ -203,6 +203,19 @@ delivered(struct account *a, const struct xml_node *st)
 		s->delivered = false;
 }
 
+/* What will happen to st, in XEP-0079's terms: direct, stored or none. */
+static const char *
+amp_outcome(struct account *a, const struct xml_node *st, struct session *exact, bool unstorable,
+	    int64_t stored)
+{
+	if (exact || account_best_session(a))
+		return "direct";
+	if (stored || (!unstorable && offline_worth_storing(st) &&
+		       !xml_child(st, "no-store", "urn:xmpp:hints")))
+		return "stored";
+	return "none";
+}
+
 static void
 message_to_account(struct account *a, struct xml_node *st, const struct jid *to, int64_t stored)
 {
@@ -210,17 +223,24 @@ message_to_account(struct account *a, struct xml_node *st, const struct jid *to,
 	bool error = type && strcmp(type, "error") == 0;
 	bool groupchat = type && strcmp(type, "groupchat") == 0;
 	bool headline = type && strcmp(type, "headline") == 0;
-	struct session *s;
+	struct session *s = to->resource ? account_session_find(a, to->resource) : NULL;
 
+	if (error && !s)
+		return; /* an error for a resource that is gone has no one to go to */
+	/* XEP-0079: the sender's rules, now that the outcome is known. */
+	if (!error &&
+	    !amp_check(a->w, st, amp_outcome(a, st, s, headline || groupchat, stored), s != NULL)) {
+		if (stored)
+			offline_forget(a->w, a->bare, stored);
+		return;
+	}
 	mam_incoming(a, st);
-	if (to->resource && (s = account_session_find(a, to->resource))) {
+	if (s) {
 		deliver_to(s, st, stored); /* RFC 6121 8.5.3.1 */
 		delivered(a, st);
 		return;
 	}
 	/* RFC 6121 8.5.3.2.1 / 8.5.2.1.1: otherwise treat it as sent to the bare JID. */
-	if (error)
-		return; /* an error for a resource that is gone has no one to go to */
 	if (groupchat) {
 		route_error(a->w, st, "cancel", "service-unavailable", NULL);
 		return;

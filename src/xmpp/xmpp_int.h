@@ -280,6 +280,16 @@ void presence_session_end(struct session *s);
  */
 void presence_send_pending(struct session *s);
 
+/* ---- advanced message processing (amp.c, XEP-0079) ---- */
+
+/* Answers s's message st with an error if it has rules we do not support; true if refused. */
+bool amp_refuse_unsupported(struct session *s, const struct xml_node *st);
+/*
+ * Applies st's rules for outcome ("direct", "stored", "none"); exact says the addressed
+ * resource takes it. Tells the sender as the rules ask; false if st must not go on.
+ */
+bool amp_check(struct worker *w, const struct xml_node *st, const char *outcome, bool exact);
+
 /* ---- client state indication (csi.c, XEP-0352) ---- */
 
 /* session_send() asks: hold st instead of sending it now? (true: held; st not taken) */
