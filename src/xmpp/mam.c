@@ -25,6 +25,7 @@
 #define NS_HINTS "urn:xmpp:hints"
 
 #define MAM_PAGE_DEFAULT 50
+#define MAM_MS_LIMIT	 ((int64_t)1 << 43) /* ms that fit an id (next_id) */
 #define MAM_PAGE_MAX	 250
 
 /*
@@ -401,14 +402,17 @@ mam_query(struct session *s, struct xml_node *st)
 			goto notfound;
 		qj->q.last = true;
 	}
-	/* Ids carry their time (next_id): a time range is also an id range, which the
-	 * store can seek to instead of filtering row by row. */
-	if (qj->q.start_ms > 0) {
+	/*
+	 * Ids carry their time (next_id): a time range is also an id range, which the
+	 * store can seek to instead of filtering row by row. Times past what 44 bits of
+	 * milliseconds hold (year 2527) leave the ids unbounded; the stamps still filter.
+	 */
+	if (qj->q.start_ms > 0 && qj->q.start_ms < MAM_MS_LIMIT) {
 		int64_t lo = (qj->q.start_ms << 20) - 1;
 		if (lo > qj->q.after_id)
 			qj->q.after_id = lo;
 	}
-	if (qj->q.end_ms > 0) {
+	if (qj->q.end_ms > 0 && qj->q.end_ms + 1 < MAM_MS_LIMIT) {
 		int64_t hi = (qj->q.end_ms + 1) << 20;
 		if (!qj->q.before_id || hi < qj->q.before_id)
 			qj->q.before_id = hi;
