@@ -470,14 +470,28 @@ offline_session_end(struct session *s)
 
 struct expire_job {
 	struct store_job job;
+	struct worker *w;
 	long n;
+	struct buf asked; /* NUL-separated stanzas whose senders set XEP-0079 rules */
 };
+
+static void
+expired_one(void *arg, const struct store_offline_msg *m)
+{
+	struct expire_job *ej = arg;
+
+	/* Cheap first look: only messages carrying rules are parsed, later, on the worker. */
+	if (memmem(m->stanza, m->len, "http://jabber.org/protocol/amp", 30)) {
+		buf_append(&ej->asked, m->stanza, m->len);
+		buf_append(&ej->asked, "", 1);
+	}
+}
 
 static int
 expire_run(struct store *st, struct store_job *job)
 {
 	struct expire_job *ej = container_of(job, struct expire_job, job);
-	long n = store_offline_expire(st, wall_ms(), OFFLINE_SWEEP_MAX, NULL, NULL);
+	long n = store_offline_expire(st, wall_ms(), OFFLINE_SWEEP_MAX, expired_one, ej);
 
 	if (n < 0)
 		return (int)n;
@@ -489,10 +503,30 @@ static void
 expire_done(struct store_job *job)
 {
 	struct expire_job *ej = container_of(job, struct expire_job, job);
+	const char *p = buf_head(&ej->asked), *end = p + buf_used(&ej->asked);
 
 	if (ej->n > 0)
 		log_info("offline: %ld expired message%s deleted", ej->n, ej->n == 1 ? "" : "s");
+	/* Senders who asked (XEP-0079 deliver=none) learn their message will never arrive. */
+	while (p < end) {
+		size_t len = strlen(p);
+		struct xml_node *st = xml_parse(p, len);
+		if (st) {
+			amp_check(ej->w, st, "none", false);
+			xml_free(st);
+		}
+		p += len + 1;
+	}
+	buf_free(&ej->asked);
 	free(ej);
+}
+
+/* Every minute, or as often as messages expire when offline.expiry is shorter. */
+static uint64_t
+sweep_period(const struct worker *w)
+{
+	uint64_t e = w->srv->cfg->offline_expiry;
+	return e && e < OFFLINE_SWEEP_MS ? e : OFFLINE_SWEEP_MS;
 }
 
 static void
@@ -501,15 +535,16 @@ sweep(struct timer *t)
 	struct worker *w = container_of(t, struct worker, offline_sweep);
 	struct expire_job *ej = xcalloc(1, sizeof *ej);
 
+	ej->w = w;
 	ej->job.run = expire_run;
-	ej->job.done = expire_done; /* on the storage thread */
-	store_submit(w->srv->store, &ej->job);
-	timer_start(w->loop, t, OFFLINE_SWEEP_MS);
+	ej->job.done = expire_done;
+	worker_store(w, &ej->job);
+	timer_start(w->loop, t, sweep_period(w));
 }
 
 void
 offline_start_sweeper(struct worker *w)
 {
 	w->offline_sweep.fn = sweep;
-	timer_start(w->loop, &w->offline_sweep, OFFLINE_SWEEP_MS);
+	timer_start(w->loop, &w->offline_sweep, sweep_period(w));
 }

@@ -82,3 +82,28 @@ def test_unsupported_rule_refused(login):
     err = a.expect("message", id="u1", type="error")
     assert err.find(".//" + q(NS_AMP_ERR, "unsupported-actions")) is not None, tostr(err)
     b.no_stanza("message", timeout=0.5)
+
+
+def test_expiry_notice_when_asked(tmp_path_factory, clients):
+    """offline.expiry passes without delivery: a sender who asked (deliver=none) is told."""
+    import time
+
+    from conftest import start_server
+    from helpers import Client, stop_and_check
+
+    srv = start_server(tmp_path_factory, "ampexpiry", sets=["offline.expiry=1s"])
+    try:
+        ja, pa = srv.add_user()
+        jb, _ = srv.add_user()
+        a = Client(srv, ja, pa).connect()
+        clients.append(a)
+        a.send_presence()
+        a.message(jb, "will expire", id_="x9", extra=amp(("deliver", "none", "notify")))
+        a.message(jb, "expires quietly", id_="x10")
+        n = notice(a, "notify", timeout=8)
+        assert n.get("to") == jb and n.find(q(NS_AMP, "rule")).get("value") == "none"
+        time.sleep(1.5)
+        a.no_stanza("message", timeout=0.5)  # nobody asked about the second one
+        a.close()
+    finally:
+        stop_and_check(srv)
