@@ -175,6 +175,26 @@ store_archive_clear(struct store *st, const char *owner, const char *with)
 }
 
 int
+store_room_archive_put(struct store *st, const struct store_archive_msg *m)
+{
+	return st->be->room_archive_put(st, m);
+}
+
+int
+store_room_archive_query(struct store *st, const struct store_archive_query *q,
+			 void (*fn)(void *arg, const struct store_archive_msg *m), void *arg,
+			 bool *complete)
+{
+	return st->be->room_archive_query(st, q, fn, arg, complete);
+}
+
+int
+store_room_archive_clear(struct store *st, const char *room)
+{
+	return st->be->room_archive_clear(st, room);
+}
+
+int
 store_private_get(struct store *st, const char *owner, const char *key, struct buf *out)
 {
 	return st->be->private_get(st, owner, key, out);

@@ -62,12 +62,18 @@ struct store_backend {
 	long (*offline_expire)(struct store *st, int64_t now_ms, size_t limit,
 			       void (*fn)(void *arg, const struct store_offline_msg *m), void *arg);
 
-	/* The archive, private storage and block lists: the contracts in store.h. */
+	/* The account and room archives, private storage and block lists: the contracts in store.h.
+	 */
 	int (*archive_put)(struct store *st, const struct store_archive_msg *m);
 	int (*archive_query)(struct store *st, const struct store_archive_query *q,
 			     void (*fn)(void *arg, const struct store_archive_msg *m), void *arg,
 			     bool *complete);
 	int (*archive_clear)(struct store *st, const char *owner, const char *with);
+	int (*room_archive_put)(struct store *st, const struct store_archive_msg *m);
+	int (*room_archive_query)(struct store *st, const struct store_archive_query *q,
+				  void (*fn)(void *arg, const struct store_archive_msg *m),
+				  void *arg, bool *complete);
+	int (*room_archive_clear)(struct store *st, const char *room);
 	int (*private_get)(struct store *st, const char *owner, const char *key, struct buf *out);
 	int (*private_set)(struct store *st, const char *owner, const char *key, const char *xml,
 			   size_t len);

@@ -112,8 +112,41 @@ static const char *const migrations[] = {
     " affiliation INTEGER NOT NULL,"
     " PRIMARY KEY (room, jid)"
     ") WITHOUT ROWID;",
+    /*
+     * 5: room archives (XEP-0313 section 8: the archive of a XEP-0045 room), shaped like
+     * archive but kept apart: a room is not an account, so the owner column is room and
+     * references nothing (a temporary room has no row in rooms, and deleting a room
+     * leaves its archive to an explicit clear). with_jid is the sender's room/nick.
+     * room_archive_room serves paging and clearing; room_archive_with one occupant.
+     */
+    "CREATE TABLE room_archive ("
+    " id INTEGER PRIMARY KEY,"
+    " room TEXT NOT NULL,"
+    " with_jid TEXT NOT NULL,"
+    " stamp INTEGER NOT NULL,"
+    " outgoing INTEGER NOT NULL,"
+    " stanza TEXT NOT NULL"
+    ");"
+    "CREATE INDEX room_archive_room ON room_archive (room, id);"
+    "CREATE INDEX room_archive_with ON room_archive (room, with_jid, id);",
 };
 #define SQ_SCHEMA_VERSION ((int)ARRAY_LEN(migrations))
+
+/*
+ * One page of an archive (table archive or room_archive, whose owner column is owner or
+ * room), forward or backward (order "" or " DESC"), over all conversations or one (with
+ * "" or SQ_ARC_WITH). Compile-time literals only; every value is a bound parameter.
+ * Unbounded ends are bound as the extreme integers rather than written as
+ * "(?2 = 0 OR id > ?2)": SQLite does not use an index column behind an OR, and with
+ * "(?7 IS NULL OR with_jid = ?7)" it pages through all of owner's rows instead of the
+ * (owner, with_jid, id) index, hence one statement per direction and per with/without.
+ * Id bounds are inclusive here (?2 <= id <= ?3); the stamp filter rides on the index scan.
+ */
+#define SQ_ARC_PAGE(table, owner, with, order)                                                     \
+	"SELECT id, with_jid, stamp, outgoing, stanza FROM " table " WHERE " owner " = ?1"         \
+	" AND id >= ?2 AND id <= ?3 AND stamp >= ?4 AND stamp <= ?5" with " ORDER BY id" order     \
+	" LIMIT ?6"
+#define SQ_ARC_WITH " AND with_jid = ?7"
 
 static const char *const stmt_sql[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
@@ -159,28 +192,19 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_OFF_EXPIRE_DEL] = "DELETE FROM offline WHERE expires <= ?1 AND (expires < ?1 OR id <= ?2)",
     [S_ARC_INSERT] = "INSERT INTO archive (id, owner, with_jid, stamp, outgoing, stanza)"
 		     " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    /*
-     * Unbounded ends are bound as the extreme integers rather than written as
-     * "(?2 = 0 OR id > ?2)": SQLite does not use an index column behind an OR, and with
-     * "(?7 IS NULL OR with_jid = ?7)" it pages through all of owner's rows instead of
-     * archive_with, hence one statement per direction and per with/without. Id bounds
-     * are inclusive here (?2 <= id <= ?3); the stamp filter rides on the index scan.
-     */
-    [S_ARC_FWD] = "SELECT id, with_jid, stamp, outgoing, stanza FROM archive"
-		  " WHERE owner = ?1 AND id >= ?2 AND id <= ?3 AND stamp >= ?4 AND stamp <= ?5"
-		  " ORDER BY id LIMIT ?6",
-    [S_ARC_BACK] = "SELECT id, with_jid, stamp, outgoing, stanza FROM archive"
-		   " WHERE owner = ?1 AND id >= ?2 AND id <= ?3 AND stamp >= ?4 AND stamp <= ?5"
-		   " ORDER BY id DESC LIMIT ?6",
-    [S_ARC_FWD_WITH] = "SELECT id, with_jid, stamp, outgoing, stanza FROM archive"
-		       " WHERE owner = ?1 AND id >= ?2 AND id <= ?3 AND stamp >= ?4 AND stamp <= ?5"
-		       " AND with_jid = ?7 ORDER BY id LIMIT ?6",
-    [S_ARC_BACK_WITH] =
-	"SELECT id, with_jid, stamp, outgoing, stanza FROM archive"
-	" WHERE owner = ?1 AND id >= ?2 AND id <= ?3 AND stamp >= ?4 AND stamp <= ?5"
-	" AND with_jid = ?7 ORDER BY id DESC LIMIT ?6",
+    [S_ARC_FWD] = SQ_ARC_PAGE("archive", "owner", "", ""),
+    [S_ARC_BACK] = SQ_ARC_PAGE("archive", "owner", "", " DESC"),
+    [S_ARC_FWD_WITH] = SQ_ARC_PAGE("archive", "owner", SQ_ARC_WITH, ""),
+    [S_ARC_BACK_WITH] = SQ_ARC_PAGE("archive", "owner", SQ_ARC_WITH, " DESC"),
     [S_ARC_CLEAR] = "DELETE FROM archive WHERE owner = ?1",
     [S_ARC_CLEAR_WITH] = "DELETE FROM archive WHERE owner = ?1 AND with_jid = ?2",
+    [S_RARC_INSERT] = "INSERT INTO room_archive (id, room, with_jid, stamp, outgoing, stanza)"
+		      " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [S_RARC_FWD] = SQ_ARC_PAGE("room_archive", "room", "", ""),
+    [S_RARC_BACK] = SQ_ARC_PAGE("room_archive", "room", "", " DESC"),
+    [S_RARC_FWD_WITH] = SQ_ARC_PAGE("room_archive", "room", SQ_ARC_WITH, ""),
+    [S_RARC_BACK_WITH] = SQ_ARC_PAGE("room_archive", "room", SQ_ARC_WITH, " DESC"),
+    [S_RARC_CLEAR] = "DELETE FROM room_archive WHERE room = ?1",
     [S_PRIV_GET] = "SELECT xml FROM private WHERE owner = ?1 AND key = ?2",
     [S_PRIV_SET] = "INSERT INTO private (owner, key, xml) VALUES (?1, ?2, ?3)"
 		   " ON CONFLICT (owner, key) DO UPDATE SET xml = excluded.xml",
@@ -1008,6 +1032,9 @@ const struct store_backend store_sqlite_backend = {
     .archive_put = sq_archive_put,
     .archive_query = sq_archive_query,
     .archive_clear = sq_archive_clear,
+    .room_archive_put = sq_room_archive_put,
+    .room_archive_query = sq_room_archive_query,
+    .room_archive_clear = sq_room_archive_clear,
     .private_get = sq_private_get,
     .private_set = sq_private_set,
     .block_list = sq_block_list,

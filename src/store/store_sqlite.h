@@ -2,7 +2,7 @@
  * store_sqlite: what the files of the SQLite backend share: the open database, its
  * prepared statements, and the helpers that step them. store_sqlite.c opens, migrates
  * and serves accounts, rosters and offline messages; store_sqlite_data.c serves the
- * archive, private storage, block lists and rooms.
+ * account and room archives, private storage, block lists and rooms.
  *
  * Invariant: a statement is reset and its bindings cleared before the function that
  * stepped it returns.
@@ -50,6 +50,12 @@ enum sq_stmt {
 	S_ARC_BACK_WITH,
 	S_ARC_CLEAR,
 	S_ARC_CLEAR_WITH,
+	S_RARC_INSERT,
+	S_RARC_FWD, /* the same four pages over room_archive */
+	S_RARC_BACK,
+	S_RARC_FWD_WITH,
+	S_RARC_BACK_WITH,
+	S_RARC_CLEAR,
 	S_PRIV_GET,
 	S_PRIV_SET,
 	S_BLOCK_LIST,
@@ -98,6 +104,11 @@ int sq_archive_query(struct store *st, const struct store_archive_query *q,
 		     void (*fn)(void *arg, const struct store_archive_msg *m), void *arg,
 		     bool *complete);
 int sq_archive_clear(struct store *st, const char *owner, const char *with);
+int sq_room_archive_put(struct store *st, const struct store_archive_msg *m);
+int sq_room_archive_query(struct store *st, const struct store_archive_query *q,
+			  void (*fn)(void *arg, const struct store_archive_msg *m), void *arg,
+			  bool *complete);
+int sq_room_archive_clear(struct store *st, const char *room);
 int sq_private_get(struct store *st, const char *owner, const char *key, struct buf *out);
 int sq_private_set(struct store *st, const char *owner, const char *key, const char *xml,
 		   size_t len);

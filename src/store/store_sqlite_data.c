@@ -1,9 +1,10 @@
 /*
- * store_sqlite_data: the SQLite backend's archive (XEP-0313), private storage
- * (XEP-0049), block lists (XEP-0191) and multi-user chat rooms (XEP-0045).
+ * store_sqlite_data: the SQLite backend's account and room archives (XEP-0313), private
+ * storage (XEP-0049), block lists (XEP-0191) and multi-user chat rooms (XEP-0045).
  *
  * Invariant: as in store_sqlite.c, every statement is prepared once, run with bound
- * parameters and reset before the function returns.
+ * parameters and reset before the function returns. Both archives run the same code over
+ * their own table, told apart only by the statements they are given.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -13,13 +14,32 @@
 #include "store.h"
 #include "store_sqlite.h"
 
-/* ---- the message archive (XEP-0313) ---- */
+/* ---- the message archives (XEP-0313): accounts' and rooms' ---- */
 
-int
-sq_archive_put(struct store *st, const struct store_archive_msg *m)
+/* The statements of one archive table; page[with][last] as sq_arc_query picks them. */
+struct sq_arc {
+	enum sq_stmt insert;
+	enum sq_stmt page[2][2];
+	const char *what; /* for the log: "archiving a ..." */
+};
+
+static const struct sq_arc arc_account = {
+    S_ARC_INSERT,
+    {{S_ARC_FWD, S_ARC_BACK}, {S_ARC_FWD_WITH, S_ARC_BACK_WITH}},
+    "archiving a message",
+};
+
+/* No foreign key on room_archive: a put there never fails for want of an owner. */
+static const struct sq_arc arc_room = {
+    S_RARC_INSERT,
+    {{S_RARC_FWD, S_RARC_BACK}, {S_RARC_FWD_WITH, S_RARC_BACK_WITH}},
+    "archiving a room message",
+};
+
+static int
+sq_arc_put(struct sq_store *s, const struct sq_arc *a, const struct store_archive_msg *m)
 {
-	struct sq_store *s = sq(st);
-	sqlite3_stmt *stmt = s->stmt[S_ARC_INSERT];
+	sqlite3_stmt *stmt = s->stmt[a->insert];
 	int rc;
 
 	if (!m->owner || !m->with || !m->stanza) {
@@ -32,7 +52,7 @@ sq_archive_put(struct store *st, const struct store_archive_msg *m)
 	sqlite3_bind_int64(stmt, 4, m->stamp_ms);
 	sqlite3_bind_int(stmt, 5, m->outgoing);
 	sqlite3_bind_text64(stmt, 6, m->stanza, m->len, SQLITE_STATIC, SQLITE_UTF8);
-	rc = sq_exec(s, S_ARC_INSERT);
+	rc = sq_exec(s, a->insert);
 	if (rc == SQLITE_DONE)
 		return 0;
 	/* One statement: on failure SQLite undid it alone, the caller's transaction stays. */
@@ -40,7 +60,19 @@ sq_archive_put(struct store *st, const struct store_archive_msg *m)
 		return STORE_EEXIST;
 	if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
 		return STORE_ENOENT; /* no such account */
-	return sq_fail(s, rc, "archiving a message");
+	return sq_fail(s, rc, a->what);
+}
+
+int
+sq_archive_put(struct store *st, const struct store_archive_msg *m)
+{
+	return sq_arc_put(sq(st), &arc_account, m);
+}
+
+int
+sq_room_archive_put(struct store *st, const struct store_archive_msg *m)
+{
+	return sq_arc_put(sq(st), &arc_room, m);
 }
 
 /* A row of a backward page, kept until the page is complete; strings live in arc_page.text. */
@@ -93,17 +125,16 @@ sq_archive_row(sqlite3_stmt *stmt, struct store_archive_msg *m)
 }
 
 /*
- * Both directions read max + 1 rows off archive_owner or archive_with from the bound
- * nearest the page; the extra row only says whether more exist beyond it. A forward page
- * goes to fn while the statement steps (fn must not call into the store); a backward one
- * is buffered and handed over oldest first after the statement is reset.
+ * Both directions read max + 1 rows off the (owner, id) or (owner, with_jid, id) index
+ * from the bound nearest the page; the extra row only says whether more exist beyond it
+ * (XEP-0313 section 4.3 "complete", XEP-0059 paging). A forward page goes to fn while
+ * the statement steps (fn must not call into the store); a backward one is buffered and
+ * handed over oldest first after the statement is reset.
  */
-int
-sq_archive_query(struct store *st, const struct store_archive_query *q,
-		 void (*fn)(void *arg, const struct store_archive_msg *m), void *arg,
-		 bool *complete)
+static int
+sq_arc_query(struct sq_store *s, const struct sq_arc *a, const struct store_archive_query *q,
+	     void (*fn)(void *arg, const struct store_archive_msg *m), void *arg, bool *complete)
 {
-	struct sq_store *s = sq(st);
 	enum sq_stmt i;
 	sqlite3_stmt *stmt;
 	struct arc_page page = {0};
@@ -123,10 +154,7 @@ sq_archive_query(struct store *st, const struct store_archive_query *q,
 			goto empty;
 		hi = q->before_id - 1;
 	}
-	if (q->with)
-		i = q->last ? S_ARC_BACK_WITH : S_ARC_FWD_WITH;
-	else
-		i = q->last ? S_ARC_BACK : S_ARC_FWD;
+	i = a->page[q->with != NULL][q->last];
 	stmt = s->stmt[i];
 	sqlite3_bind_text(stmt, 1, q->owner, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(stmt, 2, lo);
@@ -177,6 +205,22 @@ empty:
 }
 
 int
+sq_archive_query(struct store *st, const struct store_archive_query *q,
+		 void (*fn)(void *arg, const struct store_archive_msg *m), void *arg,
+		 bool *complete)
+{
+	return sq_arc_query(sq(st), &arc_account, q, fn, arg, complete);
+}
+
+int
+sq_room_archive_query(struct store *st, const struct store_archive_query *q,
+		      void (*fn)(void *arg, const struct store_archive_msg *m), void *arg,
+		      bool *complete)
+{
+	return sq_arc_query(sq(st), &arc_room, q, fn, arg, complete);
+}
+
+int
 sq_archive_clear(struct store *st, const char *owner, const char *with)
 {
 	struct sq_store *s = sq(st);
@@ -188,6 +232,17 @@ sq_archive_clear(struct store *st, const char *owner, const char *with)
 		sqlite3_bind_text(s->stmt[i], 2, with, -1, SQLITE_STATIC);
 	rc = sq_exec(s, i);
 	return rc == SQLITE_DONE ? 0 : sq_fail(s, rc, "clearing an archive");
+}
+
+int
+sq_room_archive_clear(struct store *st, const char *room)
+{
+	struct sq_store *s = sq(st);
+	int rc;
+
+	sqlite3_bind_text(s->stmt[S_RARC_CLEAR], 1, room, -1, SQLITE_STATIC);
+	rc = sq_exec(s, S_RARC_CLEAR);
+	return rc == SQLITE_DONE ? 0 : sq_fail(s, rc, "clearing a room archive");
 }
 
 /* ---- private XML storage (XEP-0049) ---- */

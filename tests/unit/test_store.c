@@ -480,7 +480,7 @@ test_schema_newer(void)
 	st = store_open(&c, err, sizeof err);
 	config_free(&c);
 	CHECK(st == NULL, "opened a database from the future");
-	CHECK(strstr(err, "database schema version 99 is newer than this baton (4)") != NULL,
+	CHECK(strstr(err, "database schema version 99 is newer than this baton (5)") != NULL,
 	      "err '%s'", err);
 	CHECK(strstr(err, dir) != NULL, "err '%s' lacks the path", err);
 	store_close(st);
@@ -1416,7 +1416,7 @@ test_offline_migration(void)
 	      "foreign key missing after migration");
 	CHECK(seen_load(st, "old@x", 0, NOW, 0, &sn) == 0 && sn.n == 1 && sn.id[0] == id,
 	      "load after migration");
-	/* v1 goes through v2 and v3 to v4 in one transaction: the archive exists too. */
+	/* v1 goes through every version to the last in one transaction: the archive exists too. */
 	CHECK(store_archive_put(
 		  st, &(struct store_archive_msg){1, "old@x", "f@y", "<m/>", 4, NOW, false}) == 0,
 	      "archive after migration from v1");
@@ -1424,8 +1424,8 @@ test_offline_migration(void)
 
 	CHECK(sql_file(db, "SELECT group_concat(version) FROM schema_version", out, sizeof out) ==
 		      0 &&
-		  strcmp(out, "1,2,3,4") == 0,
-	      "schema versions '%s', want 1,2,3,4", out);
+		  strcmp(out, "1,2,3,4,5") == 0,
+	      "schema versions '%s', want 1,2,3,4,5", out);
 	/* Reopening a current database changes nothing. */
 	st = open_dir(dir);
 	CHECK(st && store_offline_count(st, "old@x") == 1 && store_account_count(st) == 2,
@@ -1435,7 +1435,7 @@ test_offline_migration(void)
 	store_close(st);
 	CHECK(sql_file(db, "SELECT group_concat(version) FROM schema_version", out, sizeof out) ==
 		      0 &&
-		  strcmp(out, "1,2,3,4") == 0,
+		  strcmp(out, "1,2,3,4,5") == 0,
 	      "schema versions after reopen '%s'", out);
 	seen_free(&sn);
 }
@@ -1615,15 +1615,28 @@ apage_add(void *arg, const struct store_archive_msg *m)
 	}
 }
 
-/* Runs q into p; returns the store's result. *complete is set to a poison value first. */
+/* Either archive's query: store_archive_query or store_room_archive_query. */
+typedef int arc_query_fn(struct store *st, const struct store_archive_query *q,
+			 void (*fn)(void *arg, const struct store_archive_msg *m), void *arg,
+			 bool *complete);
+typedef int arc_put_fn(struct store *st, const struct store_archive_msg *m);
+
+/* Runs q on one archive into p; returns the store's result. *complete is poisoned first. */
 static int
-apage_run(struct store *st, const struct store_archive_query *q, struct apage *p, bool *complete)
+apage_query(arc_query_fn *query, struct store *st, const struct store_archive_query *q,
+	    struct apage *p, bool *complete)
 {
 	memset(p, 0, sizeof *p);
 	p->owner = q->owner;
 	p->with = q->with;
 	*complete = (bool)(rand() & 1);
-	return store_archive_query(st, q, apage_add, p, complete);
+	return query(st, q, apage_add, p, complete);
+}
+
+static int
+apage_run(struct store *st, const struct store_archive_query *q, struct apage *p, bool *complete)
+{
+	return apage_query(store_archive_query, st, q, p, complete);
 }
 
 /* True when the page holds exactly messages from..to (indexes into a@x's archive), in order. */
@@ -1639,9 +1652,12 @@ apage_is(const struct apage *p, int from, int to)
 	return true;
 }
 
-/* Fills a@x's archive (and a few rows of b@x interleaved) inside one transaction. */
+/*
+ * Fills a@x's archive (and a few rows of b@x interleaved) inside one transaction, through
+ * put_fn: the account archive's or, with a@x and b@x as room JIDs, the room archive's.
+ */
 static void
-arc_fill(struct store *st)
+arc_fill(struct store *st, arc_put_fn *put_fn)
 {
 	char text[64];
 	int r;
@@ -1652,7 +1668,7 @@ arc_fill(struct store *st)
 					      0,	 arc_stamp(i), i % 2 == 1};
 		snprintf(text, sizeof text, "<message id='m%d'/>", i);
 		m.len = strlen(text);
-		if ((r = store_archive_put(st, &m)) != 0) {
+		if ((r = put_fn(st, &m)) != 0) {
 			CHECK(0, "put %d: %d", i, r);
 			break;
 		}
@@ -1660,7 +1676,7 @@ arc_fill(struct store *st)
 			/* b@x's ids sit between a@x's: the id space is shared, paging is not. */
 			struct store_archive_msg b = {arc_id(i) + 5, "b@x", "w1@y", "<b/>", 4,
 						      arc_stamp(i),  false};
-			CHECK(store_archive_put(st, &b) == 0, "put b %d", i);
+			CHECK(put_fn(st, &b) == 0, "put b %d", i);
 		}
 	}
 	CHECK(store_commit(st) == 0, "commit fill");
@@ -1745,7 +1761,7 @@ test_archive_query(void)
 	}
 	CHECK(store_account_create(st, "a@x", "c", 1) == 0, "create a");
 	CHECK(store_account_create(st, "b@x", "c", 1) == 0, "create b");
-	arc_fill(st);
+	arc_fill(st, store_archive_put);
 
 	/* Forward through everything, 100 at a time, as a client follows RSM <after/>. */
 	q = (struct store_archive_query){.owner = "a@x", .max = 100};
@@ -1921,106 +1937,111 @@ test_archive_query(void)
 }
 
 /*
- * The archive's queries, restated from store_sqlite.c: each must search an index and
+ * The archives' queries, restated from store_sqlite.c: each must search an index and
  * never scan the table or sort, and on 100k rows a page must cost VM steps in proportion
- * to the page, not to the archive.
+ * to the page, not to the archive. A page reads table by its owner column (owner, or room
+ * for room archives), forward or backward, over everything or one conversation.
  */
-static const struct {
+#define ARC_SQL(table, owner, with, order)                                                         \
+	"SELECT id, with_jid, stamp, outgoing, stanza FROM " table " WHERE " owner " = ?1"         \
+	" AND id >= ?2 AND id <= ?3 AND stamp >= ?4 AND stamp <= ?5" with " ORDER BY id" order     \
+	" LIMIT ?6"
+#define ARC_WITH " AND with_jid = ?7"
+
+struct arc_plan {
 	const char *sql, *index;
 	bool with, query;
-} arc_plans[] = {
-    {"SELECT id, with_jid, stamp, outgoing, stanza FROM archive"
-     " WHERE owner = ?1 AND id >= ?2 AND id <= ?3 AND stamp >= ?4 AND stamp <= ?5"
-     " ORDER BY id LIMIT ?6",
-     "archive_owner", false, true},
-    {"SELECT id, with_jid, stamp, outgoing, stanza FROM archive"
-     " WHERE owner = ?1 AND id >= ?2 AND id <= ?3 AND stamp >= ?4 AND stamp <= ?5"
-     " ORDER BY id DESC LIMIT ?6",
-     "archive_owner", false, true},
-    {"SELECT id, with_jid, stamp, outgoing, stanza FROM archive"
-     " WHERE owner = ?1 AND id >= ?2 AND id <= ?3 AND stamp >= ?4 AND stamp <= ?5"
-     " AND with_jid = ?7 ORDER BY id LIMIT ?6",
-     "archive_with", true, true},
-    {"SELECT id, with_jid, stamp, outgoing, stanza FROM archive"
-     " WHERE owner = ?1 AND id >= ?2 AND id <= ?3 AND stamp >= ?4 AND stamp <= ?5"
-     " AND with_jid = ?7 ORDER BY id DESC LIMIT ?6",
-     "archive_with", true, true},
+};
+
+static const struct arc_plan arc_plans[] = {
+    {ARC_SQL("archive", "owner", "", ""), "archive_owner", false, true},
+    {ARC_SQL("archive", "owner", "", " DESC"), "archive_owner", false, true},
+    {ARC_SQL("archive", "owner", ARC_WITH, ""), "archive_with", true, true},
+    {ARC_SQL("archive", "owner", ARC_WITH, " DESC"), "archive_with", true, true},
     {"DELETE FROM archive WHERE owner = ?1", "archive_owner", false, false},
     {"DELETE FROM archive WHERE owner = ?1 AND with_jid = ?2", "archive_with", false, false},
     {"DELETE FROM archive WHERE owner = ?1 AND id > 0", "archive_owner", false, false},
 };
 
+static const struct arc_plan room_arc_plans[] = {
+    {ARC_SQL("room_archive", "room", "", ""), "room_archive_room", false, true},
+    {ARC_SQL("room_archive", "room", "", " DESC"), "room_archive_room", false, true},
+    {ARC_SQL("room_archive", "room", ARC_WITH, ""), "room_archive_with", true, true},
+    {ARC_SQL("room_archive", "room", ARC_WITH, " DESC"), "room_archive_with", true, true},
+    {"DELETE FROM room_archive WHERE room = ?1", "room_archive_room", false, false},
+};
+
 #define ARC_BIG 100000
 
+/*
+ * Fills big@x's archive through put_fn with ARC_BIG rows, ids 1..ARC_BIG, every 100th one
+ * small@x's; big@x talks to 10 peers in turn. Then checks the newest page of big@x and
+ * all of small@x through query.
+ */
 static void
-test_archive_plans(void)
+arc_big_fill(struct store *st, arc_put_fn *put_fn, arc_query_fn *query)
 {
-	const char *dir = tpath("archive-plans");
-	struct store *st = open_dir(dir);
+	static const char *const peers[] = {"p0@y", "p1@y", "p2@y", "p3@y", "p4@y",
+					    "p5@y", "p6@y", "p7@y", "p8@y", "p9@y"};
 	struct store_archive_query q = {.owner = "big@x", .max = 100, .last = true};
 	struct apage p;
 	bool complete;
-	char db[300];
-	sqlite3 *h;
 	int r = 0;
 
-	if (!st) {
-		CHECK(0, "open failed");
-		return;
-	}
-	CHECK(store_account_create(st, "big@x", "c", 1) == 0, "create big");
-	CHECK(store_account_create(st, "small@x", "c", 1) == 0, "create small");
 	CHECK(store_begin(st) == 0, "begin");
 	for (int i = 1; i <= ARC_BIG && r == 0; i++) {
-		/* Every 100th message is small@x's; big@x talks to 10 peers in turn. */
-		static const char *const peers[] = {"p0@y", "p1@y", "p2@y", "p3@y", "p4@y",
-						    "p5@y", "p6@y", "p7@y", "p8@y", "p9@y"};
 		struct store_archive_msg m = {
 		    i,	  i % 100 ? "big@x" : "small@x", peers[i % 10], "<message/>", 10, NOW + i,
 		    false};
-		r = store_archive_put(st, &m);
+		r = put_fn(st, &m);
 	}
 	CHECK(r == 0 && store_commit(st) == 0, "filling 100k rows: %d", r);
-	/* Through the store: the newest page, and the oldest, of the big archive. */
-	CHECK(apage_run(st, &q, &p, &complete) == 0 && p.n == 100 && p.id[0] == ARC_BIG - 101 &&
-		  p.id[99] == ARC_BIG - 1 && !complete,
+	CHECK(apage_query(query, st, &q, &p, &complete) == 0 && p.n == 100 &&
+		  p.id[0] == ARC_BIG - 101 && p.id[99] == ARC_BIG - 1 && !complete,
 	      "big last page: n %d first %lld", p.n, (long long)p.id[0]);
 	q = (struct store_archive_query){.owner = "small@x", .with = "p0@y", .max = 2000};
-	CHECK(apage_run(st, &q, &p, &complete) == 0 && p.n == ARC_BIG / 100 && complete,
+	CHECK(apage_query(query, st, &q, &p, &complete) == 0 && p.n == ARC_BIG / 100 && complete,
 	      "small's archive: %d", p.n);
-	store_close(st);
+}
+
+/* Checks the n plans on dir's database, filled by arc_big_fill. */
+static void
+arc_plans_check(const char *dir, const struct arc_plan *plans, size_t n)
+{
+	char db[300];
+	sqlite3 *h;
 
 	snprintf(db, sizeof db, "%s/baton.db", dir);
 	if (sqlite3_open(db, &h) != SQLITE_OK) {
 		CHECK(0, "raw open failed");
 		return;
 	}
-	for (size_t i = 0; i < ARRAY_LEN(arc_plans); i++) {
+	for (size_t i = 0; i < n; i++) {
 		struct buf plan = {0};
 		sqlite3_stmt *stmt;
 		char sql[600];
 
-		snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN %s", arc_plans[i].sql);
+		snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN %s", plans[i].sql);
 		if (sqlite3_prepare_v2(h, sql, -1, &stmt, NULL) != SQLITE_OK) {
-			CHECK(0, "%s: %s", arc_plans[i].sql, sqlite3_errmsg(h));
+			CHECK(0, "%s: %s", plans[i].sql, sqlite3_errmsg(h));
 			continue;
 		}
 		while (sqlite3_step(stmt) == SQLITE_ROW)
 			buf_printf(&plan, "%s; ", (const char *)sqlite3_column_text(stmt, 3));
 		sqlite3_finalize(stmt);
 		buf_puts(&plan, "");
-		CHECK(strstr(buf_head(&plan), arc_plans[i].index) != NULL &&
+		CHECK(strstr(buf_head(&plan), plans[i].index) != NULL &&
 			  strstr(buf_head(&plan), "SCAN") == NULL &&
 			  strstr(buf_head(&plan), "TEMP B-TREE") == NULL,
-		      "%s: plan '%s' does not use %s alone", arc_plans[i].sql, buf_head(&plan),
-		      arc_plans[i].index);
+		      "%s: plan '%s' does not use %s alone", plans[i].sql, buf_head(&plan),
+		      plans[i].index);
 		buf_free(&plan);
-		if (!arc_plans[i].query)
+		if (!plans[i].query)
 			continue;
 
 		/* Run it for a page in the middle of the big archive and count VM steps. */
-		if (sqlite3_prepare_v2(h, arc_plans[i].sql, -1, &stmt, NULL) != SQLITE_OK) {
-			CHECK(0, "%s: %s", arc_plans[i].sql, sqlite3_errmsg(h));
+		if (sqlite3_prepare_v2(h, plans[i].sql, -1, &stmt, NULL) != SQLITE_OK) {
+			CHECK(0, "%s: %s", plans[i].sql, sqlite3_errmsg(h));
 			continue;
 		}
 		int rows = 0, steps, full;
@@ -2030,7 +2051,7 @@ test_archive_plans(void)
 		sqlite3_bind_int64(stmt, 4, INT64_MIN);
 		sqlite3_bind_int64(stmt, 5, INT64_MAX);
 		sqlite3_bind_int64(stmt, 6, 101);
-		if (arc_plans[i].with)
+		if (plans[i].with)
 			sqlite3_bind_text(stmt, 7, "p3@y", -1, SQLITE_STATIC);
 		while (sqlite3_step(stmt) == SQLITE_ROW)
 			rows++;
@@ -2039,10 +2060,43 @@ test_archive_plans(void)
 		sqlite3_finalize(stmt);
 		/* Some 20-40 steps per row; a walk over the owner's 99k rows would be millions. */
 		CHECK(rows == 101 && full == 0 && steps < 100 * 101,
-		      "%s: %d rows in %d VM steps, %d full-scan steps", arc_plans[i].sql, rows,
-		      steps, full);
+		      "%s: %d rows in %d VM steps, %d full-scan steps", plans[i].sql, rows, steps,
+		      full);
 	}
 	sqlite3_close(h);
+}
+
+static void
+test_archive_plans(void)
+{
+	const char *dir = tpath("archive-plans");
+	struct store *st = open_dir(dir);
+
+	if (!st) {
+		CHECK(0, "open failed");
+		return;
+	}
+	CHECK(store_account_create(st, "big@x", "c", 1) == 0, "create big");
+	CHECK(store_account_create(st, "small@x", "c", 1) == 0, "create small");
+	arc_big_fill(st, store_archive_put, store_archive_query);
+	store_close(st);
+	arc_plans_check(dir, arc_plans, ARRAY_LEN(arc_plans));
+}
+
+/* The same for room archives, whose rooms (big@x, small@x) need no account or room row. */
+static void
+test_room_archive_plans(void)
+{
+	const char *dir = tpath("room-archive-plans");
+	struct store *st = open_dir(dir);
+
+	if (!st) {
+		CHECK(0, "open failed");
+		return;
+	}
+	arc_big_fill(st, store_room_archive_put, store_room_archive_query);
+	store_close(st);
+	arc_plans_check(dir, room_arc_plans, ARRAY_LEN(room_arc_plans));
 }
 
 /* ---- private XML storage (XEP-0049) ---- */
@@ -2303,8 +2357,8 @@ test_archive_migration(void)
 	store_close(st);
 	CHECK(sql_file(db, "SELECT group_concat(version) FROM schema_version", out, sizeof out) ==
 		      0 &&
-		  strcmp(out, "1,2,3,4") == 0,
-	      "schema versions '%s', want 1,2,3,4", out);
+		  strcmp(out, "1,2,3,4,5") == 0,
+	      "schema versions '%s', want 1,2,3,4,5", out);
 	st = open_dir(dir);
 	CHECK(st && store_account_delete(st, "old@x") == 0, "delete after migration");
 	store_close(st);
@@ -2313,7 +2367,7 @@ test_archive_migration(void)
 	      "cascade missing after migration");
 	CHECK(sql_file(db, "SELECT group_concat(version) FROM schema_version", out, sizeof out) ==
 		      0 &&
-		  strcmp(out, "1,2,3,4") == 0,
+		  strcmp(out, "1,2,3,4,5") == 0,
 	      "schema versions after reopen '%s'", out);
 	seen_free(&sn);
 }
@@ -2623,8 +2677,8 @@ test_room_migration(void)
 	store_close(st);
 	CHECK(sql_file(db, "SELECT group_concat(version) FROM schema_version", out, sizeof out) ==
 		      0 &&
-		  strcmp(out, "1,2,3,4") == 0,
-	      "schema versions '%s', want 1,2,3,4", out);
+		  strcmp(out, "1,2,3,4,5") == 0,
+	      "schema versions '%s', want 1,2,3,4,5", out);
 	st = open_dir(dir);
 	CHECK(st && store_room_delete(st, "r@conf.x") == 0, "delete room after migration");
 	CHECK(st && store_account_delete(st, "old@x") == 0, "delete account after migration");
@@ -2636,7 +2690,7 @@ test_room_migration(void)
 	      "account cascade missing after migration");
 	CHECK(sql_file(db, "SELECT group_concat(version) FROM schema_version", out, sizeof out) ==
 		      0 &&
-		  strcmp(out, "1,2,3,4") == 0,
+		  strcmp(out, "1,2,3,4,5") == 0,
 	      "schema versions after reopen '%s'", out);
 	seen_free(&sn);
 }
@@ -2669,6 +2723,7 @@ main(void)
 	test_archive_put();
 	test_archive_query();
 	test_archive_plans();
+	test_room_archive_plans();
 	test_private();
 	test_block();
 	test_account_cascade();
