@@ -1384,6 +1384,44 @@ sql_file(const char *path, const char *sql, char *out, size_t outlen)
 	return rc == SQLITE_OK ? 0 : -1;
 }
 
+/*
+ * Builds dir/baton.db from the n frozen schema scripts (v1, then each later version's
+ * extra), then opens it; NULL after a failed check if either step fails.
+ */
+static struct store *
+open_frozen(const char *dir, const char *const *scripts, size_t n)
+{
+	char db[300];
+	struct store *st;
+
+	snprintf(db, sizeof db, "%s/baton.db", dir);
+	if (mkdir(dir, 0700) < 0) {
+		CHECK(0, "mkdir %s: %s", dir, strerror(errno));
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (sql_file(db, scripts[i], NULL, 0) < 0) {
+			CHECK(0, "cannot create the v%zu database", n);
+			return NULL;
+		}
+	}
+	st = open_dir(dir);
+	CHECK(st != NULL, "v%zu database did not open", n);
+	return st;
+}
+
+/* Checks that db records every migration up to the current version, once, in order. */
+static void
+check_versions(const char *db, const char *when)
+{
+	char out[64];
+
+	CHECK(sql_file(db, "SELECT group_concat(version) FROM schema_version", out, sizeof out) ==
+		      0 &&
+		  strcmp(out, "1,2,3,4,5") == 0,
+	      "%s: schema versions '%s', want 1,2,3,4,5", when, out);
+}
+
 static void
 test_offline_migration(void)
 {
@@ -1393,15 +1431,9 @@ test_offline_migration(void)
 	struct seen sn = {0};
 	struct rost r;
 	struct store *st;
-	char out[64];
 	int64_t id;
 
-	if (mkdir(dir, 0700) < 0 || sql_file(db, schema_v1, NULL, 0) < 0) {
-		CHECK(0, "cannot create the v1 database");
-		return;
-	}
-	st = open_dir(dir);
-	CHECK(st != NULL, "v1 database did not open");
+	st = open_frozen(dir, (const char *const[]){schema_v1}, 1);
 	if (!st)
 		return;
 	CHECK(store_account_count(st) == 2 && creds_are(st, "old@x", bin, sizeof bin) &&
@@ -1422,10 +1454,7 @@ test_offline_migration(void)
 	      "archive after migration from v1");
 	store_close(st);
 
-	CHECK(sql_file(db, "SELECT group_concat(version) FROM schema_version", out, sizeof out) ==
-		      0 &&
-		  strcmp(out, "1,2,3,4,5") == 0,
-	      "schema versions '%s', want 1,2,3,4,5", out);
+	check_versions(db, "after migration");
 	/* Reopening a current database changes nothing. */
 	st = open_dir(dir);
 	CHECK(st && store_offline_count(st, "old@x") == 1 && store_account_count(st) == 2,
@@ -1433,10 +1462,7 @@ test_offline_migration(void)
 	CHECK(st && store_account_delete(st, "old@x") == 0 && store_offline_count(st, "old@x") == 0,
 	      "cascade missing after migration");
 	store_close(st);
-	CHECK(sql_file(db, "SELECT group_concat(version) FROM schema_version", out, sizeof out) ==
-		      0 &&
-		  strcmp(out, "1,2,3,4,5") == 0,
-	      "schema versions after reopen '%s'", out);
+	check_versions(db, "after reopen");
 	seen_free(&sn);
 }
 
@@ -2322,15 +2348,8 @@ test_archive_migration(void)
 	struct rost r;
 	struct store *st;
 	bool complete;
-	char out[64];
 
-	if (mkdir(dir, 0700) < 0 || sql_file(db, schema_v1, NULL, 0) < 0 ||
-	    sql_file(db, schema_v2_extra, NULL, 0) < 0) {
-		CHECK(0, "cannot create the v2 database");
-		return;
-	}
-	st = open_dir(dir);
-	CHECK(st != NULL, "v2 database did not open");
+	st = open_frozen(dir, (const char *const[]){schema_v1, schema_v2_extra}, 2);
 	if (!st)
 		return;
 	CHECK(store_account_count(st) == 2 && creds_are(st, "older@x", "pw", 2),
@@ -2355,20 +2374,14 @@ test_archive_migration(void)
 		  block_load(st, "old@x", &nm) == 0 && nm.n == 1,
 	      "block list after migration");
 	store_close(st);
-	CHECK(sql_file(db, "SELECT group_concat(version) FROM schema_version", out, sizeof out) ==
-		      0 &&
-		  strcmp(out, "1,2,3,4,5") == 0,
-	      "schema versions '%s', want 1,2,3,4,5", out);
+	check_versions(db, "after migration");
 	st = open_dir(dir);
 	CHECK(st && store_account_delete(st, "old@x") == 0, "delete after migration");
 	store_close(st);
 	CHECK(rows_of(dir, "archive", "old@x") == 0 && rows_of(dir, "private", "old@x") == 0 &&
 		  rows_of(dir, "blocklist", "old@x") == 0 && rows_of(dir, "offline", "old@x") == 0,
 	      "cascade missing after migration");
-	CHECK(sql_file(db, "SELECT group_concat(version) FROM schema_version", out, sizeof out) ==
-		      0 &&
-		  strcmp(out, "1,2,3,4,5") == 0,
-	      "schema versions after reopen '%s'", out);
+	check_versions(db, "after reopen");
 	seen_free(&sn);
 }
 
@@ -2641,16 +2654,9 @@ test_room_migration(void)
 	struct rost r;
 	struct store *st;
 	bool complete;
-	char out[64];
 
-	if (mkdir(dir, 0700) < 0 || sql_file(db, schema_v1, NULL, 0) < 0 ||
-	    sql_file(db, schema_v2_extra, NULL, 0) < 0 ||
-	    sql_file(db, schema_v3_extra, NULL, 0) < 0) {
-		CHECK(0, "cannot create the v3 database");
-		return;
-	}
-	st = open_dir(dir);
-	CHECK(st != NULL, "v3 database did not open");
+	st =
+	    open_frozen(dir, (const char *const[]){schema_v1, schema_v2_extra, schema_v3_extra}, 3);
 	if (!st)
 		return;
 	CHECK(store_account_count(st) == 2 && creds_are(st, "older@x", "pw", 2),
@@ -2675,10 +2681,7 @@ test_room_migration(void)
 	CHECK(store_room_set_affiliation(st, "ghost@conf.x", "old@x", 1) == STORE_ENOENT,
 	      "room foreign key missing after migration");
 	store_close(st);
-	CHECK(sql_file(db, "SELECT group_concat(version) FROM schema_version", out, sizeof out) ==
-		      0 &&
-		  strcmp(out, "1,2,3,4,5") == 0,
-	      "schema versions '%s', want 1,2,3,4,5", out);
+	check_versions(db, "after migration");
 	st = open_dir(dir);
 	CHECK(st && store_room_delete(st, "r@conf.x") == 0, "delete room after migration");
 	CHECK(st && store_account_delete(st, "old@x") == 0, "delete account after migration");
@@ -2688,11 +2691,177 @@ test_room_migration(void)
 	CHECK(rows_of(dir, "archive", "old@x") == 0 && rows_of(dir, "private", "old@x") == 0 &&
 		  rows_of(dir, "blocklist", "old@x") == 0,
 	      "account cascade missing after migration");
-	CHECK(sql_file(db, "SELECT group_concat(version) FROM schema_version", out, sizeof out) ==
-		      0 &&
-		  strcmp(out, "1,2,3,4,5") == 0,
-	      "schema versions after reopen '%s'", out);
+	check_versions(db, "after reopen");
 	seen_free(&sn);
+}
+
+/* ---- room archives (XEP-0313 section 8) ---- */
+
+static int
+rpage_run(struct store *st, const struct store_archive_query *q, struct apage *p, bool *complete)
+{
+	return apage_query(store_room_archive_query, st, q, p, complete);
+}
+
+static void
+test_room_archive(void)
+{
+	const char *dir = tpath("room-archive");
+	struct store *st = open_dir(dir);
+	struct store_archive_msg m = {arc_id(0), "a@x", "a@x/nick", "<m/>", 4, NOW, false};
+	struct store_archive_query q;
+	struct apage p;
+	bool complete;
+	int pages, r;
+
+	if (!st) {
+		CHECK(0, "open failed");
+		return;
+	}
+	/* Rooms a@x and b@x: no account and no rooms row needed, so never STORE_ENOENT. */
+	arc_fill(st, store_room_archive_put);
+	CHECK((r = store_room_archive_put(st, &m)) == STORE_EEXIST, "duplicate id: %d", r);
+	m.owner = "b@x";
+	CHECK((r = store_room_archive_put(st, &m)) == STORE_EEXIST, "id of another room: %d", r);
+	m = (struct store_archive_msg){7, "ghost@conf.x", "ghost@conf.x/n", "<m/>", 4, NOW, true};
+	CHECK((r = store_room_archive_put(st, &m)) == 0, "temporary room: %d", r);
+	quiet();
+	m.id = 8;
+	m.stanza = NULL;
+	CHECK((r = store_room_archive_put(st, &m)) == STORE_EIO, "NULL stanza: %d", r);
+	m.stanza = "<m/>";
+	m.with = NULL;
+	CHECK((r = store_room_archive_put(st, &m)) == STORE_EIO, "NULL with: %d", r);
+	loud();
+	q = (struct store_archive_query){.owner = "ghost@conf.x", .max = 10};
+	CHECK(rpage_run(st, &q, &p, &complete) == 0 && p.n == 1 && p.id[0] == 7 && complete &&
+		  strcmp(p.first_with, "ghost@conf.x/n") == 0,
+	      "temporary room: n %d with '%s'", p.n, p.first_with);
+
+	/* Forward by 100, as RSM <after/>: ten full pages, the last one complete. */
+	q = (struct store_archive_query){.owner = "a@x", .max = 100};
+	for (pages = 0; pages < 12; pages++) {
+		r = rpage_run(st, &q, &p, &complete);
+		CHECK(r == 0 && apage_is(&p, 100 * pages, 100 * pages + 99) &&
+			  complete == (pages == 9),
+		      "page %d: r %d n %d complete %d", pages, r, p.n, complete);
+		if (complete || p.n == 0)
+			break;
+		q.after_id = p.id[p.n - 1];
+	}
+	CHECK(pages == 9, "forward paging took %d pages", pages + 1);
+	/* The last page, delivered oldest first; then the one before it. */
+	q = (struct store_archive_query){.owner = "a@x", .max = 100, .last = true};
+	CHECK(rpage_run(st, &q, &p, &complete) == 0 && apage_is(&p, 900, 999) && !complete,
+	      "last page: n %d complete %d", p.n, complete);
+	q.before_id = arc_id(100);
+	CHECK(rpage_run(st, &q, &p, &complete) == 0 && apage_is(&p, 0, 99) && complete,
+	      "last before 100: n %d complete %d", p.n, complete);
+	/* One occupant: 333 rows of w1@y. */
+	q = (struct store_archive_query){.owner = "a@x", .with = "w1@y", .max = 400};
+	CHECK(rpage_run(st, &q, &p, &complete) == 0 && p.n == 333 && !p.bad && complete,
+	      "with w1@y: n %d bad %d", p.n, p.bad);
+	q = (struct store_archive_query){
+	    .owner = "a@x", .with = "w0@y", .end_ms = arc_stamp(30), .max = 3, .last = true};
+	CHECK(rpage_run(st, &q, &p, &complete) == 0 && p.n == 3 && p.id[0] == arc_id(24) &&
+		  p.id[2] == arc_id(30) && !complete && !p.bad,
+	      "last with filter: n %d first %lld", p.n, (long long)p.id[0]);
+	/* Stamp range, inclusive at both ends, over two pages. */
+	q = (struct store_archive_query){
+	    .owner = "a@x", .start_ms = arc_stamp(100), .end_ms = arc_stamp(199), .max = 60};
+	CHECK(rpage_run(st, &q, &p, &complete) == 0 && apage_is(&p, 100, 159) && !complete,
+	      "range page 1: n %d complete %d", p.n, complete);
+	q.after_id = arc_id(159);
+	CHECK(rpage_run(st, &q, &p, &complete) == 0 && apage_is(&p, 160, 199) && complete,
+	      "range page 2: n %d complete %d", p.n, complete);
+	q = (struct store_archive_query){.owner = "a@x", .after_id = INT64_MAX, .max = 10};
+	CHECK(rpage_run(st, &q, &p, &complete) == 0 && p.n == 0 && complete, "empty: %d", p.n);
+
+	/* The account archive of a@x is another archive, though the string is the same. */
+	CHECK(store_account_create(st, "a@x", "c", 1) == 0, "create account a@x");
+	m = (struct store_archive_msg){arc_id(0), "a@x", "f@y", "<acc/>", 6, NOW, true};
+	CHECK((r = store_archive_put(st, &m)) == 0, "account put with a room row's id: %d", r);
+	q = (struct store_archive_query){.owner = "a@x", .max = 2000};
+	CHECK(apage_run(st, &q, &p, &complete) == 0 && p.n == 1 && strcmp(p.first, "<acc/>") == 0,
+	      "account archive sees %d rows", p.n);
+	CHECK(rpage_run(st, &q, &p, &complete) == 0 && apage_is(&p, 0, ARC_N - 1) && complete,
+	      "room archive sees %d rows", p.n);
+	CHECK(store_archive_clear(st, "a@x", NULL) == 0 && rpage_run(st, &q, &p, &complete) == 0 &&
+		  p.n == ARC_N,
+	      "account clear took room rows: %d left", p.n);
+	CHECK(store_archive_put(st, &m) == 0 && store_room_archive_clear(st, "a@x") == 0,
+	      "room clear");
+	CHECK(rpage_run(st, &q, &p, &complete) == 0 && p.n == 0 && complete, "room left %d", p.n);
+	CHECK(apage_run(st, &q, &p, &complete) == 0 && p.n == 1, "room clear took account rows");
+	CHECK(store_room_archive_put(st, &m) == 0 && store_account_delete(st, "a@x") == 0 &&
+		  rpage_run(st, &q, &p, &complete) == 0 && p.n == 1,
+	      "account deletion took room rows: %d left", p.n);
+	/* Neither deleting its rooms row nor clearing another room touches b@x's archive. */
+	CHECK(store_room_put(st, "b@x", "<c/>", "") == 0 && store_room_delete(st, "b@x") == 0,
+	      "room b@x put and delete");
+	CHECK(store_room_archive_clear(st, "none@conf.x") == 0, "clear an unknown room");
+	store_close(st);
+	st = open_dir(dir);
+	q = (struct store_archive_query){.owner = "b@x", .max = 100};
+	CHECK(st && rpage_run(st, &q, &p, &complete) == 0 && p.n == 10 && !p.bad && complete,
+	      "b@x after reopen: n %d", p.n);
+	store_close(st);
+}
+
+/* The v4 schema as released (v3 plus rooms and affiliations), frozen here. */
+static const char schema_v4_extra[] =
+    "INSERT INTO schema_version VALUES (4, 1730000000);"
+    "CREATE TABLE rooms (jid TEXT NOT NULL PRIMARY KEY, config TEXT NOT NULL,"
+    " subject TEXT NOT NULL, updated INTEGER) WITHOUT ROWID;"
+    "CREATE TABLE room_affiliations (room TEXT NOT NULL REFERENCES rooms(jid)"
+    " ON DELETE CASCADE, jid TEXT NOT NULL, affiliation INTEGER NOT NULL,"
+    " PRIMARY KEY (room, jid)) WITHOUT ROWID;"
+    "INSERT INTO rooms VALUES ('r@conf.x', '<c>old</c>', 'Old', 1730000000000);"
+    "INSERT INTO room_affiliations VALUES ('r@conf.x', 'old@x', 1);";
+
+static void
+test_room_archive_migration(void)
+{
+	const char *dir = tpath("v4");
+	const char *db = tpath("v4/baton.db");
+	struct store_archive_query q = {.owner = "r@conf.x", .max = 10};
+	struct store_archive_msg m = {7, "r@conf.x", "r@conf.x/n", "<m>new</m>", 10, NOW, false};
+	struct apage p;
+	struct affs a;
+	struct store *st;
+	bool complete;
+
+	st = open_frozen(
+	    dir,
+	    (const char *const[]){schema_v1, schema_v2_extra, schema_v3_extra, schema_v4_extra}, 4);
+	if (!st)
+		return;
+	CHECK(room_is(st, "r@conf.x", "<c>old</c>", "Old") && aff_load(st, "r@conf.x", &a) == 0 &&
+		  a.n == 1 && strcmp(a.jid[0], "old@x") == 0,
+	      "room lost in the migration");
+	q.owner = "old@x";
+	CHECK(apage_run(st, &q, &p, &complete) == 0 && p.n == 1 && p.id[0] == 7 && complete,
+	      "account archive lost: %d", p.n);
+	/* The new table: empty, the same id as an account row, no foreign key. */
+	q.owner = "r@conf.x";
+	CHECK(rpage_run(st, &q, &p, &complete) == 0 && p.n == 0 && complete, "room archive %d",
+	      p.n);
+	CHECK(store_room_archive_put(st, &m) == 0 && store_room_archive_put(st, &m) == STORE_EEXIST,
+	      "room archive put after migration");
+	m.owner = "temp@conf.x";
+	m.id = 8;
+	CHECK(store_room_archive_put(st, &m) == 0, "room archive has a foreign key");
+	CHECK(rpage_run(st, &q, &p, &complete) == 0 && p.n == 1 &&
+		  strcmp(p.first, "<m>new</m>") == 0 && complete,
+	      "room archive query after migration: %d", p.n);
+	store_close(st);
+	check_versions(db, "after migration");
+	st = open_dir(dir);
+	CHECK(st && rpage_run(st, &q, &p, &complete) == 0 && p.n == 1, "lost across reopen");
+	CHECK(st && store_room_archive_clear(st, "r@conf.x") == 0, "clear after migration");
+	store_close(st);
+	CHECK(count_raw(dir, "SELECT count(*) FROM room_archive") == 1, "clear took other rooms");
+	check_versions(db, "after reopen");
 }
 
 int
@@ -2731,6 +2900,8 @@ main(void)
 	test_room();
 	test_room_affiliations();
 	test_room_migration();
+	test_room_archive();
+	test_room_archive_migration();
 
 	nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	return check_summary("test_store");
