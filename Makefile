@@ -39,6 +39,7 @@ test_xml_OBJ   := $(XML_OBJ) $(CORE_OBJ)
 test_jid_OBJ   := $(BUILD)/obj/xmpp/jid.o $(CORE_OBJ)
 test_sasl_OBJ  := $(BUILD)/obj/xmpp/sasl.o $(BUILD)/obj/xmpp/jid.o $(CORE_OBJ)
 test_store_OBJ := $(STORE_OBJ) $(CORE_OBJ)
+test_store_archive_OBJ := $(STORE_OBJ) $(CORE_OBJ)
 test_xmpp_OBJ  := $(LIB_OBJ)
 
 .PHONY: all run test unit integration fuzz format format-check deps test-deps clean

@@ -823,6 +823,9 @@ room_message(struct room *r, struct xml_node *st, const struct jid *to, const ch
 		save_room(r);
 	}
 	xml_set_attr(st, "from", fromnick);
+	mam_strip_ids(st); /* XEP-0359: only the room gives ids here */
+	if (!subject && xml_child(st, "body", NS_CLIENT))
+		mam_archive_room(r->w, r->jid, fromnick, st);
 	free(fromnick);
 	if (!subject)
 		add_history(r, st);
@@ -869,6 +872,10 @@ room_disco(struct room *r, struct xml_node *st)
 	add_feature(q, r->cfg.moderated ? "muc_moderated" : "muc_unmoderated");
 	add_feature(q, r->cfg.public_room ? "muc_public" : "muc_hidden");
 	add_feature(q, "muc_semianonymous");
+	if (r->w->srv->cfg->archive_enabled) {
+		add_feature(q, "urn:xmpp:mam:2");
+		add_feature(q, "urn:xmpp:sid:0");
+	}
 	reply(r, st, q);
 }
 
@@ -1183,6 +1190,15 @@ room_iq(struct room *r, struct xml_node *st, const struct jid *to, const char *f
 		room_disco(r, st);
 	} else if (strcmp(q->ns, NS_DISCO_ITEMS) == 0 && strcmp(type, "get") == 0) {
 		reply(r, st, xml_el_new("query", NS_DISCO_ITEMS));
+	} else if (strcmp(q->ns, "urn:xmpp:mam:2") == 0) {
+		/* XEP-0313 section 8: the room's archive, for those who may read the room. */
+		if (!r->w->srv->cfg->archive_enabled)
+			send_error(r, st, "cancel", "service-unavailable");
+		else if (my_aff == AFF_OUTCAST ||
+			 (!me && (r->cfg.members_only ? my_aff < AFF_MEMBER : !r->cfg.public_room)))
+			send_error(r, st, "auth", "forbidden");
+		else
+			mam_query_for(r->w, st, r->jid, true);
 	} else if (strcmp(q->ns, NS_MUC_ADMIN) == 0) {
 		admin_iq(r, st, me, my_aff);
 	} else if (strcmp(q->ns, NS_MUC_OWNER) == 0) {

@@ -161,6 +161,18 @@ int store_archive_query(struct store *st, const struct store_archive_query *q,
 /* Deletes owner's archive (all of it when with is NULL, else one conversation). */
 int store_archive_clear(struct store *st, const char *owner, const char *with);
 
+/*
+ * Room archives (XEP-0313 for XEP-0045 rooms): the same records and queries, kept apart
+ * because a room is not an account (owner is the room's bare JID, with the sender's
+ * room/nick; temporary rooms have no row in rooms either). Clearing a room's archive is
+ * store_room_archive_clear(); store_room_delete() does not touch it.
+ */
+int store_room_archive_put(struct store *st, const struct store_archive_msg *m);
+int store_room_archive_query(struct store *st, const struct store_archive_query *q,
+			     void (*fn)(void *arg, const struct store_archive_msg *m), void *arg,
+			     bool *complete);
+int store_room_archive_clear(struct store *st, const char *room);
+
 /* ---- private XML storage (XEP-0049): one element per (owner, namespace key) ---- */
 
 /* Appends the stored XML for key ("name namespace") to out; STORE_ENOENT if none. */

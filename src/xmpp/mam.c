@@ -32,8 +32,8 @@
  * [44 bits of milliseconds][12 bits of sequence][8 bits of worker]: unique without any
  * coordination between workers, increasing per worker even if the clock stalls.
  */
-static int64_t
-next_id(struct worker *w)
+int64_t
+mam_next_id(struct worker *w)
 {
 	int64_t id = ((int64_t)wall_ms() << 20) | (w->id & 0xff);
 
@@ -72,12 +72,14 @@ mam_strip_ids(struct xml_node *st)
 struct put_job {
 	struct store_job job;
 	struct store_archive_msg m;
+	bool room;
 };
 
 static int
 put_run(struct store *st, struct store_job *job)
 {
-	return store_archive_put(st, &container_of(job, struct put_job, job)->m);
+	struct put_job *pj = container_of(job, struct put_job, job);
+	return pj->room ? store_room_archive_put(st, &pj->m) : store_archive_put(st, &pj->m);
 }
 
 static void
@@ -95,7 +97,7 @@ put_done(struct store_job *job)
 
 static void
 archive(struct worker *w, const char *owner, const char *with, const struct xml_node *st,
-	bool outgoing, int64_t id)
+	bool outgoing, int64_t id, bool room)
 {
 	struct put_job *pj = xcalloc(1, sizeof *pj);
 	struct buf b = {0};
@@ -104,19 +106,38 @@ archive(struct worker *w, const char *owner, const char *with, const struct xml_
 	xml_write(&b, st, "");
 	pj->m.id = id;
 	pj->m.owner = xstrdup(owner);
-	if (jid_parse(with, &j) == 0) {
-		pj->m.with = jid_bare(&j);
+	if (!room && jid_parse(with, &j) == 0) {
+		pj->m.with = jid_bare(&j); /* conversations are with accounts, not devices */
 		jid_free(&j);
 	} else {
-		pj->m.with = xstrdup(with);
+		pj->m.with = xstrdup(with); /* in a room: the occupant, room/nick */
 	}
 	pj->m.len = buf_used(&b);
 	pj->m.stanza = buf_steal(&b);
 	pj->m.stamp_ms = wall_ms();
 	pj->m.outgoing = outgoing;
+	pj->room = room;
 	pj->job.run = put_run;
 	pj->job.done = put_done; /* fire and forget, on the storage thread */
 	store_submit(w->srv->store, &pj->job);
+}
+
+void
+mam_archive_room(struct worker *w, const char *room, const char *with, struct xml_node *st)
+{
+	struct xml_node *sid;
+	char idstr[24];
+	int64_t id;
+
+	if (!w->srv->cfg->archive_enabled)
+		return;
+	/* XEP-0359 section 3: in a room, the room gives the id, stanza-id by='room'. */
+	id = mam_next_id(w);
+	snprintf(idstr, sizeof idstr, "%" PRId64, id);
+	sid = xml_add_el(st, "stanza-id", NS_SID);
+	xml_set_attr(sid, "by", room);
+	xml_set_attr(sid, "id", idstr);
+	archive(w, room, with, st, false, id, true);
 }
 
 void
@@ -126,7 +147,7 @@ mam_outgoing(struct session *s, const struct xml_node *st)
 
 	if (!s->w->srv->cfg->archive_enabled || !to || !mam_eligible(st))
 		return;
-	archive(s->w, s->bare, to, st, true, next_id(s->w));
+	archive(s->w, s->bare, to, st, true, mam_next_id(s->w), false);
 }
 
 void
@@ -144,12 +165,12 @@ mam_incoming_for(struct worker *w, const char *owner, struct xml_node *st)
 	     sid = xml_next(sid, "stanza-id", NS_SID))
 		if (xml_attr(sid, "by") && strcmp(xml_attr(sid, "by"), owner) == 0)
 			return;
-	id = next_id(w);
+	id = mam_next_id(w);
 	snprintf(idstr, sizeof idstr, "%" PRId64, id);
 	sid = xml_add_el(st, "stanza-id", NS_SID);
 	xml_set_attr(sid, "by", owner);
 	xml_set_attr(sid, "id", idstr);
-	archive(w, owner, from, st, false, id);
+	archive(w, owner, from, st, false, id, false);
 }
 
 void
@@ -228,7 +249,8 @@ parse_id(const char *s, int64_t *out)
 
 struct query_job {
 	struct store_job job;
-	struct session *s;
+	struct worker *w;
+	bool room;
 	struct xml_node *iq;
 	char *queryid;
 	struct store_archive_query q;
@@ -275,6 +297,8 @@ static int
 query_run(struct store *st, struct store_job *job)
 {
 	struct query_job *qj = container_of(job, struct query_job, job);
+	if (qj->room)
+		return store_room_archive_query(st, &qj->q, query_row, qj, &qj->complete);
 	return store_archive_query(st, &qj->q, query_row, qj, &qj->complete);
 }
 
@@ -282,21 +306,20 @@ static void
 query_done(struct store_job *job)
 {
 	struct query_job *qj = container_of(job, struct query_job, job);
-	struct session *s = qj->s;
+	const char *to = xml_attr(qj->iq, "from");
 
-	session_unref(s);
-	if (s->state == SS_ACTIVE && job->result == 0) {
-		struct xml_node *fin = xml_el_new("fin", NS_MAM), *set;
+	if (job->result == 0) {
+		struct xml_node *fin = xml_el_new("fin", NS_MAM), *set, *res;
 		char idstr[24];
 		while (qj->head) {
 			struct xml_node *m = qj->head;
 			qj->head = m->next;
 			m->next = NULL;
-			xml_set_attr(m, "to", s->full);
-			session_send(s, m);
-			xml_free(m);
+			xml_set_attr(m, "to", to);
+			route(qj->w, m);
 		}
-		/* XEP-0313 section 4.3: the iq result comes after the messages. */
+		/* XEP-0313 section 4.3: the iq result comes after the messages (same path, in
+		 * order). */
 		if (qj->complete)
 			xml_set_attr(fin, "complete", "true");
 		set = xml_add_el(fin, "set", NS_RSM);
@@ -306,9 +329,11 @@ query_done(struct store_job *job)
 			snprintf(idstr, sizeof idstr, "%" PRId64, qj->last);
 			xml_add_text(xml_add_el(set, "last", NULL), idstr, strlen(idstr));
 		}
-		session_reply(s, qj->iq, fin);
-	} else if (s->state == SS_ACTIVE) {
-		session_reply_error(s, qj->iq, "wait", "internal-server-error", NULL);
+		res = stanza_new("iq", qj->owner, to, "result", xml_attr(qj->iq, "id"));
+		xml_add_child(res, fin);
+		route(qj->w, res);
+	} else {
+		route_error(qj->w, qj->iq, "wait", "internal-server-error", NULL);
 	}
 	while (qj->head) {
 		struct xml_node *m = qj->head;
@@ -350,7 +375,7 @@ mam_is_query(const struct xml_node *st)
 }
 
 void
-mam_query(struct session *s, struct xml_node *st)
+mam_query_for(struct worker *w, struct xml_node *st, const char *owner, bool room)
 {
 	struct xml_node *q = xml_child(st, "query", NS_MAM);
 	struct xml_node *x = xml_child(q, "x", NS_XDATA);
@@ -360,8 +385,14 @@ mam_query(struct session *s, struct xml_node *st)
 	struct query_job *qj;
 	struct xml_node *e;
 
+	if (!xml_attr(st, "to"))
+		xml_set_attr(st, "to", owner); /* replies come from the archive's owner */
 	if (strcmp(type, "get") == 0) {
-		session_reply(s, st, query_form()); /* XEP-0313 section 6 */
+		/* XEP-0313 section 6 */
+		struct xml_node *r =
+		    stanza_new("iq", owner, xml_attr(st, "from"), "result", xml_attr(st, "id"));
+		xml_add_child(r, query_form());
+		route(w, r);
 		xml_free(st);
 		return;
 	}
@@ -374,7 +405,7 @@ mam_query(struct session *s, struct xml_node *st)
 		struct jid j;
 		if (jid_parse(with, &j) < 0)
 			goto bad;
-		qj->with = jid_bare(&j);
+		qj->with = room ? jid_full(&j) : jid_bare(&j);
 		jid_free(&j);
 	}
 	if ((start && parse_datetime(start, &qj->q.start_ms) < 0) ||
@@ -420,24 +451,24 @@ mam_query(struct session *s, struct xml_node *st)
 	free(with);
 	free(start);
 	free(end);
-	qj->s = s;
+	qj->w = w;
+	qj->room = room;
 	qj->iq = st;
 	qj->queryid = xml_attr(q, "queryid") ? xstrdup(xml_attr(q, "queryid")) : NULL;
-	qj->owner = xstrdup(s->bare);
+	qj->owner = xstrdup(owner);
 	qj->q.owner = qj->owner;
 	qj->q.with = qj->with;
 	if (qj->q.max == 0)
 		qj->q.max = 1; /* the store pages by at least one */
 	qj->job.run = query_run;
 	qj->job.done = query_done;
-	s->jobs++;
-	worker_store(s->w, &qj->job);
+	worker_store(w, &qj->job);
 	return;
 bad:
-	session_reply_error(s, st, "modify", "bad-request", NULL);
+	route_error(w, st, "modify", "bad-request", NULL);
 	goto out;
 notfound:
-	session_reply_error(s, st, "cancel", "item-not-found", NULL);
+	route_error(w, st, "cancel", "item-not-found", NULL);
 out:
 	free(with);
 	free(start);
@@ -445,4 +476,10 @@ out:
 	free(qj->with);
 	free(qj);
 	xml_free(st);
+}
+
+void
+mam_query(struct session *s, struct xml_node *st)
+{
+	mam_query_for(s->w, st, s->bare, false);
 }

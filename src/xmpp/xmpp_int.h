@@ -348,6 +348,12 @@ void mam_incoming_for(struct worker *w, const char *owner, struct xml_node *st);
 /* A query iq of the account's own session: mam_query() answers it (takes st). */
 bool mam_is_query(const struct xml_node *st);
 void mam_query(struct session *s, struct xml_node *st);
+/* The same for any archive: owner's (room: a room's), answering st's sender by routing. */
+void mam_query_for(struct worker *w, struct xml_node *st, const char *owner, bool room);
+/* A new archive id from w (unique in the server, increasing in time). */
+int64_t mam_next_id(struct worker *w);
+/* Archives groupchat message st of room (from with, room/nick), stamping its stanza-id. */
+void mam_archive_room(struct worker *w, const char *room, const char *with, struct xml_node *st);
 
 /* ---- blocking (block.c, XEP-0191) ---- */
 

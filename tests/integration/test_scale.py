@@ -364,6 +364,7 @@ def test_room_with_fifty_occupants(server, login):
 N_OFF = scaled(3000, 600)
 OFF_BODY = 4000  # bytes: 3,000 of them are ~12 MB, three times the 4 MB send queue
 OFF_PAUSE = 2.0  # seconds the recipient does not read after its initial presence
+LOGIN_LIMIT = 5.0  # seconds a login may take right after the queue was filled, even under ASan
 
 
 def check_delay(m, domain, t0, t1, slack=2.0):
@@ -379,6 +380,7 @@ def check_delay(m, domain, t0, t1, slack=2.0):
 def test_offline_queue_of_three_thousand(server, login):
     a = login(timeout=20)
     jid, pw = server.add_user()
+    bystander = server.add_user()
     pad = "x" * (OFF_BODY - 20)
     sent = ["off %05d %s" % (i, pad) for i in range(N_OFF)]
 
@@ -394,6 +396,13 @@ def test_offline_queue_of_three_thousand(server, login):
         N_OFF, N_OFF * OFF_BODY / 1e6, secs, N_OFF / secs))
     errs = [e for e in a.drain(0.2) if is_error(e)]
     assert not errs, "sender got errors: %s" % [tostr(e)[:300] for e in errs[:5]]
+
+    # storing them must not hold up the rest of the server: someone else can log in now
+    # (asserted at the end)
+    t0 = time.monotonic()
+    login(*bystander, timeout=60)
+    login_secs = time.monotonic() - t0
+    print("offline: another user's login right after took %.2fs" % login_secs)
 
     # the recipient comes online with a small receive buffer and does not read at first:
     # a server that did not pace its pages would queue megabytes and cut it off
@@ -421,3 +430,7 @@ def test_offline_queue_of_three_thousand(server, login):
     c = login(jid, pw, timeout=20)
     c.send_presence()
     c.no_stanza("message", timeout=1.5)
+    # checked last, so that a slow server still has its delivery checked above
+    assert login_secs < LOGIN_LIMIT, \
+        "another user's login took %.1fs (limit %.0fs) right after %d messages of %d bytes " \
+        "were queued for %s" % (login_secs, LOGIN_LIMIT, N_OFF, OFF_BODY, jid)
