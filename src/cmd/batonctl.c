@@ -31,6 +31,8 @@ usage(FILE *f)
 	    f);
 }
 
+static noreturn void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 static noreturn void
 die(const char *fmt, ...)
 {
