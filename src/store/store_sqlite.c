@@ -129,6 +129,11 @@ static const char *const migrations[] = {
     ");"
     "CREATE INDEX room_archive_room ON room_archive (room, id);"
     "CREATE INDEX room_archive_with ON room_archive (room, with_jid, id);",
+    /*
+     * 6: the quota check of every stored message counts the owner's unexpired messages;
+     * with (owner, expires) it reads index entries only, never the stanzas.
+     */
+    "CREATE INDEX offline_owner_expires ON offline (owner, expires);",
 };
 #define SQ_SCHEMA_VERSION ((int)ARRAY_LEN(migrations))
 

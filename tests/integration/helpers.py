@@ -302,6 +302,7 @@ class Raw:
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.data = b""
+        self.keep = True  # Client parses as it reads and turns this off: no quadratic copies
         self.eof = False
         if tls:
             self.starttls()
@@ -340,7 +341,8 @@ class Raw:
             return b""
         if not chunk:
             self.eof = True
-        self.data += chunk
+        if self.keep:
+            self.data += chunk
         return chunk
 
     def read_until(self, pattern, timeout=DEFAULT_TIMEOUT):
@@ -530,6 +532,7 @@ class Client:
     def _open_socket(self):
         port = self.server.tls_port if self.mode == "tls" else self.server.c2s_port
         self.raw = Raw(port, tls=(self.mode == "tls"), timeout=self.timeout)
+        self.raw.keep = False
 
     def send(self, x):
         if isinstance(x, ET.Element):
