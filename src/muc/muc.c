@@ -363,7 +363,26 @@ struct load_job {
 	char **jids;
 	int *affs;
 	size_t n, cap;
+	struct xml_node *hist[MUC_HISTORY]; /* the newest archived messages, oldest first */
+	size_t nhist;
 };
+
+static void
+load_hist(void *arg, const struct store_archive_msg *m)
+{
+	struct load_job *lj = arg;
+	struct xml_node *st;
+	struct xml_node *d;
+	char stamp[32];
+
+	if (lj->nhist == MUC_HISTORY || !(st = xml_parse(m->stanza, m->len)))
+		return;
+	d = xml_add_el(st, "delay", NS_DELAY);
+	time_format(m->stamp_ms, stamp, sizeof stamp);
+	xml_set_attr(d, "from", lj->r->jid);
+	xml_set_attr(d, "stamp", stamp);
+	lj->hist[lj->nhist++] = st;
+}
 
 static void
 load_aff(void *arg, const char *jid, int aff)
@@ -387,7 +406,12 @@ load_run(struct store *st, struct store_job *job)
 
 	if (r < 0)
 		return r;
-	return store_room_affiliations(st, lj->r->jid, load_aff, lj);
+	if ((r = store_room_affiliations(st, lj->r->jid, load_aff, lj)) < 0)
+		return r;
+	/* A restart keeps the history on join: the newest messages of the room's archive. */
+	struct store_archive_query q = {.owner = lj->r->jid, .max = MUC_HISTORY, .last = true};
+	bool complete;
+	return store_room_archive_query(st, &q, load_hist, lj, &complete);
 }
 
 static void
@@ -403,6 +427,11 @@ load_done(struct store_job *job)
 		r->subject = xstrdup(buf_head(&lj->subject));
 		for (size_t i = 0; i < lj->n; i++)
 			hmap_put(&r->affs, lj->jids[i], (void *)(intptr_t)lj->affs[i]);
+		for (size_t i = 0; i < lj->nhist; i++) {
+			r->history[i] = lj->hist[i];
+			lj->hist[i] = NULL;
+		}
+		r->hist_n = lj->nhist;
 	} else {
 		if (job->result != STORE_ENOENT)
 			log_error("muc: could not load room %s", r->jid);
@@ -410,6 +439,8 @@ load_done(struct store_job *job)
 	}
 	for (size_t i = 0; i < lj->n; i++)
 		free(lj->jids[i]);
+	for (size_t i = 0; i < lj->nhist; i++)
+		xml_free(lj->hist[i]);
 	free(lj->jids);
 	free(lj->affs);
 	buf_free(&lj->config);

@@ -1,12 +1,12 @@
 /*
  * mam: the message archive (XEP-0313) with stable stanza ids (XEP-0359). Every chat
- * message an account sends or receives is archived on the account's home worker, and
- * any of its devices can page through the archive (XEP-0059 RSM) by conversation and
- * time, so a second device sees the whole conversation.
+ * message an account sends or receives is archived, and any of its devices can page
+ * through the archive (XEP-0059 RSM) by conversation and time, so a second device sees
+ * the whole conversation. Rooms have archives too.
  *
- * Invariant: archive ids are unique across the server and increase in time for each
- * owner (they are generated on the owner's home worker), so paging by id is paging by
- * time, and the id given to a recipient in <stanza-id/> is the one it can page from.
+ * Invariant: archive ids come from one server-wide counter that carries the time, so
+ * they are unique, paging by id is paging by time, and the id given to a recipient in
+ * <stanza-id/> is the one it can page from.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -29,17 +29,25 @@
 #define MAM_PAGE_MAX	 250
 
 /*
- * [44 bits of milliseconds][12 bits of sequence][8 bits of worker]: unique without any
- * coordination between workers, increasing per worker even if the clock stalls.
+ * [44 bits of milliseconds][20 bits of sequence], from one counter for the whole
+ * server: an account's messages get their ids on the workers of their senders (the
+ * stored copy must carry its id), so only a shared counter keeps one archive in the
+ * order its owner saw. One atomic operation per message; increasing even if the clock
+ * stalls or steps back.
  */
+static _Atomic int64_t mam_last_id;
+
 int64_t
 mam_next_id(struct worker *w)
 {
-	int64_t id = ((int64_t)wall_ms() << 20) | (w->id & 0xff);
+	int64_t now = (int64_t)wall_ms() << 20;
+	int64_t last = atomic_load_explicit(&mam_last_id, memory_order_relaxed), id;
 
-	if (id <= w->mam_last_id)
-		id = w->mam_last_id + 256;
-	w->mam_last_id = id;
+	(void)w;
+	do {
+		id = now > last ? now : last + 1;
+	} while (!atomic_compare_exchange_weak_explicit(
+	    &mam_last_id, &last, id, memory_order_relaxed, memory_order_relaxed));
 	return id;
 }
 

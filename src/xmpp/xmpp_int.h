@@ -58,7 +58,6 @@ struct worker {
 	struct timer stop_timer;
 	struct timer offline_sweep; /* worker 0 only: expires old offline messages */
 	unsigned long push_seq;	    /* ids of server-generated iqs */
-	int64_t mam_last_id;
 	struct hmap rooms;
 	/* MUC rooms homed here (muc.c) */ /* the last archive id this worker gave out */
 	bool stopping; /* server_stop() began: drop new work, free what arrives */

@@ -302,7 +302,7 @@ class Raw:
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.data = b""
-        self.keep = True  # Client parses as it reads and turns this off: no quadratic copies
+        self.keep = 0  # bytes of data kept (0: all); a Client keeps a tail, no quadratic copies
         self.eof = False
         if tls:
             self.starttls()
@@ -341,8 +341,9 @@ class Raw:
             return b""
         if not chunk:
             self.eof = True
-        if self.keep:
-            self.data += chunk
+        self.data += chunk
+        if self.keep and len(self.data) > self.keep:
+            self.data = self.data[-self.keep:]
         return chunk
 
     def read_until(self, pattern, timeout=DEFAULT_TIMEOUT):
@@ -532,7 +533,7 @@ class Client:
     def _open_socket(self):
         port = self.server.tls_port if self.mode == "tls" else self.server.c2s_port
         self.raw = Raw(port, tls=(self.mode == "tls"), timeout=self.timeout)
-        self.raw.keep = False
+        self.raw.keep = 1 << 16  # enough for the last stream error
 
     def send(self, x):
         if isinstance(x, ET.Element):

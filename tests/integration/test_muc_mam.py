@@ -74,3 +74,22 @@ def test_members_only_room_archive_is_private(login):
     res, items = query(stranger, room)
     assert res.get("type") == "error" and stanza_error(res)[1] == "forbidden", tostr(res)
     assert items == []
+
+
+def test_history_of_persistent_room_survives_restart(server, login):
+    room = "%s@conference.localhost" % unique("keep")
+    jid, pw = server.add_user()
+    a = login(jid, pw, presence=True)
+    join(a, room, "anna")
+    a.iq("set", "<query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data'"
+         " type='submit'><field var='muc#roomconfig_persistentroom'><value>1</value></field>"
+         "</x></query>", to=room, check=True)
+    a.send("<message to='%s' type='groupchat'><body>before the restart</body></message>" % room)
+    a.expect("message", pred=lambda e: e.findtext(q(NS_CLIENT, "body")) == "before the restart")
+    time.sleep(0.3)
+    server.restart()
+    b = login(presence=True)
+    b.send("<presence to='%s/bert'><x xmlns='%s'/></presence>" % (room, NS_MUC))
+    h = b.expect("message", pred=lambda e: e.findtext(q(NS_CLIENT, "body")) == "before the restart")
+    assert h.find("{urn:xmpp:delay}delay") is not None, tostr(h)
+    assert h.get("from") == room + "/anna"
