@@ -847,6 +847,24 @@ handle_bind(struct session *s, struct xml_node *st)
 
 /* ---- stanzas of a bound session (RFC 6120 8.1.2, RFC 6121 8) ---- */
 
+static bool
+roster_is(const struct xml_node *st)
+{
+	return xml_child(st, "query", NS_ROSTER) != NULL;
+}
+
+/* iqs a session sends to its own account (no 'to', or its bare JID). */
+static const struct {
+	bool (*is)(const struct xml_node *st);
+	void (*handle)(struct session *s, struct xml_node *st); /* takes st */
+} own_iqs[] = {
+    {roster_is, roster_iq},	 /* RFC 6121 section 2 */
+    {block_is, block_iq},	 /* XEP-0191 */
+    {private_is, private_iq},	 /* XEP-0049 */
+    {mam_is_query, mam_query},	 /* XEP-0313 */
+    {carbons_is_iq, carbons_iq}, /* XEP-0280 */
+};
+
 static void
 handle_stanza(struct session *s, struct xml_node *st)
 {
@@ -895,30 +913,17 @@ handle_stanza(struct session *s, struct xml_node *st)
 			xml_free(st);
 			return;
 		}
-		if (request && block_is(st) && (!to || strcmp(to, s->bare) == 0)) {
-			block_iq(s, st); /* XEP-0191 */
-			return;
-		}
-		if (request && private_is(st) && (!to || strcmp(to, s->bare) == 0)) {
-			private_iq(s, st); /* XEP-0049 */
-			return;
-		}
-		if (request && mam_is_query(st) && (!to || strcmp(to, s->bare) == 0)) {
-			mam_query(s, st);
-			return;
-		}
-		if (request && carbons_is_iq(st) && (!to || strcmp(to, s->bare) == 0)) {
-			carbons_iq(s, st);
-			return;
+		/* The account's own services, served here on its home worker. */
+		for (size_t i = 0;
+		     request && (!to || strcmp(to, s->bare) == 0) && i < ARRAY_LEN(own_iqs); i++) {
+			if (own_iqs[i].is(st)) {
+				own_iqs[i].handle(s, st);
+				return;
+			}
 		}
 		if (request && register_is(st) &&
 		    (!to || strcmp(to, s->w->srv->cfg->domain) == 0)) {
 			register_iq(s, st); /* XEP-0077 3.2, 3.3: cancel, change password */
-			return;
-		}
-		/* The account's own roster is served here, on the home worker (RFC 6121 2). */
-		if (request && strcmp(q->ns, NS_ROSTER) == 0 && (!to || strcmp(to, s->bare) == 0)) {
-			roster_iq(s, st);
 			return;
 		}
 	}
