@@ -1,8 +1,8 @@
 /*
  * muc: XEP-0045 rooms. A stanza for room@conference.<domain>[/nick] is posted to the
  * room's home worker, where the room is looked up (or loaded from storage, if it is
- * persistent) and the stanza handled: joins, presence, groupchat and private messages,
- * moderation (muc#admin) and configuration (muc#owner).
+ * persistent) and the stanza handled: joins, presence, groupchat and private messages
+ * here; moderation and configuration in muc_config.c.
  *
  * Invariant: everything about a room happens on its home worker; occupants are reached
  * only by routing to their real JIDs, so the room does not care on which worker, or
@@ -13,87 +13,33 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "muc.h"
+#include "muc_int.h"
 
-#define NS_MUC	     "http://jabber.org/protocol/muc"
-#define NS_MUC_USER  "http://jabber.org/protocol/muc#user"
-#define NS_MUC_ADMIN "http://jabber.org/protocol/muc#admin"
-#define NS_MUC_OWNER "http://jabber.org/protocol/muc#owner"
-#define NS_ROOMCFG   "http://jabber.org/protocol/muc#roomconfig"
-#define NS_XDATA     "jabber:x:data"
-#define NS_DELAY     "urn:xmpp:delay"
-
-#define MUC_HISTORY	      20 /* groupchat messages a joiner gets by default (and at most) */
-#define MUC_NICK_MAX	      128
-#define MUC_DEFAULT_MAX_USERS 200
-
-enum aff { AFF_NONE = 0, AFF_OUTCAST = 1, AFF_MEMBER = 2, AFF_ADMIN = 3, AFF_OWNER = 4 };
-enum role { ROLE_NONE, ROLE_VISITOR, ROLE_PARTICIPANT, ROLE_MODERATOR };
-
-static const char *const aff_names[] = {"none", "outcast", "member", "admin", "owner"};
-static const char *const role_names[] = {"none", "visitor", "participant", "moderator"};
-
-struct occupant {
-	struct occupant *next;
-	char *nick;
-	char *jid; /* real full JID, where the occupant is reached (changeable: seat moves) */
-	char *bare;
-	int role;
-	struct xml_node *presence; /* last presence, without the muc <x/> */
-};
-
-struct room_cfg {
-	char *name;
-	bool persistent, members_only, public_room, moderated, change_subject;
-	char *secret; /* "" = no password */
-	long max_users;
-};
-
-enum room_state { ROOM_LOADING, ROOM_READY, ROOM_ABSENT };
-
-struct room_wait {
-	struct room_wait *next;
-	struct xml_node *st;
-	struct jid to;
-	char *from;
-};
-
-struct room {
-	struct worker *w;
-	char *jid;
-	enum room_state state;
-	struct room_cfg cfg;
-	char *subject, *subject_by;
-	struct hmap affs; /* bare JID -> (void *)(intptr_t)affiliation */
-	struct occupant *occupants;
-	size_t noccupants;
-	struct xml_node *history[MUC_HISTORY];
-	size_t hist_start, hist_n;
-	struct room_wait *waits, *waits_tail;
-};
+const char *const muc_aff_names[] = {"none", "outcast", "member", "admin", "owner"};
+const char *const muc_role_names[] = {"none", "visitor", "participant", "moderator"};
 
 static void room_handle(struct room *r, struct xml_node *st, const struct jid *to,
 			const char *from);
 
 /* ---- helpers ---- */
 
-static int
-aff_of(const struct room *r, const char *bare)
+int
+muc_aff_of(const struct room *r, const char *bare)
 {
 	return (int)(intptr_t)hmap_get(&r->affs, bare);
 }
 
-static int
-aff_parse(const char *s)
+int
+muc_aff_parse(const char *s)
 {
-	for (int i = 0; i < (int)ARRAY_LEN(aff_names); i++)
-		if (s && strcmp(s, aff_names[i]) == 0)
+	for (int i = 0; i < (int)ARRAY_LEN(muc_aff_names); i++)
+		if (s && strcmp(s, muc_aff_names[i]) == 0)
 			return i;
 	return -1;
 }
 
-static char *
-bare_of(const char *full)
+char *
+muc_bare_of(const char *full)
 {
 	struct jid j;
 	char *b;
@@ -105,16 +51,16 @@ bare_of(const char *full)
 	return b;
 }
 
-static char *
-room_nick_jid(const struct room *r, const char *nick)
+char *
+muc_nick_jid(const struct room *r, const char *nick)
 {
 	char *s = xmalloc(strlen(r->jid) + strlen(nick) + 2);
 	sprintf(s, "%s/%s", r->jid, nick);
 	return s;
 }
 
-static struct occupant *
-by_nick(struct room *r, const char *nick)
+struct occupant *
+muc_by_nick(struct room *r, const char *nick)
 {
 	for (struct occupant *o = r->occupants; o; o = o->next)
 		if (strcmp(o->nick, nick) == 0)
@@ -122,8 +68,8 @@ by_nick(struct room *r, const char *nick)
 	return NULL;
 }
 
-static struct occupant *
-by_jid(struct room *r, const char *jid)
+struct occupant *
+muc_by_jid(struct room *r, const char *jid)
 {
 	for (struct occupant *o = r->occupants; o; o = o->next)
 		if (strcmp(o->jid, jid) == 0)
@@ -131,181 +77,21 @@ by_jid(struct room *r, const char *jid)
 	return NULL;
 }
 
-static void
-send_error(struct room *r, struct xml_node *st, const char *type, const char *cond)
+void
+muc_error(struct room *r, struct xml_node *st, const char *type, const char *cond)
 {
 	route_error(r->w, st, type, cond, NULL);
 	xml_free(st);
 }
 
-static int
-role_for(const struct room *r, int aff)
+int
+muc_role_for(const struct room *r, int aff)
 {
 	if (aff >= AFF_ADMIN)
 		return ROLE_MODERATOR;
 	if (r->cfg.moderated && aff < AFF_MEMBER)
 		return ROLE_VISITOR;
 	return ROLE_PARTICIPANT;
-}
-
-/* ---- persistence ---- */
-
-static char *
-cfg_serialize(const struct room *r)
-{
-	struct buf b = {0};
-
-	buf_printf(&b,
-		   "persistent=%d\nmembers_only=%d\npublic=%d\nmoderated=%d\n"
-		   "change_subject=%d\nmax_users=%ld\nsecret=%s\nname=%s\n",
-		   r->cfg.persistent, r->cfg.members_only, r->cfg.public_room, r->cfg.moderated,
-		   r->cfg.change_subject, r->cfg.max_users, r->cfg.secret, r->cfg.name);
-	return buf_steal(&b);
-}
-
-static void
-cfg_defaults(struct room_cfg *c)
-{
-	free(c->name);
-	free(c->secret);
-	memset(c, 0, sizeof *c);
-	c->name = xstrdup("");
-	c->secret = xstrdup("");
-	c->public_room = true;
-	c->max_users = MUC_DEFAULT_MAX_USERS;
-}
-
-static void
-cfg_parse(struct room_cfg *c, const char *text)
-{
-	cfg_defaults(c);
-	while (text && *text) {
-		const char *nl = strchr(text, '\n'), *eq = strchr(text, '=');
-		size_t n = nl ? (size_t)(nl - text) : strlen(text);
-		if (eq && eq < text + n) {
-			size_t k = (size_t)(eq - text);
-			char *v = xstrndup(eq + 1, n - k - 1);
-#define FLAG(name, field)                                                                          \
-	if (k == strlen(name) && strncmp(text, name, k) == 0)                                      \
-		c->field = atoi(v) != 0;
-			FLAG("persistent", persistent)
-			FLAG("members_only", members_only)
-			FLAG("public", public_room)
-			FLAG("moderated", moderated)
-			FLAG("change_subject", change_subject)
-#undef FLAG
-			if (k == 9 && strncmp(text, "max_users", 9) == 0)
-				c->max_users = atol(v);
-			if (k == 6 && strncmp(text, "secret", 6) == 0) {
-				free(c->secret);
-				c->secret = xstrdup(v);
-			}
-			if (k == 4 && strncmp(text, "name", 4) == 0) {
-				free(c->name);
-				c->name = xstrdup(v);
-			}
-			free(v);
-		}
-		text += n + (nl ? 1 : 0);
-	}
-}
-
-struct save_job {
-	struct store_job job;
-	char *room, *config, *subject, *jid;
-	int aff;
-	enum { SAVE_ROOM, SAVE_DELETE, SAVE_AFF } op;
-	char **affjids; /* SAVE_ROOM: all affiliations, jid/aff pairs */
-	int *affs;
-	size_t naffs;
-};
-
-static int
-save_run(struct store *st, struct store_job *job)
-{
-	struct save_job *sj = container_of(job, struct save_job, job);
-	int r;
-
-	switch (sj->op) {
-	case SAVE_DELETE:
-		return store_room_delete(st, sj->room);
-	case SAVE_AFF:
-		return store_room_set_affiliation(st, sj->room, sj->jid, sj->aff);
-	default:
-		if ((r = store_room_put(st, sj->room, sj->config, sj->subject)) < 0)
-			return r;
-		for (size_t i = 0; i < sj->naffs; i++)
-			if ((r = store_room_set_affiliation(st, sj->room, sj->affjids[i],
-							    sj->affs[i])) < 0)
-				return r;
-		return 0;
-	}
-}
-
-static void
-save_done(struct store_job *job)
-{
-	struct save_job *sj = container_of(job, struct save_job, job);
-
-	if (job->result < 0)
-		log_error("muc: storage failed for room %s", sj->room);
-	for (size_t i = 0; i < sj->naffs; i++)
-		free(sj->affjids[i]);
-	free(sj->affjids);
-	free(sj->affs);
-	free(sj->room);
-	free(sj->config);
-	free(sj->subject);
-	free(sj->jid);
-	free(sj);
-}
-
-static void
-save_submit(struct room *r, struct save_job *sj)
-{
-	sj->room = xstrdup(r->jid);
-	sj->job.run = save_run;
-	sj->job.done = save_done; /* on the storage thread */
-	store_submit(r->w->srv->store, &sj->job);
-}
-
-/* Writes the whole room (config, subject, affiliations); for rooms just made persistent. */
-static void
-save_room(struct room *r)
-{
-	struct save_job *sj;
-	const char *k;
-	void *v;
-
-	if (!r->cfg.persistent)
-		return;
-	sj = xcalloc(1, sizeof *sj);
-	sj->op = SAVE_ROOM;
-	sj->config = cfg_serialize(r);
-	sj->subject = xstrdup(r->subject ? r->subject : "");
-	sj->affjids = xcalloc(r->affs.count + 1, sizeof *sj->affjids);
-	sj->affs = xcalloc(r->affs.count + 1, sizeof *sj->affs);
-	for (size_t i = 0; hmap_next(&r->affs, &i, &k, &v);) {
-		sj->affjids[sj->naffs] = xstrdup(k);
-		sj->affs[sj->naffs++] = (int)(intptr_t)v;
-	}
-	save_submit(r, sj);
-}
-
-static void
-set_aff(struct room *r, const char *bare, int aff)
-{
-	if (aff == AFF_NONE)
-		hmap_del(&r->affs, bare);
-	else
-		hmap_put(&r->affs, bare, (void *)(intptr_t)aff);
-	if (r->cfg.persistent) {
-		struct save_job *sj = xcalloc(1, sizeof *sj);
-		sj->op = SAVE_AFF;
-		sj->jid = xstrdup(bare);
-		sj->aff = aff;
-		save_submit(r, sj);
-	}
 }
 
 /* ---- rooms in memory ---- */
@@ -422,7 +208,7 @@ load_done(struct store_job *job)
 
 	if (job->result == 0) {
 		r->state = ROOM_READY;
-		cfg_parse(&r->cfg, buf_head(&lj->config));
+		muc_cfg_parse(&r->cfg, buf_head(&lj->config));
 		r->cfg.persistent = true;
 		r->subject = xstrdup(buf_head(&lj->subject));
 		for (size_t i = 0; i < lj->n; i++)
@@ -487,7 +273,7 @@ room_arrive(struct worker *w, void *arg)
 		r->w = w;
 		r->jid = xstrdup(rm->room);
 		r->state = ROOM_LOADING;
-		cfg_defaults(&r->cfg);
+		muc_cfg_defaults(&r->cfg);
 		hmap_put(&w->rooms, r->jid, r);
 		lj->r = r;
 		lj->job.run = load_run;
@@ -523,7 +309,7 @@ static struct xml_node *
 occupant_presence(struct room *r, const struct occupant *o, const struct occupant *to,
 		  const char *type, const int *codes, size_t ncodes, const char *new_nick)
 {
-	char *from = room_nick_jid(r, o->nick);
+	char *from = muc_nick_jid(r, o->nick);
 	struct xml_node *p = stanza_new("presence", from, to->jid, type, NULL);
 	struct xml_node *x, *item;
 
@@ -535,8 +321,8 @@ occupant_presence(struct room *r, const struct occupant *o, const struct occupan
 	}
 	x = xml_add_el(p, "x", NS_MUC_USER);
 	item = xml_add_el(x, "item", NULL);
-	xml_set_attr(item, "affiliation", aff_names[aff_of(r, o->bare)]);
-	xml_set_attr(item, "role", type ? "none" : role_names[o->role]);
+	xml_set_attr(item, "affiliation", muc_aff_names[muc_aff_of(r, o->bare)]);
+	xml_set_attr(item, "role", type ? "none" : muc_role_names[o->role]);
 	/* Semi-anonymous (XEP-0045 4.2): only moderators see real JIDs. */
 	if (to->role == ROLE_MODERATOR || to == o)
 		xml_set_attr(item, "jid", o->jid);
@@ -551,9 +337,9 @@ occupant_presence(struct room *r, const struct occupant *o, const struct occupan
 }
 
 /* Sends o's presence to every occupant; the occupant itself also gets 110 (and extra). */
-static void
-broadcast_presence(struct room *r, struct occupant *o, const char *type, const int *codes,
-		   size_t ncodes, const char *new_nick, int self_extra)
+void
+muc_broadcast_presence(struct room *r, struct occupant *o, const char *type, const int *codes,
+		       size_t ncodes, const char *new_nick, int self_extra)
 {
 	for (struct occupant *to = r->occupants; to; to = to->next) {
 		int all[8];
@@ -569,8 +355,8 @@ broadcast_presence(struct room *r, struct occupant *o, const char *type, const i
 	}
 }
 
-static void
-remove_occupant(struct room *r, struct occupant *o)
+void
+muc_remove(struct room *r, struct occupant *o)
 {
 	for (struct occupant **pp = &r->occupants; *pp; pp = &(*pp)->next) {
 		if (*pp == o) {
@@ -583,11 +369,11 @@ remove_occupant(struct room *r, struct occupant *o)
 }
 
 /* o leaves (code 0: by itself; 307 kicked; 301 banned...). */
-static void
-occupant_leave(struct room *r, struct occupant *o, int code)
+void
+muc_leave(struct room *r, struct occupant *o, int code)
 {
-	broadcast_presence(r, o, "unavailable", &code, code ? 1 : 0, NULL, 0);
-	remove_occupant(r, o);
+	muc_broadcast_presence(r, o, "unavailable", &code, code ? 1 : 0, NULL, 0);
+	muc_remove(r, o);
 }
 
 static void
@@ -613,28 +399,28 @@ static void
 join(struct room *r, struct xml_node *st, const char *nick, const char *from)
 {
 	struct xml_node *x = xml_child(st, "x", NS_MUC);
-	char *bare = bare_of(from);
+	char *bare = muc_bare_of(from);
 	bool created = r->state == ROOM_ABSENT;
-	int aff = aff_of(r, bare);
+	int aff = muc_aff_of(r, bare);
 	struct occupant *o, *other;
 	long maxhist = MUC_HISTORY;
 
 	if (!nick || !*nick || strlen(nick) > MUC_NICK_MAX) {
-		send_error(r, st, "modify", "jid-malformed"); /* XEP-0045 7.2.1 */
+		muc_error(r, st, "modify", "jid-malformed"); /* XEP-0045 7.2.1 */
 		st = NULL;
 		goto out;
 	}
 	if (created) {
 		/* XEP-0045 10.1: the room comes into being with its first occupant as owner. */
 		r->state = ROOM_READY;
-		set_aff(r, bare, AFF_OWNER);
+		muc_set_aff(r, bare, AFF_OWNER);
 		aff = AFF_OWNER;
 	} else if (aff == AFF_OUTCAST) {
-		send_error(r, st, "auth", "forbidden"); /* 7.2.7 */
+		muc_error(r, st, "auth", "forbidden"); /* 7.2.7 */
 		st = NULL;
 		goto out;
 	} else if (r->cfg.members_only && aff < AFF_MEMBER) {
-		send_error(r, st, "auth", "registration-required"); /* 7.2.6 */
+		muc_error(r, st, "auth", "registration-required"); /* 7.2.6 */
 		st = NULL;
 		goto out;
 	} else if (*r->cfg.secret && aff < AFF_ADMIN) {
@@ -643,19 +429,19 @@ join(struct room *r, struct xml_node *st, const char *nick, const char *from)
 		bool ok = given && strcmp(given, r->cfg.secret) == 0;
 		free(given);
 		if (!ok) {
-			send_error(r, st, "auth", "not-authorized"); /* 7.2.5 */
+			muc_error(r, st, "auth", "not-authorized"); /* 7.2.5 */
 			st = NULL;
 			goto out;
 		}
 	}
-	other = by_nick(r, nick);
+	other = muc_by_nick(r, nick);
 	if (other && strcmp(other->bare, bare) != 0) {
-		send_error(r, st, "cancel", "conflict"); /* 7.2.9 */
+		muc_error(r, st, "cancel", "conflict"); /* 7.2.9 */
 		st = NULL;
 		goto out;
 	}
 	if (!created && aff < AFF_ADMIN && (long)r->noccupants >= r->cfg.max_users) {
-		send_error(r, st, "wait", "service-unavailable"); /* 7.2.10 */
+		muc_error(r, st, "wait", "service-unavailable"); /* 7.2.10 */
 		st = NULL;
 		goto out;
 	}
@@ -670,7 +456,7 @@ join(struct room *r, struct xml_node *st, const char *nick, const char *from)
 	o->jid = xstrdup(from);
 	o->bare = bare;
 	bare = NULL;
-	o->role = role_for(r, aff);
+	o->role = muc_role_for(r, aff);
 	o->presence = st;
 	st = NULL;
 	if (x) {
@@ -683,7 +469,7 @@ join(struct room *r, struct xml_node *st, const char *nick, const char *from)
 	o->next = r->occupants;
 	r->occupants = o;
 	r->noccupants++;
-	broadcast_presence(r, o, NULL, NULL, 0, NULL, created ? 201 : 0);
+	muc_broadcast_presence(r, o, NULL, NULL, 0, NULL, created ? 201 : 0);
 	send_history_and_subject(r, o, maxhist < 0 ? 0 : maxhist);
 	log_debug("muc: %s joined %s as %s", o->jid, r->jid, o->nick);
 out:
@@ -695,11 +481,11 @@ static void
 room_presence(struct room *r, struct xml_node *st, const struct jid *to, const char *from)
 {
 	const char *type = xml_attr(st, "type");
-	struct occupant *o = by_jid(r, from);
+	struct occupant *o = muc_by_jid(r, from);
 
 	if (type && (strcmp(type, "unavailable") == 0 || strcmp(type, "error") == 0)) {
 		if (o)
-			occupant_leave(r, o, 0);
+			muc_leave(r, o, 0);
 		xml_free(st);
 		return;
 	}
@@ -714,12 +500,12 @@ room_presence(struct room *r, struct xml_node *st, const struct jid *to, const c
 	if (to->resource && strcmp(to->resource, o->nick) != 0) {
 		/* XEP-0045 7.6: a nick change is leave + join under the new name, marked 303. */
 		int code = 303;
-		struct occupant *other = by_nick(r, to->resource);
+		struct occupant *other = muc_by_nick(r, to->resource);
 		if (other) {
-			send_error(r, st, "cancel", "conflict");
+			muc_error(r, st, "cancel", "conflict");
 			return;
 		}
-		broadcast_presence(r, o, "unavailable", &code, 1, to->resource, 0);
+		muc_broadcast_presence(r, o, "unavailable", &code, 1, to->resource, 0);
 		free(o->nick);
 		o->nick = xstrdup(to->resource);
 	}
@@ -730,7 +516,7 @@ room_presence(struct room *r, struct xml_node *st, const struct jid *to, const c
 	}
 	xml_free(o->presence);
 	o->presence = st;
-	broadcast_presence(r, o, NULL, NULL, 0, NULL, 0);
+	muc_broadcast_presence(r, o, NULL, NULL, 0, NULL, 0);
 }
 
 /* ---- messages ---- */
@@ -762,14 +548,14 @@ invite(struct room *r, struct xml_node *st, struct xml_node *inv, const char *fr
 	struct jid j;
 
 	if (!to || jid_parse(to, &j) < 0) {
-		send_error(r, st, "modify", "jid-malformed");
+		muc_error(r, st, "modify", "jid-malformed");
 		return;
 	}
 	/* XEP-0045 7.8.2: in a members-only room, an invitation is a membership. */
 	if (r->cfg.members_only) {
 		char *bare = jid_bare(&j);
-		if (aff_of(r, bare) < AFF_MEMBER)
-			set_aff(r, bare, AFF_MEMBER);
+		if (muc_aff_of(r, bare) < AFF_MEMBER)
+			muc_set_aff(r, bare, AFF_MEMBER);
 		free(bare);
 	}
 	jid_free(&j);
@@ -789,40 +575,40 @@ static void
 room_message(struct room *r, struct xml_node *st, const struct jid *to, const char *from)
 {
 	const char *type = xml_attr(st, "type");
-	struct occupant *o = by_jid(r, from);
+	struct occupant *o = muc_by_jid(r, from);
 	struct xml_node *x = xml_child(st, "x", NS_MUC_USER), *inv;
 
 	if (type && strcmp(type, "error") == 0) {
 		/* XEP-0045 7.2.x: an occupant that bounces room traffic is gone. */
 		if (o)
-			occupant_leave(r, o, 333);
+			muc_leave(r, o, 333);
 		xml_free(st);
 		return;
 	}
 	if (x && (inv = xml_child(x, "invite", NS_MUC_USER)) && !to->resource) {
-		if (!o && aff_of(r, from) < AFF_MEMBER) {
-			send_error(r, st, "modify", "not-acceptable");
+		if (!o && muc_aff_of(r, from) < AFF_MEMBER) {
+			muc_error(r, st, "modify", "not-acceptable");
 			return;
 		}
 		invite(r, st, inv, from);
 		return;
 	}
 	if (!o) {
-		send_error(r, st, "modify", "not-acceptable"); /* 7.4: occupants only */
+		muc_error(r, st, "modify", "not-acceptable"); /* 7.4: occupants only */
 		return;
 	}
 	if (to->resource) {
 		/* XEP-0045 7.5: a private message, to the occupant's real JID. */
-		struct occupant *t = by_nick(r, to->resource);
+		struct occupant *t = muc_by_nick(r, to->resource);
 		if (type && strcmp(type, "groupchat") == 0) {
-			send_error(r, st, "modify", "bad-request"); /* 7.5: MUST */
+			muc_error(r, st, "modify", "bad-request"); /* 7.5: MUST */
 			return;
 		}
 		if (!t) {
-			send_error(r, st, "cancel", "item-not-found");
+			muc_error(r, st, "cancel", "item-not-found");
 			return;
 		}
-		char *fromnick = room_nick_jid(r, o->nick);
+		char *fromnick = muc_nick_jid(r, o->nick);
 		xml_set_attr(st, "from", fromnick);
 		xml_set_attr(st, "to", t->jid);
 		free(fromnick);
@@ -831,27 +617,27 @@ room_message(struct room *r, struct xml_node *st, const struct jid *to, const ch
 		return;
 	}
 	if (!type || strcmp(type, "groupchat") != 0) {
-		send_error(r, st, "modify", "bad-request");
+		muc_error(r, st, "modify", "bad-request");
 		return;
 	}
 	if (o->role < ROLE_PARTICIPANT) {
-		send_error(r, st, "auth", "forbidden"); /* 7.4: visitors in moderated rooms */
+		muc_error(r, st, "auth", "forbidden"); /* 7.4: visitors in moderated rooms */
 		return;
 	}
 	struct xml_node *subject = xml_child(st, "subject", NS_CLIENT);
-	char *fromnick = room_nick_jid(r, o->nick);
+	char *fromnick = muc_nick_jid(r, o->nick);
 	if (subject && !xml_child(st, "body", NS_CLIENT)) {
 		/* XEP-0045 8.1: moderators, or everyone if the room allows it. */
 		if (o->role < ROLE_MODERATOR && !r->cfg.change_subject) {
 			free(fromnick);
-			send_error(r, st, "auth", "forbidden");
+			muc_error(r, st, "auth", "forbidden");
 			return;
 		}
 		free(r->subject);
 		r->subject = xml_text(subject);
 		free(r->subject_by);
 		r->subject_by = xstrdup(fromnick);
-		save_room(r);
+		muc_save_room(r);
 	}
 	xml_set_attr(st, "from", fromnick);
 	mam_strip_ids(st); /* XEP-0359: only the room gives ids here */
@@ -868,375 +654,10 @@ room_message(struct room *r, struct xml_node *st, const struct jid *to, const ch
 	xml_free(st);
 }
 
-/* ---- iqs: disco, admin, owner ---- */
-
-static void
-reply(struct room *r, struct xml_node *st, struct xml_node *payload)
-{
-	struct xml_node *res = stanza_new("iq", xml_attr(st, "to"), xml_attr(st, "from"), "result",
-					  xml_attr(st, "id"));
-	if (payload)
-		xml_add_child(res, payload);
-	route(r->w, res);
-	xml_free(st);
-}
-
-static void
-add_feature(struct xml_node *q, const char *var)
+void
+muc_feature(struct xml_node *q, const char *var)
 {
 	xml_set_attr(xml_add_el(q, "feature", NULL), "var", var);
-}
-
-static void
-room_disco(struct room *r, struct xml_node *st)
-{
-	struct xml_node *q = xml_el_new("query", NS_DISCO_INFO);
-	struct xml_node *id = xml_add_el(q, "identity", NULL);
-
-	xml_set_attr(id, "category", "conference");
-	xml_set_attr(id, "type", "text");
-	xml_set_attr(id, "name", *r->cfg.name ? r->cfg.name : r->jid);
-	add_feature(q, NS_MUC);
-	add_feature(q, r->cfg.persistent ? "muc_persistent" : "muc_temporary");
-	add_feature(q, r->cfg.members_only ? "muc_membersonly" : "muc_open");
-	add_feature(q, *r->cfg.secret ? "muc_passwordprotected" : "muc_unsecured");
-	add_feature(q, r->cfg.moderated ? "muc_moderated" : "muc_unmoderated");
-	add_feature(q, r->cfg.public_room ? "muc_public" : "muc_hidden");
-	add_feature(q, "muc_semianonymous");
-	if (r->w->srv->cfg->archive_enabled) {
-		add_feature(q, "urn:xmpp:mam:2");
-		add_feature(q, "urn:xmpp:sid:0");
-	}
-	reply(r, st, q);
-}
-
-static size_t
-owners(const struct room *r)
-{
-	const char *k;
-	void *v;
-	size_t n = 0;
-
-	for (size_t i = 0; hmap_next(&r->affs, &i, &k, &v);)
-		n += (int)(intptr_t)v == AFF_OWNER;
-	return n;
-}
-
-static void
-admin_set(struct room *r, struct xml_node *st, struct occupant *me, int my_aff)
-{
-	struct xml_node *q = xml_child(st, "query", NS_MUC_ADMIN);
-	struct xml_node *item = xml_child(q, "item", NS_MUC_ADMIN);
-	const char *nick = item ? xml_attr(item, "nick") : NULL;
-	const char *role = item ? xml_attr(item, "role") : NULL;
-	const char *jid = item ? xml_attr(item, "jid") : NULL;
-	int aff = item ? aff_parse(xml_attr(item, "affiliation")) : -1;
-
-	if (!item) {
-		send_error(r, st, "modify", "bad-request");
-		return;
-	}
-	if (role && nick) {
-		struct occupant *t = by_nick(r, nick);
-		if (!me || me->role < ROLE_MODERATOR) {
-			send_error(r, st, "auth", "forbidden"); /* 8.2 */
-			return;
-		}
-		if (!t) {
-			send_error(r, st, "cancel", "item-not-found");
-			return;
-		}
-		if (strcmp(role, "none") == 0) {
-			/* XEP-0045 8.2: no kicking those above you. */
-			if (aff_of(r, t->bare) > my_aff || aff_of(r, t->bare) >= AFF_ADMIN) {
-				send_error(r, st, "cancel", "not-allowed");
-				return;
-			}
-			occupant_leave(r, t, 307);
-		} else {
-			int rl = strcmp(role, "moderator") == 0	    ? ROLE_MODERATOR
-				 : strcmp(role, "participant") == 0 ? ROLE_PARTICIPANT
-				 : strcmp(role, "visitor") == 0	    ? ROLE_VISITOR
-								    : -1;
-			if (rl < 0) {
-				send_error(r, st, "modify", "bad-request");
-				return;
-			}
-			t->role = rl;
-			broadcast_presence(r, t, NULL, NULL, 0, NULL, 0);
-		}
-		reply(r, st, NULL);
-		return;
-	}
-	if (aff >= 0 && jid) {
-		char *bare = bare_of(jid);
-		/* XEP-0045 9 and 10: admins manage members and outcasts; owners everything. */
-		bool allowed = my_aff == AFF_OWNER || (my_aff == AFF_ADMIN && aff <= AFF_MEMBER &&
-						       aff_of(r, bare) <= AFF_MEMBER);
-		if (!allowed) {
-			free(bare);
-			send_error(r, st, "auth", "forbidden");
-			return;
-		}
-		if (aff != AFF_OWNER && aff_of(r, bare) == AFF_OWNER && owners(r) == 1) {
-			/* XEP-0045 9.1 / 10.6: no banning oneself, no room left without an owner.
-			 */
-			free(bare);
-			send_error(r, st, "cancel", "conflict");
-			return;
-		}
-		set_aff(r, bare, aff);
-		for (struct occupant *t = r->occupants, *next; t; t = next) {
-			next = t->next;
-			if (strcmp(t->bare, bare) != 0)
-				continue;
-			if (aff == AFF_OUTCAST) {
-				occupant_leave(r, t, 301); /* 9.1: banned */
-			} else if (r->cfg.members_only && aff < AFF_MEMBER) {
-				occupant_leave(r, t, 321); /* 9.4: no longer a member */
-			} else {
-				t->role = role_for(r, aff);
-				broadcast_presence(r, t, NULL, NULL, 0, NULL, 0);
-			}
-		}
-		free(bare);
-		reply(r, st, NULL);
-		return;
-	}
-	send_error(r, st, "modify", "bad-request");
-}
-
-static void
-admin_iq(struct room *r, struct xml_node *st, struct occupant *me, int my_aff)
-{
-	const char *type = xml_attr(st, "type");
-
-	if (strcmp(type, "set") == 0) {
-		admin_set(r, st, me, my_aff);
-		return;
-	}
-	/* get: a list by affiliation (XEP-0045 9.5, 10.5); admins and owners only. */
-	struct xml_node *item =
-	    xml_child(xml_child(st, "query", NS_MUC_ADMIN), "item", NS_MUC_ADMIN);
-	int want = item ? aff_parse(xml_attr(item, "affiliation")) : -1;
-	const char *k;
-	void *v;
-
-	if (my_aff < AFF_ADMIN) {
-		send_error(r, st, "auth", "forbidden");
-		return;
-	}
-	if (want < 0) {
-		send_error(r, st, "modify", "bad-request");
-		return;
-	}
-	struct xml_node *q = xml_el_new("query", NS_MUC_ADMIN);
-	for (size_t i = 0; hmap_next(&r->affs, &i, &k, &v);) {
-		if ((int)(intptr_t)v != want)
-			continue;
-		struct xml_node *it = xml_add_el(q, "item", NULL);
-		xml_set_attr(it, "affiliation", aff_names[want]);
-		xml_set_attr(it, "jid", k);
-	}
-	reply(r, st, q);
-}
-
-static void
-form_field(struct xml_node *x, const char *var, const char *type, const char *value)
-{
-	struct xml_node *f = xml_add_el(x, "field", NULL);
-
-	xml_set_attr(f, "var", var);
-	xml_set_attr(f, "type", type);
-	xml_add_text(xml_add_el(f, "value", NULL), value, strlen(value));
-}
-
-static struct xml_node *
-config_form(struct room *r)
-{
-	struct xml_node *q = xml_el_new("query", NS_MUC_OWNER);
-	struct xml_node *x = xml_add_el(q, "x", NS_XDATA);
-	char max[24];
-
-	xml_set_attr(x, "type", "form");
-	form_field(x, "FORM_TYPE", "hidden", NS_ROOMCFG);
-	form_field(x, "muc#roomconfig_roomname", "text-single", r->cfg.name);
-	form_field(x, "muc#roomconfig_persistentroom", "boolean", r->cfg.persistent ? "1" : "0");
-	form_field(x, "muc#roomconfig_publicroom", "boolean", r->cfg.public_room ? "1" : "0");
-	form_field(x, "muc#roomconfig_membersonly", "boolean", r->cfg.members_only ? "1" : "0");
-	form_field(x, "muc#roomconfig_moderatedroom", "boolean", r->cfg.moderated ? "1" : "0");
-	form_field(x, "muc#roomconfig_changesubject", "boolean", r->cfg.change_subject ? "1" : "0");
-	form_field(x, "muc#roomconfig_passwordprotectedroom", "boolean",
-		   *r->cfg.secret ? "1" : "0");
-	form_field(x, "muc#roomconfig_roomsecret", "text-private", r->cfg.secret);
-	snprintf(max, sizeof max, "%ld", r->cfg.max_users);
-	form_field(x, "muc#roomconfig_maxusers", "text-single", max);
-	return q;
-}
-
-static bool
-truthy(const char *v)
-{
-	return v && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0);
-}
-
-static void
-apply_form(struct room *r, struct xml_node *x)
-{
-	bool was_persistent = r->cfg.persistent, pw = *r->cfg.secret != 0;
-	bool was_members_only = r->cfg.members_only;
-	char *secret = NULL;
-
-	for (struct xml_node *f = xml_child(x, "field", NS_XDATA); f;
-	     f = xml_next(f, "field", NS_XDATA)) {
-		const char *var = xml_attr(f, "var");
-		struct xml_node *ve = xml_child(f, "value", NS_XDATA);
-		char *v = ve ? xml_text(ve) : xstrdup("");
-		if (!var) {
-		} else if (strcmp(var, "muc#roomconfig_roomname") == 0) {
-			free(r->cfg.name);
-			r->cfg.name = xstrdup(v);
-		} else if (strcmp(var, "muc#roomconfig_persistentroom") == 0) {
-			r->cfg.persistent = truthy(v);
-		} else if (strcmp(var, "muc#roomconfig_publicroom") == 0) {
-			r->cfg.public_room = truthy(v);
-		} else if (strcmp(var, "muc#roomconfig_membersonly") == 0) {
-			r->cfg.members_only = truthy(v);
-		} else if (strcmp(var, "muc#roomconfig_moderatedroom") == 0) {
-			r->cfg.moderated = truthy(v);
-		} else if (strcmp(var, "muc#roomconfig_changesubject") == 0) {
-			r->cfg.change_subject = truthy(v);
-		} else if (strcmp(var, "muc#roomconfig_passwordprotectedroom") == 0) {
-			pw = truthy(v);
-		} else if (strcmp(var, "muc#roomconfig_roomsecret") == 0) {
-			free(secret);
-			secret = xstrdup(v);
-		} else if (strcmp(var, "muc#roomconfig_maxusers") == 0) {
-			long m = atol(v);
-			r->cfg.max_users = m > 0 ? m : MUC_DEFAULT_MAX_USERS;
-		}
-		free(v);
-	}
-	if (secret) {
-		free(r->cfg.secret);
-		r->cfg.secret = secret;
-	}
-	if (!pw) {
-		free(r->cfg.secret);
-		r->cfg.secret = xstrdup("");
-	}
-	if (r->cfg.members_only && !was_members_only) {
-		/* XEP-0045 10.2: those who are not members leave, told why (322). */
-		for (struct occupant *o = r->occupants, *next; o; o = next) {
-			next = o->next;
-			if (aff_of(r, o->bare) < AFF_MEMBER)
-				occupant_leave(r, o, 322);
-		}
-	}
-	if (r->cfg.persistent) {
-		save_room(r);
-	} else if (was_persistent) {
-		struct save_job *sj = xcalloc(1, sizeof *sj);
-		sj->op = SAVE_DELETE;
-		save_submit(r, sj);
-	}
-}
-
-static void
-destroy(struct room *r, struct xml_node *st)
-{
-	struct xml_node *q = xml_child(st, "query", NS_MUC_OWNER);
-	struct xml_node *d = xml_child(q, "destroy", NS_MUC_OWNER);
-
-	/* XEP-0045 10.9: everyone is told, then the room is gone. */
-	while (r->occupants) {
-		struct occupant *o = r->occupants;
-		char *from = room_nick_jid(r, o->nick);
-		struct xml_node *p = stanza_new("presence", from, o->jid, "unavailable", NULL);
-		struct xml_node *x = xml_add_el(p, "x", NS_MUC_USER);
-		struct xml_node *item = xml_add_el(x, "item", NULL);
-		free(from);
-		xml_set_attr(item, "affiliation", "none");
-		xml_set_attr(item, "role", "none");
-		struct xml_node *dd = xml_add_el(x, "destroy", NULL);
-		if (d && xml_child(d, "reason", NS_MUC_OWNER)) {
-			char *reason = xml_text(xml_child(d, "reason", NS_MUC_OWNER));
-			xml_add_text(xml_add_el(dd, "reason", NULL), reason, strlen(reason));
-			free(reason);
-		}
-		route(r->w, p);
-		remove_occupant(r, o);
-	}
-	if (r->cfg.persistent) {
-		struct save_job *sj = xcalloc(1, sizeof *sj);
-		sj->op = SAVE_DELETE;
-		save_submit(r, sj);
-	}
-	r->cfg.persistent = false;
-	reply(r, st, NULL);
-}
-
-static void
-owner_iq(struct room *r, struct xml_node *st, int my_aff)
-{
-	struct xml_node *q = xml_child(st, "query", NS_MUC_OWNER);
-	struct xml_node *x = xml_child(q, "x", NS_XDATA);
-
-	if (my_aff != AFF_OWNER) {
-		send_error(r, st, "auth", "forbidden"); /* 10.1 */
-		return;
-	}
-	if (strcmp(xml_attr(st, "type"), "get") == 0) {
-		reply(r, st, config_form(r));
-	} else if (xml_child(q, "destroy", NS_MUC_OWNER)) {
-		destroy(r, st);
-	} else if (x && xml_attr(x, "type") && strcmp(xml_attr(x, "type"), "cancel") == 0) {
-		reply(r, st, NULL);
-	} else if (x) {
-		apply_form(r, x);
-		reply(r, st, NULL);
-	} else {
-		send_error(r, st, "modify", "bad-request");
-	}
-}
-
-static void
-room_iq(struct room *r, struct xml_node *st, const struct jid *to, const char *from)
-{
-	const char *type = xml_attr(st, "type");
-	struct xml_node *q = xml_child(st, NULL, NULL);
-	char *bare = bare_of(from);
-	int my_aff = aff_of(r, bare);
-	struct occupant *me = by_jid(r, from);
-
-	free(bare);
-	if (!type || (strcmp(type, "get") != 0 && strcmp(type, "set") != 0) || !q) {
-		xml_free(st);
-		return;
-	}
-	if (to->resource) {
-		send_error(r, st, "cancel",
-			   "service-unavailable"); /* iq to occupants: not relayed */
-	} else if (strcmp(q->ns, NS_DISCO_INFO) == 0 && strcmp(type, "get") == 0) {
-		room_disco(r, st);
-	} else if (strcmp(q->ns, NS_DISCO_ITEMS) == 0 && strcmp(type, "get") == 0) {
-		reply(r, st, xml_el_new("query", NS_DISCO_ITEMS));
-	} else if (strcmp(q->ns, "urn:xmpp:mam:2") == 0) {
-		/* XEP-0313 section 8: the room's archive, for those who may read the room. */
-		if (!r->w->srv->cfg->archive_enabled)
-			send_error(r, st, "cancel", "service-unavailable");
-		else if (my_aff == AFF_OUTCAST ||
-			 (!me && (r->cfg.members_only ? my_aff < AFF_MEMBER : !r->cfg.public_room)))
-			send_error(r, st, "auth", "forbidden");
-		else
-			mam_query_for(r->w, st, r->jid, true);
-	} else if (strcmp(q->ns, NS_MUC_ADMIN) == 0) {
-		admin_iq(r, st, me, my_aff);
-	} else if (strcmp(q->ns, NS_MUC_OWNER) == 0) {
-		owner_iq(r, st, my_aff);
-	} else {
-		send_error(r, st, "cancel", "service-unavailable");
-	}
 }
 
 static void
@@ -1252,13 +673,13 @@ room_handle(struct room *r, struct xml_node *st, const struct jid *to, const cha
 	}
 	if (r->state == ROOM_ABSENT) {
 		/* XEP-0045 7.4 / 10.1: nothing but a join addresses a room that does not exist. */
-		send_error(r, st, "cancel", "item-not-found");
+		muc_error(r, st, "cancel", "item-not-found");
 		return;
 	}
 	if (stanza_is(st, "message"))
 		room_message(r, st, to, from);
 	else
-		room_iq(r, st, to, from);
+		muc_room_iq(r, st, to, from);
 }
 
 /* ---- the service itself ---- */
@@ -1276,7 +697,7 @@ list_room(void *arg, const char *jid, const char *config)
 	struct list_job *lj = arg;
 	struct room_cfg c = {0};
 
-	cfg_parse(&c, config);
+	muc_cfg_parse(&c, config);
 	if (c.public_room) {
 		struct xml_node *it = xml_add_el(lj->q, "item", NULL);
 		xml_set_attr(it, "jid", jid);
@@ -1325,9 +746,9 @@ service_iq(struct worker *w, struct xml_node *st)
 		xml_set_attr(id, "category", "conference"); /* XEP-0045 6.1 */
 		xml_set_attr(id, "type", "text");
 		xml_set_attr(id, "name", "Chatrooms");
-		add_feature(r, NS_MUC);
-		add_feature(r, NS_DISCO_INFO);
-		add_feature(r, NS_DISCO_ITEMS);
+		muc_feature(r, NS_MUC);
+		muc_feature(r, NS_DISCO_INFO);
+		muc_feature(r, NS_DISCO_ITEMS);
 		struct xml_node *res = stanza_new("iq", xml_attr(st, "to"), xml_attr(st, "from"),
 						  "result", xml_attr(st, "id"));
 		xml_add_child(res, r);

@@ -1,0 +1,100 @@
+/*
+ * muc_int: what the files of the muc module share: rooms, occupants and the helpers
+ * that both the occupant side (muc.c) and the configuration side (muc_config.c) use.
+ */
+#ifndef BATON_MUC_INT_H
+#define BATON_MUC_INT_H
+
+#include "muc.h"
+
+#define NS_MUC	     "http://jabber.org/protocol/muc"
+#define NS_MUC_USER  "http://jabber.org/protocol/muc#user"
+#define NS_MUC_ADMIN "http://jabber.org/protocol/muc#admin"
+#define NS_MUC_OWNER "http://jabber.org/protocol/muc#owner"
+#define NS_ROOMCFG   "http://jabber.org/protocol/muc#roomconfig"
+#define NS_XDATA     "jabber:x:data"
+#define NS_DELAY     "urn:xmpp:delay"
+
+#define MUC_HISTORY	      20 /* groupchat messages a joiner gets by default (and at most) */
+#define MUC_NICK_MAX	      128
+#define MUC_DEFAULT_MAX_USERS 200
+
+enum aff { AFF_NONE = 0, AFF_OUTCAST = 1, AFF_MEMBER = 2, AFF_ADMIN = 3, AFF_OWNER = 4 };
+enum role { ROLE_NONE, ROLE_VISITOR, ROLE_PARTICIPANT, ROLE_MODERATOR };
+
+extern const char *const muc_aff_names[];
+extern const char *const muc_role_names[];
+
+struct occupant {
+	struct occupant *next;
+	char *nick;
+	char *jid; /* real full JID, where the occupant is reached (changeable: seat moves) */
+	char *bare;
+	int role;
+	struct xml_node *presence; /* last presence, without the muc <x/> */
+};
+
+struct room_cfg {
+	char *name;
+	bool persistent, members_only, public_room, moderated, change_subject;
+	char *secret; /* "" = no password */
+	long max_users;
+};
+
+enum room_state { ROOM_LOADING, ROOM_READY, ROOM_ABSENT };
+
+struct room_wait {
+	struct room_wait *next;
+	struct xml_node *st;
+	struct jid to;
+	char *from;
+};
+
+struct room {
+	struct worker *w;
+	char *jid;
+	enum room_state state;
+	struct room_cfg cfg;
+	char *subject, *subject_by;
+	struct hmap affs; /* bare JID -> (void *)(intptr_t)affiliation */
+	struct occupant *occupants;
+	size_t noccupants;
+	struct xml_node *history[MUC_HISTORY];
+	size_t hist_start, hist_n;
+	struct room_wait *waits, *waits_tail;
+};
+
+/* ---- muc.c ---- */
+int muc_aff_of(const struct room *r, const char *bare);
+/* Returns the affiliation named s, or -1. */
+int muc_aff_parse(const char *s);
+/* The bare JID of full, or a copy of it if it does not parse; caller frees. */
+char *muc_bare_of(const char *full);
+/* "room/nick"; caller frees. */
+char *muc_nick_jid(const struct room *r, const char *nick);
+struct occupant *muc_by_nick(struct room *r, const char *nick);
+struct occupant *muc_by_jid(struct room *r, const char *jid);
+/* Answers st (taken) with an error from the room. */
+void muc_error(struct room *r, struct xml_node *st, const char *type, const char *cond);
+int muc_role_for(const struct room *r, int aff);
+/* o leaves the room, everyone told, with status code (0: none). */
+void muc_leave(struct room *r, struct occupant *o, int code);
+/* o's presence to every occupant (o itself also gets 110 and self_extra). */
+void muc_broadcast_presence(struct room *r, struct occupant *o, const char *type, const int *codes,
+			    size_t ncodes, const char *new_nick, int self_extra);
+/* Adds <feature var=.../> to a disco#info query. */
+void muc_feature(struct xml_node *q, const char *var);
+/* Removes o without telling anyone. */
+void muc_remove(struct room *r, struct occupant *o);
+
+/* ---- muc_config.c ---- */
+void muc_cfg_defaults(struct room_cfg *c);
+void muc_cfg_parse(struct room_cfg *c, const char *text);
+/* Writes the whole room (configuration, subject, affiliations) if it is persistent. */
+void muc_save_room(struct room *r);
+/* Sets (or with AFF_NONE removes) bare's affiliation, persisting it for persistent rooms. */
+void muc_set_aff(struct room *r, const char *bare, int aff);
+/* An iq to the room or an occupant (disco, admin, owner, archive). Takes st. */
+void muc_room_iq(struct room *r, struct xml_node *st, const struct jid *to, const char *from);
+
+#endif
