@@ -130,22 +130,27 @@ archive(struct worker *w, const char *owner, const char *with, const struct xml_
 	store_submit(w->srv->store, &pj->job);
 }
 
+/* Gives st a new archive id as <stanza-id by=.../> (XEP-0359) and returns it. */
+static int64_t
+stamp_id(struct worker *w, struct xml_node *st, const char *by)
+{
+	int64_t id = mam_next_id(w);
+	struct xml_node *sid = xml_add_el(st, "stanza-id", NS_SID);
+	char idstr[24];
+
+	snprintf(idstr, sizeof idstr, "%" PRId64, id);
+	xml_set_attr(sid, "by", by);
+	xml_set_attr(sid, "id", idstr);
+	return id;
+}
+
 void
 mam_archive_room(struct worker *w, const char *room, const char *with, struct xml_node *st)
 {
-	struct xml_node *sid;
-	char idstr[24];
-	int64_t id;
-
 	if (!w->srv->cfg->archive_enabled)
 		return;
 	/* XEP-0359 section 3: in a room, the room gives the id, stanza-id by='room'. */
-	id = mam_next_id(w);
-	snprintf(idstr, sizeof idstr, "%" PRId64, id);
-	sid = xml_add_el(st, "stanza-id", NS_SID);
-	xml_set_attr(sid, "by", room);
-	xml_set_attr(sid, "id", idstr);
-	archive(w, room, with, st, false, id, true);
+	archive(w, room, with, st, false, stamp_id(w, st, room), true);
 }
 
 void
@@ -163,8 +168,6 @@ mam_incoming_for(struct worker *w, const char *owner, struct xml_node *st)
 {
 	const char *from = xml_attr(st, "from");
 	struct xml_node *sid;
-	char idstr[24];
-	int64_t id;
 
 	if (!w->srv->cfg->archive_enabled || !from || !mam_eligible(st))
 		return;
@@ -173,12 +176,7 @@ mam_incoming_for(struct worker *w, const char *owner, struct xml_node *st)
 	     sid = xml_next(sid, "stanza-id", NS_SID))
 		if (xml_attr(sid, "by") && strcmp(xml_attr(sid, "by"), owner) == 0)
 			return;
-	id = mam_next_id(w);
-	snprintf(idstr, sizeof idstr, "%" PRId64, id);
-	sid = xml_add_el(st, "stanza-id", NS_SID);
-	xml_set_attr(sid, "by", owner);
-	xml_set_attr(sid, "id", idstr);
-	archive(w, owner, from, st, false, id, false);
+	archive(w, owner, from, st, false, stamp_id(w, st, owner), false);
 }
 
 void
