@@ -863,6 +863,7 @@ static const struct {
     {private_is, private_iq},	 /* XEP-0049 */
     {mam_is_query, mam_query},	 /* XEP-0313 */
     {carbons_is_iq, carbons_iq}, /* XEP-0280 */
+    {vcard_is, vcard_own_iq},	 /* XEP-0054 */
 };
 
 static void

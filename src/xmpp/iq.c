@@ -6,6 +6,7 @@
  * Invariant: every get or set gets exactly one reply; results and errors are never
  * answered.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "xmpp_int.h"
@@ -122,6 +123,12 @@ iq_account(struct account *a, struct xml_node *st, const struct jid *from)
 		reply(a->w, st, r);
 	} else if (is_get(st) && strcmp(q->ns, NS_DISCO_ITEMS) == 0 && !xml_attr(q, "node")) {
 		reply(a->w, st, xml_el_new("query", NS_DISCO_ITEMS));
+	} else if (vcard_is(st)) {
+		/* XEP-0054 section 3.2: anyone may read a user's vCard at the bare JID. */
+		char *bare = jid_bare(from);
+		vcard_iq(a->w, st, a->bare, strcmp(bare, a->bare) == 0);
+		free(bare);
+		return;
 	} else {
 		route_error(a->w, st, "cancel", "service-unavailable", NULL);
 	}

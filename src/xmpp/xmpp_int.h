@@ -371,6 +371,14 @@ void block_refuse(struct session *s, struct xml_node *st);
 bool private_is(const struct xml_node *st);
 void private_iq(struct session *s, struct xml_node *st);
 
+/* ---- vcard-temp (vcard.c, XEP-0054) ---- */
+
+bool vcard_is(const struct xml_node *st);
+/* Reads (anyone) or writes (own only) owner's vCard, answering by routing. Takes st. */
+void vcard_iq(struct worker *w, struct xml_node *st, const char *owner, bool own);
+/* The account's own session: vcard_iq() with own set. */
+void vcard_own_iq(struct session *s, struct xml_node *st);
+
 /* ---- offline storage (offline.c, XEP-0160) ---- */
 
 /* Stores message st (not taken) for a, which has no available resource; errors go to the sender. */

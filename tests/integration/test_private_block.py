@@ -101,3 +101,29 @@ def test_block_errors(login):
     assert stanza_error(res)[1] == "bad-request"
     res = c.iq("set", "<block xmlns='%s'><item jid='a@@b'/></block>" % NS_BLOCK)
     assert stanza_error(res)[1] == "jid-malformed"
+
+
+# ---- vcard-temp (XEP-0054)
+
+NS_VCARD = "vcard-temp"
+
+
+def test_vcard_set_get_and_read_by_others(server, login):
+    jid, pw = server.add_user()
+    a = login(jid, pw)
+    res = a.iq("get", "<vCard xmlns='%s'/>" % NS_VCARD, check=True)
+    v = res.find(q(NS_VCARD, "vCard"))
+    assert v is not None and len(v) == 0, "no vCard yet: an empty one"
+    a.iq("set", "<vCard xmlns='%s'><FN>Alice Example</FN><NICKNAME>ali</NICKNAME></vCard>"
+         % NS_VCARD, check=True)
+    b = login()
+    res = b.iq("get", "<vCard xmlns='%s'/>" % NS_VCARD, to=jid, check=True)
+    assert res.get("from") == jid
+    assert res.findtext("%s/%s" % (q(NS_VCARD, "vCard"), q(NS_VCARD, "FN"))) == "Alice Example"
+    # only the owner writes it
+    res = b.iq("set", "<vCard xmlns='%s'><FN>Mallory</FN></vCard>" % NS_VCARD, to=jid)
+    assert stanza_error(res)[1] == "forbidden"
+    server.restart()
+    a = login(jid, pw)
+    res = a.iq("get", "<vCard xmlns='%s'/>" % NS_VCARD, check=True)
+    assert res.findtext("%s/%s" % (q(NS_VCARD, "vCard"), q(NS_VCARD, "NICKNAME"))) == "ali"
