@@ -210,6 +210,8 @@ conn_flush(struct conn *c)
 		if (c->dead)
 			return -1;
 	}
+	if (buf_used(&c->out) == 0 && c->out.data)
+		buf_free(&c->out); /* nothing queued: nothing held */
 	conn_update_events(c);
 	return 0;
 }
@@ -281,6 +283,9 @@ conn_read(struct conn *c)
 	if ((got || c->resume_read) && buf_used(&c->in) && c->cb && c->cb->data && !c->dead &&
 	    !c->closing && !c->paused)
 		c->cb->data(c, c->arg);
+	/* An idle connection keeps no read buffer: most of them are idle most of the time. */
+	if (buf_used(&c->in) == 0 && c->in.data)
+		buf_free(&c->in);
 	c->resume_read = 0;
 	if (c->eof && !c->dead && !c->closing)
 		conn_fail(c, "connection closed by peer");
