@@ -156,6 +156,12 @@ session_reap(struct worker *w)
 void
 session_send(struct session *s, const struct xml_node *st)
 {
+	session_send_stored(s, st, 0);
+}
+
+void
+session_send_stored(struct session *s, const struct xml_node *st, int64_t stored)
+{
 	const struct buf *b;
 
 	/* A hibernating session (XEP-0198) has no connection but still queues. */
@@ -166,7 +172,7 @@ session_send(struct session *s, const struct xml_node *st)
 	b = stanza_serialize(st);
 	if (s->conn)
 		conn_write(s->conn, buf_head(b), buf_used(b));
-	sm_sent(s, buf_head(b), buf_used(b));
+	sm_sent(s, buf_head(b), buf_used(b), stored);
 }
 
 static void

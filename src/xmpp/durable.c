@@ -65,9 +65,7 @@ durable_done(struct store_job *job)
 		sm_release_ack(dj->s);
 		session_unref(dj->s);
 	}
-	free((char *)dj->m.owner);
-	free((char *)dj->m.sender);
-	free((char *)dj->m.stanza);
+	offline_message_free(&dj->m);
 	free(dj);
 }
 

@@ -81,9 +81,7 @@ put_done(struct store_job *job)
 		break;
 	}
 	xml_free(pj->st);
-	free((char *)pj->m.owner);
-	free((char *)pj->m.sender);
-	free((char *)pj->m.stanza);
+	offline_message_free(&pj->m);
 	free(pj);
 }
 
@@ -108,6 +106,14 @@ offline_message(const struct config *cfg, const struct xml_node *st, struct stor
 	xml_free(copy);
 	m->len = buf_used(&b);
 	m->stanza = buf_steal(&b);
+}
+
+void
+offline_message_free(struct store_offline_msg *m)
+{
+	free((char *)m->owner);
+	free((char *)m->sender);
+	free((char *)m->stanza);
 }
 
 void
@@ -195,11 +201,9 @@ load_done(struct store_job *job)
 			continue;
 		}
 		/* With stream management, the ack of this one will let it go (sm.c). */
-		s->sending_stored = lj->ids[i];
-		session_send(s, lj->msgs[i]);
+		session_send_stored(s, lj->msgs[i], lj->ids[i]);
 		xml_free(lj->msgs[i]);
 	}
-	s->sending_stored = 0;
 	if (job->result == 0 && s->state == SS_ACTIVE) {
 		if (lj->n)
 			s->offline_upto = lj->ids[lj->n - 1];

@@ -21,11 +21,12 @@ private_is(const struct xml_node *st)
 
 struct private_job {
 	struct store_job job;
-	struct session *s;
+	struct worker *w;
 	struct xml_node *iq;
 	struct xml_node *el; /* the requested / stored element (a copy) */
 	char *owner, *key;
-	struct buf xml; /* set: what to store; get: what was stored */
+	const char *wrap; /* namespace of the <query/> around the element, NULL for none */
+	struct buf xml;	  /* set: what to store; get: what was stored */
 	bool set;
 };
 
@@ -44,27 +45,23 @@ static void
 private_done(struct store_job *job)
 {
 	struct private_job *pj = container_of(job, struct private_job, job);
-	struct session *s = pj->s;
+	struct xml_node *r, *el, *parent;
 
-	session_unref(s);
-	if (s->state == SS_ACTIVE) {
-		if (job->result == 0 || (!pj->set && job->result == STORE_ENOENT)) {
-			struct xml_node *q = xml_el_new("query", NS_PRIVATE);
-			if (!pj->set) {
-				/* XEP-0049 section 3: nothing stored comes back as the empty
-				 * element. */
-				struct xml_node *el =
-				    job->result == 0
-					? xml_parse(buf_head(&pj->xml), buf_used(&pj->xml))
-					: NULL;
-				xml_add_child(q, el ? el : xml_copy(pj->el));
-			}
-			session_reply(s, pj->iq, pj->set ? NULL : q);
-			if (pj->set)
-				xml_free(q);
-		} else {
-			session_reply_error(s, pj->iq, "wait", "internal-server-error", NULL);
+	if (job->result == 0 || (!pj->set && job->result == STORE_ENOENT)) {
+		r = stanza_new("iq", xml_attr(pj->iq, "to"), xml_attr(pj->iq, "from"), "result",
+			       xml_attr(pj->iq, "id"));
+		if (!pj->set) {
+			/* XEP-0049 and XEP-0054 section 3: nothing stored is the empty element. */
+			el = job->result == 0 ? xml_parse(buf_head(&pj->xml), buf_used(&pj->xml))
+					      : NULL;
+			parent = pj->wrap ? xml_add_el(r, "query", pj->wrap) : r;
+			xml_add_child(parent, el ? el : pj->el);
+			if (!el)
+				pj->el = NULL;
 		}
+		route(pj->w, r);
+	} else {
+		route_error(pj->w, pj->iq, "wait", "internal-server-error", NULL);
 	}
 	xml_free(pj->iq);
 	xml_free(pj->el);
@@ -75,25 +72,20 @@ private_done(struct store_job *job)
 }
 
 void
-private_iq(struct session *s, struct xml_node *st)
+private_request(struct worker *w, struct xml_node *st, const struct xml_node *el, const char *owner,
+		const char *wrap)
 {
-	struct xml_node *q = xml_child(st, "query", NS_PRIVATE);
-	struct xml_node *el = xml_child(q, NULL, NULL);
-	struct private_job *pj;
+	struct private_job *pj = xcalloc(1, sizeof *pj);
 
-	/* XEP-0049 section 3: exactly one child, in a namespace of its own. */
-	if (!el || xml_next(el, NULL, NULL) || !*el->ns || strcmp(el->ns, NS_CLIENT) == 0 ||
-	    strcmp(el->ns, NS_PRIVATE) == 0 || strncmp(el->ns, "jabber:", 7) == 0) {
-		session_reply_error(s, st, "modify", "not-acceptable", NULL);
-		xml_free(st);
-		return;
-	}
-	pj = xcalloc(1, sizeof *pj);
-	pj->s = s;
+	if (!xml_attr(st, "to"))
+		xml_set_attr(st, "to", owner); /* the reply comes from the owner's bare JID */
+	pj->w = w;
 	pj->iq = st;
-	pj->el = xml_copy(el);
+	pj->el = xml_el_new(el->name, el->ns);
+	pj->wrap = wrap;
 	pj->set = strcmp(xml_attr(st, "type"), "set") == 0;
-	pj->owner = xstrdup(s->bare);
+	pj->owner = xstrdup(owner);
+	/* One element per (name, namespace): the key is "name namespace". */
 	pj->key = xmalloc(strlen(el->name) + strlen(el->ns) + 2);
 	strcpy(pj->key, el->name);
 	strcat(pj->key, " ");
@@ -102,6 +94,21 @@ private_iq(struct session *s, struct xml_node *st)
 		xml_write(&pj->xml, el, "");
 	pj->job.run = private_run;
 	pj->job.done = private_done;
-	s->jobs++;
-	worker_store(s->w, &pj->job);
+	worker_store(w, &pj->job);
+}
+
+void
+private_iq(struct session *s, struct xml_node *st)
+{
+	struct xml_node *q = xml_child(st, "query", NS_PRIVATE);
+	struct xml_node *el = xml_child(q, NULL, NULL);
+
+	/* XEP-0049 section 3: exactly one child, in a namespace of its own. */
+	if (!el || xml_next(el, NULL, NULL) || !*el->ns || strcmp(el->ns, NS_CLIENT) == 0 ||
+	    strcmp(el->ns, NS_PRIVATE) == 0 || strncmp(el->ns, "jabber:", 7) == 0) {
+		session_reply_error(s, st, "modify", "not-acceptable", NULL);
+		xml_free(st);
+		return;
+	}
+	private_request(s->w, st, el, s->bare, NS_PRIVATE);
 }

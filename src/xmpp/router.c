@@ -159,9 +159,7 @@ account_best_session(struct account *a)
 static void
 deliver_to(struct session *s, const struct xml_node *st, int64_t stored)
 {
-	s->sending_stored = stored;
-	session_send(s, st);
-	s->sending_stored = 0;
+	session_send_stored(s, st, stored);
 	if (stored) {
 		account_live(s->acct, stored, 1); /* not for offline delivery meanwhile */
 		if (!s->sm_enabled)

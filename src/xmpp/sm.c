@@ -70,7 +70,7 @@ overflow(struct timer *t)
 }
 
 void
-sm_sent(struct session *s, const char *data, size_t len)
+sm_sent(struct session *s, const char *data, size_t len, int64_t stored)
 {
 	struct sm_item *it;
 
@@ -79,7 +79,7 @@ sm_sent(struct session *s, const char *data, size_t len)
 	it = xmalloc(sizeof *it + len);
 	it->next = NULL;
 	it->stamp = wall_ms();
-	it->offline_id = s->sending_stored;
+	it->offline_id = stored;
 	it->len = len;
 	memcpy(it->data, data, len);
 	if (s->sm_tail)

@@ -140,8 +140,7 @@ struct session {
 	bool offline_more;	    /* more pages to send */
 	bool offline_loading;	    /* a page is being loaded */
 	struct timer offline_timer; /* pacing, then the grace period before deletion */
-	bool offline_ack_wait;	/* all sent: delete them as the client acknowledges (XEP-0198) */
-	int64_t sending_stored; /* transient: id of the stored copy of the stanza being sent */
+	bool offline_ack_wait; /* all sent: delete them as the client acknowledges (XEP-0198) */
 	struct offline_grace *grace; /* live stored messages sent without stream management */
 	size_t grace_n, grace_cap;
 	struct timer grace_timer;
@@ -167,6 +166,8 @@ struct session {
 void c2s_accept(struct loop_io *io, uint32_t events);
 /* Writes a stanza to the session (serialized in jabber:client); the tree stays the caller's. */
 void session_send(struct session *s, const struct xml_node *st);
+/* The same for a message whose stored copy (id stored, durable.c) goes when s acks it. */
+void session_send_stored(struct session *s, const struct xml_node *st, int64_t stored);
 /* Sends a stream error with condition (and optional text) and closes the session. */
 void session_stream_error(struct session *s, const char *condition, const char *text);
 /* Closes the session as system shutdown (server_stop). */
@@ -317,8 +318,9 @@ void carbons_received(struct account *a, const struct xml_node *st);
 
 /* An element in urn:xmpp:sm:3 from the client (enable, r, a, resume). Takes el. */
 void sm_element(struct session *s, struct xml_node *el);
-/* A stanza of len bytes was written (or, while hibernating, is to be written) to s. */
-void sm_sent(struct session *s, const char *data, size_t len);
+/* A stanza of len bytes was written to s (or queued, hibernating); stored: its stored copy, or 0.
+ */
+void sm_sent(struct session *s, const char *data, size_t len, int64_t stored);
 /* A stanza from the client was handled. */
 void sm_handled(struct session *s);
 /* The stanza just handled is stored first: hold back its ack (true if SM is on). */
@@ -370,6 +372,12 @@ void block_refuse(struct session *s, struct xml_node *st);
 /* True for a jabber:iq:private query; private_iq() answers the account's own session (takes st). */
 bool private_is(const struct xml_node *st);
 void private_iq(struct session *s, struct xml_node *st);
+/*
+ * Gets or sets (per st's type) owner's element like el, answering st's sender by routing;
+ * the element is wrapped in <query xmlns=wrap/> unless wrap is NULL. Takes st, not el.
+ */
+void private_request(struct worker *w, struct xml_node *st, const struct xml_node *el,
+		     const char *owner, const char *wrap);
 
 /* ---- vcard-temp (vcard.c, XEP-0054) ---- */
 
@@ -398,6 +406,8 @@ void offline_forget(struct worker *w, const char *owner, int64_t id);
 /* Fills m's sender, stamps, expiry and stanza (a copy of st with a XEP-0203 delay); m owns them. */
 void offline_message(const struct config *cfg, const struct xml_node *st,
 		     struct store_offline_msg *m);
+/* Frees m's owner, sender and stanza. */
+void offline_message_free(struct store_offline_msg *m);
 /* Whether a message is worth keeping (a body, a subject, a payload; not chat states alone). */
 bool offline_worth_storing(const struct xml_node *st);
 /* Starts the periodic expiry sweep on w (one worker does it for the server). */
