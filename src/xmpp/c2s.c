@@ -24,6 +24,7 @@ static void on_stanza(void *arg, struct xml_node *el);
 static void on_close(void *arg);
 static void on_data(struct conn *c, void *arg);
 static void on_closed(struct conn *c, void *arg, const char *reason);
+static const struct c2s_transport tcp_transport;
 
 static const struct xml_stream_cb parser_cb = {on_open, on_stanza, on_close};
 static const struct conn_cb conn_cb = {on_data, on_closed};
@@ -111,9 +112,9 @@ session_close(struct session *s, const char *reason)
 	timer_stop(s->w->loop, &s->auth_timer);
 	offline_session_end(s);
 	queue_clear(s);
-	if (s->conn) {
-		conn_close(s->conn);
-		s->conn = NULL;
+	if (s->tp) {
+		s->tp->release(s->t);
+		s->tp = NULL;
 	}
 	s->reap_next = s->w->reap;
 	s->w->reap = s;
@@ -154,6 +155,31 @@ session_reap(struct worker *w)
 /* ---- output ---- */
 
 void
+session_write(struct session *s, const char *data, size_t len)
+{
+	if (s->tp)
+		s->tp->element(s->t, data, len);
+}
+
+size_t
+session_out_pending(const struct session *s)
+{
+	return s->tp ? s->tp->pending(s->t) : 0;
+}
+
+bool
+session_secure(const struct session *s)
+{
+	return s->tp && s->tp->secure(s->t);
+}
+
+static const char *
+session_peer(const struct session *s)
+{
+	return s->tp ? s->tp->peer(s->t) : "?";
+}
+
+void
 session_send(struct session *s, const struct xml_node *st)
 {
 	session_send_stored(s, st, 0);
@@ -165,44 +191,30 @@ session_send_stored(struct session *s, const struct xml_node *st, int64_t stored
 	const struct buf *b;
 
 	/* A hibernating session (XEP-0198) has no connection but still queues. */
-	if (s->state == SS_CLOSED || (!s->conn && !s->sm_enabled))
+	if (s->state == SS_CLOSED || (!s->tp && !s->sm_enabled))
 		return;
 	if (csi_hold(s, st))
 		return;
 	b = stanza_serialize(st);
-	if (s->conn)
-		conn_write(s->conn, buf_head(b), buf_used(b));
+	session_write(s, buf_head(b), buf_used(b));
 	sm_sent(s, buf_head(b), buf_used(b), stored);
 }
 
 static void
 send_raw(struct session *s, const char *text)
 {
-	if (s->conn)
-		conn_write(s->conn, text, strlen(text));
+	session_write(s, text, strlen(text));
 }
 
 static void
 send_header(struct session *s, const char *to)
 {
-	struct buf b = {0};
 	char id[17];
 
 	/* RFC 6120 4.7.3: every stream, restarted ones included, gets a fresh id. */
 	rand_id(id, sizeof id - 1);
-	buf_puts(&b, "<?xml version='1.0'?><stream:stream xmlns='" NS_CLIENT
-		     "' xmlns:stream='" NS_STREAM "' id='");
-	buf_puts(&b, id);
-	buf_puts(&b, "' from='");
-	xml_escape(&b, cfg_of(s)->domain, strlen(cfg_of(s)->domain), true);
-	if (to) {
-		buf_puts(&b, "' to='");
-		xml_escape(&b, to, strlen(to), true);
-	}
-	buf_puts(&b, "' version='1.0' xml:lang='en'>");
-	if (s->conn)
-		conn_write(s->conn, buf_head(&b), buf_used(&b));
-	buf_free(&b);
+	if (s->tp)
+		s->tp->open(s->t, id, cfg_of(s)->domain, to);
 }
 
 /* RFC 6120 4.9: a stream error is the last thing on the stream; the server then closes it. */
@@ -225,10 +237,11 @@ session_stream_error(struct session *s, const char *condition, const char *text)
 		xml_escape(&b, text, strlen(text), false);
 		buf_puts(&b, "</text>");
 	}
-	buf_puts(&b, "</stream:error></stream:stream>");
-	if (s->conn)
-		conn_write(s->conn, buf_head(&b), buf_used(&b));
+	buf_puts(&b, "</stream:error>");
+	session_write(s, buf_head(&b), buf_used(&b));
 	buf_free(&b);
+	if (s->tp)
+		s->tp->end(s->t);
 	session_close(s, condition);
 }
 
@@ -238,6 +251,141 @@ session_shutdown(struct session *s)
 	/* presence_session_end() skips the broadcast: every contact goes down too. */
 	session_stream_error(s, "system-shutdown", NULL);
 	session_unlink(s);
+}
+
+/* ---- sessions over TCP (RFC 6120), the transport of port 5222 and 5223 ---- */
+
+static void
+tcp_open(void *t, const char *id, const char *from, const char *to)
+{
+	struct buf b = {0};
+
+	buf_puts(&b, "<?xml version='1.0'?><stream:stream xmlns='" NS_CLIENT
+		     "' xmlns:stream='" NS_STREAM "' id='");
+	buf_puts(&b, id);
+	buf_puts(&b, "' from='");
+	xml_escape(&b, from, strlen(from), true);
+	if (to) {
+		buf_puts(&b, "' to='");
+		xml_escape(&b, to, strlen(to), true);
+	}
+	buf_puts(&b, "' version='1.0' xml:lang='en'>");
+	conn_write(t, buf_head(&b), buf_used(&b));
+	buf_free(&b);
+}
+
+static void
+tcp_element(void *t, const char *data, size_t len)
+{
+	conn_write(t, data, len);
+}
+
+static void
+tcp_end(void *t)
+{
+	conn_write(t, "</stream:stream>", 16);
+}
+
+static void
+tcp_release(void *t)
+{
+	conn_close(t);
+}
+
+static size_t
+tcp_pending(void *t)
+{
+	return conn_out_pending(t);
+}
+
+static void
+tcp_pause(void *t, bool paused)
+{
+	conn_pause(t, paused);
+}
+
+static void
+tcp_detach(void *t)
+{
+	conn_detach(t);
+}
+
+static void
+tcp_attach(void *t, struct loop *loop)
+{
+	conn_attach(t, loop);
+}
+
+static bool
+tcp_secure(void *t)
+{
+	return conn_is_tls(t);
+}
+
+static void
+tcp_starttls(void *t, struct tls_ctx *tls)
+{
+	conn_starttls(t, tls);
+}
+
+static const char *
+tcp_peer(void *t)
+{
+	return ((struct conn *)t)->peer;
+}
+
+static const struct c2s_transport tcp_transport = {
+    .name = "tcp",
+    .open = tcp_open,
+    .element = tcp_element,
+    .end = tcp_end,
+    .release = tcp_release,
+    .pending = tcp_pending,
+    .pause = tcp_pause,
+    .detach = tcp_detach,
+    .attach = tcp_attach,
+    .secure = tcp_secure,
+    .starttls = tcp_starttls,
+    .peer = tcp_peer,
+};
+
+struct session *
+c2s_open(struct worker *w, const struct c2s_transport *tp, void *t)
+{
+	struct session *s = session_new(w);
+
+	s->tp = tp;
+	s->t = t;
+	timer_start(w->loop, &s->auth_timer, w->srv->cfg->auth_timeout);
+	return s;
+}
+
+void
+c2s_transport_lost(struct session *s, const char *reason)
+{
+	if (!sm_hibernate(s))
+		session_close(s, reason);
+}
+
+/* Parses input; the stanzas queue up for session_process(). */
+static void
+feed(struct session *s, const char *data, size_t len)
+{
+	struct xml_stream *p = s->parser;
+	int r;
+
+	if (s->state == SS_CLOSED)
+		return;
+	r = xml_stream_feed(p, data, len);
+	if (r != XML_OK && s->parser == p && !s->parse_error)
+		s->parse_error = r;
+}
+
+void
+c2s_input(struct session *s, const char *data, size_t len)
+{
+	feed(s, data, len);
+	session_process(s);
 }
 
 /* ---- accepting ---- */
@@ -260,7 +408,8 @@ c2s_accept(struct loop_io *io, uint32_t events)
 		}
 		if (s->state == SS_CLOSED) /* TLS setup failed inside conn_accept */
 			continue;
-		s->conn = c;
+		s->tp = &tcp_transport;
+		s->t = c;
 		conn_set_limits(c, C2S_READ_MAX, cfg->send_queue, cfg->rate, cfg->rate_burst);
 		timer_start(w->loop, &s->auth_timer, cfg->auth_timeout);
 		log_debug("%s: connection from %s%s", s->id, c->peer, tls ? " (direct TLS)" : "");
@@ -272,28 +421,21 @@ on_closed(struct conn *c, void *arg, const char *reason)
 {
 	struct session *s = arg;
 
-	if (!s->conn)
-		s->conn = c;
-	if (!sm_hibernate(s))
-		session_close(s, reason);
+	if (!s->tp) { /* failed inside conn_accept, before it returned */
+		s->tp = &tcp_transport;
+		s->t = c;
+	}
+	c2s_transport_lost(s, reason);
 }
 
 static void
 on_data(struct conn *c, void *arg)
 {
 	struct session *s = arg;
-	struct xml_stream *p = s->parser;
 	size_t n = buf_used(&c->in);
-	int r;
 
-	if (s->state == SS_CLOSED) {
-		buf_consume(&c->in, n);
-		return;
-	}
-	r = xml_stream_feed(p, buf_head(&c->in), n);
+	feed(s, buf_head(&c->in), n);
 	buf_consume(&c->in, n);
-	if (r != XML_OK && s->parser == p && !s->parse_error)
-		s->parse_error = r;
 	session_process(s);
 }
 
@@ -313,7 +455,7 @@ static void
 send_features(struct session *s)
 {
 	const struct config *cfg = cfg_of(s);
-	bool tls = s->conn && conn_is_tls(s->conn);
+	bool tls = session_secure(s);
 	struct buf b = {0};
 
 	buf_puts(&b, "<stream:features>");
@@ -324,7 +466,7 @@ send_features(struct session *s)
 			     "<sm xmlns='" NS_SM "'/>"
 			     "<csi xmlns='" NS_CSI "'/>");
 	} else {
-		if (!tls)
+		if (!tls && s->tp->starttls)
 			buf_puts(&b, cfg->allow_plaintext ? "<starttls xmlns='" NS_TLS "'/>"
 							  : "<starttls xmlns='" NS_TLS
 							    "'><required/></starttls>");
@@ -428,8 +570,8 @@ void
 session_busy(struct session *s, bool busy)
 {
 	s->busy = busy;
-	if (s->conn)
-		conn_pause(s->conn, busy);
+	if (s->tp)
+		s->tp->pause(s->t, busy);
 }
 
 /* ---- moving to the home worker ---- */
@@ -449,7 +591,8 @@ move_arrive(struct loop *loop, struct mail *m)
 	free(mm);
 	session_link(w, s);
 	s->migrating = false;
-	conn_attach(s->conn, loop);
+	if (s->tp)
+		s->tp->attach(s->t, loop);
 	if (w->stopping) {
 		session_shutdown(s);
 		return;
@@ -478,7 +621,8 @@ move_depart(struct loop *loop, struct mail *m)
 		session_close(s, "shutdown");
 		return;
 	}
-	conn_detach(s->conn);
+	if (s->tp)
+		s->tp->detach(s->t);
 	session_unlink(s);
 	s->migrating = true;
 	s->w = to;
@@ -546,7 +690,7 @@ sasl_success(struct session *s, const struct buf *extra)
 	s->sasl = NULL;
 	s->authenticated = true;
 	sasl_reply(s, "success", extra);
-	log_info("%s: authenticated as %s from %s", s->id, s->bare, s->conn->peer);
+	log_info("%s: authenticated as %s from %s", s->id, s->bare, session_peer(s));
 	timer_stop(s->w->loop, &s->auth_timer);
 	s->restart = true;
 	s->migrate_to = server_home(srv, s->bare);
@@ -638,7 +782,7 @@ sasl_continue(struct session *s, const char *in, size_t len)
 		break;
 	default:
 		log_info("%s: authentication failed (%s) from %s", s->id, sasl_condition(s->sasl),
-			 s->conn ? s->conn->peer : "?");
+			 session_peer(s));
 		sasl_failure(s, sasl_condition(s->sasl), true);
 		break;
 	}
@@ -664,7 +808,7 @@ sasl_payload(const struct xml_node *st, struct buf *out)
 static bool
 mechanism_allowed(struct session *s, const char *mech)
 {
-	bool tls = s->conn && conn_is_tls(s->conn);
+	bool tls = session_secure(s);
 
 	for (const char *const *m = sasl_mechanisms(); *m; m++) {
 		if (strcmp(*m, mech) != 0)
@@ -678,7 +822,7 @@ mechanism_allowed(struct session *s, const char *mech)
 static void
 handle_auth(struct session *s, struct xml_node *st)
 {
-	bool tls = s->conn && conn_is_tls(s->conn);
+	bool tls = session_secure(s);
 	struct buf in = {0};
 
 	if (strcmp(st->name, "abort") == 0) {
@@ -714,15 +858,16 @@ handle_auth(struct session *s, struct xml_node *st)
 static void
 handle_preauth(struct session *s, struct xml_node *st)
 {
-	bool tls = s->conn && conn_is_tls(s->conn);
+	bool tls = session_secure(s);
 
 	if (register_is(st) && xml_attr(st, "id")) {
 		register_iq(s, st); /* XEP-0077: the one stanza allowed before authentication */
 		return;
 	}
-	if (strcmp(st->ns, NS_TLS) == 0 && strcmp(st->name, "starttls") == 0 && !tls && !s->sasl) {
+	if (strcmp(st->ns, NS_TLS) == 0 && strcmp(st->name, "starttls") == 0 && !tls && !s->sasl &&
+	    s->tp->starttls) {
 		send_raw(s, "<proceed xmlns='" NS_TLS "'/>");
-		conn_starttls(s->conn, s->w->srv->tls);
+		s->tp->starttls(s->t, s->w->srv->tls);
 		s->restart = true;
 	} else if (strcmp(st->ns, NS_SASL) == 0) {
 		handle_auth(s, st);
@@ -1026,4 +1171,29 @@ session_process(struct session *s)
 		send_raw(s, "</stream:stream>");
 		session_close(s, "closed by client");
 	}
+}
+
+/* ---- elements standing alone (RFC 7395 3.3.3, XEP-0206 7) ---- */
+
+void
+c2s_frame_element(struct buf *out, const char *data, size_t len)
+{
+	const char *end = data + len, *name = data + 1, *p = name;
+	const char *gt;
+	bool stream_prefix;
+
+	/* Our serializer escapes '>' in attribute values: the first '>' ends the start tag. */
+	if (len < 3 || data[0] != '<' || !(gt = memchr(data, '>', len))) {
+		buf_append(out, data, len);
+		return;
+	}
+	while (p < gt && *p != ' ' && *p != '/' && *p != '>')
+		p++;
+	stream_prefix = p - name > 7 && strncmp(name, "stream:", 7) == 0;
+	buf_append(out, data, (size_t)(p - data));
+	if (stream_prefix)
+		buf_puts(out, " xmlns:stream='" NS_STREAM "'");
+	else if (!memmem(p, (size_t)(gt - p), " xmlns='", 8))
+		buf_puts(out, " xmlns='" NS_CLIENT "'");
+	buf_append(out, p, (size_t)(end - p));
 }

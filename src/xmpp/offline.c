@@ -389,10 +389,10 @@ grace_fired(struct timer *t)
 	uint64_t grace = s->w->srv->cfg->offline_grace, now = now_ms();
 	size_t done = 0;
 
-	if (s->state != SS_ACTIVE || !s->conn)
+	if (s->state != SS_ACTIVE || !s->tp)
 		return;
 	/* Gone once the session stayed up for the grace period with its output written. */
-	if (conn_out_pending(s->conn) == 0) {
+	if (session_out_pending(s) == 0) {
 		while (done < s->grace_n && s->grace[done].at + grace <= now)
 			done++;
 	}
@@ -426,9 +426,9 @@ offline_timer_fired(struct timer *t)
 {
 	struct session *s = container_of(t, struct session, offline_timer);
 
-	if (s->state != SS_ACTIVE || !s->conn)
+	if (s->state != SS_ACTIVE || !s->tp)
 		return;
-	if (conn_out_pending(s->conn) > OFFLINE_OUT_LOW) {
+	if (session_out_pending(s) > OFFLINE_OUT_LOW) {
 		/* The client is still reading what we sent: wait before sending or forgetting more.
 		 */
 		timer_start(s->w->loop, t, OFFLINE_PACE_MS);

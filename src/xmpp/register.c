@@ -176,7 +176,7 @@ register_iq(struct session *s, struct xml_node *st)
 			session_reply_error(s, st, "cancel", "service-unavailable", NULL);
 			goto done;
 		}
-		if (!conn_is_tls(s->conn) && !cfg->allow_plaintext) {
+		if (!session_secure(s) && !cfg->allow_plaintext) {
 			session_reply_error(s, st, "cancel", "not-authorized",
 					    "Registration requires TLS");
 			goto done;

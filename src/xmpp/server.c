@@ -20,6 +20,29 @@
 static _Thread_local struct worker *current_worker;
 static const struct xmpp_service *registered[8];
 static int nregistered;
+static struct {
+	const char *addr;
+	void (*accept)(struct worker *w, int fd);
+} listeners[4];
+static int nlisteners;
+
+void
+server_add_listener(const char *addr, void (*accept)(struct worker *w, int fd))
+{
+	if (nlisteners == (int)ARRAY_LEN(listeners))
+		fatal("too many listeners");
+	listeners[nlisteners].addr = addr;
+	listeners[nlisteners++].accept = accept;
+}
+
+static void
+extra_accept(struct loop_io *io, uint32_t events)
+{
+	struct worker *w = worker_current();
+	int i = (int)(io - w->extra_io);
+
+	listeners[i].accept(w, io->fd);
+}
 
 void
 server_add_service(const struct xmpp_service *svc)
@@ -43,6 +66,18 @@ struct worker *
 worker_current(void)
 {
 	return current_worker;
+}
+
+struct loop *
+worker_loop(struct worker *w)
+{
+	return w->loop;
+}
+
+const struct config *
+worker_config(struct worker *w)
+{
+	return w->srv->cfg;
 }
 
 struct worker *
@@ -106,6 +141,10 @@ worker_main(void *arg)
 		fatal("worker %d: cannot watch the c2s listener", w->id);
 	if (w->srv->c2s_tls_fd >= 0 && loop_io_add(w->loop, &w->c2s_tls_io, LOOP_IN) < 0)
 		fatal("worker %d: cannot watch the c2s TLS listener", w->id);
+	for (int i = 0; i < w->srv->nextra; i++) {
+		if (loop_io_add(w->loop, &w->extra_io[i], LOOP_IN) < 0)
+			fatal("worker %d: cannot watch listener %s", w->id, listeners[i].addr);
+	}
 	if (w->id == 0)
 		offline_start_sweeper(w);
 	loop_run(w->loop);
@@ -123,8 +162,12 @@ free_server(struct server *srv)
 		close(srv->c2s_fd);
 	if (srv->c2s_tls_fd >= 0)
 		close(srv->c2s_tls_fd);
-	for (int i = 0; srv->workers && i < srv->nworkers; i++)
+	for (int i = 0; i < srv->nextra; i++)
+		close(srv->extra_fd[i]);
+	for (int i = 0; srv->workers && i < srv->nworkers; i++) {
 		loop_free(srv->workers[i].loop);
+		free(srv->workers[i].extra_io);
+	}
 	free(srv->workers);
 	tls_ctx_free(srv->tls);
 	for (int i = 0; i < srv->nservices; i++)
@@ -167,6 +210,12 @@ server_start(const struct config *cfg, char *err, size_t errlen)
 	if (*cfg->c2s_tls_listen &&
 	    (srv->c2s_tls_fd = net_listen(cfg->c2s_tls_listen, err, errlen)) < 0)
 		goto fail;
+	for (; srv->nextra < nlisteners; srv->nextra++) {
+		int fd = net_listen(listeners[srv->nextra].addr, err, errlen);
+		if (fd < 0)
+			goto fail;
+		srv->extra_fd[srv->nextra] = fd;
+	}
 	/* The certificate first: a bad one is reported before anything is written. */
 	srv->tls =
 	    tls_ctx_new(cfg->cert_file, cfg->key_file, cfg->data_dir, cfg->domain, err, errlen);
@@ -187,6 +236,10 @@ server_start(const struct config *cfg, char *err, size_t errlen)
 		    (struct loop_io){.fd = srv->c2s_fd, .fn = c2s_accept, .exclusive = true};
 		w->c2s_tls_io =
 		    (struct loop_io){.fd = srv->c2s_tls_fd, .fn = c2s_accept, .exclusive = true};
+		w->extra_io = xcalloc((size_t)srv->nextra + 1, sizeof *w->extra_io);
+		for (int j = 0; j < srv->nextra; j++)
+			w->extra_io[j] = (struct loop_io){
+			    .fd = srv->extra_fd[j], .fn = extra_accept, .exclusive = true};
 	}
 	for (int i = 0; i < srv->nworkers; i++) {
 		int e =
@@ -221,6 +274,8 @@ worker_begin_stop(struct worker *w, void *arg)
 		loop_io_del(w->loop, &w->c2s_io);
 	if (w->srv->c2s_tls_fd >= 0)
 		loop_io_del(w->loop, &w->c2s_tls_io);
+	for (int i = 0; i < w->srv->nextra; i++)
+		loop_io_del(w->loop, &w->extra_io[i]);
 	while (w->sessions)
 		session_shutdown(w->sessions);
 	w->stop_timer.fn = stop_timer_fired;

@@ -28,8 +28,7 @@ struct sm_item {
 static void
 sm_send_raw(struct session *s, const char *text)
 {
-	if (s->conn)
-		conn_write(s->conn, text, strlen(text));
+	session_write(s, text, strlen(text));
 }
 
 static void
@@ -63,7 +62,7 @@ overflow(struct timer *t)
 
 	log_info("%s: %u stanzas unacknowledged; closing", s->id, s->sm_queued);
 	s->sm_resume = false; /* what is queued goes to offline storage or other resources */
-	if (s->conn)
+	if (s->tp)
 		session_stream_error(s, "policy-violation", "Too many unacknowledged stanzas");
 	else
 		session_close(s, "too many unacknowledged stanzas");
@@ -90,7 +89,7 @@ sm_sent(struct session *s, const char *data, size_t len, int64_t stored)
 	s->sm_queued++;
 	s->sm_out++;
 	/* One request per burst: the client's <a/> answers everything sent before it. */
-	if (s->conn && !s->sm_r_sent) {
+	if (s->tp && !s->sm_r_sent) {
 		s->sm_r_sent = true;
 		sm_send_raw(s, "<r xmlns='" NS_SM "'/>");
 	}
@@ -160,7 +159,7 @@ sm_release_ack(struct session *s)
 	s->sm_if_head = (s->sm_if_head + 1) % s->sm_if_cap;
 	s->sm_if_n--;
 	/* An <r/> that came while stores were pending is answered once they are done. */
-	if (!s->sm_if_n && s->sm_a_owed && s->conn && s->state == SS_ACTIVE) {
+	if (!s->sm_if_n && s->sm_a_owed && s->tp && s->state == SS_ACTIVE) {
 		s->sm_a_owed = false;
 		send_a(s);
 	}
@@ -231,8 +230,8 @@ sm_hibernate(struct session *s)
 		return false;
 	log_info("%s: connection lost; %s can resume for %llus", s->id, s->full,
 		 (unsigned long long)(s->w->srv->cfg->sm_hold / 1000));
-	conn_close(s->conn);
-	s->conn = NULL;
+	s->tp->release(s->t);
+	s->tp = NULL;
 	s->sm_r_sent = false;
 	s->sm_hold.fn = hold_expired;
 	timer_start(s->w->loop, &s->sm_hold, s->w->srv->cfg->sm_hold);
@@ -338,7 +337,7 @@ take_over(struct session *s, struct session *old)
 	old->sm_enabled = false;
 	account_session_remove(a, old);
 	old->acct = NULL;
-	if (old->conn)
+	if (old->tp)
 		session_stream_error(old, "conflict", "The session was resumed elsewhere");
 	else
 		session_close(old, "resumed elsewhere");
@@ -381,7 +380,7 @@ resume_with_account(struct account *a, void *arg)
 	}
 	/* Everything not acknowledged goes out again, in order (XEP-0198 section 5). */
 	for (struct sm_item *it = s->sm_head; it; it = it->next)
-		conn_write(s->conn, it->data, it->len);
+		session_write(s, it->data, it->len);
 	if (s->sm_head) {
 		s->sm_r_sent = true;
 		sm_send_raw(s, "<r xmlns='" NS_SM "'/>");

@@ -15,7 +15,10 @@
 
 struct server;
 struct worker;
+struct session;
 struct xml_node;
+struct loop;
+struct tls_ctx;
 
 /*
  * A service at a subdomain of the server's (MUC at conference.<domain>, later SMS and
@@ -32,6 +35,71 @@ struct xmpp_service {
 
 /* Registers svc (kept by pointer) for servers started afterwards; at most 8. */
 void server_add_service(const struct xmpp_service *svc);
+
+/*
+ * A listener besides c2s (HTTP for web/): batond registers it before server_start(),
+ * which binds addr (a start-up error if it cannot) and has every worker watch it;
+ * accept(w, fd) runs on the worker that won the wake-up.
+ */
+void server_add_listener(const char *addr, void (*accept)(struct worker *w, int fd));
+
+/* ---- workers, for modules that keep objects on them (web/) ---- */
+
+/* The worker running the calling thread (NULL outside the workers). */
+struct worker *worker_current(void);
+struct loop *worker_loop(struct worker *w);
+const struct config *worker_config(struct worker *w);
+/* Runs fn(w, arg) on worker w's thread (directly if it is the calling one). */
+void worker_call(struct worker *w, void (*fn)(struct worker *w, void *arg), void *arg);
+
+/* ---- client sessions over any transport ---- */
+
+/*
+ * What carries a client session's stream: TCP (c2s.c), WebSocket or BOSH (web/). The
+ * session hands over whole top-level elements serialized as on a TCP stream (jabber:client
+ * the default namespace, the stream: prefix declared by the header); c2s_frame_element()
+ * makes one stand alone for transports that frame elements one by one.
+ * Every function gets the transport's own pointer t.
+ */
+struct c2s_transport {
+	const char *name; /* "tcp", "websocket", "bosh": for logs */
+	/* The server's stream header (RFC 6120 4.7): stream id, our domain, echoed 'to'. */
+	void (*open)(void *t, const char *id, const char *from, const char *to);
+	/* One top-level element: a stanza, features, an SM or SASL element, a stream error. */
+	void (*element)(void *t, const char *data, size_t len);
+	/* The server closes the stream (after a stream error, or answering the client's). */
+	void (*end)(void *t);
+	/* The session lets go: send what is queued, then close. No call on t follows. */
+	void (*release)(void *t);
+	/* Bytes written and not yet taken by the network. */
+	size_t (*pending)(void *t);
+	/* Stop / resume handing input to the session (it waits for storage). */
+	void (*pause)(void *t, bool paused);
+	/* The session moves to another worker: off this loop, then onto the new one. */
+	void (*detach)(void *t);
+	void (*attach)(void *t, struct loop *loop);
+	/* Confidential against eavesdroppers (TLS, or an HTTP peer trusted as secure). */
+	bool (*secure)(void *t);
+	/* RFC 6120 5: switch to TLS after the queued output; NULL if not offered. */
+	void (*starttls)(void *t, struct tls_ctx *tls);
+	const char *(*peer)(void *t); /* "ip:port", for logs */
+};
+
+/* A new session on w (the calling worker) whose stream comes over (tp, t). */
+struct session *c2s_open(struct worker *w, const struct c2s_transport *tp, void *t);
+/* Bytes of the client's stream; the session parses and runs them. */
+void c2s_input(struct session *s, const char *data, size_t len);
+/*
+ * The transport is gone (peer closed, broke, timed out): the session hibernates if it
+ * can be resumed (XEP-0198), else ends. Either way it never calls the transport again.
+ */
+void c2s_transport_lost(struct session *s, const char *reason);
+/*
+ * Writes to out the element data (as a session hands it to a transport) made to stand
+ * alone: xmlns='jabber:client' on stanzas, xmlns:stream on stream: elements (RFC 7395
+ * 3.3.3, XEP-0206 7).
+ */
+void c2s_frame_element(struct buf *out, const char *data, size_t len);
 
 /*
  * Binds the listeners, opens storage, loads TLS, and starts the workers. Returns the

@@ -55,6 +55,7 @@ struct worker {
 	struct session *sessions; /* every session attached to this worker */
 	struct session *reap;	  /* closed sessions, freed at the end of the turn */
 	struct loop_io c2s_io, c2s_tls_io;
+	struct loop_io *extra_io; /* one per server_add_listener() */
 	struct timer stop_timer;
 	struct timer offline_sweep; /* worker 0 only: expires old offline messages */
 	unsigned long push_seq;	    /* ids of server-generated iqs */
@@ -70,6 +71,8 @@ struct server {
 	struct store_thread *store;
 	struct tls_ctx *tls;
 	int c2s_fd, c2s_tls_fd;
+	int extra_fd[4]; /* server_add_listener() */
+	int nextra;
 	int64_t started;
 	_Atomic bool stopping; /* routing drops stanzas instead of posting them */
 	const struct xmpp_service *services[8];
@@ -81,10 +84,6 @@ struct server {
 struct worker *server_home(struct server *srv, const char *bare);
 /* The service serving domain, or NULL. */
 const struct xmpp_service *server_service(const struct server *srv, const char *domain);
-/* The worker running the calling thread. */
-struct worker *worker_current(void);
-/* Runs fn(arg) on worker w's thread (directly if it is the calling one). */
-void worker_call(struct worker *w, void (*fn)(struct worker *w, void *arg), void *arg);
 /* Submits a storage job whose completion comes back to the calling worker. */
 void worker_store(struct worker *w, struct store_job *job);
 
@@ -100,7 +99,8 @@ enum session_state {
 
 struct session {
 	struct worker *w;
-	struct conn *conn;
+	const struct c2s_transport *tp; /* NULL while hibernating (XEP-0198) or closed */
+	void *t;
 	struct xml_stream *parser;
 	enum session_state state;
 	char id[17]; /* log prefix (stream ids are fresh per stream, RFC 6120 4.7.3) */
@@ -164,6 +164,10 @@ struct session {
 
 /* Accepts connections on a listening socket of worker w (a loop_io callback). */
 void c2s_accept(struct loop_io *io, uint32_t events);
+/* Output helpers over the session's transport (no-ops without one). */
+void session_write(struct session *s, const char *data, size_t len);
+size_t session_out_pending(const struct session *s);
+bool session_secure(const struct session *s);
 /* Writes a stanza to the session (serialized in jabber:client); the tree stays the caller's. */
 void session_send(struct session *s, const struct xml_node *st);
 /* The same for a message whose stored copy (id stored, durable.c) goes when s acks it. */
