@@ -18,7 +18,7 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wformat=2 -Wshadow -Wno-unused-
 	   -Wmissing-prototypes -MMD -MP $(SANFLAGS)
 CPPFLAGS += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDFLAGS += $(SANFLAGS)
-LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lunistring -lpthread
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lwslay -lunistring -lpthread
 
 objs = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(wildcard $(1)))
 CORE_OBJ  := $(call objs,src/core/*.c)
@@ -27,7 +27,8 @@ NET_OBJ   := $(call objs,src/net/*.c)
 XMPP_OBJ  := $(call objs,src/xmpp/*.c)
 STORE_OBJ := $(call objs,src/store/*.c)
 MUC_OBJ   := $(call objs,src/muc/*.c)
-LIB_OBJ   := $(MUC_OBJ) $(XMPP_OBJ) $(NET_OBJ) $(STORE_OBJ) $(XML_OBJ) $(CORE_OBJ)
+WEB_OBJ   := $(call objs,src/web/*.c)
+LIB_OBJ   := $(WEB_OBJ) $(MUC_OBJ) $(XMPP_OBJ) $(NET_OBJ) $(STORE_OBJ) $(XML_OBJ) $(CORE_OBJ)
 
 PROGS := $(BUILD)/batond $(BUILD)/batonctl
 

@@ -19,6 +19,7 @@
 
 #include "../core/core.h"
 #include "../muc/muc.h"
+#include "../web/web.h"
 #include "../xmpp/xmpp.h"
 
 static void
@@ -31,6 +32,7 @@ usage(FILE *f)
 	    "  --data DIR            data directory: database, certificate (server.data)\n"
 	    "  --c2s ADDR:PORT       client port with STARTTLS, \"\" for none (c2s.listen)\n"
 	    "  --c2s-tls ADDR:PORT   client port with direct TLS, \"\" for none (c2s.tls_listen)\n"
+	    "  --http ADDR:PORT      HTTP port: BOSH, WebSocket, /m/; \"\" for none (http.listen)\n"
 	    "  --cert FILE --key FILE  certificate chain and key (PEM)\n"
 	    "  --allow-plaintext     allow authentication without TLS (tests, benchmarks)\n"
 	    "  --workers N           I/O worker threads, 0 = one per core\n"
@@ -44,9 +46,16 @@ struct option_map {
 };
 
 static const struct option_map options[] = {
-    {"--domain", "server.domain"},   {"--data", "server.data"},		  {"--c2s", "c2s.listen"},
-    {"--c2s-tls", "c2s.tls_listen"}, {"--cert", "server.cert"},		  {"--key", "server.key"},
-    {"--workers", "server.workers"}, {"--log-level", "server.log_level"}, {NULL, NULL},
+    {"--domain", "server.domain"},
+    {"--data", "server.data"},
+    {"--c2s", "c2s.listen"},
+    {"--c2s-tls", "c2s.tls_listen"},
+    {"--http", "http.listen"},
+    {"--cert", "server.cert"},
+    {"--key", "server.key"},
+    {"--workers", "server.workers"},
+    {"--log-level", "server.log_level"},
+    {NULL, NULL},
 };
 
 /* Opens and locks DIR/batond.pid; returns the fd or exits with one line. */
@@ -158,6 +167,7 @@ main(int argc, char **argv)
 
 	pidfd = take_pidfile(cfg.data_dir, pidpath, sizeof pidpath);
 	server_add_service(&muc_service); /* XEP-0045 at conference.<domain> */
+	web_register(&cfg);
 	srv = server_start(&cfg, err, sizeof err);
 	if (!srv) {
 		unlink(pidpath);

@@ -248,6 +248,14 @@ struct config {
 	long offline_quota;	 /* messages per user, 0 = unlimited */
 	uint64_t offline_expiry; /* ms */
 	uint64_t offline_grace;	 /* ms */
+	/* [http] */
+	char *http_listen;  /* "" = off */
+	char *http_secure;  /* loopback | true | false */
+	char *http_origins; /* "*" or a space-separated list */
+	size_t http_header_max, http_body_max;
+	uint64_t http_request_timeout, http_idle_timeout; /* ms */
+	/* [thin] */
+	uint64_t thin_hold; /* ms a BOSH or /m/ session outlives its transport */
 	/* [sm] */
 	uint64_t sm_hold; /* ms a broken session stays resumable (XEP-0198) */
 	long sm_queue;	  /* unacknowledged stanzas before the session is closed */

@@ -527,6 +527,13 @@ conn_set_limits(struct conn *c, size_t in_max, size_t out_max, size_t rate, size
 }
 
 void
+conn_set_cb(struct conn *c, const struct conn_cb *cb, void *arg)
+{
+	c->cb = cb;
+	c->arg = arg;
+}
+
+void
 conn_close(struct conn *c)
 {
 	if (c->closing)

@@ -108,6 +108,100 @@ void conn_detach(struct conn *c);
 /* Adopts a detached c on loop (call on loop's thread); buffered input is delivered. */
 void conn_attach(struct conn *c, struct loop *loop);
 
+/* Hands c to a new owner (after an HTTP upgrade): callbacks go to cb with arg from now. */
+void conn_set_cb(struct conn *c, const struct conn_cb *cb, void *arg);
+
+/* ---- HTTP/1.1 server side (http.c) ---- */
+
+struct http_conn;
+
+struct http_header {
+	char *name; /* lower case */
+	char *value;
+};
+
+struct http_request {
+	const char *method; /* "GET", "POST", ... */
+	char *url;	    /* as sent */
+	char *path;	    /* the path of url, not decoded */
+	char *query;	    /* after '?', or NULL */
+	struct http_header *headers;
+	size_t nheaders;
+	struct buf body;
+	bool keep_alive;
+	bool upgrade;
+};
+
+struct http_limits {
+	size_t header_max, body_max;
+	uint64_t request_timeout, idle_timeout; /* ms */
+};
+
+/*
+ * Called for each complete request on hc. The handler answers it once, now or later,
+ * with http_respond() or http_take(); req stays valid until then.
+ */
+typedef void (*http_handler)(struct http_conn *hc, struct http_request *req, void *arg);
+
+/* Accepts one connection from lfd on loop and serves HTTP on it; NULL if none was pending. */
+struct http_conn *http_accept(struct loop *loop, int lfd, const struct http_limits *lim,
+			      http_handler handler, void *arg);
+/* The value of header name (lower case), or NULL. */
+const char *http_header(const struct http_request *r, const char *name);
+/*
+ * Answers the outstanding request: status, extra header lines ("Name: value\r\n" each, or
+ * NULL), body. Error statuses close the connection after sending.
+ */
+void http_respond(struct http_conn *hc, int status, const char *headers, const char *body,
+		  size_t len);
+/*
+ * For a request answered much later: gone(hc, arg) runs if the connection breaks first;
+ * the handler must then forget hc (it is freed after gone returns).
+ */
+void http_on_gone(struct http_conn *hc, void (*gone)(struct http_conn *hc, void *arg), void *arg);
+/* Answers with 101 Switching Protocols (plus headers) and hands over the connection. */
+struct conn *http_take(struct http_conn *hc, const char *headers);
+const char *http_peer(const struct http_conn *hc);
+/* Is token in the comma-separated list of a header value (case-insensitive)? */
+bool http_token_in(const char *list, const char *token);
+/* Is peer ("ip:port" as in struct conn) on this host (127.0.0.0/8, ::1)? */
+bool net_is_loopback(const char *peer);
+/* Moves a connection with a request outstanding to another loop (see conn_detach). */
+void http_detach(struct http_conn *hc);
+void http_attach(struct http_conn *hc, struct loop *loop);
+
+/* ---- WebSocket server side (ws.c, RFC 6455) ---- */
+
+struct ws;
+
+struct ws_cb {
+	/* One complete text message (reassembled, valid UTF-8). */
+	void (*message)(struct ws *ws, void *arg, const char *data, size_t len);
+	/* The peer closed, broke the protocol or went away; the owner must still ws_close(). */
+	void (*closed)(struct ws *ws, void *arg, const char *reason);
+};
+
+/*
+ * Checks an upgrade request (RFC 6455 4.2.1). Returns 0 with the Sec-WebSocket-Accept
+ * value in accept, or the HTTP status to refuse it with.
+ */
+int ws_check_upgrade(const struct http_request *req, char accept[32]);
+/*
+ * Answers the upgrade (101, with protocol as Sec-WebSocket-Protocol if not NULL) and runs
+ * WebSocket on hc's connection; messages longer than max_msg close it (1009).
+ */
+struct ws *ws_start(struct http_conn *hc, const char *accept, const char *protocol, size_t max_msg,
+		    const struct ws_cb *cb, void *arg);
+/* Sends one text message. */
+void ws_send(struct ws *ws, const char *data, size_t len);
+/* Sends a close frame (RFC 6455 7.4 code) unless the peer closed, and releases ws. */
+void ws_close(struct ws *ws, uint16_t code, const char *reason);
+size_t ws_pending(const struct ws *ws);
+void ws_pause(struct ws *ws, bool paused);
+void ws_detach(struct ws *ws);
+void ws_attach(struct ws *ws, struct loop *loop);
+const char *ws_peer(const struct ws *ws);
+
 /* ---- TLS ---- */
 
 /*

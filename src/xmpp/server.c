@@ -250,6 +250,8 @@ server_start(const struct config *cfg, char *err, size_t errlen)
 	log_info("serving %s with %d workers (c2s %s, direct TLS %s)", cfg->domain, srv->nworkers,
 		 *cfg->c2s_listen ? cfg->c2s_listen : "off",
 		 *cfg->c2s_tls_listen ? cfg->c2s_tls_listen : "off");
+	for (int i = 0; i < srv->nextra; i++)
+		log_info("listening on %s", listeners[i].addr);
 	return srv;
 fail:
 	free_server(srv);

@@ -104,6 +104,7 @@ class Server:
         self.extra_args = list(extra_args)
         self.c2s_port = None
         self.tls_port = None
+        self.http_port = None
         self.proc = None
         self.stderr_path = os.path.join(self.datadir, "batond.stderr")
         self._stderr = None
@@ -112,7 +113,8 @@ class Server:
     def argv(self):
         argv = [BATOND, "--data", self.datadir, "--domain", self.domain,
                 "--c2s", "127.0.0.1:%d" % self.c2s_port,
-                "--c2s-tls", "127.0.0.1:%d" % self.tls_port]
+                "--c2s-tls", "127.0.0.1:%d" % self.tls_port,
+                "--http", "127.0.0.1:%d" % self.http_port]
         if self.workers:
             argv += ["--workers", str(self.workers)]
         if self.allow_plaintext:
@@ -124,9 +126,11 @@ class Server:
     def start(self, timeout=10.0):
         if self.c2s_port is None:  # keep the ports on restart
             self.c2s_port = free_port()
-            self.tls_port = free_port()
-            while self.tls_port == self.c2s_port:
-                self.tls_port = free_port()
+            ports = {self.c2s_port}
+            while len(ports) < 3:
+                ports.add(free_port())
+            ports.discard(self.c2s_port)
+            self.tls_port, self.http_port = sorted(ports)
         self._stderr = open(self.stderr_path, "ab")
         self._stderr.write(b"==== start: %s\n" % " ".join(self.argv()).encode())
         self._stderr.flush()
@@ -134,7 +138,7 @@ class Server:
                                      stdout=self._stderr, stderr=self._stderr)
         Server.running.append(self)
         deadline = time.monotonic() + timeout
-        pending = [self.c2s_port, self.tls_port]
+        pending = [self.c2s_port, self.tls_port, self.http_port]
         while pending:
             if self.proc.poll() is not None:
                 self._forget()
