@@ -404,6 +404,9 @@ net_loop_free(struct loop *loop)
 		return;
 	while (st->all) {
 		struct conn *c = st->all;
+		/* An owner still holding c (an idle HTTP connection) frees its side now. */
+		if (!c->closing && c->cb && c->cb->closed)
+			c->cb->closed(c, c->arg, "shutdown");
 		c->closing = 1;
 		c->cb = NULL;
 		conn_free(c);

@@ -75,6 +75,8 @@ route(struct http_conn *hc, struct http_request *req, void *arg)
 
 	if (strcmp(p, "/xmpp-websocket") == 0) {
 		xws_handle(w, hc, req);
+	} else if (strcmp(p, "/http-bind") == 0 || strcmp(p, "/http-bind/") == 0) {
+		bosh_handle(w, hc, req);
 	} else {
 		web_error(hc, 404, "not found\n");
 	}

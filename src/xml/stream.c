@@ -32,6 +32,7 @@
  */
 #define NS_SEP '\x01'
 #define XML_NS "http://www.w3.org/XML/1998/namespace"
+#define XBOSH_NS "urn:xmpp:xbosh"
 
 /* Nesting cap for xml_parse(): well above any stream's stanza_depth. */
 #define XML_PARSE_MAX_DEPTH 256
@@ -156,26 +157,31 @@ stream_too_big(struct xml_stream *s, uint64_t end)
 
 /*
  * Attribute names as trees carry them: unprefixed names as they are, attributes in the
- * XML namespace as "xml:<local>". Other namespaced attributes are dropped (returns
- * NULL): no XMPP protocol defines any, and a prefix-free tree has no way to carry them
- * that a consumer would understand. Only unprefixed attributes and xml:lang matter to
- * RFC 6120.
+ * XML namespace as "xml:<local>", those of XEP-0206 (xmpp:restart on a BOSH body) as
+ * "xmpp:<local>". Other namespaced attributes are dropped (returns NULL): no XMPP
+ * protocol defines any, and a prefix-free tree has no way to carry them that a consumer
+ * would understand.
  */
 static char *
 attr_name(const char *name)
 {
 	struct qname q;
+	const char *prefix;
 	char *out;
 
 	qname_split(name, &q);
 	if (!q.urilen)
 		return xstrndup(q.local, q.locallen);
-	if (q.urilen != sizeof(XML_NS) - 1 || memcmp(q.uri, XML_NS, q.urilen) != 0)
+	if (q.urilen == sizeof(XML_NS) - 1 && memcmp(q.uri, XML_NS, q.urilen) == 0)
+		prefix = "xml:";
+	else if (q.urilen == sizeof(XBOSH_NS) - 1 && memcmp(q.uri, XBOSH_NS, q.urilen) == 0)
+		prefix = "xmpp:";
+	else
 		return NULL;
-	out = xmalloc(q.locallen + 5);
-	memcpy(out, "xml:", 4);
-	memcpy(out + 4, q.local, q.locallen);
-	out[4 + q.locallen] = '\0';
+	out = xmalloc(q.locallen + strlen(prefix) + 1);
+	memcpy(out, prefix, strlen(prefix));
+	memcpy(out + strlen(prefix), q.local, q.locallen);
+	out[strlen(prefix) + q.locallen] = '\0';
 	return out;
 }
 

@@ -106,10 +106,16 @@ write_open(struct buf *out, const struct xml_node *el, const char *scope_ns)
 		xml_escape(out, ns, strlen(ns), true);
 		buf_append(out, "'", 1);
 	}
+	bool xbosh_declared = false;
 	for (size_t i = 0; el->attrs && i < el->nattrs; i++) {
 		const char *name = el->attrs[2 * i], *value = el->attrs[2 * i + 1];
 		if (attr_is_xmlns(name))
 			continue;
+		/* The parser names XEP-0206 attributes xmpp:*; their prefix must be declared. */
+		if (strncmp(name, "xmpp:", 5) == 0 && !xbosh_declared) {
+			buf_puts(out, " xmlns:xmpp='urn:xmpp:xbosh'");
+			xbosh_declared = true;
+		}
 		buf_append(out, " ", 1);
 		buf_puts(out, name);
 		buf_puts(out, "='");

@@ -1168,7 +1168,8 @@ session_process(struct session *s)
 		/* RFC 6120 4.4: answer the client's closing tag with ours, then close. */
 		if (s->state == SS_ACTIVE)
 			offline_delivered_all(s);
-		send_raw(s, "</stream:stream>");
+		if (s->tp)
+			s->tp->end(s->t);
 		session_close(s, "closed by client");
 	}
 }
