@@ -50,27 +50,50 @@ static const char *
 reason_phrase(int status)
 {
 	switch (status) {
-	case 101: return "Switching Protocols";
-	case 200: return "OK";
-	case 204: return "No Content";
-	case 302: return "Found";
-	case 303: return "See Other";
-	case 304: return "Not Modified";
-	case 400: return "Bad Request";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 411: return "Length Required";
-	case 413: return "Content Too Large";
-	case 415: return "Unsupported Media Type";
-	case 426: return "Upgrade Required";
-	case 429: return "Too Many Requests";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 503: return "Service Unavailable";
-	default: return "Unknown";
+	case 101:
+		return "Switching Protocols";
+	case 200:
+		return "OK";
+	case 204:
+		return "No Content";
+	case 302:
+		return "Found";
+	case 303:
+		return "See Other";
+	case 304:
+		return "Not Modified";
+	case 400:
+		return "Bad Request";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 408:
+		return "Request Timeout";
+	case 411:
+		return "Length Required";
+	case 413:
+		return "Content Too Large";
+	case 415:
+		return "Unsupported Media Type";
+	case 426:
+		return "Upgrade Required";
+	case 429:
+		return "Too Many Requests";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 500:
+		return "Internal Server Error";
+	case 501:
+		return "Not Implemented";
+	case 503:
+		return "Service Unavailable";
+	case 505:
+		return "HTTP Version Not Supported";
+	default:
+		return "Unknown";
 	}
 }
 
@@ -92,6 +115,9 @@ request_clear(struct http_request *r)
 static void
 http_free(struct http_conn *hc)
 {
+	/* Always on the thread of the connection's loop: the one running now. */
+	if (timer_armed(&hc->timer))
+		timer_stop(loop_current(), &hc->timer);
 	request_clear(&hc->req);
 	free(hc);
 }
@@ -199,6 +225,28 @@ on_headers_complete(http_parser *p)
 		if (!r->headers[i].value)
 			r->headers[i].value = xstrdup("");
 	}
+	/* RFC 9110 5.3: repeated fields are one list; a lookup sees all of their values. */
+	for (size_t i = 0; i < r->nheaders; i++) {
+		for (size_t j = i + 1; j < r->nheaders;) {
+			if (strcmp(r->headers[i].name, r->headers[j].name) != 0) {
+				j++;
+				continue;
+			}
+			append_str(&r->headers[i].value, ", ", 2);
+			append_str(&r->headers[i].value, r->headers[j].value,
+				   strlen(r->headers[j].value));
+			free(r->headers[j].name);
+			free(r->headers[j].value);
+			memmove(&r->headers[j], &r->headers[j + 1],
+				(r->nheaders - j - 1) * sizeof *r->headers);
+			r->nheaders--;
+		}
+	}
+	/* RFC 9110 6.2: only HTTP/1.x here. */
+	if (p->http_major != 1) {
+		hc->error = 505;
+		return -1;
+	}
 	if (p->content_length != ULLONG_MAX && p->content_length > hc->lim.body_max) {
 		hc->error = 413;
 		return -1;
@@ -260,8 +308,7 @@ fail(struct http_conn *hc, int status, const char *why)
 	log_debug("http %s: %d %s", hc->c->peer, status, why);
 	hc->req.keep_alive = false;
 	hc->state = HS_HANDLER;
-	http_respond(hc, status, "Content-Type: text/plain; charset=utf-8\r\n", why,
-		     strlen(why));
+	http_respond(hc, status, "Content-Type: text/plain; charset=utf-8\r\n", why, strlen(why));
 }
 
 static void
@@ -299,8 +346,9 @@ parse(struct http_conn *hc)
 		} else if (e != HPE_OK || hc->error) {
 			buf_consume(&c->in, avail);
 			fail(hc, hc->error ? hc->error : 400,
-			     hc->error == 413   ? "request body too large\n"
+			     hc->error == 413	? "request body too large\n"
 			     : hc->error == 431 ? "request headers too large\n"
+			     : hc->error == 505 ? "HTTP/1.1 only\n"
 						: "malformed request\n");
 			return;
 		}
@@ -385,8 +433,7 @@ http_on_gone(struct http_conn *hc, void (*gone)(struct http_conn *hc, void *arg)
 }
 
 void
-http_respond(struct http_conn *hc, int status, const char *headers, const char *body,
-	     size_t len)
+http_respond(struct http_conn *hc, int status, const char *headers, const char *body, size_t len)
 {
 	struct conn *c = hc->c;
 	struct buf b = {0};

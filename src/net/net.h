@@ -194,8 +194,8 @@ struct ws *ws_start(struct http_conn *hc, const char *accept, const char *protoc
 		    const struct ws_cb *cb, void *arg);
 /* Sends one text message. */
 void ws_send(struct ws *ws, const char *data, size_t len);
-/* Sends a close frame (RFC 6455 7.4 code) unless the peer closed, and releases ws. */
-void ws_close(struct ws *ws, uint16_t code, const char *reason);
+/* Sends what is queued, then a close frame (RFC 6455 7.4) unless the peer closed; releases ws. */
+void ws_close(struct ws *ws, uint16_t code);
 size_t ws_pending(const struct ws *ws);
 void ws_pause(struct ws *ws, bool paused);
 void ws_detach(struct ws *ws);

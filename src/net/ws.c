@@ -27,6 +27,7 @@ struct ws {
 	bool in_recv;  /* inside a callback to the owner: defer the free */
 	bool released; /* the owner called ws_close() */
 	bool dead;     /* closed callback ran */
+	uint16_t close_code;
 };
 
 static void ws_data(struct conn *c, void *arg);
@@ -154,11 +155,18 @@ ws_free(struct ws *ws)
 	free(ws);
 }
 
-/* After the owner let go: send what wslay still holds (the close frame), then close. */
+/*
+ * After the owner let go: the messages queued, then our close frame (wslay sends control
+ * frames before data, so the close is queued only once the data is out), then close.
+ */
 static void
 finish(struct ws *ws)
 {
 	wslay_event_send(ws->ctx);
+	if (!ws->dead && !wslay_event_get_close_sent(ws->ctx)) {
+		wslay_event_queue_close(ws->ctx, ws->close_code, NULL, 0);
+		wslay_event_send(ws->ctx);
+	}
 	conn_close(ws->c);
 	ws_free(ws);
 }
@@ -227,14 +235,12 @@ ws_send(struct ws *ws, const char *data, size_t len)
 }
 
 void
-ws_close(struct ws *ws, uint16_t code, const char *reason)
+ws_close(struct ws *ws, uint16_t code)
 {
 	if (ws->released)
 		return;
 	ws->released = true;
-	if (!ws->dead)
-		wslay_event_queue_close(ws->ctx, code, (const uint8_t *)reason,
-					reason ? strlen(reason) : 0);
+	ws->close_code = code;
 	if (!ws->in_recv)
 		finish(ws);
 }

@@ -17,13 +17,13 @@
 
 #include "web_int.h"
 
-#define BOSH_WAIT_MAX	 120 /* seconds a request may be held (we answer sooner if asked) */
-#define BOSH_HOLD_MAX	 2   /* requests held at once */
-#define BOSH_REQUESTS	 (BOSH_HOLD_MAX + 1)
-#define BOSH_POLLING	 2 /* seconds between empty requests when hold is 0 (XEP-0124 7.1) */
-#define BOSH_MAXPAUSE	 300
-#define BOSH_RETRY_MS	 1 /* a request for a moving session looks again after this */
-#define BOSH_CACHE	 BOSH_REQUESTS /* answers kept for retransmission (XEP-0124 14.3) */
+#define BOSH_WAIT_MAX 120 /* seconds a request may be held (we answer sooner if asked) */
+#define BOSH_HOLD_MAX 2	  /* requests held at once */
+#define BOSH_REQUESTS (BOSH_HOLD_MAX + 1)
+#define BOSH_POLLING  2 /* seconds between empty requests when hold is 0 (XEP-0124 7.1) */
+#define BOSH_MAXPAUSE 300
+#define BOSH_RETRY_MS 1		    /* a request for a moving session looks again after this */
+#define BOSH_CACHE    BOSH_REQUESTS /* answers kept for retransmission (XEP-0124 14.3) */
 
 struct held {
 	struct http_conn *hc;
@@ -53,22 +53,23 @@ struct bosh {
 	unsigned wait, hold;
 	bool acks;	   /* the client uses the ack attribute (XEP-0124 9) */
 	uint64_t rid_next; /* the rid to process next */
+	uint64_t acked;	   /* responses up to this rid reached the client */
 	struct held held[BOSH_HOLD_MAX + 1];
 	unsigned nheld;
 	struct early early[BOSH_REQUESTS]; /* arrived before the rids preceding them */
 	unsigned nearly;
 	struct cached cache[BOSH_CACHE];
-	struct buf out;		    /* elements waiting for a request to carry them */
-	char *stream_id;	    /* of the current stream, for authid */
-	bool creating;		    /* the creation request is being answered */
-	bool feeding;		    /* inside c2s_input(): a release waits */
-	bool released;		    /* the session let go while feeding */
-	bool ended;		    /* the session ended the stream: terminate next */
-	char *condition;	    /* of that terminate, if an error */
-	struct timer wait_timer;    /* the oldest held request's deadline */
-	struct timer flush_timer;   /* answer with what the turn produced */
-	struct timer inactive;	    /* no request held: the session object's hold */
-	uint64_t inactivity;	    /* ms, thin.hold or a pause */
+	struct buf out;		  /* elements waiting for a request to carry them */
+	char *stream_id;	  /* of the current stream, for authid */
+	bool creating;		  /* the creation request is being answered */
+	bool feeding;		  /* inside c2s_input(): a release waits */
+	bool released;		  /* the session let go while feeding */
+	bool ended;		  /* the session ended the stream: terminate next */
+	char *condition;	  /* of that terminate, if an error */
+	struct timer wait_timer;  /* the oldest held request's deadline */
+	struct timer flush_timer; /* answer with what the turn produced */
+	struct timer inactive;	  /* no request held: the session object's hold */
+	uint64_t inactivity;	  /* ms, thin.hold or a pause */
 };
 
 /* ---- the sid registry: sid -> bosh, shared by the workers ---- */
@@ -139,9 +140,9 @@ static void
 respond_terminate(const struct config *cfg, struct http_conn *hc, const char *condition)
 {
 	char body[256];
-	int n = snprintf(body, sizeof body,
-			 "<body xmlns='" NS_HTTPBIND "' type='terminate' condition='%s'/>",
-			 condition);
+	int n =
+	    snprintf(body, sizeof body,
+		     "<body xmlns='" NS_HTTPBIND "' type='terminate' condition='%s'/>", condition);
 	respond_xml(cfg, hc, body, (size_t)n);
 }
 
@@ -263,8 +264,7 @@ held_gone(struct http_conn *hc, void *arg)
 
 	for (unsigned i = 0; i < b->nheld; i++) {
 		if (b->held[i].hc == hc) {
-			memmove(&b->held[i], &b->held[i + 1],
-				(b->nheld - i - 1) * sizeof *b->held);
+			memmove(&b->held[i], &b->held[i + 1], (b->nheld - i - 1) * sizeof *b->held);
 			b->nheld--;
 			break;
 		}
@@ -349,10 +349,21 @@ bosh_release(void *t)
 		bosh_free(b);
 }
 
+/*
+ * Bytes not yet known to have reached the client: queued ones, and answers whose receipt
+ * no later request has proven. Offline messages are deleted only once this is 0.
+ */
 static size_t
 bosh_pending(void *t)
 {
-	return buf_used(&((struct bosh *)t)->out);
+	struct bosh *b = t;
+	size_t n = buf_used(&b->out);
+
+	for (unsigned i = 0; i < BOSH_CACHE; i++) {
+		if (b->cache[i].data && b->cache[i].rid > b->acked)
+			n += b->cache[i].len;
+	}
+	return n;
 }
 
 static void
@@ -472,10 +483,18 @@ process(struct bosh *b, struct http_conn *hc, uint64_t rid, struct xml_node *bod
 {
 	const char *type = xml_attr(body, "type");
 	const char *restart = xml_attr(body, "xmpp:restart");
-	uint64_t pause = 0;
+	uint64_t pause = 0, ack;
 	struct buf in = {0};
 
 	b->rid_next = rid + 1;
+	/*
+	 * XEP-0124 9: a client holds at most hold + 1 requests, so sending rid means it has
+	 * the answers up to rid - hold - 1; an explicit ack says more.
+	 */
+	if (rid > b->hold + 1 && rid - b->hold - 1 > b->acked)
+		b->acked = rid - b->hold - 1;
+	if (parse_uint(xml_attr(body, "ack"), &ack) && ack > b->acked && ack < rid)
+		b->acked = ack;
 	b->held[b->nheld++] = (struct held){hc, rid, now_ms() + (uint64_t)b->wait * 1000};
 	http_on_gone(hc, held_gone, b);
 	b->inactivity = b->cfg->thin_hold;
@@ -548,9 +567,11 @@ session_request(struct bosh *b, struct http_conn *hc, struct xml_node *body)
 		struct cached *c = &b->cache[rid % BOSH_CACHE];
 		for (unsigned i = 0; i < b->nheld; i++) {
 			if (b->held[i].rid == rid) {
-				/* The client gave up on that connection: this one takes its place. */
+				/* The client gave up on that connection: this one takes its place.
+				 */
 				http_on_gone(b->held[i].hc, NULL, NULL);
-				respond_xml(b->cfg, b->held[i].hc, "<body xmlns='" NS_HTTPBIND "'/>",
+				respond_xml(b->cfg, b->held[i].hc,
+					    "<body xmlns='" NS_HTTPBIND "'/>",
 					    sizeof("<body xmlns='" NS_HTTPBIND "'/>") - 1);
 				b->held[i].hc = hc;
 				http_on_gone(hc, held_gone, b);
@@ -742,7 +763,8 @@ bosh_handle(struct worker *w, struct http_conn *hc, struct http_request *req)
 		return;
 	}
 	if (strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0) {
-		static const char text[] = "baton: BOSH (XEP-0124/0206) endpoint; POST <body/> here\n";
+		static const char text[] =
+		    "baton: BOSH (XEP-0124/0206) endpoint; POST <body/> here\n";
 		http_respond(hc, 200, "Content-Type: text/plain; charset=utf-8\r\n", text,
 			     sizeof text - 1);
 		return;
@@ -756,7 +778,8 @@ bosh_handle(struct worker *w, struct http_conn *hc, struct http_request *req)
 		/* XEP-0124 17: not a BOSH body at all. */
 		xml_free(body);
 		http_respond(hc, 400, cors_headers(cfg),
-			     "<body xmlns='" NS_HTTPBIND "' type='terminate' condition='bad-request'/>",
+			     "<body xmlns='" NS_HTTPBIND
+			     "' type='terminate' condition='bad-request'/>",
 			     sizeof("<body xmlns='" NS_HTTPBIND
 				    "' type='terminate' condition='bad-request'/>") -
 				 1);

@@ -46,8 +46,7 @@ web_secure(const struct config *cfg, const char *peer)
 void
 web_error(struct http_conn *hc, int status, const char *text)
 {
-	http_respond(hc, status, "Content-Type: text/plain; charset=utf-8\r\n", text,
-		     strlen(text));
+	http_respond(hc, status, "Content-Type: text/plain; charset=utf-8\r\n", text, strlen(text));
 }
 
 void

@@ -10,11 +10,11 @@
 #include "../xmpp/xmpp.h"
 #include "web.h"
 
-#define NS_FRAMING "urn:ietf:params:xml:ns:xmpp-framing"
+#define NS_FRAMING  "urn:ietf:params:xml:ns:xmpp-framing"
 #define NS_HTTPBIND "http://jabber.org/protocol/httpbind"
-#define NS_XBOSH "urn:xmpp:xbosh"
-#define NS_CLIENT "jabber:client"
-#define NS_STREAM "http://etherx.jabber.org/streams"
+#define NS_XBOSH    "urn:xmpp:xbosh"
+#define NS_CLIENT   "jabber:client"
+#define NS_STREAM   "http://etherx.jabber.org/streams"
 
 /* Each takes the request: answers it, now or later, or takes the connection. */
 void xws_handle(struct worker *w, struct http_conn *hc, struct http_request *req);
@@ -26,7 +26,8 @@ bool web_origin_ok(const struct config *cfg, const struct http_request *req);
 bool web_secure(const struct config *cfg, const char *peer);
 /* Answers with a short plain-text body. */
 void web_error(struct http_conn *hc, int status, const char *text);
-/* Appends the stream header the c2s parser expects, from the attributes of an <open/> or a BOSH <body/>. */
+/* Appends the stream header the c2s parser expects, from the attributes of an <open/> or a BOSH
+ * <body/>. */
 void web_stream_header(struct buf *out, const char *to, const char *version);
 
 #endif

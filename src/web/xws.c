@@ -68,7 +68,7 @@ xws_release(void *t)
 {
 	struct xws *x = t;
 
-	ws_close(x->ws, 1000, NULL);
+	ws_close(x->ws, 1000);
 	buf_free(&x->out);
 	free(x);
 }
@@ -188,7 +188,12 @@ xws_handle(struct worker *w, struct http_conn *hc, struct http_request *req)
 		return;
 	}
 	if ((status = ws_check_upgrade(req, accept)) != 0) {
-		web_error(hc, status, "this is an XMPP WebSocket endpoint (RFC 7395)\n");
+		static const char text[] = "this is an XMPP WebSocket endpoint (RFC 7395)\n";
+		/* RFC 6455 4.4: say which version we speak. */
+		http_respond(hc, status,
+			     "Content-Type: text/plain; charset=utf-8\r\n"
+			     "Sec-WebSocket-Version: 13\r\n",
+			     text, sizeof text - 1);
 		return;
 	}
 	/* RFC 7395 3.1: the client asks for the xmpp subprotocol; we speak nothing else. */

@@ -30,8 +30,8 @@
  * byte. XML 1.0 forbids U+0001 anywhere in a document, even as a character reference,
  * so it never occurs in a URI or a name and the split is unambiguous.
  */
-#define NS_SEP '\x01'
-#define XML_NS "http://www.w3.org/XML/1998/namespace"
+#define NS_SEP	 '\x01'
+#define XML_NS	 "http://www.w3.org/XML/1998/namespace"
 #define XBOSH_NS "urn:xmpp:xbosh"
 
 /* Nesting cap for xml_parse(): well above any stream's stanza_depth. */

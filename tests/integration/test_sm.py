@@ -18,8 +18,8 @@ from conftest import start_server
 from helpers import NS_CLIENT, NS_STANZAS, Client, q, stop_and_check, tostr
 
 DOMAIN = "localhost"
-SERVER_OPTS = {"domain": DOMAIN}  # sm.hold 5m, sm.queue 10000 (the defaults)
-DEFAULT_HOLD = 300  # seconds, the default sm.hold
+SERVER_OPTS = {"domain": DOMAIN}  # sm.hold 10m, sm.queue 10000 (the defaults)
+DEFAULT_HOLD = 600  # seconds, the default sm.hold
 
 SHORT_HOLD = 2  # sm.hold of the "short" server, seconds
 SHORT_QUEUE = 20  # sm.queue of the "short" server
