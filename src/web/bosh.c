@@ -6,11 +6,8 @@
  * thin.hold, so a client that comes back with its sid finds everything it missed.
  *
  * Invariant: a BOSH session is touched only on the worker where its client session
- * lives. Requests reach it through the sid registry (the one structure shared between
- * workers, under a mutex), which says where that is; a request arriving elsewhere is
- * moved there with its connection, and one arriving while the session moves waits.
+ * lives; requests reach it there through web_dispatch(), keyed by sid.
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +42,7 @@ struct cached {
 
 struct bosh {
 	char sid[33];
-	struct worker *w; /* under reg_lock: where the session is; NULL while it moves */
+	struct worker *w; /* where the session is */
 	struct session *s;
 	const struct config *cfg;
 	bool secure;
@@ -71,49 +68,6 @@ struct bosh {
 	struct timer inactive;	  /* no request held: the session object's hold */
 	uint64_t inactivity;	  /* ms, thin.hold or a pause */
 };
-
-/* ---- the sid registry: sid -> bosh, shared by the workers ---- */
-
-static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct hmap registry;
-
-static void
-reg_set_worker(struct bosh *b, struct worker *w)
-{
-	pthread_mutex_lock(&reg_lock);
-	b->w = w;
-	pthread_mutex_unlock(&reg_lock);
-}
-
-static void
-reg_remove(struct bosh *b)
-{
-	pthread_mutex_lock(&reg_lock);
-	hmap_del(&registry, b->sid);
-	if (registry.count == 0)
-		hmap_free(&registry);
-	pthread_mutex_unlock(&reg_lock);
-}
-
-/*
- * Where the session of sid is: *found says whether it exists; the result is its
- * worker, or NULL while it moves.
- */
-static struct worker *
-reg_lookup(const char *sid, bool *found, struct bosh **bp)
-{
-	struct bosh *b;
-	struct worker *w = NULL;
-
-	pthread_mutex_lock(&reg_lock);
-	b = hmap_get(&registry, sid);
-	*found = b != NULL;
-	if (b)
-		w = b->w;
-	pthread_mutex_unlock(&reg_lock);
-	*bp = b;
-	return w;
-}
 
 /* ---- answering requests ---- */
 
@@ -333,7 +287,7 @@ bosh_release(void *t)
 	struct bosh *b = t;
 	struct loop *loop = worker_loop(b->w);
 
-	reg_remove(b);
+	web_obj_del(b->sid);
 	/* Whatever is left goes out with the terminate, on every request still held. */
 	b->ended = true;
 	b->creating = false;
@@ -379,7 +333,7 @@ bosh_detach(void *t)
 	struct loop *loop = worker_loop(b->w);
 
 	/* Moving to the account's worker: nothing may stay on this loop. */
-	reg_set_worker(b, NULL);
+	web_obj_move(b->sid, NULL);
 	while (b->nheld)
 		answer(b, 0);
 	timer_stop(loop, &b->wait_timer);
@@ -397,7 +351,8 @@ bosh_attach(void *t, struct loop *loop)
 {
 	struct bosh *b = t;
 
-	reg_set_worker(b, loop_data(loop));
+	b->w = loop_data(loop);
+	web_obj_move(b->sid, b->w);
 	arm_timers(b);
 	if (buf_used(&b->out))
 		schedule_flush(b);
@@ -551,12 +506,20 @@ process_early(struct bosh *b)
 	}
 }
 
-/* A request for the existing session b, on its worker. */
+/* A request for the session b (NULL: there is none), on its worker; takes body. */
 static void
-session_request(struct bosh *b, struct http_conn *hc, struct xml_node *body)
+bosh_request(struct worker *w, void *obj, struct http_conn *hc, struct http_request *req, void *arg)
 {
+	struct bosh *b = obj;
+	struct xml_node *body = arg;
 	uint64_t rid;
 
+	if (!b) {
+		/* XEP-0124 14.1: an unknown (or ended) session. */
+		respond_terminate(worker_config(w), hc, "item-not-found");
+		xml_free(body);
+		return;
+	}
 	if (!parse_uint(xml_attr(body, "rid"), &rid)) {
 		respond_terminate(b->cfg, hc, "bad-request");
 		xml_free(body);
@@ -643,9 +606,7 @@ create(struct worker *w, struct http_conn *hc, struct xml_node *body)
 	b->flush_timer.fn = flush_fired;
 	b->inactive.fn = inactive_expired;
 	rand_id(b->sid, sizeof b->sid - 1);
-	pthread_mutex_lock(&reg_lock);
-	hmap_put(&registry, b->sid, b);
-	pthread_mutex_unlock(&reg_lock);
+	web_obj_put(b->sid, b, w);
 	b->s = c2s_open(w, &bosh_transport, b);
 	b->creating = true;
 	log_debug("bosh %s: new session from %s", b->sid, b->peer);
@@ -665,80 +626,6 @@ create(struct worker *w, struct http_conn *hc, struct xml_node *body)
 	}
 	if (process(b, hc, rid, body))
 		flush(b);
-}
-
-/*
- * A request on its way to its session's worker. The connection cannot leave its loop
- * from inside its own callback, so it departs from a mail to the same loop, and arrives
- * through a mail to the session's; a session that is moving is looked up again shortly.
- */
-struct moved_request {
-	struct mail mail;
-	struct timer retry;
-	struct worker *to;
-	char sid[33];
-	struct http_conn *hc;
-	struct xml_node *body;
-	unsigned tries;
-};
-
-static void dispatch(struct worker *w, struct moved_request *mr);
-
-static void
-arrive(struct loop *loop, struct mail *m)
-{
-	struct moved_request *mr = container_of(m, struct moved_request, mail);
-
-	http_attach(mr->hc, loop);
-	dispatch(loop_data(loop), mr);
-}
-
-static void
-depart(struct loop *loop, struct mail *m)
-{
-	struct moved_request *mr = container_of(m, struct moved_request, mail);
-
-	http_detach(mr->hc);
-	mr->mail.fn = arrive;
-	loop_post(worker_loop(mr->to), &mr->mail);
-}
-
-static void
-retry_fired(struct timer *t)
-{
-	struct moved_request *mr = container_of(t, struct moved_request, retry);
-	dispatch(worker_current(), mr);
-}
-
-/* Finds the session of a request and runs it there, moving the request if need be. */
-static void
-dispatch(struct worker *w, struct moved_request *mr)
-{
-	bool found;
-	struct bosh *b;
-	struct worker *home = reg_lookup(mr->sid, &found, &b);
-
-	if (found && home == w) {
-		session_request(b, mr->hc, mr->body);
-		free(mr);
-		return;
-	}
-	if (!found || ++mr->tries > 1000) {
-		/* XEP-0124 14.1: an unknown (or ended) session. */
-		respond_terminate(worker_config(w), mr->hc, "item-not-found");
-		xml_free(mr->body);
-		free(mr);
-		return;
-	}
-	if (!home) {
-		/* The session is between workers: look again in a moment. */
-		mr->retry.fn = retry_fired;
-		timer_start(worker_loop(w), &mr->retry, BOSH_RETRY_MS);
-		return;
-	}
-	mr->to = home;
-	mr->mail.fn = depart;
-	loop_post(worker_loop(w), &mr->mail);
 }
 
 void
@@ -791,9 +678,5 @@ bosh_handle(struct worker *w, struct http_conn *hc, struct http_request *req)
 		xml_free(body);
 		return;
 	}
-	struct moved_request *mr = xcalloc(1, sizeof *mr);
-	snprintf(mr->sid, sizeof mr->sid, "%s", sid);
-	mr->hc = hc;
-	mr->body = body;
-	dispatch(w, mr);
+	web_dispatch(w, sid, hc, req, bosh_request, body);
 }

@@ -4,12 +4,156 @@
  *
  * Invariant: every request gets exactly one answer: its handler's, or 404/405 here.
  */
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "web_int.h"
 
+#define WEB_RETRY_MS 1	   /* a request for a moving object looks again after this */
+#define WEB_TRIES    10000 /* ... but not forever */
+
 static struct http_limits limits;
+
+/* ---- the registry of session objects, shared by the workers ---- */
+
+struct entry {
+	void *obj;
+	struct worker *w; /* NULL while moving */
+};
+
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct hmap registry; /* key -> struct entry */
+
+void
+web_obj_put(const char *key, void *obj, struct worker *w)
+{
+	struct entry *e = xmalloc(sizeof *e);
+
+	e->obj = obj;
+	e->w = w;
+	pthread_mutex_lock(&reg_lock);
+	free(hmap_put(&registry, key, e));
+	pthread_mutex_unlock(&reg_lock);
+}
+
+void
+web_obj_move(const char *key, struct worker *w)
+{
+	pthread_mutex_lock(&reg_lock);
+	struct entry *e = hmap_get(&registry, key);
+	if (e)
+		e->w = w;
+	pthread_mutex_unlock(&reg_lock);
+}
+
+void
+web_obj_del(const char *key)
+{
+	pthread_mutex_lock(&reg_lock);
+	free(hmap_del(&registry, key));
+	if (registry.count == 0)
+		hmap_free(&registry);
+	pthread_mutex_unlock(&reg_lock);
+}
+
+/* The object's worker (NULL while moving) and the object; false if there is none. */
+static bool
+reg_lookup(const char *key, struct worker **w, void **obj)
+{
+	struct entry *e;
+
+	pthread_mutex_lock(&reg_lock);
+	e = hmap_get(&registry, key);
+	if (e) {
+		*w = e->w;
+		*obj = e->obj;
+	}
+	pthread_mutex_unlock(&reg_lock);
+	return e != NULL;
+}
+
+/*
+ * A request on its way to its object's worker. The connection cannot leave its loop
+ * from inside its own callback, so it departs from a mail to the same loop and arrives
+ * through a mail to the object's; for an object that is moving it looks again shortly.
+ */
+struct moving {
+	struct mail mail;
+	struct timer retry;
+	struct worker *to;
+	char *key;
+	struct http_conn *hc;
+	struct http_request *req;
+	web_obj_fn fn;
+	void *arg;
+	unsigned tries;
+};
+
+static void dispatch(struct worker *w, struct moving *m);
+
+static void
+arrive(struct loop *loop, struct mail *mail)
+{
+	struct moving *m = container_of(mail, struct moving, mail);
+
+	http_attach(m->hc, loop);
+	dispatch(loop_data(loop), m);
+}
+
+static void
+depart(struct loop *loop, struct mail *mail)
+{
+	struct moving *m = container_of(mail, struct moving, mail);
+
+	http_detach(m->hc);
+	m->mail.fn = arrive;
+	loop_post(worker_loop(m->to), &m->mail);
+}
+
+static void
+retry_fired(struct timer *t)
+{
+	dispatch(worker_current(), container_of(t, struct moving, retry));
+}
+
+static void
+dispatch(struct worker *w, struct moving *m)
+{
+	struct worker *home = NULL;
+	void *obj = NULL;
+	bool found = reg_lookup(m->key, &home, &obj);
+
+	if (found && !home && ++m->tries < WEB_TRIES) {
+		m->retry.fn = retry_fired;
+		timer_start(worker_loop(w), &m->retry, WEB_RETRY_MS);
+		return;
+	}
+	if (found && home && home != w) {
+		m->to = home;
+		m->mail.fn = depart;
+		loop_post(worker_loop(w), &m->mail);
+		return;
+	}
+	m->fn(w, found && home == w ? obj : NULL, m->hc, m->req, m->arg);
+	free(m->key);
+	free(m);
+}
+
+void
+web_dispatch(struct worker *w, const char *key, struct http_conn *hc, struct http_request *req,
+	     web_obj_fn fn, void *arg)
+{
+	struct moving *m = xcalloc(1, sizeof *m);
+
+	m->key = xstrdup(key);
+	m->hc = hc;
+	m->req = req;
+	m->fn = fn;
+	m->arg = arg;
+	dispatch(w, m);
+}
 
 bool
 web_origin_ok(const struct config *cfg, const struct http_request *req)
@@ -76,6 +220,10 @@ route(struct http_conn *hc, struct http_request *req, void *arg)
 		xws_handle(w, hc, req);
 	} else if (strcmp(p, "/http-bind") == 0 || strcmp(p, "/http-bind/") == 0) {
 		bosh_handle(w, hc, req);
+	} else if (strcmp(p, "/m") == 0 || strncmp(p, "/m/", 3) == 0) {
+		m_handle(w, hc, req);
+	} else if (strcmp(p, "/") == 0) {
+		http_respond(hc, 302, "Location: /m/\r\n", NULL, 0);
 	} else {
 		web_error(hc, 404, "not found\n");
 	}
