@@ -4,7 +4,9 @@
 # as the current user from a temporary directory. Not part of the test suite; the system Prosody
 # service is never touched, and the private one is stopped on every exit path.
 #
-# usage: tests/web/prosody-check.sh [ws|converse|all]   (default all; needs `npm ci` in tests/web)
+# usage: tests/web/prosody-check.sh [ws|converse|all|serve]   (default all; needs `npm ci` in
+# tests/web). serve: only run Prosody (users alice/alice-pw, bob/bob-pw) until interrupted.
+# KEEP=1 keeps the temporary directory; SHOTS=DIR makes converse.mjs save screenshots there.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -48,7 +50,7 @@ http_ports = { $http }
 http_interfaces = { "127.0.0.1" }
 https_ports = { }
 modules_enabled = { "roster", "saslauth", "tls", "disco", "ping", "presence", "posix",
-	"bosh", "websocket", "http" }
+	"bosh", "websocket", "http", "blocklist" }
 modules_disabled = { "s2s" }
 authentication = "internal_plain"
 allow_unencrypted_plain_auth = true
@@ -84,6 +86,12 @@ done
 echo "prosody-check: prosody pid $pid, c2s $c2s, http $http, dir $tmp"
 
 rc=0
+if [ "$what" = serve ]; then
+	echo "prosody-check: serving until interrupted"
+	wait "$pid" || true
+	pid=""
+	exit 0
+fi
 if [ "$what" = ws ] || [ "$what" = all ]; then
 	echo "== xmpp-client-ws.mjs"
 	node "$here/xmpp-client-ws.mjs" "ws://127.0.0.1:$http/xmpp-websocket" localhost \
@@ -93,7 +101,7 @@ if [ "$what" = converse ] || [ "$what" = all ]; then
 	echo "== converse.mjs"
 	node "$here/converse.mjs" --bosh "http://127.0.0.1:$http/http-bind" \
 		--ws "ws://127.0.0.1:$http/xmpp-websocket" --domain localhost \
-		--user1 alice@localhost --pw1 alice-pw --user2 bob@localhost --pw2 bob-pw || rc=1
+		--user1 alice@localhost --pw1 alice-pw --user2 bob@localhost --pw2 bob-pw ${SHOTS:+--screenshots "$SHOTS"} || rc=1
 fi
 if [ $rc -ne 0 ]; then
 	echo "prosody-check: FAILED; prosody log tail:" >&2
