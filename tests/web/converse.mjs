@@ -44,6 +44,27 @@ async function fail(msg) {
 		return new Promise(() => {}); // the first failure reports and exits
 	failing = true;
 	console.error(`converse: FAILED at stage "${stage}" after ${Date.now() - started} ms: ${msg}`);
+	// Converse waits for server features before some UI works (e.g. a chat does not open until
+	// the XEP-0191 blocklist is fetched): name its readiness promises that never resolved.
+	for (const [name, p] of Object.entries(pages)) {
+		const pending = await Promise.race([p.evaluate(async (names) => {
+			const api = window.__t?.api;
+			if (!api)
+				return ["converse not initialized"];
+			const out = [];
+			for (const n of names) {
+				const done = await Promise.race([Promise.resolve(api.waitUntil(n)).then(() => true, () => true),
+					new Promise((r) => setTimeout(() => r(false), 100))]);
+				if (!done)
+					out.push(n);
+			}
+			return out;
+		}, ["connected", "rosterContactsFetched", "chatBoxesFetched", "blocklistInitialized",
+			"presencesInitialized", "VCardsInitialized", "discoInitialized"]),
+		sleep(3000).then(() => ["(page did not answer)"])]).catch((e) => [`(${e.message})`]);
+		if (pending.length)
+			console.error(`${name}: Converse still waiting for: ${pending.join(", ")}`);
+	}
 	if (notFound.length)
 		console.error(`page server 404s: ${notFound.join(" ")}`);
 	if (opt.screenshots) {

@@ -6,7 +6,7 @@
 #
 # usage: tests/web/prosody-check.sh [ws|converse|all|serve]   (default all; needs `npm ci` in
 # tests/web). serve: only run Prosody (users alice/alice-pw, bob/bob-pw) until interrupted.
-# KEEP=1 keeps the temporary directory; SHOTS=DIR makes converse.mjs save screenshots there.
+# KEEP=1 keeps the temporary directory; NO_BLOCKLIST=1: see below; SHOTS=DIR makes converse.mjs save screenshots there.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -33,6 +33,10 @@ c2s=$(free_port)
 http=$(free_port)
 while [ "$http" = "$c2s" ]; do http=$(free_port); done
 mkdir -p "$tmp/data"
+# NO_BLOCKLIST=1 leaves out XEP-0191, to see how the harness reports a server without it
+# (Converse.js 14 opens no chat until it has fetched the blocklist).
+extra_mods=', "blocklist"'
+[ -z "${NO_BLOCKLIST:-}" ] || extra_mods=""
 
 cat >"$tmp/prosody.cfg.lua" <<EOF
 -- private Prosody for tests/web/prosody-check.sh
@@ -50,7 +54,7 @@ http_ports = { $http }
 http_interfaces = { "127.0.0.1" }
 https_ports = { }
 modules_enabled = { "roster", "saslauth", "tls", "disco", "ping", "presence", "posix",
-	"bosh", "websocket", "http", "blocklist" }
+	"bosh", "websocket", "http"$extra_mods }
 modules_disabled = { "s2s" }
 authentication = "internal_plain"
 allow_unencrypted_plain_auth = true
