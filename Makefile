@@ -86,7 +86,8 @@ unit: all $(UNIT_TESTS)
 
 FUZZ_SECONDS ?= 30
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
-FUZZ_LIBS    := $(wildcard src/core/*.c src/xml/*.c) src/xmpp/jid.c src/xmpp/sasl.c
+FUZZ_LIBS    := $(wildcard src/core/*.c src/xml/*.c src/net/*.c) src/xmpp/jid.c src/xmpp/sasl.c \
+		src/web/form.c
 FUZZ_CFLAGS  := -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -Isrc
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIBS)

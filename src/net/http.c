@@ -28,15 +28,10 @@ enum http_state {
 
 struct http_conn {
 	struct conn *c;
-	http_parser parser;
+	struct http_reader r;
 	enum http_state state;
-	struct http_limits lim;
 	http_handler handler;
 	void *arg;
-	struct http_request req;
-	size_t header_bytes;
-	bool in_value; /* the parser is inside a header value */
-	int error;     /* a status to answer with once parsing stops (400, 413, 431) */
 	struct timer timer;
 	void (*gone)(struct http_conn *hc, void *arg);
 	void *gone_arg;
@@ -112,31 +107,21 @@ request_clear(struct http_request *r)
 	*r = (struct http_request){0};
 }
 
-static void
-http_free(struct http_conn *hc)
-{
-	/* Always on the thread of the connection's loop: the one running now. */
-	if (timer_armed(&hc->timer))
-		timer_stop(loop_current(), &hc->timer);
-	request_clear(&hc->req);
-	free(hc);
-}
+/* ---- the request reader: bytes to requests, no sockets ---- */
 
-/* ---- parser callbacks ---- */
-
-static struct http_conn *
-hc_of(http_parser *p)
+static struct http_reader *
+reader_of(http_parser *p)
 {
 	return p->data;
 }
 
 /* Counts bytes against header_max; returns non-zero to stop the parser. */
 static int
-header_budget(struct http_conn *hc, size_t n)
+header_budget(struct http_reader *r, size_t n)
 {
-	hc->header_bytes += n;
-	if (hc->header_bytes > hc->lim.header_max) {
-		hc->error = 431; /* RFC 6585 5 */
+	r->header_bytes += n;
+	if (r->header_bytes > r->lim.header_max) {
+		r->error = 431; /* RFC 6585 5 */
 		return 1;
 	}
 	return 0;
@@ -155,137 +140,134 @@ append_str(char **s, const char *at, size_t n)
 static int
 on_message_begin(http_parser *p)
 {
-	struct http_conn *hc = hc_of(p);
+	struct http_reader *r = reader_of(p);
 
-	request_clear(&hc->req);
-	hc->header_bytes = 0;
-	hc->in_value = false;
-	if (hc->state == HS_IDLE) {
-		hc->state = HS_READING;
-		timer_start(hc->c->loop, &hc->timer, hc->lim.request_timeout);
-	}
+	request_clear(&r->req);
+	r->header_bytes = 0;
+	r->in_value = false;
 	return 0;
 }
 
 static int
 on_url(http_parser *p, const char *at, size_t n)
 {
-	struct http_conn *hc = hc_of(p);
+	struct http_reader *r = reader_of(p);
 
-	if (header_budget(hc, n))
+	if (header_budget(r, n))
 		return 1;
-	append_str(&hc->req.url, at, n);
+	append_str(&r->req.url, at, n);
 	return 0;
 }
 
 static int
 on_header_field(http_parser *p, const char *at, size_t n)
 {
-	struct http_conn *hc = hc_of(p);
-	struct http_request *r = &hc->req;
+	struct http_reader *r = reader_of(p);
+	struct http_request *q = &r->req;
 
-	if (header_budget(hc, n))
+	if (header_budget(r, n))
 		return 1;
-	if (hc->in_value || r->nheaders == 0) {
-		if (r->nheaders == HTTP_HEADERS_MAX) {
-			hc->error = 431;
+	if (r->in_value || q->nheaders == 0) {
+		if (q->nheaders == HTTP_HEADERS_MAX) {
+			r->error = 431;
 			return 1;
 		}
-		r->headers = xrealloc(r->headers, (r->nheaders + 1) * sizeof *r->headers);
-		r->headers[r->nheaders++] = (struct http_header){0};
-		hc->in_value = false;
+		q->headers = xrealloc(q->headers, (q->nheaders + 1) * sizeof *q->headers);
+		q->headers[q->nheaders++] = (struct http_header){0};
+		r->in_value = false;
 	}
-	append_str(&r->headers[r->nheaders - 1].name, at, n);
+	append_str(&q->headers[q->nheaders - 1].name, at, n);
+	/* Names are case-insensitive (RFC 9110 5.1): kept in lower case, trailers too. */
+	for (char *c = q->headers[q->nheaders - 1].name; *c; c++)
+		*c = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
 	return 0;
 }
 
 static int
 on_header_value(http_parser *p, const char *at, size_t n)
 {
-	struct http_conn *hc = hc_of(p);
-	struct http_request *r = &hc->req;
+	struct http_reader *r = reader_of(p);
+	struct http_request *q = &r->req;
 
-	if (header_budget(hc, n))
+	if (header_budget(r, n))
 		return 1;
-	hc->in_value = true;
-	append_str(&r->headers[r->nheaders - 1].value, at, n);
+	r->in_value = true;
+	append_str(&q->headers[q->nheaders - 1].value, at, n);
 	return 0;
 }
 
 static int
 on_headers_complete(http_parser *p)
 {
-	struct http_conn *hc = hc_of(p);
-	struct http_request *r = &hc->req;
+	struct http_reader *r = reader_of(p);
+	struct http_request *q = &r->req;
 	struct http_parser_url u;
 
-	for (size_t i = 0; i < r->nheaders; i++) {
-		for (char *c = r->headers[i].name; *c; c++)
-			*c = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
-		if (!r->headers[i].value)
-			r->headers[i].value = xstrdup("");
+	for (size_t i = 0; i < q->nheaders; i++) {
+		if (!q->headers[i].value)
+			q->headers[i].value = xstrdup("");
 	}
 	/* RFC 9110 5.3: repeated fields are one list; a lookup sees all of their values. */
-	for (size_t i = 0; i < r->nheaders; i++) {
-		for (size_t j = i + 1; j < r->nheaders;) {
-			if (strcmp(r->headers[i].name, r->headers[j].name) != 0) {
+	for (size_t i = 0; i < q->nheaders; i++) {
+		for (size_t j = i + 1; j < q->nheaders;) {
+			if (strcmp(q->headers[i].name, q->headers[j].name) != 0) {
 				j++;
 				continue;
 			}
-			append_str(&r->headers[i].value, ", ", 2);
-			append_str(&r->headers[i].value, r->headers[j].value,
-				   strlen(r->headers[j].value));
-			free(r->headers[j].name);
-			free(r->headers[j].value);
-			memmove(&r->headers[j], &r->headers[j + 1],
-				(r->nheaders - j - 1) * sizeof *r->headers);
-			r->nheaders--;
+			append_str(&q->headers[i].value, ", ", 2);
+			append_str(&q->headers[i].value, q->headers[j].value,
+				   strlen(q->headers[j].value));
+			free(q->headers[j].name);
+			free(q->headers[j].value);
+			memmove(&q->headers[j], &q->headers[j + 1],
+				(q->nheaders - j - 1) * sizeof *q->headers);
+			q->nheaders--;
 		}
 	}
 	/* RFC 9110 6.2: only HTTP/1.x here. */
 	if (p->http_major != 1) {
-		hc->error = 505;
+		r->error = 505;
 		return -1;
 	}
-	if (p->content_length != ULLONG_MAX && p->content_length > hc->lim.body_max) {
-		hc->error = 413;
+	if (p->content_length != ULLONG_MAX && p->content_length > r->lim.body_max) {
+		r->error = 413;
 		return -1;
 	}
 	http_parser_url_init(&u);
-	if (!r->url || http_parser_parse_url(r->url, strlen(r->url), 0, &u) != 0 ||
+	if (!q->url || http_parser_parse_url(q->url, strlen(q->url), 0, &u) != 0 ||
 	    !(u.field_set & (1 << UF_PATH))) {
-		hc->error = 400;
+		r->error = 400;
 		return -1;
 	}
-	r->path = xstrndup(r->url + u.field_data[UF_PATH].off, u.field_data[UF_PATH].len);
+	q->path = xstrndup(q->url + u.field_data[UF_PATH].off, u.field_data[UF_PATH].len);
 	if (u.field_set & (1 << UF_QUERY))
-		r->query =
-		    xstrndup(r->url + u.field_data[UF_QUERY].off, u.field_data[UF_QUERY].len);
-	r->method = http_method_str(p->method);
+		q->query =
+		    xstrndup(q->url + u.field_data[UF_QUERY].off, u.field_data[UF_QUERY].len);
+	q->method = http_method_str(p->method);
 	return 0;
 }
 
 static int
 on_body(http_parser *p, const char *at, size_t n)
 {
-	struct http_conn *hc = hc_of(p);
+	struct http_reader *r = reader_of(p);
 
-	if (buf_used(&hc->req.body) + n > hc->lim.body_max) {
-		hc->error = 413; /* chunked bodies are only checked as they come */
+	if (buf_used(&r->req.body) + n > r->lim.body_max) {
+		r->error = 413; /* chunked bodies are only checked as they come */
 		return 1;
 	}
-	buf_append(&hc->req.body, at, n);
+	buf_append(&r->req.body, at, n);
 	return 0;
 }
 
 static int
 on_message_complete(http_parser *p)
 {
-	struct http_conn *hc = hc_of(p);
+	struct http_reader *r = reader_of(p);
 
-	hc->req.keep_alive = http_should_keep_alive(p);
-	hc->req.upgrade = p->upgrade;
-	hc->state = HS_HANDLER;
+	r->req.keep_alive = http_should_keep_alive(p);
+	r->req.upgrade = p->upgrade;
+	r->done = true;
 	http_parser_pause(p, 1); /* one request at a time */
 	return 0;
 }
@@ -300,13 +282,70 @@ static const http_parser_settings settings = {
     .on_message_complete = on_message_complete,
 };
 
+void
+http_reader_init(struct http_reader *r, const struct http_limits *lim)
+{
+	*r = (struct http_reader){.lim = *lim};
+	r->parser = xmalloc(sizeof *r->parser);
+	http_parser_init(r->parser, HTTP_REQUEST);
+	r->parser->data = r;
+}
+
+size_t
+http_reader_feed(struct http_reader *r, const char *data, size_t len)
+{
+	size_t n;
+	enum http_errno e;
+
+	if (r->done || r->error || len == 0)
+		return 0;
+	n = http_parser_execute(r->parser, &settings, data, len);
+	e = HTTP_PARSER_ERRNO(r->parser);
+	if (e == HPE_PAUSED) {
+		/* Stopped right after the request: the byte at n is the next one's. */
+		http_parser_pause(r->parser, 0);
+	} else if (e != HPE_OK && !r->error) {
+		r->error = 400;
+	}
+	if (r->error)
+		return len; /* nothing after a bad request is read */
+	if (!r->done && n < len)
+		r->error = 400; /* an upgrade without a complete request: not HTTP we take */
+	return n;
+}
+
+void
+http_reader_next(struct http_reader *r)
+{
+	request_clear(&r->req);
+	r->done = false;
+}
+
+void
+http_reader_free(struct http_reader *r)
+{
+	request_clear(&r->req);
+	free(r->parser);
+	r->parser = NULL;
+}
+
 /* ---- the connection ---- */
+
+static void
+http_free(struct http_conn *hc)
+{
+	/* Always on the thread of the connection's loop: the one running now. */
+	if (timer_armed(&hc->timer))
+		timer_stop(loop_current(), &hc->timer);
+	http_reader_free(&hc->r);
+	free(hc);
+}
 
 static void
 fail(struct http_conn *hc, int status, const char *why)
 {
 	log_debug("http %s: %d %s", hc->c->peer, status, why);
-	hc->req.keep_alive = false;
+	hc->r.req.keep_alive = false;
 	hc->state = HS_HANDLER;
 	http_respond(hc, status, "Content-Type: text/plain; charset=utf-8\r\n", why, strlen(why));
 }
@@ -331,48 +370,36 @@ static void
 parse(struct http_conn *hc)
 {
 	struct conn *c = hc->c;
+	struct http_reader *r = &hc->r;
 
-	while (hc->state == HS_IDLE || hc->state == HS_READING) {
-		size_t avail = buf_used(&c->in), n;
-		enum http_errno e;
-
-		if (avail == 0)
-			return;
-		n = http_parser_execute(&hc->parser, &settings, buf_head(&c->in), avail);
-		e = HTTP_PARSER_ERRNO(&hc->parser);
-		if (e == HPE_PAUSED) {
-			/* Stopped right after the request: the byte at n is the next one's. */
-			http_parser_pause(&hc->parser, 0);
-		} else if (e != HPE_OK || hc->error) {
-			buf_consume(&c->in, avail);
-			fail(hc, hc->error ? hc->error : 400,
-			     hc->error == 413	? "request body too large\n"
-			     : hc->error == 431 ? "request headers too large\n"
-			     : hc->error == 505 ? "HTTP/1.1 only\n"
-						: "malformed request\n");
+	while ((hc->state == HS_IDLE || hc->state == HS_READING) && buf_used(&c->in)) {
+		if (hc->state == HS_IDLE) {
+			/* The first byte starts the request and its clock. */
+			hc->state = HS_READING;
+			timer_start(c->loop, &hc->timer, r->lim.request_timeout);
+		}
+		buf_consume(&c->in, http_reader_feed(r, buf_head(&c->in), buf_used(&c->in)));
+		if (r->error) {
+			fail(hc, r->error,
+			     r->error == 413   ? "request body too large\n"
+			     : r->error == 431 ? "request headers too large\n"
+			     : r->error == 505 ? "HTTP/1.1 only\n"
+					       : "malformed request\n");
 			return;
 		}
-		buf_consume(&c->in, n);
-		if (hc->state == HS_HANDLER) {
+		if (r->done) {
+			hc->state = HS_HANDLER;
 			timer_stop(c->loop, &hc->timer);
-			hc->handler(hc, &hc->req, hc->arg);
+			hc->handler(hc, &r->req, hc->arg);
 			return;
 		}
-		if (n < avail && !hc->parser.upgrade)
-			return; /* cannot happen with http-parser; be safe against a loop */
-		if (hc->parser.upgrade)
-			return;
 	}
 }
 
 static void
 on_data(struct conn *c, void *arg)
 {
-	struct http_conn *hc = arg;
-
-	if (hc->state == HS_IDLE && buf_used(&c->in))
-		timer_stop(c->loop, &hc->timer);
-	parse(hc);
+	parse(arg);
 }
 
 static void
@@ -405,13 +432,12 @@ http_accept(struct loop *loop, int lfd, const struct http_limits *lim, http_hand
 		return NULL;
 	}
 	hc->c = c;
-	hc->lim = *lim;
+	http_reader_init(&hc->r, lim);
 	hc->handler = handler;
 	hc->arg = arg;
 	hc->timer.fn = timer_fired;
-	http_parser_init(&hc->parser, HTTP_REQUEST);
-	hc->parser.data = hc;
-	timer_start(loop, &hc->timer, lim->request_timeout);
+	/* A connection that never starts a request is idle: it goes after idle_timeout. */
+	timer_start(loop, &hc->timer, lim->idle_timeout);
 	return hc;
 }
 
@@ -437,7 +463,7 @@ http_respond(struct http_conn *hc, int status, const char *headers, const char *
 {
 	struct conn *c = hc->c;
 	struct buf b = {0};
-	bool keep = hc->req.keep_alive && status < 400 && hc->state == HS_HANDLER;
+	bool keep = hc->r.req.keep_alive && status < 400 && hc->state == HS_HANDLER;
 
 	if (hc->state == HS_CLOSING || !c) { /* the connection went away meanwhile */
 		http_free(hc);
@@ -451,7 +477,7 @@ http_respond(struct http_conn *hc, int status, const char *headers, const char *
 	buf_puts(&b, "\r\n");
 	conn_write(c, buf_head(&b), buf_used(&b));
 	/* RFC 9110 9.3.2: a HEAD response has the headers of the GET, not the body. */
-	if (len && strcmp(hc->req.method ? hc->req.method : "", "HEAD") != 0)
+	if (len && strcmp(hc->r.req.method ? hc->r.req.method : "", "HEAD") != 0)
 		conn_write(c, body, len);
 	buf_free(&b);
 	hc->gone = NULL;
@@ -462,7 +488,8 @@ http_respond(struct http_conn *hc, int status, const char *headers, const char *
 		return;
 	}
 	hc->state = HS_IDLE;
-	timer_start(c->loop, &hc->timer, hc->lim.idle_timeout);
+	http_reader_next(&hc->r);
+	timer_start(c->loop, &hc->timer, hc->r.lim.idle_timeout);
 	parse(hc); /* a pipelined request may be waiting */
 }
 

@@ -138,6 +138,26 @@ struct http_limits {
 };
 
 /*
+ * The request parser without a connection (used by http_conn, and by the fuzzer): feed
+ * bytes until done (a request is in req) or error (the HTTP status to answer with).
+ */
+struct http_reader {
+	struct http_parser *parser; /* http-parser's state */
+	struct http_request req;
+	struct http_limits lim;
+	size_t header_bytes;
+	bool in_value;
+	bool done;
+	int error;
+};
+void http_reader_init(struct http_reader *r, const struct http_limits *lim);
+/* Returns the bytes used; stops after one request (r->done) or at an error (r->error). */
+size_t http_reader_feed(struct http_reader *r, const char *data, size_t len);
+/* Forgets the request after it was answered, ready for the next one. */
+void http_reader_next(struct http_reader *r);
+void http_reader_free(struct http_reader *r);
+
+/*
  * Called for each complete request on hc. The handler answers it once, now or later,
  * with http_respond() or http_take(); req stays valid until then.
  */
@@ -192,6 +212,8 @@ int ws_check_upgrade(const struct http_request *req, char accept[32]);
  */
 struct ws *ws_start(struct http_conn *hc, const char *accept, const char *protocol, size_t max_msg,
 		    const struct ws_cb *cb, void *arg);
+/* Runs WebSocket on c from now (after the handshake): what ws_start does after the 101. */
+struct ws *ws_on_conn(struct conn *c, size_t max_msg, const struct ws_cb *cb, void *arg);
 /* Sends one text message. */
 void ws_send(struct ws *ws, const char *data, size_t len);
 /* Sends what is queued, then a close frame (RFC 6455 7.4) unless the peer closed; releases ws. */

@@ -202,24 +202,31 @@ ws_conn_closed(struct conn *c, void *arg, const char *reason)
 }
 
 struct ws *
+ws_on_conn(struct conn *c, size_t max_msg, const struct ws_cb *cb, void *arg)
+{
+	struct ws *ws = xcalloc(1, sizeof *ws);
+
+	ws->c = c;
+	ws->cb = cb;
+	ws->arg = arg;
+	if (wslay_event_context_server_init(&ws->ctx, &callbacks, ws) != 0)
+		fatal("out of memory");
+	wslay_event_config_set_max_recv_msg_length(ws->ctx, max_msg);
+	conn_set_cb(c, &ws_conn_cb, ws);
+	return ws;
+}
+
+struct ws *
 ws_start(struct http_conn *hc, const char *accept, const char *protocol, size_t max_msg,
 	 const struct ws_cb *cb, void *arg)
 {
-	struct ws *ws = xcalloc(1, sizeof *ws);
 	char headers[256];
 
 	snprintf(headers, sizeof headers,
 		 "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s%s%s",
 		 accept, protocol ? "Sec-WebSocket-Protocol: " : "", protocol ? protocol : "",
 		 protocol ? "\r\n" : "");
-	ws->c = http_take(hc, headers);
-	ws->cb = cb;
-	ws->arg = arg;
-	if (wslay_event_context_server_init(&ws->ctx, &callbacks, ws) != 0)
-		fatal("out of memory");
-	wslay_event_config_set_max_recv_msg_length(ws->ctx, max_msg);
-	conn_set_cb(ws->c, &ws_conn_cb, ws);
-	return ws;
+	return ws_on_conn(http_take(hc, headers), max_msg, cb, arg);
 }
 
 void

@@ -11,17 +11,15 @@
  * HTML-escaped there, and every state-changing request is a POST carrying the form token
  * of its session (or, for the login, of the login cookie), so neither XSS nor CSRF works.
  */
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistr.h>
 
 #include "web_int.h"
 
-#define M_LINES	       100 /* lines kept per conversation */
-#define M_HISTORY      30  /* archived messages fetched when a conversation opens */
+#define M_LINES	       100  /* lines kept per conversation */
+#define M_HISTORY      30   /* archived messages fetched when a conversation opens */
 #define M_WAIT_MS      3000 /* how long a page waits for the session (login, history) */
 #define M_COOKIE       "baton_m"
 #define M_LOGIN_COOKIE "baton_mlogin"
@@ -39,9 +37,9 @@
 struct line {
 	int64_t at;
 	bool out;
-	char *who;  /* sender: a nick in rooms, a bare JID otherwise */
+	char *who; /* sender: a nick in rooms, a bare JID otherwise */
 	char *text;
-	char *id;   /* archive id (XEP-0359), to merge history without doubles */
+	char *id; /* archive id (XEP-0359), to merge history without doubles */
 };
 
 struct convo {
@@ -49,7 +47,7 @@ struct convo {
 	bool room;
 	bool in_roster;
 	char *name, *sub;
-	bool asks; /* asked to see our presence */
+	bool asks;	       /* asked to see our presence */
 	struct hmap resources; /* full JID -> show ("" = available) */
 	char *status;
 	struct line lines[M_LINES]; /* a ring: the oldest is at head */
@@ -93,143 +91,6 @@ struct msess {
 static void m_feed(struct msess *m, const char *data, size_t len);
 static void answer_waiting(struct msess *m);
 
-/* ---- small text helpers ---- */
-
-/* HTML-escapes s (text and attribute values alike). */
-static void
-html(struct buf *b, const char *s)
-{
-	for (; s && *s; s++) {
-		switch (*s) {
-		case '&': buf_puts(b, "&amp;"); break;
-		case '<': buf_puts(b, "&lt;"); break;
-		case '>': buf_puts(b, "&gt;"); break;
-		case '"': buf_puts(b, "&quot;"); break;
-		case '\'': buf_puts(b, "&#39;"); break;
-		default: buf_append(b, s, 1); break;
-		}
-	}
-}
-
-/* Percent-encodes s for a query string. */
-static void
-urlenc(struct buf *b, const char *s)
-{
-	static const char hex[] = "0123456789ABCDEF";
-
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		    strchr("-._~@", c)) {
-			buf_append(b, s, 1);
-		} else {
-			char e[3] = {'%', hex[c >> 4], hex[c & 15]};
-			buf_append(b, e, 3);
-		}
-	}
-}
-
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/*
- * The value of name in an application/x-www-form-urlencoded string (a query or a form
- * body), decoded; NULL if absent, or if it is not UTF-8 or holds characters XML cannot
- * carry (RFC 6120 11.1), so nothing from a form can break a stream.
- */
-static char *
-form_get(const char *data, size_t len, const char *name)
-{
-	size_t nlen = strlen(name);
-	const char *p = data, *end = data + len;
-
-	while (data && p < end) {
-		const char *amp = memchr(p, '&', (size_t)(end - p));
-		const char *stop = amp ? amp : end;
-		if ((size_t)(stop - p) > nlen && memcmp(p, name, nlen) == 0 && p[nlen] == '=') {
-			struct buf v = {0};
-			char *out;
-			for (const char *q = p + nlen + 1; q < stop; q++) {
-				char c = *q;
-				if (c == '+') {
-					c = ' ';
-				} else if (c == '%' && stop - q > 2 && hexval(q[1]) >= 0 &&
-					   hexval(q[2]) >= 0) {
-					c = (char)(hexval(q[1]) * 16 + hexval(q[2]));
-					q += 2;
-				}
-				buf_append(&v, &c, 1);
-			}
-			buf_append(&v, "", 1);
-			out = xstrdup(buf_head(&v));
-			buf_free(&v);
-			if (u8_check((const uint8_t *)out, strlen(out)) != NULL) {
-				free(out);
-				return NULL;
-			}
-			for (const unsigned char *c = (const unsigned char *)out; *c; c++) {
-				if (*c < 0x20 && *c != '\t' && *c != '\n' && *c != '\r') {
-					free(out);
-					return NULL;
-				}
-			}
-			return out;
-		}
-		p = stop + 1;
-	}
-	return NULL;
-}
-
-/* The value of cookie name in the Cookie header (RFC 6265 5.4), or NULL; caller frees. */
-static char *
-cookie_get(const struct http_request *req, const char *name)
-{
-	const char *h = http_header(req, "cookie");
-	size_t nlen = strlen(name);
-
-	while (h && *h) {
-		h += strspn(h, " ;,");
-		size_t len = strcspn(h, ";,");
-		if (len > nlen && memcmp(h, name, nlen) == 0 && h[nlen] == '=')
-			return xstrndup(h + nlen + 1, len - nlen - 1);
-		h += len;
-	}
-	return NULL;
-}
-
-/* The token of form for m: tied to the session's secret, different for every form. */
-static void
-form_token(const char *secret, const char *form, char out[33])
-{
-	unsigned char d[SHA256_DIGEST_LENGTH];
-	char in[128];
-
-	snprintf(in, sizeof in, "%s:%s", secret, form);
-	SHA256((const unsigned char *)in, strlen(in), d);
-	for (int i = 0; i < 16; i++)
-		snprintf(out + 2 * i, 3, "%02x", d[i]);
-}
-
-static bool
-token_ok(const char *secret, const char *form, const char *given)
-{
-	char want[33];
-
-	if (!given)
-		return false;
-	form_token(secret, form, want);
-	return strcmp(want, given) == 0;
-}
-
 /* ---- pages ---- */
 
 static const char page_headers[] =
@@ -250,12 +111,12 @@ page_begin(struct buf *b, const char *title, unsigned refresh, const char *refre
 		buf_printf(b, "<meta http-equiv='refresh' content='%u", refresh);
 		if (refresh_url) {
 			buf_puts(b, ";url=");
-			html(b, refresh_url);
+			web_html(b, refresh_url);
 		}
 		buf_puts(b, "'>");
 	}
 	buf_puts(b, "<title>");
-	html(b, title);
+	web_html(b, title);
 	buf_puts(b, " - baton</title><style>body{font-family:sans-serif;max-width:40em;margin:auto;"
 		    "padding:.5em}.out{color:#225}.in{color:#522}.meta{color:#777;font-size:small}"
 		    "</style></head><body>\n");
@@ -293,7 +154,7 @@ hidden_token(struct buf *b, const char *secret, const char *form)
 {
 	char t[33];
 
-	form_token(secret, form, t);
+	web_form_token(secret, form, t);
 	buf_printf(b, "<input type='hidden' name='token' value='%s'>", t);
 }
 
@@ -301,7 +162,7 @@ static void
 login_page(const struct config *cfg, struct http_conn *hc, struct http_request *req,
 	   const char *error)
 {
-	char *tok = cookie_get(req, M_LOGIN_COOKIE);
+	char *tok = web_cookie_get(req, M_LOGIN_COOKIE);
 	char fresh[33], cookie[160];
 	struct buf b = {0};
 
@@ -312,15 +173,15 @@ login_page(const struct config *cfg, struct http_conn *hc, struct http_request *
 	}
 	/* Login CSRF: the form's token must match a cookie only this browser has. */
 	snprintf(cookie, sizeof cookie,
-		 "Set-Cookie: " M_LOGIN_COOKIE "=%s; Path=/m/; HttpOnly; SameSite=Strict%s\r\n", tok,
-		 strcmp(cfg->http_secure, "true") == 0 ? "; Secure" : "");
+		 "Set-Cookie: " M_LOGIN_COOKIE "=%s; Path=/m/; HttpOnly; SameSite=Strict%s\r\n",
+		 tok, strcmp(cfg->http_secure, "true") == 0 ? "; Secure" : "");
 	page_begin(&b, "Log in", 0, NULL);
 	buf_puts(&b, "<h1>");
-	html(&b, cfg->domain);
+	web_html(&b, cfg->domain);
 	buf_puts(&b, "</h1>");
 	if (error) {
 		buf_puts(&b, "<p><strong>");
-		html(&b, error);
+		web_html(&b, error);
 		buf_puts(&b, "</strong></p>");
 	}
 	buf_puts(&b, "<form method='post' action='/m/login'>");
@@ -358,8 +219,7 @@ line_free(struct line *l)
 }
 
 static void
-convo_add(struct convo *c, int64_t at, bool out, const char *who, const char *text,
-	  const char *id)
+convo_add(struct convo *c, int64_t at, bool out, const char *who, const char *text, const char *id)
 {
 	struct line *l;
 
@@ -472,7 +332,8 @@ on_message(struct msess *m, struct xml_node *st, bool carbon_sent)
 	struct convo *c;
 
 	/* XEP-0280: copies of what our other devices sent and received. */
-	if ((fwd = xml_child(st, "sent", NS_CARBONS)) || (fwd = xml_child(st, "received", NS_CARBONS))) {
+	if ((fwd = xml_child(st, "sent", NS_CARBONS)) ||
+	    (fwd = xml_child(st, "received", NS_CARBONS))) {
 		bool sent = strcmp(fwd->name, "sent") == 0;
 		struct xml_node *f = xml_child(fwd, "forwarded", NS_FORWARD);
 		inner = f ? xml_child(f, "message", NS_CLIENT) : NULL;
@@ -491,7 +352,8 @@ on_message(struct msess *m, struct xml_node *st, bool carbon_sent)
 			char *room = jid_bare(&j);
 			c = convo_get(m, room, true);
 			c->room = true;
-			convo_add(c, delay_of(st), c->nick && j.resource && strcmp(j.resource, c->nick) == 0,
+			convo_add(c, delay_of(st),
+				  c->nick && j.resource && strcmp(j.resource, c->nick) == 0,
 				  j.resource ? j.resource : room, text,
 				  sid ? xml_attr(sid, "id") : NULL);
 			free(room);
@@ -899,7 +761,7 @@ static void
 nav(struct buf *b, struct msess *m)
 {
 	buf_puts(b, "<p class='meta'><a href='/m/'>Contacts</a> | ");
-	html(b, m->jid);
+	web_html(b, m->jid);
 	buf_puts(b, " | <form method='post' action='/m/logout' style='display:inline'>");
 	hidden_token(b, m->csrf, "logout");
 	buf_puts(b, "<input type='submit' value='Log out'></form></p>\n");
@@ -920,11 +782,11 @@ contacts_page(struct msess *m, struct http_conn *hc)
 		if (c->room || (!c->in_roster && !c->n))
 			continue;
 		buf_puts(&b, "<li><a href='/m/chat?with=");
-		urlenc(&b, c->jid);
+		web_urlenc(&b, c->jid);
 		buf_puts(&b, "'>");
-		html(&b, c->name && *c->name ? c->name : c->jid);
+		web_html(&b, c->name && *c->name ? c->name : c->jid);
 		buf_puts(&b, "</a> <span class='meta'>");
-		html(&b, show_of(c));
+		web_html(&b, show_of(c));
 		if (c->unread)
 			buf_printf(&b, ", <strong>%u new</strong>", c->unread);
 		buf_puts(&b, "</span></li>");
@@ -935,9 +797,10 @@ contacts_page(struct msess *m, struct http_conn *hc)
 		if (!c->asks)
 			continue;
 		buf_puts(&b, "<form method='post' action='/m/approve'><p>");
-		html(&b, c->jid);
-		buf_puts(&b, " wants to see your presence. <input type='hidden' name='jid' value='");
-		html(&b, c->jid);
+		web_html(&b, c->jid);
+		buf_puts(&b,
+			 " wants to see your presence. <input type='hidden' name='jid' value='");
+		web_html(&b, c->jid);
 		buf_puts(&b, "'>");
 		hidden_token(&b, m->csrf, "approve");
 		buf_puts(&b, "<input type='submit' value='Allow'></p></form>");
@@ -948,12 +811,13 @@ contacts_page(struct msess *m, struct http_conn *hc)
 		if (!c->room)
 			continue;
 		buf_puts(&b, "<li><a href='/m/chat?with=");
-		urlenc(&b, c->jid);
+		web_urlenc(&b, c->jid);
 		buf_puts(&b, "'>");
-		html(&b, c->jid);
+		web_html(&b, c->jid);
 		buf_puts(&b, "</a>");
 		if (c->unread)
-			buf_printf(&b, " <span class='meta'><strong>%u new</strong></span>", c->unread);
+			buf_printf(&b, " <span class='meta'><strong>%u new</strong></span>",
+				   c->unread);
 		buf_puts(&b, "</li>");
 	}
 	buf_puts(&b, "</ul><form method='post' action='/m/join'><p>");
@@ -978,23 +842,23 @@ chat_page(struct msess *m, struct http_conn *hc, struct convo *c, bool still)
 	char when[32];
 
 	buf_puts(&url, "/m/chat?with=");
-	urlenc(&url, c->jid);
+	web_urlenc(&url, c->jid);
 	page_begin(&b, c->name && *c->name ? c->name : c->jid, still ? 0 : 10, buf_head(&url));
 	nav(&b, m);
 	buf_puts(&b, "<h1>");
-	html(&b, c->name && *c->name ? c->name : c->jid);
+	web_html(&b, c->name && *c->name ? c->name : c->jid);
 	buf_puts(&b, "</h1><p class='meta'>");
 	if (c->room) {
-		html(&b, c->joined ? "in the room as " : "not in the room");
+		web_html(&b, c->joined ? "in the room as " : "not in the room");
 		if (c->joined)
-			html(&b, c->nick);
+			web_html(&b, c->nick);
 	} else {
-		html(&b, c->jid);
+		web_html(&b, c->jid);
 		buf_puts(&b, ", ");
-		html(&b, show_of(c));
+		web_html(&b, show_of(c));
 		if (c->status) {
 			buf_puts(&b, ": ");
-			html(&b, c->status);
+			web_html(&b, c->status);
 		}
 	}
 	buf_puts(&b, "</p>\n");
@@ -1004,26 +868,26 @@ chat_page(struct msess *m, struct http_conn *hc, struct convo *c, bool still)
 		when[16] = '\0'; /* to the minute */
 		buf_printf(&b, "<p class='%s'><span class='meta'>%s ", l->out ? "out" : "in",
 			   when + 11);
-		html(&b, l->out && !c->room ? "me" : l->who);
+		web_html(&b, l->out && !c->room ? "me" : l->who);
 		buf_puts(&b, ":</span> ");
-		html(&b, l->text);
+		web_html(&b, l->text);
 		buf_puts(&b, "</p>\n");
 	}
 	c->unread = 0;
 	buf_puts(&b, "<form method='post' action='/m/send'><p>");
 	hidden_token(&b, m->csrf, "send");
 	buf_puts(&b, "<input type='hidden' name='with' value='");
-	html(&b, c->jid);
+	web_html(&b, c->jid);
 	buf_puts(&b, "'><textarea name='body' rows='2' cols='40'></textarea> "
 		     "<input type='submit' value='Send'></p></form>");
 	buf_puts(&b, "<p class='meta'>");
 	if (still) {
 		buf_puts(&b, "<a href='");
-		html(&b, buf_head(&url));
+		web_html(&b, buf_head(&url));
 		buf_puts(&b, "'>refresh automatically</a>");
 	} else {
 		buf_puts(&b, "<a href='");
-		html(&b, buf_head(&url));
+		web_html(&b, buf_head(&url));
 		buf_puts(&b, "&amp;still=1'>stop refreshing while I write</a>");
 	}
 	buf_puts(&b, "</p>");
@@ -1031,7 +895,7 @@ chat_page(struct msess *m, struct http_conn *hc, struct convo *c, bool still)
 		buf_puts(&b, "<form method='post' action='/m/leave'><p>");
 		hidden_token(&b, m->csrf, "leave");
 		buf_puts(&b, "<input type='hidden' name='room' value='");
-		html(&b, c->jid);
+		web_html(&b, c->jid);
 		buf_puts(&b, "'><input type='submit' value='Leave the room'></p></form>");
 	}
 	buf_free(&url);
@@ -1124,8 +988,8 @@ answer_waiting(struct msess *m)
 	}
 	if (m->state == M_READY) {
 		snprintf(cookie, sizeof cookie,
-			 "Set-Cookie: " M_COOKIE "=%s; Path=/m/; HttpOnly; SameSite=Strict%s\r\n", m->key,
-			 strcmp(m->cfg->http_secure, "true") == 0 ? "; Secure" : "");
+			 "Set-Cookie: " M_COOKIE "=%s; Path=/m/; HttpOnly; SameSite=Strict%s\r\n",
+			 m->key, strcmp(m->cfg->http_secure, "true") == 0 ? "; Secure" : "");
 		redirect(hc, "/m/", cookie);
 	} else {
 		login_page(m->cfg, hc, req, m->ended ? m->ended : "The login took too long.");
@@ -1183,12 +1047,13 @@ do_login(struct worker *w, struct http_conn *hc, struct http_request *req)
 	const struct config *cfg = worker_config(w);
 	const char *data = buf_head(&req->body);
 	size_t len = buf_used(&req->body);
-	char *user = form_get(data, len, "user"), *pw = form_get(data, len, "password");
-	char *token = form_get(data, len, "token"), *login = cookie_get(req, M_LOGIN_COOKIE);
+	char *user = web_form_get(data, len, "user"), *pw = web_form_get(data, len, "password");
+	char *token = web_form_get(data, len, "token"),
+	     *login = web_cookie_get(req, M_LOGIN_COOKIE);
 	struct msess *m;
 	struct buf b = {0}, cred = {0};
 
-	if (!login || !token_ok(login, "login", token)) {
+	if (!login || !web_token_ok(login, "login", token)) {
 		login_page(cfg, hc, req, "Your login form expired; please try again.");
 		goto done;
 	}
@@ -1234,13 +1099,13 @@ do_post(struct msess *m, struct http_conn *hc, struct http_request *req, const c
 {
 	const char *data = buf_head(&req->body);
 	size_t len = buf_used(&req->body);
-	char *token = form_get(data, len, "token");
+	char *token = web_form_get(data, len, "token");
 	char *jid = NULL, *text = NULL, *nick = NULL;
 	struct buf back = {0};
 	struct xml_node *st;
 	struct jid j;
 
-	if (!token_ok(m->csrf, what, token)) {
+	if (!web_token_ok(m->csrf, what, token)) {
 		web_error(hc, 403, "bad form token\n");
 		free(token);
 		return;
@@ -1251,7 +1116,10 @@ do_post(struct msess *m, struct http_conn *hc, struct http_request *req, const c
 		m_feed(m, "</stream:stream>", 16);
 		goto done;
 	}
-	jid = form_get(data, len, strcmp(what, "send") == 0 ? "with" : strcmp(what, "join") == 0 || strcmp(what, "leave") == 0 ? "room" : "jid");
+	jid = web_form_get(data, len,
+			   strcmp(what, "send") == 0				     ? "with"
+			   : strcmp(what, "join") == 0 || strcmp(what, "leave") == 0 ? "room"
+										     : "jid");
 	if (!jid || jid_parse(jid, &j) < 0) {
 		web_error(hc, 400, "not a valid address\n");
 		goto done;
@@ -1262,7 +1130,7 @@ do_post(struct msess *m, struct http_conn *hc, struct http_request *req, const c
 	jid = bare;
 	if (strcmp(what, "send") == 0) {
 		struct convo *c = convo_get(m, jid, true);
-		text = form_get(data, len, "body");
+		text = web_form_get(data, len, "body");
 		if (text && *text && strlen(text) <= m->cfg->stanza_size / 2) {
 			st = stanza("message", jid, c->room ? "groupchat" : "chat", NULL);
 			add_text_el(st, "body", text);
@@ -1271,11 +1139,11 @@ do_post(struct msess *m, struct http_conn *hc, struct http_request *req, const c
 			send_stanza(m, st);
 		}
 		buf_puts(&back, "chat?with=");
-		urlenc(&back, jid);
+		web_urlenc(&back, jid);
 	} else if (strcmp(what, "join") == 0) {
 		struct convo *c = convo_get(m, jid, true);
 		char room_nick[3200];
-		nick = form_get(data, len, "nick");
+		nick = web_form_get(data, len, "nick");
 		if (!nick || !*nick || strlen(nick) > 1023) {
 			free(nick);
 			nick = xstrndup(m->bare, strcspn(m->bare, "@"));
@@ -1291,7 +1159,7 @@ do_post(struct msess *m, struct http_conn *hc, struct http_request *req, const c
 		xml_set_attr(h, "maxstanzas", "20");
 		send_stanza(m, st);
 		buf_puts(&back, "chat?with=");
-		urlenc(&back, jid);
+		web_urlenc(&back, jid);
 	} else if (strcmp(what, "leave") == 0) {
 		struct convo *c = convo_get(m, jid, false);
 		if (c && c->room && c->nick) {
@@ -1337,8 +1205,7 @@ m_request(struct worker *w, void *obj, struct http_conn *hc, struct http_request
 		else if (post)
 			redirect(hc, "/m/", NULL);
 		else
-			login_page(worker_config(w), hc, req,
-				   m && m->ended ? m->ended : NULL);
+			login_page(worker_config(w), hc, req, m && m->ended ? m->ended : NULL);
 		return;
 	}
 	timer_start(worker_loop(w), &m->hold, m->cfg->thin_hold);
@@ -1358,8 +1225,8 @@ m_request(struct worker *w, void *obj, struct http_conn *hc, struct http_request
 		contacts_page(m, hc);
 	} else if (strcmp(p, "chat") == 0) {
 		size_t qlen = req->query ? strlen(req->query) : 0;
-		char *with = form_get(req->query, qlen, "with");
-		char *still = form_get(req->query, qlen, "still");
+		char *with = web_form_get(req->query, qlen, "with");
+		char *still = web_form_get(req->query, qlen, "still");
 		char *bare = with ? bare_of(with) : NULL;
 		if (!bare) {
 			web_error(hc, 400, "not a valid address\n");
@@ -1385,7 +1252,7 @@ m_request(struct worker *w, void *obj, struct http_conn *hc, struct http_request
 void
 m_handle(struct worker *w, struct http_conn *hc, struct http_request *req)
 {
-	char *key = cookie_get(req, M_COOKIE);
+	char *key = web_cookie_get(req, M_COOKIE);
 
 	if (strcmp(req->path, "/m") == 0) {
 		redirect(hc, "/m/", NULL);

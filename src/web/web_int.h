@@ -48,4 +48,22 @@ void web_error(struct http_conn *hc, int status, const char *text);
  * <body/>. */
 void web_stream_header(struct buf *out, const char *to, const char *version);
 
+/* ---- form.c ---- */
+
+/* Appends s HTML-escaped (for text and quoted attribute values alike). */
+void web_html(struct buf *b, const char *s);
+/* Appends s percent-encoded for a query string. */
+void web_urlenc(struct buf *b, const char *s);
+/*
+ * The decoded value of name in application/x-www-form-urlencoded data (a query or a
+ * form body); NULL if absent, not UTF-8, or holding characters XML cannot carry
+ * (RFC 6120 11.1). Caller frees.
+ */
+char *web_form_get(const char *data, size_t len, const char *name);
+/* The value of cookie name in the request's Cookie header (RFC 6265 5.4), or NULL. */
+char *web_cookie_get(const struct http_request *req, const char *name);
+/* The token of form under secret: 32 hex digits, different for every form. */
+void web_form_token(const char *secret, const char *form, char out[33]);
+bool web_token_ok(const char *secret, const char *form, const char *given);
+
 #endif
