@@ -8,6 +8,7 @@ DATA="${BATON_DATA:-run/data}"
 DOMAIN="${BATON_DOMAIN:-localhost}"
 C2S="${BATON_C2S:-127.0.0.1:5222}"
 C2S_TLS="${BATON_C2S_TLS:-127.0.0.1:5223}"
+HTTP="${BATON_HTTP:-127.0.0.1:5280}"
 DEMO="demo@$DOMAIN"
 
 mkdir -p "$DATA"
@@ -23,12 +24,15 @@ pw=$(cat "$DATA/demo-password")
 
 cat <<INFO
 
-  baton is starting on $C2S (STARTTLS) and $C2S_TLS (direct TLS).
+  baton is starting on $C2S (STARTTLS), $C2S_TLS (direct TLS) and http://$HTTP.
 
   Log in with any XMPP client (Gajim, Conversations, profanity, ...):
       JID:       $DEMO
       password:  $pw
       server:    127.0.0.1, port ${C2S##*:}  (the certificate is self-signed: accept it)
+
+  Or in a browser, no JavaScript needed:  http://$HTTP/m/  (user: demo)
+  Web clients (Converse.js):  ws://$HTTP/xmpp-websocket  or BOSH  http://$HTTP/http-bind
 
   For example:  profanity, then /connect $DEMO server 127.0.0.1 port ${C2S##*:} tls allow
   More users:   $BUILD/batonctl --data $DATA user add alice@$DOMAIN PASSWORD
@@ -36,4 +40,5 @@ cat <<INFO
   Stop:         Ctrl-C
 
 INFO
-exec "$BUILD/batond" --data "$DATA" --domain "$DOMAIN" --c2s "$C2S" --c2s-tls "$C2S_TLS"
+exec "$BUILD/batond" --data "$DATA" --domain "$DOMAIN" --c2s "$C2S" --c2s-tls "$C2S_TLS" \
+	--http "$HTTP"
