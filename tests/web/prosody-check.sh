@@ -6,7 +6,8 @@
 #
 # usage: tests/web/prosody-check.sh [ws|converse|all|serve]   (default all; needs `npm ci` in
 # tests/web). serve: only run Prosody (users alice/alice-pw, bob/bob-pw) until interrupted.
-# KEEP=1 keeps the temporary directory; NO_BLOCKLIST=1: see below; SHOTS=DIR makes converse.mjs save screenshots there.
+# KEEP=1 keeps the temporary directory; NO_BLOCKLIST=1: see below; SHOTS=DIR makes converse.mjs
+# save screenshots (and page HTML on failure) there.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -77,8 +78,9 @@ pid=$!
 
 # wait for both listeners
 i=0
-until python3 -c "import socket,sys
-for p in ($c2s, $http): socket.create_connection(('127.0.0.1', p), timeout=0.5).close()" 2>/dev/null; do
+until python3 -c "import socket
+for p in ($c2s, $http):
+    socket.create_connection(('127.0.0.1', p), timeout=0.5).close()" 2>/dev/null; do
 	i=$((i + 1))
 	if [ $i -gt 100 ] || ! kill -0 "$pid" 2>/dev/null; then
 		echo "prosody-check: prosody did not start" >&2
@@ -105,7 +107,8 @@ if [ "$what" = converse ] || [ "$what" = all ]; then
 	echo "== converse.mjs"
 	node "$here/converse.mjs" --bosh "http://127.0.0.1:$http/http-bind" \
 		--ws "ws://127.0.0.1:$http/xmpp-websocket" --domain localhost \
-		--user1 alice@localhost --pw1 alice-pw --user2 bob@localhost --pw2 bob-pw ${SHOTS:+--screenshots "$SHOTS"} || rc=1
+		--user1 alice@localhost --pw1 alice-pw --user2 bob@localhost --pw2 bob-pw \
+		${SHOTS:+--screenshots "$SHOTS"} || rc=1
 fi
 if [ $rc -ne 0 ]; then
 	echo "prosody-check: FAILED; prosody log tail:" >&2

@@ -29,7 +29,8 @@ let stage = "start";
 const trace = []; // the last stanzas in and out, printed on failure
 
 function fail(msg) {
-	console.error(`xmpp-client-ws: FAILED at stage "${stage}" after ${Date.now() - started} ms: ${msg}`);
+	console.error(`xmpp-client-ws: FAILED at stage "${stage}" ` +
+		`after ${Date.now() - started} ms: ${msg}`);
 	if (trace.length)
 		console.error("last stanzas:\n" + trace.slice(-30).join("\n"));
 	process.exit(1);
