@@ -80,9 +80,8 @@ const struct config_key config_keys[] = {
     K("http", "idle_timeout", CFG_DURATION, http_idle_timeout, "2m",
       "an HTTP connection with no request outstanding is closed after this"),
     K("thin", "hold", CFG_DURATION, thin_hold, "10m",
-      "how long a BOSH or /m/ session outlives its last request (the session object)"),
-    K("sm", "hold", CFG_DURATION, sm_hold, "10m",
-      "how long a session whose connection broke can be resumed (XEP-0198)"),
+      "how long a session object outlives its transport: a BOSH or /m/ session after its last "
+      "request, a XEP-0198 resumable session after its connection broke"),
     K("sm", "queue", CFG_INT, sm_queue, "10000",
       "stanzas a client may leave unacknowledged before its session is closed"),
     K("sasl", "scram_iterations", CFG_INT, scram_iterations, "4096",

@@ -255,9 +255,8 @@ struct config {
 	size_t http_header_max, http_body_max;
 	uint64_t http_request_timeout, http_idle_timeout; /* ms */
 	/* [thin] */
-	uint64_t thin_hold; /* ms a BOSH or /m/ session outlives its transport */
+	uint64_t thin_hold; /* ms a session object (BOSH, /m/, XEP-0198) outlives its transport */
 	/* [sm] */
-	uint64_t sm_hold; /* ms a broken session stays resumable (XEP-0198) */
 	long sm_queue;	  /* unacknowledged stanzas before the session is closed */
 	/* [sasl] */
 	long scram_iterations;

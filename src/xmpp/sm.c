@@ -2,7 +2,7 @@
  * sm: XEP-0198 stream management. Both sides count the stanzas they handled and
  * acknowledge with <a h=/>; what the client has not acknowledged stays queued, so a
  * connection that breaks loses nothing: the client resumes the session (and gets the
- * queue again) within sm.hold, or the queued messages go to the account's other
+ * queue again) within thin.hold, or the queued messages go to the account's other
  * resources or to offline storage.
  *
  * Invariant: a stanza sent to a session with stream management is in s->sm_queue until
@@ -218,7 +218,7 @@ hold_expired(struct timer *t)
 {
 	struct session *s = container_of(t, struct session, sm_hold);
 
-	log_info("%s: not resumed within sm.hold; ending the session", s->id);
+	log_info("%s: not resumed within thin.hold; ending the session", s->id);
 	s->sm_resume = false;
 	session_close(s, "resumption window over");
 }
@@ -229,12 +229,12 @@ sm_hibernate(struct session *s)
 	if (!s->sm_resume || s->state != SS_ACTIVE || s->w->stopping || s->sm_overflow)
 		return false;
 	log_info("%s: connection lost; %s can resume for %llus", s->id, s->full,
-		 (unsigned long long)(s->w->srv->cfg->sm_hold / 1000));
+		 (unsigned long long)(s->w->srv->cfg->thin_hold / 1000));
 	s->tp->release(s->t);
 	s->tp = NULL;
 	s->sm_r_sent = false;
 	s->sm_hold.fn = hold_expired;
-	timer_start(s->w->loop, &s->sm_hold, s->w->srv->cfg->sm_hold);
+	timer_start(s->w->loop, &s->sm_hold, s->w->srv->cfg->thin_hold);
 	return true;
 }
 
@@ -422,7 +422,7 @@ sm_element(struct session *s, struct xml_node *el)
 			rand_id(s->sm_id, sizeof s->sm_id - 1);
 			snprintf(buf, sizeof buf,
 				 "<enabled xmlns='" NS_SM "' id='%s' resume='true' max='%llu'/>",
-				 s->sm_id, (unsigned long long)(s->w->srv->cfg->sm_hold / 1000));
+				 s->sm_id, (unsigned long long)(s->w->srv->cfg->thin_hold / 1000));
 		} else {
 			snprintf(buf, sizeof buf, "<enabled xmlns='" NS_SM "'/>");
 		}

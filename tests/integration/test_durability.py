@@ -19,8 +19,8 @@ import pytest
 from helpers import NS_CLIENT, Client, bare, q, tostr
 
 DOMAIN = "localhost"
-HOLD = 60  # sm.hold, seconds: the pre-kill sessions would hibernate, but the process dies
-SERVER_OPTS = {"domain": DOMAIN, "allow_plaintext": True, "sets": ["sm.hold=%ds" % HOLD]}
+HOLD = 60  # thin.hold, seconds: the pre-kill sessions would hibernate, but the process dies
+SERVER_OPTS = {"domain": DOMAIN, "allow_plaintext": True, "sets": ["thin.hold=%ds" % HOLD]}
 
 NS_SM = "urn:xmpp:sm:3"
 NS_SID = "urn:xmpp:sid:0"

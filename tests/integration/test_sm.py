@@ -18,10 +18,10 @@ from conftest import start_server
 from helpers import NS_CLIENT, NS_STANZAS, Client, q, stop_and_check, tostr
 
 DOMAIN = "localhost"
-SERVER_OPTS = {"domain": DOMAIN}  # sm.hold 10m, sm.queue 10000 (the defaults)
-DEFAULT_HOLD = 600  # seconds, the default sm.hold
+SERVER_OPTS = {"domain": DOMAIN}  # thin.hold 10m, sm.queue 10000 (the defaults)
+DEFAULT_HOLD = 600  # seconds, the default thin.hold
 
-SHORT_HOLD = 2  # sm.hold of the "short" server, seconds
+SHORT_HOLD = 2  # thin.hold of the "short" server, seconds
 SHORT_QUEUE = 20  # sm.queue of the "short" server
 
 NS_SM = "urn:xmpp:sm:3"
@@ -165,7 +165,7 @@ def same_stanza(a, b):
 def short(tmp_path_factory):
     """A second batond with a short resumption window and a small unacknowledged queue."""
     srv = start_server(tmp_path_factory, "smshort", domain=DOMAIN,
-                       sets=["sm.hold=%ds" % SHORT_HOLD, "sm.queue=%d" % SHORT_QUEUE])
+                       sets=["thin.hold=%ds" % SHORT_HOLD, "sm.queue=%d" % SHORT_QUEUE])
     yield srv
     stop_and_check(srv)
 
@@ -225,7 +225,7 @@ def test_enable_resume(server, clients):
     assert el.tag == q(NS_SM, "enabled"), tostr(el)
     assert el.get("resume") in ("true", "1"), tostr(el)
     assert el.get("id"), "resumable <enabled/> without id: %s" % tostr(el)
-    assert el.get("max") == str(DEFAULT_HOLD), "max is not sm.hold in seconds: %s" % tostr(el)
+    assert el.get("max") == str(DEFAULT_HOLD), "max is not thin.hold in seconds: %s" % tostr(el)
 
 
 def test_enable_resume_max_is_hold(short, clients):
