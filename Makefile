@@ -71,6 +71,10 @@ deps:
 
 test-deps:
 	@scripts/deps.sh test
+	@# The web clients of tests/web (Converse.js, @xmpp/client, playwright-core), from the
+	@# lockfile, reinstalled only when it changes.
+	@[ tests/web/node_modules/.package-lock.json -nt tests/web/package-lock.json ] || \
+		(cd tests/web && npm ci --no-audit --no-fund --loglevel=error)
 
 run: deps all
 	@scripts/run.sh $(BUILD)

@@ -6,13 +6,27 @@ set -eu
 
 RUN_PKGS="build-essential pkg-config libexpat1-dev libssl-dev libsqlite3-dev libinih-dev
 libunistring-dev libhttp-parser-dev libwslay-dev libc-ares-dev openssl"
-TEST_PKGS="python3 python3-slixmpp python3-pytest clang clang-format libclang-rt-14-dev sqlite3 w3m"
+TEST_PKGS="python3 python3-slixmpp python3-pytest clang clang-format libclang-rt-14-dev sqlite3 w3m chromium"
 
 case "${1:-run}" in
 run) want="$RUN_PKGS" ;;
 test) want="$RUN_PKGS $TEST_PKGS" ;;
 *) echo "usage: $0 run|test" >&2; exit 2 ;;
 esac
+
+# The web-client tests (tests/web) need Node.js >= 20.10 with npm; Debian 12's nodejs is 18,
+# so the machine's own Node.js is used and only checked here.
+if [ "${1:-run}" = test ]; then
+	v=$(node -p 'process.versions.node' 2>/dev/null || echo 0)
+	major=${v%%.*}
+	minor=${v#*.}
+	minor=${minor%%.*}
+	if [ "$major" -lt 20 ] || { [ "$major" -eq 20 ] && [ "$minor" -lt 10 ]; } ||
+		! command -v npm >/dev/null; then
+		echo "deps.sh: the web-client tests need Node.js >= 20.10 and npm (found: $v)" >&2
+		exit 1
+	fi
+fi
 
 missing=""
 for p in $want; do
