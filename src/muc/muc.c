@@ -126,6 +126,7 @@ room_free(struct room *r)
 		free(wt);
 	}
 	hmap_free(&r->affs);
+	muc_relays_free(r);
 	free(r->cfg.name);
 	free(r->cfg.secret);
 	free(r->subject);
@@ -597,6 +598,9 @@ room_message(struct room *r, struct xml_node *st, const struct jid *to, const ch
 		muc_error(r, st, "modify", "not-acceptable"); /* 7.4: occupants only */
 		return;
 	}
+	if (!to->resource && (!type || strcmp(type, "groupchat") != 0) &&
+	    muc_voice_request(r, st, o))
+		return;
 	if (to->resource) {
 		/* XEP-0045 7.5: a private message, to the occupant's real JID. */
 		struct occupant *t = muc_by_nick(r, to->resource);

@@ -176,8 +176,8 @@ muc_set_aff(struct room *r, const char *bare, int aff)
 
 /* ---- iqs: disco, admin, owner ---- */
 
-static void
-reply(struct room *r, struct xml_node *st, struct xml_node *payload)
+void
+muc_reply(struct room *r, struct xml_node *st, struct xml_node *payload)
 {
 	struct xml_node *res = stanza_new("iq", xml_attr(st, "to"), xml_attr(st, "from"), "result",
 					  xml_attr(st, "id"));
@@ -203,11 +203,13 @@ room_disco(struct room *r, struct xml_node *st)
 	muc_feature(q, r->cfg.moderated ? "muc_moderated" : "muc_unmoderated");
 	muc_feature(q, r->cfg.public_room ? "muc_public" : "muc_hidden");
 	muc_feature(q, "muc_semianonymous");
+	muc_feature(q, "http://jabber.org/protocol/muc#request"); /* 7.13 */
+	muc_feature(q, "jabber:iq:register");			  /* 7.10 */
 	if (r->w->srv->cfg->archive_enabled) {
 		muc_feature(q, "urn:xmpp:mam:2");
 		muc_feature(q, "urn:xmpp:sid:0");
 	}
-	reply(r, st, q);
+	muc_reply(r, st, q);
 }
 
 static size_t
@@ -266,7 +268,7 @@ admin_set(struct room *r, struct xml_node *st, struct occupant *me, int my_aff)
 			t->role = rl;
 			muc_broadcast_presence(r, t, NULL, NULL, 0, NULL, 0);
 		}
-		reply(r, st, NULL);
+		muc_reply(r, st, NULL);
 		return;
 	}
 	if (aff >= 0 && jid) {
@@ -301,7 +303,7 @@ admin_set(struct room *r, struct xml_node *st, struct occupant *me, int my_aff)
 			}
 		}
 		free(bare);
-		reply(r, st, NULL);
+		muc_reply(r, st, NULL);
 		return;
 	}
 	muc_error(r, st, "modify", "bad-request");
@@ -339,7 +341,7 @@ admin_iq(struct room *r, struct xml_node *st, struct occupant *me, int my_aff)
 		xml_set_attr(it, "affiliation", muc_aff_names[want]);
 		xml_set_attr(it, "jid", k);
 	}
-	reply(r, st, q);
+	muc_reply(r, st, q);
 }
 
 static void
@@ -474,7 +476,7 @@ destroy(struct room *r, struct xml_node *st)
 		save_submit(r, sj);
 	}
 	r->cfg.persistent = false;
-	reply(r, st, NULL);
+	muc_reply(r, st, NULL);
 }
 
 static void
@@ -488,14 +490,15 @@ owner_iq(struct room *r, struct xml_node *st, int my_aff)
 		return;
 	}
 	if (strcmp(xml_attr(st, "type"), "get") == 0) {
-		reply(r, st, config_form(r));
+		muc_reply(r, st, config_form(r));
 	} else if (xml_child(q, "destroy", NS_MUC_OWNER)) {
 		destroy(r, st);
 	} else if (x && xml_attr(x, "type") && strcmp(xml_attr(x, "type"), "cancel") == 0) {
-		reply(r, st, NULL);
+		muc_reply(r, st, NULL);
 	} else if (x) {
 		apply_form(r, x);
-		reply(r, st, NULL);
+		muc_reply(r, st, NULL);
+		muc_config_changed(r);
 	} else {
 		muc_error(r, st, "modify", "bad-request");
 	}
@@ -510,18 +513,16 @@ muc_room_iq(struct room *r, struct xml_node *st, const struct jid *to, const cha
 	int my_aff = muc_aff_of(r, bare);
 	struct occupant *me = muc_by_jid(r, from);
 
-	free(bare);
-	if (!type || (strcmp(type, "get") != 0 && strcmp(type, "set") != 0) || !q) {
+	if (muc_occupant_iq(r, st, to, from)) {
+		/* to an occupant, or the answer of one */
+	} else if (!type || (strcmp(type, "get") != 0 && strcmp(type, "set") != 0) || !q) {
 		xml_free(st);
-		return;
-	}
-	if (to->resource) {
-		muc_error(r, st, "cancel",
-			  "service-unavailable"); /* iq to occupants: not relayed */
+	} else if (strcmp(q->ns, "jabber:iq:register") == 0) {
+		muc_register_iq(r, st, bare);
 	} else if (strcmp(q->ns, NS_DISCO_INFO) == 0 && strcmp(type, "get") == 0) {
 		room_disco(r, st);
 	} else if (strcmp(q->ns, NS_DISCO_ITEMS) == 0 && strcmp(type, "get") == 0) {
-		reply(r, st, xml_el_new("query", NS_DISCO_ITEMS));
+		muc_reply(r, st, xml_el_new("query", NS_DISCO_ITEMS));
 	} else if (strcmp(q->ns, "urn:xmpp:mam:2") == 0) {
 		/* XEP-0313 section 8: the room's archive, for those who may read the room. */
 		if (!r->w->srv->cfg->archive_enabled)
@@ -538,4 +539,5 @@ muc_room_iq(struct room *r, struct xml_node *st, const struct jid *to, const cha
 	} else {
 		muc_error(r, st, "cancel", "service-unavailable");
 	}
+	free(bare);
 }

@@ -62,6 +62,7 @@ struct room {
 	struct xml_node *history[MUC_HISTORY];
 	size_t hist_start, hist_n;
 	struct room_wait *waits, *waits_tail;
+	struct hmap relays; /* id of a relayed iq -> its asker (muc_requests.c) */
 };
 
 /* ---- muc.c ---- */
@@ -96,5 +97,18 @@ void muc_save_room(struct room *r);
 void muc_set_aff(struct room *r, const char *bare, int aff);
 /* An iq to the room or an occupant (disco, admin, owner, archive). Takes st. */
 void muc_room_iq(struct room *r, struct xml_node *st, const struct jid *to, const char *from);
+/* Answers the iq st (taken) with a result carrying payload (taken, may be NULL). */
+void muc_reply(struct room *r, struct xml_node *st, struct xml_node *payload);
+
+/* ---- muc_requests.c ---- */
+/* An iq to room/nick or its answer: relayed; returns false (st kept) if st is neither. */
+bool muc_occupant_iq(struct room *r, struct xml_node *st, const struct jid *to, const char *from);
+/* A voice request or a moderator's answer to one (taken): returns false if st is neither. */
+bool muc_voice_request(struct room *r, struct xml_node *st, struct occupant *o);
+/* jabber:iq:register to the room (XEP-0045 7.10). Takes st. */
+void muc_register_iq(struct room *r, struct xml_node *st, const char *bare);
+/* Tells the occupants the configuration changed (status 104). */
+void muc_config_changed(struct room *r);
+void muc_relays_free(struct room *r);
 
 #endif
