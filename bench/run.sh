@@ -258,7 +258,7 @@ for archive in off on; do
 	fi
 	t0=$(date +%s.%N)
 	reg=$(load --scenario register --users "$nusers" --concurrency 50 --login-timeout 600)
-	log "registered $nusers users in $(echo "$(date +%s.%N) - $t0" | bc) s: $reg"
+	log "registered $nusers users in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s: $reg"
 	for s in $group; do
 		log "scenario $s"
 		run_scenario "$s" || status=1
