@@ -257,7 +257,7 @@ struct config {
 	/* [thin] */
 	uint64_t thin_hold; /* ms a session object (BOSH, /m/, XEP-0198) outlives its transport */
 	/* [sm] */
-	long sm_queue;	  /* unacknowledged stanzas before the session is closed */
+	long sm_queue; /* unacknowledged stanzas before the session is closed */
 	/* [sasl] */
 	long scram_iterations;
 };

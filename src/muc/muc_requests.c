@@ -128,7 +128,8 @@ relay_response(struct room *r, struct xml_node *st, const char *from)
 	struct relay *rl = id ? hmap_get(&r->relays, id) : NULL;
 
 	if (!rl || strcmp(rl->target, from) != 0) {
-		xml_free(st); /* not ours to answer, or from someone else: dropped (RFC 6120 8.2.3) */
+		xml_free(
+		    st); /* not ours to answer, or from someone else: dropped (RFC 6120 8.2.3) */
 		return;
 	}
 	hmap_del(&r->relays, id);
@@ -171,8 +172,7 @@ form_value(const struct xml_node *x, const char *var)
 }
 
 static void
-field(struct xml_node *x, const char *var, const char *type, const char *label,
-      const char *value)
+field(struct xml_node *x, const char *var, const char *type, const char *label, const char *value)
 {
 	struct xml_node *f = xml_add_el(x, "field", NULL);
 
@@ -263,7 +263,8 @@ muc_register_iq(struct room *r, struct xml_node *st, const char *bare)
 			struct xml_node *x = xml_add_el(q, "x", NS_XDATA);
 			xml_set_attr(x, "type", "form");
 			add_text(xml_add_el(x, "title", NULL), "Register with the room");
-			field(x, "FORM_TYPE", "hidden", NULL, "http://jabber.org/protocol/muc#register");
+			field(x, "FORM_TYPE", "hidden", NULL,
+			      "http://jabber.org/protocol/muc#register");
 			field(x, "muc#register_roomnick", "text-single", "Nickname", NULL);
 		}
 		muc_reply(r, st, q);

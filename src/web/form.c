@@ -13,19 +13,30 @@
 
 #include "web_int.h"
 
-
 /* HTML-escapes s (text and attribute values alike). */
 void
 web_html(struct buf *b, const char *s)
 {
 	for (; s && *s; s++) {
 		switch (*s) {
-		case '&': buf_puts(b, "&amp;"); break;
-		case '<': buf_puts(b, "&lt;"); break;
-		case '>': buf_puts(b, "&gt;"); break;
-		case '"': buf_puts(b, "&quot;"); break;
-		case '\'': buf_puts(b, "&#39;"); break;
-		default: buf_append(b, s, 1); break;
+		case '&':
+			buf_puts(b, "&amp;");
+			break;
+		case '<':
+			buf_puts(b, "&lt;");
+			break;
+		case '>':
+			buf_puts(b, "&gt;");
+			break;
+		case '"':
+			buf_puts(b, "&quot;");
+			break;
+		case '\'':
+			buf_puts(b, "&#39;");
+			break;
+		default:
+			buf_append(b, s, 1);
+			break;
 		}
 	}
 }
@@ -147,4 +158,3 @@ web_token_ok(const char *secret, const char *form, const char *given)
 	web_form_token(secret, form, want);
 	return strcmp(want, given) == 0;
 }
-

@@ -61,6 +61,9 @@ roster_clear(struct hmap *m)
 static void
 account_free(struct account *a)
 {
+	for (struct xmpp_ext **e = xmpp_exts; *e; e++)
+		if ((*e)->account_free)
+			(*e)->account_free(a);
 	hmap_del(&a->w->accounts, a->bare);
 	timer_stop(a->w->loop, &a->idle);
 	roster_clear(&a->roster);

@@ -104,6 +104,9 @@ session_close(struct session *s, const char *reason)
 	/* Closed first: nothing may be written after our stream's last bytes. */
 	s->state = SS_CLOSED;
 	if (s->acct) {
+		for (struct xmpp_ext **e = xmpp_exts; *e; e++)
+			if ((*e)->session_end)
+				(*e)->session_end(s);
 		presence_session_end(s);
 		account_session_remove(s->acct, s);
 		sm_requeue(s);
@@ -139,6 +142,9 @@ session_reap(struct worker *w)
 		}
 		*pp = s->reap_next;
 		session_unlink(s);
+		for (struct xmpp_ext **e = xmpp_exts; *e; e++)
+			if ((*e)->session_free)
+				(*e)->session_free(s);
 		xml_stream_free(s->parser);
 		sasl_free(s->sasl);
 		xml_free(s->presence);
@@ -150,6 +156,14 @@ session_reap(struct worker *w)
 		free(s->resource);
 		free(s);
 	}
+}
+
+void
+session_ext_bound(struct session *s)
+{
+	for (struct xmpp_ext **e = xmpp_exts; *e; e++)
+		if ((*e)->bound)
+			(*e)->bound(s);
 }
 
 /* ---- output ---- */
@@ -195,6 +209,9 @@ session_send_stored(struct session *s, const struct xml_node *st, int64_t stored
 		return;
 	if (csi_hold(s, st))
 		return;
+	for (struct xmpp_ext **e = xmpp_exts; *e; e++)
+		if ((*e)->seen && !stanza_is(st, "iq"))
+			(*e)->seen(s, st, false);
 	b = stanza_serialize(st);
 	session_write(s, buf_head(b), buf_used(b));
 	sm_sent(s, buf_head(b), buf_used(b), stored);
@@ -943,6 +960,7 @@ bind_with_account(struct account *a, void *arg)
 	xml_add_text(jid, s->full, strlen(s->full));
 	session_reply(s, br->iq, bind);
 	log_info("%s: bound %s", s->id, s->full);
+	session_ext_bound(s);
 	session_process(s);
 done:
 	xml_free(br->iq);
@@ -1073,6 +1091,13 @@ handle_stanza(struct session *s, struct xml_node *st)
 				return;
 			}
 		}
+		for (struct xmpp_ext **e = xmpp_exts;
+		     request && (!to || strcmp(to, s->bare) == 0) && *e; e++) {
+			if ((*e)->iq && strcmp(q->ns, (*e)->ns) == 0) {
+				(*e)->iq(s, st);
+				return;
+			}
+		}
 		if (request && register_is(st) &&
 		    (!to || strcmp(to, s->w->srv->cfg->domain) == 0)) {
 			register_iq(s, st); /* XEP-0077 3.2, 3.3: cancel, change password */
@@ -1083,6 +1108,9 @@ handle_stanza(struct session *s, struct xml_node *st)
 		block_refuse(s, st);
 		return;
 	}
+	for (struct xmpp_ext **e = xmpp_exts; !is_iq && *e; e++)
+		if ((*e)->seen)
+			(*e)->seen(s, st, true);
 	if (stanza_is(st, "presence")) {
 		presence_outbound(s, st);
 		return;

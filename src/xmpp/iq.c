@@ -86,6 +86,8 @@ iq_server(struct worker *w, struct xml_node *st)
 		add_identity(r, "server", "im", "baton"); /* XEP-0030 section 3.1 */
 		for (const char *const *f = server_features; *f; f++)
 			add_feature(r, *f);
+		for (struct xmpp_ext **e = xmpp_exts; *e; e++)
+			add_feature(r, (*e)->ns); /* PROTOCOL.md: each extension is advertised */
 		reply(w, st, r);
 	} else if (is_get(st) && strcmp(q->ns, NS_DISCO_ITEMS) == 0 && !xml_attr(q, "node")) {
 		reply(w, st, xml_el_new("query", NS_DISCO_ITEMS));

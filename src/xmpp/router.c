@@ -215,13 +215,23 @@ amp_outcome(struct account *a, const struct xml_node *st, struct session *exact,
 }
 
 static void
-message_to_account(struct account *a, struct xml_node *st, const struct jid *to, int64_t stored)
+message_to_account(struct account *a, struct xml_node *st, const struct jid *to,
+		   const struct jid *from, int64_t stored)
 {
 	const char *type = xml_attr(st, "type");
 	bool error = type && strcmp(type, "error") == 0;
 	bool groupchat = type && strcmp(type, "groupchat") == 0;
 	bool headline = type && strcmp(type, "headline") == 0;
 	struct session *s = to->resource ? account_session_find(a, to->resource) : NULL;
+
+	/* An extension may hold the conversation on one device (continuity: a moved one). */
+	for (struct xmpp_ext **e = xmpp_exts; !error && !groupchat && !headline && *e; e++) {
+		struct session *t = (*e)->target ? (*e)->target(a, st, to, from) : NULL;
+		if (t) {
+			s = t;
+			break;
+		}
+	}
 
 	if (error && !s)
 		return; /* an error for a resource that is gone has no one to go to */
@@ -281,7 +291,7 @@ route_to_account(struct account *a, struct xml_node *st, const struct jid *to,
 		return;
 	}
 	if (stanza_is(st, "message")) {
-		message_to_account(a, st, to, stored);
+		message_to_account(a, st, to, from, stored);
 		xml_free(st);
 		return;
 	}

@@ -20,6 +20,21 @@
 static _Thread_local struct worker *current_worker;
 static const struct xmpp_service *registered[8];
 static int nregistered;
+struct xmpp_ext *xmpp_exts[XMPP_EXT_MAX + 1];
+
+void
+server_add_ext(struct xmpp_ext *ext)
+{
+	int n = 0;
+
+	while (xmpp_exts[n])
+		n++;
+	if (n == XMPP_EXT_MAX)
+		fatal("too many extensions");
+	ext->slot = n;
+	xmpp_exts[n] = ext;
+}
+
 static struct {
 	const char *addr;
 	void (*accept)(struct worker *w, int fd);

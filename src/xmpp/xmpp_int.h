@@ -38,6 +38,34 @@ struct account;
 struct session;
 struct sm_item;
 
+/*
+ * An extension of the account's own state (continuity, shared identity): hooks the xmpp
+ * module calls on the account's home worker, and a slot in every session and account for
+ * the extension's state. batond registers them with server_add_ext() before start.
+ * Every hook may be NULL.
+ */
+#define XMPP_EXT_MAX 4
+struct xmpp_ext {
+	const char *ns; /* iqs a session sends to its own account with a payload in ns */
+	int slot;	/* index into session->ext[] and account->ext[], set on registration */
+	/* such an iq (get or set), taken */
+	void (*iq)(struct session *s, struct xml_node *st);
+	/* a message or presence the session sent (out) or is being sent */
+	void (*seen)(struct session *s, const struct xml_node *st, bool out);
+	/* which session a message from 'from' to the account goes to, or NULL: the usual rules */
+	struct session *(*target)(struct account *a, const struct xml_node *st,
+				  const struct jid *to, const struct jid *from);
+	/* a session bound a resource (or resumed one) */
+	void (*bound)(struct session *s);
+	/* a bound session ends (before it leaves its account) */
+	void (*session_end)(struct session *s);
+	void (*session_free)(struct session *s);
+	void (*account_free)(struct account *a);
+};
+void server_add_ext(struct xmpp_ext *ext);
+/* The registered extensions, NULL-terminated. */
+extern struct xmpp_ext *xmpp_exts[XMPP_EXT_MAX + 1];
+
 /* A stored message sent to a session without stream management, and when. */
 struct offline_grace {
 	int64_t id;
@@ -157,6 +185,7 @@ struct session {
 	uint32_t *sm_if;      /* seqs of stanzas whose store is pending (ring, FIFO) */
 	size_t sm_if_head, sm_if_n, sm_if_cap;
 	bool sm_a_owed;		   /* an <r/> waits for the pending stores */
+	void *ext[XMPP_EXT_MAX];   /* state of each extension (struct xmpp_ext) */
 	struct session *acct_next; /* in acct->sessions */
 	struct session *w_next, *w_prev;
 	struct session *reap_next;
@@ -164,6 +193,8 @@ struct session {
 
 /* Accepts connections on a listening socket of worker w (a loop_io callback). */
 void c2s_accept(struct loop_io *io, uint32_t events);
+/* Tells the extensions that s bound (or resumed) its resource. */
+void session_ext_bound(struct session *s);
 /* Output helpers over the session's transport (no-ops without one). */
 void session_write(struct session *s, const char *data, size_t len);
 size_t session_out_pending(const struct session *s);
@@ -223,7 +254,8 @@ struct account {
 	struct hmap live;    /* stored message id -> sessions holding it unconfirmed (durable.c) */
 	struct account_wait *waits, *waits_tail; /* work waiting for the load */
 	struct timer idle;
-	unsigned refs; /* pending jobs that point to the account */
+	unsigned refs;		 /* pending jobs that point to the account */
+	void *ext[XMPP_EXT_MAX]; /* state of each extension (struct xmpp_ext) */
 };
 
 /*
