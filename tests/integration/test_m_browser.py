@@ -94,8 +94,10 @@ class Script:
             self.p.wait(timeout=5)
 
 
-def test_m_in_chromium(server, clients):
-    """Log in, send, receive HTML-special characters as text, log out: all by clicking."""
+@pytest.mark.parametrize("js", [True, False], ids=["js-on", "js-off"])
+def test_m_in_chromium(server, clients, js):
+    """Log in, send, receive HTML-special characters as text, log out: all by clicking; once
+    as an ordinary browser, once with JavaScript switched off in Chromium."""
     _require_browser()
     jid, pw = server.add_user()
     peer = server.new_user_client(presence=True)
@@ -104,6 +106,7 @@ def test_m_in_chromium(server, clients):
     s = Script(["node", SCRIPT, "--base", "http://127.0.0.1:%d" % server.http_port,
                 "--user", jid.split("@")[0], "--pw", pw, "--peer-jid", peer_bare,
                 "--chromium", CHROMIUM]
+               + ([] if js else ["--no-js"])
                + (["--screenshots", os.environ["M_SHOTS"]] if os.environ.get("M_SHOTS") else []))
     try:
         sent = s.next_line(timeout=40)
@@ -121,6 +124,7 @@ def test_m_in_chromium(server, clients):
         assert rc == 0 and res.get("ok") is True, "exit %s, %s\n%s" % (rc, res, s.report())
         print("m-chromium.mjs", res)
         assert res["received"] == reply and res["pages_checked"] >= 6, res
+        assert res["js"] is js, res
         assert "default-src 'none'" in res["csp"] and "script-src" not in res["csp"], res
     except subprocess.TimeoutExpired:
         pytest.fail("m-chromium.mjs did not exit\n%s" % s.report(), pytrace=False)

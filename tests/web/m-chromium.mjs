@@ -48,6 +48,13 @@ const isChat = (url) => {
 };
 
 let stage = "start";
+let stageAt = started;
+const timings = {}; // stage -> ms it took
+function setStage(s) {
+	timings[stage] = Date.now() - stageAt;
+	stage = s;
+	stageAt = Date.now();
+}
 let browser = null;
 let page = null;
 const checked = []; // one entry per page checked for script and CSP
@@ -178,7 +185,7 @@ if (!fs.existsSync(opt.chromium)) {
 }
 
 try {
-	stage = "launch chromium";
+	setStage("launch chromium");
 	browser = await chromium.launch({
 		executablePath: opt.chromium,
 		headless: true,
@@ -200,7 +207,7 @@ try {
 	});
 
 	// ---- the login form
-	stage = "open the login page";
+	setStage("open the login page");
 	let resp = await page.goto(`${base}/m/`);
 	check(resp.status() === 200, `GET /m/ answered ${resp.status()}`);
 	await checkNoScript(resp, "login");
@@ -212,13 +219,17 @@ try {
 	check(await loginButton.isVisible(), "no visible \"Log in\" button");
 	await shot("login");
 
-	stage = "log in";
+	setStage("log in");
 	await typeInto(user, opt.user);
 	await typeInto(pw, opt.pw);
 	resp = await navigate(() => loginButton.click());
 	const loginChain = await chain(resp);
-	check(/^POST \/m\/login 303 -> GET \/m\/ 200$/.test(loginChain),
-		`the login went ${loginChain}, not POST /m/login 303 -> GET /m/ 200`);
+	if (!/^POST \/m\/login 303 -> GET \/m\/ 200$/.test(loginChain)) {
+		const said = await page.locator("strong").first().innerText({ timeout: 1000 })
+			.catch(() => "");
+		throw new Error(`the login went ${loginChain}, not POST /m/login 303 -> GET /m/ 200` +
+			(said ? ` (the page says "${said}")` : ""));
+	}
 	const cookies = await ctx.cookies(`${base}/m/`);
 	const sess = cookies.find((c) => c.name === "baton_m");
 	check(sess, `no baton_m cookie after the login (cookies: ${cookies.map((c) => c.name)})`);
@@ -226,7 +237,7 @@ try {
 		`baton_m is not HttpOnly and SameSite=Strict: ${JSON.stringify(sess)}`);
 
 	// ---- the contacts page
-	stage = "contacts page";
+	setStage("contacts page");
 	await checkNoScript(resp, "contacts");
 	const h1 = page.locator("h1");
 	await h1.filter({ hasText: /^Contacts$/ }).waitFor({ state: "visible" })
@@ -248,7 +259,7 @@ try {
 	await shot("contacts");
 
 	// ---- the conversation: type and click Send
-	stage = "open the conversation";
+	setStage("open the conversation");
 	resp = await page.goto(chatURL);
 	check(resp.status() === 200, `GET ${chatURL} answered ${resp.status()}`);
 	await checkNoScript(resp, "chat");
@@ -258,7 +269,7 @@ try {
 		.getAttribute("content").catch(() => null);
 	check(chatRefresh && /^\d+/.test(chatRefresh), "the conversation does not refresh itself");
 
-	stage = "send";
+	setStage("send");
 	const sent = `hello from Chromium <i>&amp;</i> "${Date.now()}"`;
 	const ta = page.locator("textarea[name='body']");
 	await typeInto(ta, sent);
@@ -277,9 +288,9 @@ try {
 	console.log(JSON.stringify({ stage: "sent", body: sent }));
 
 	// ---- the peer's answer: reload (as a person would) until it shows
-	stage = "wait for the expect line on stdin";
+	setStage("wait for the expect line on stdin");
 	const expect = await readExpect();
-	stage = `reload until "${expect}" shows`;
+	setStage(`reload until "${expect}" shows`);
 	const until = Date.now() + EXPECT_MS;
 	let reloads = 0;
 	const incoming = page.locator("p.in", { hasText: expect });
@@ -303,7 +314,7 @@ try {
 	await shot("received");
 
 	// ---- log out; the session is gone
-	stage = "log out";
+	setStage("log out");
 	resp = await navigate(() => page.getByRole("button", { name: "Log out", exact: true })
 		.click());
 	const outChain = await chain(resp);
@@ -318,7 +329,7 @@ try {
 	check(!after.some((c) => c.name === "baton_m"), "baton_m is still set after Log out");
 	await shot("logged-out");
 
-	stage = "back to the conversation after log out";
+	setStage("back to the conversation after log out");
 	resp = await page.goBack({ timeout: STEP_MS });
 	check(resp, "the browser went back without a request (a cached page after logout?)");
 	check(await page.locator("textarea").count() === 0 &&
@@ -332,7 +343,7 @@ try {
 		await page.getByLabel("User", { exact: true }).isVisible(),
 		`${chatURL} does not show the login form after Log out`);
 
-	stage = "the old session cookie after log out";
+	setStage("the old session cookie after log out");
 	await ctx.addCookies([{ name: sess.name, value: sess.value, domain: sess.domain,
 		path: sess.path, httpOnly: true, sameSite: "Strict" }]);
 	resp = await page.goto(chatURL);
@@ -340,11 +351,12 @@ try {
 		await page.getByLabel("User", { exact: true }).isVisible(),
 		"the old session cookie still opens the conversation after Log out");
 
-	stage = "close";
+	setStage("close");
 	await Promise.race([browser.close(), sleep(5000)]);
 	console.log(JSON.stringify({ ok: true, sent, received: expect, reloads,
 		pages_checked: checked.length, csp: checked[0].csp, login: loginChain,
-		send: sendChain, logout: outChain, js: !opt["no-js"], ms: Date.now() - started }));
+		send: sendChain, logout: outChain, js: !opt["no-js"], ms: Date.now() - started,
+		timings }));
 	process.exit(0);
 } catch (e) {
 	await fail(e?.message || String(e));
