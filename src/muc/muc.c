@@ -71,10 +71,46 @@ muc_by_nick(struct room *r, const char *nick)
 struct occupant *
 muc_by_jid(struct room *r, const char *jid)
 {
-	for (struct occupant *o = r->occupants; o; o = o->next)
+	for (struct occupant *o = r->occupants; o; o = o->next) {
 		if (strcmp(o->jid, jid) == 0)
 			return o;
+		for (size_t i = 0; i < o->nalso; i++)
+			if (strcmp(o->also[i], jid) == 0)
+				return o;
+	}
 	return NULL;
+}
+
+void
+muc_send(struct room *r, const struct occupant *o, struct xml_node *st)
+{
+	for (size_t i = 0; i < o->nalso; i++) {
+		struct xml_node *c = xml_copy(st);
+		xml_set_attr(c, "to", o->also[i]);
+		route(r->w, c);
+	}
+	xml_set_attr(st, "to", o->jid);
+	route(r->w, st);
+}
+
+/* Removes jid, one of the devices sharing o's seat, without telling the room. */
+void
+seat_unshare(struct occupant *o, const char *jid)
+{
+	size_t i = 0;
+
+	if (strcmp(o->jid, jid) == 0) {
+		free(o->jid);
+		o->jid = o->also[0]; /* the next device keeps the seat */
+	} else {
+		while (i < o->nalso && strcmp(o->also[i], jid) != 0)
+			i++;
+		if (i == o->nalso)
+			return;
+		free(o->also[i]);
+	}
+	memmove(&o->also[i], &o->also[i + 1], (o->nalso - i - 1) * sizeof *o->also);
+	o->nalso--;
 }
 
 void
@@ -101,6 +137,9 @@ occupant_free(struct occupant *o)
 {
 	free(o->nick);
 	free(o->jid);
+	for (size_t i = 0; i < o->nalso; i++)
+		free(o->also[i]);
+	free(o->also);
 	free(o->bare);
 	xml_free(o->presence);
 	free(o);
@@ -127,6 +166,7 @@ room_free(struct room *r)
 	}
 	hmap_free(&r->affs);
 	muc_relays_free(r);
+	muc_reservations_free(r);
 	free(r->cfg.name);
 	free(r->cfg.secret);
 	free(r->subject);
@@ -352,7 +392,7 @@ muc_broadcast_presence(struct room *r, struct occupant *o, const char *type, con
 			if (self_extra)
 				all[n++] = self_extra;
 		}
-		route(r->w, occupant_presence(r, o, to, type, all, n, new_nick));
+		muc_send(r, to, occupant_presence(r, o, to, type, all, n, new_nick));
 	}
 }
 
@@ -378,19 +418,18 @@ muc_leave(struct room *r, struct occupant *o, int code)
 }
 
 static void
-send_history_and_subject(struct room *r, struct occupant *o, long max)
+send_history_and_subject(struct room *r, const char *jid, long max)
 {
 	size_t n = r->hist_n < (size_t)max ? r->hist_n : (size_t)max;
 	struct xml_node *m;
 
 	for (size_t i = r->hist_n - n; i < r->hist_n; i++) {
 		m = xml_copy(r->history[(r->hist_start + i) % MUC_HISTORY]);
-		xml_set_attr(m, "to", o->jid);
+		xml_set_attr(m, "to", jid);
 		route(r->w, m);
 	}
 	/* XEP-0045 7.2.15: the subject comes last, even when empty. */
-	m = stanza_new("message", r->subject_by ? r->subject_by : r->jid, o->jid, "groupchat",
-		       NULL);
+	m = stanza_new("message", r->subject_by ? r->subject_by : r->jid, jid, "groupchat", NULL);
 	xml_add_text(xml_add_el(m, "subject", NULL), r->subject ? r->subject : "",
 		     r->subject ? strlen(r->subject) : 0);
 	route(r->w, m);
@@ -441,16 +480,35 @@ join(struct room *r, struct xml_node *st, const char *nick, const char *from)
 		st = NULL;
 		goto out;
 	}
-	if (!created && aff < AFF_ADMIN && (long)r->noccupants >= r->cfg.max_users) {
-		muc_error(r, st, "wait", "service-unavailable"); /* 7.2.10 */
-		st = NULL;
-		goto out;
-	}
 	if (x) {
 		struct xml_node *h = xml_child(x, "history", NS_MUC);
 		const char *ms = h ? xml_attr(h, "maxstanzas") : NULL;
 		if (ms)
 			maxhist = atol(ms);
+	}
+	if (other) {
+		/*
+		 * Another device of the same account joins under the same nick: it shares the
+		 * seat. The room sees nobody new; the device gets what a joiner gets.
+		 */
+		int self = 110;
+		other->also = xrealloc(other->also, (other->nalso + 1) * sizeof *other->also);
+		other->also[other->nalso++] = xstrdup(from);
+		for (struct occupant *e = r->occupants; e; e = e->next) {
+			struct xml_node *p =
+			    occupant_presence(r, e, other, NULL, &self, e == other ? 1 : 0, NULL);
+			xml_set_attr(p, "to", from);
+			route(r->w, p);
+		}
+		send_history_and_subject(r, from, maxhist < 0 ? 0 : maxhist);
+		goto out;
+	}
+	bool reserved = muc_take_reservation(r, from);
+	if (!created && !reserved && aff < AFF_ADMIN &&
+	    (long)(r->noccupants + muc_reserved(r)) >= r->cfg.max_users) {
+		muc_error(r, st, "wait", "service-unavailable"); /* 7.2.10 */
+		st = NULL;
+		goto out;
 	}
 	o = xcalloc(1, sizeof *o);
 	o->nick = xstrdup(nick);
@@ -471,7 +529,7 @@ join(struct room *r, struct xml_node *st, const char *nick, const char *from)
 	r->occupants = o;
 	r->noccupants++;
 	muc_broadcast_presence(r, o, NULL, NULL, 0, NULL, created ? 201 : 0);
-	send_history_and_subject(r, o, maxhist < 0 ? 0 : maxhist);
+	send_history_and_subject(r, o->jid, maxhist < 0 ? 0 : maxhist);
 	log_debug("muc: %s joined %s as %s", o->jid, r->jid, o->nick);
 out:
 	free(bare);
@@ -485,8 +543,17 @@ room_presence(struct room *r, struct xml_node *st, const struct jid *to, const c
 	struct occupant *o = muc_by_jid(r, from);
 
 	if (type && (strcmp(type, "unavailable") == 0 || strcmp(type, "error") == 0)) {
-		if (o)
+		if (o && o->nalso) {
+			/* One device of a shared seat leaves: only it is told (XEP-0045 7.14). */
+			int self = 110;
+			struct xml_node *p =
+			    occupant_presence(r, o, o, "unavailable", &self, 1, NULL);
+			xml_set_attr(p, "to", from);
+			seat_unshare(o, from);
+			route(r->w, p);
+		} else if (o) {
 			muc_leave(r, o, 0);
+		}
 		xml_free(st);
 		return;
 	}
@@ -614,10 +681,9 @@ room_message(struct room *r, struct xml_node *st, const struct jid *to, const ch
 		}
 		char *fromnick = muc_nick_jid(r, o->nick);
 		xml_set_attr(st, "from", fromnick);
-		xml_set_attr(st, "to", t->jid);
 		free(fromnick);
 		xml_add_el(st, "x", NS_MUC_USER);
-		route(r->w, st);
+		muc_send(r, t, st);
 		return;
 	}
 	if (!type || strcmp(type, "groupchat") != 0) {
@@ -650,11 +716,8 @@ room_message(struct room *r, struct xml_node *st, const struct jid *to, const ch
 	free(fromnick);
 	if (!subject)
 		add_history(r, st);
-	for (struct occupant *t = r->occupants; t; t = t->next) {
-		struct xml_node *m = xml_copy(st);
-		xml_set_attr(m, "to", t->jid);
-		route(r->w, m);
-	}
+	for (struct occupant *t = r->occupants; t; t = t->next)
+		muc_send(r, t, xml_copy(st));
 	xml_free(st);
 }
 

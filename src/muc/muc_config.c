@@ -515,6 +515,8 @@ muc_room_iq(struct room *r, struct xml_node *st, const struct jid *to, const cha
 
 	if (muc_occupant_iq(r, st, to, from)) {
 		/* to an occupant, or the answer of one */
+	} else if (q && strcmp(q->ns, "urn:baton:continuity:0") == 0) {
+		muc_continuity_iq(r, st, from);
 	} else if (!type || (strcmp(type, "get") != 0 && strcmp(type, "set") != 0) || !q) {
 		xml_free(st);
 	} else if (strcmp(q->ns, "jabber:iq:register") == 0) {

@@ -28,7 +28,9 @@ extern const char *const muc_role_names[];
 struct occupant {
 	struct occupant *next;
 	char *nick;
-	char *jid; /* real full JID, where the occupant is reached (changeable: seat moves) */
+	char *jid;   /* real full JID, where the occupant is reached (changeable: seat moves) */
+	char **also; /* more devices of the same account sharing the seat (copied seats) */
+	size_t nalso;
 	char *bare;
 	int role;
 	struct xml_node *presence; /* last presence, without the muc <x/> */
@@ -62,7 +64,14 @@ struct room {
 	struct xml_node *history[MUC_HISTORY];
 	size_t hist_start, hist_n;
 	struct room_wait *waits, *waits_tail;
-	struct hmap relays; /* id of a relayed iq -> its asker (muc_requests.c) */
+	struct hmap relays;	      /* id of a relayed iq -> its asker (muc_requests.c) */
+	struct reservation *reserved; /* seats held for a device (continuity, muc_requests.c) */
+};
+
+struct reservation {
+	struct reservation *next;
+	char *holder; /* full JID, or bare JID = any device of the account */
+	uint64_t until;
 };
 
 /* ---- muc.c ---- */
@@ -87,6 +96,10 @@ void muc_broadcast_presence(struct room *r, struct occupant *o, const char *type
 void muc_feature(struct xml_node *q, const char *var);
 /* Removes o without telling anyone. */
 void muc_remove(struct room *r, struct occupant *o);
+/* Removes jid (one of several devices sharing o's seat) from it, without telling the room. */
+void seat_unshare(struct occupant *o, const char *jid);
+/* Sends st (taken) to occupant o: to its JID, and a copy to each device sharing the seat. */
+void muc_send(struct room *r, const struct occupant *o, struct xml_node *st);
 
 /* ---- muc_config.c ---- */
 void muc_cfg_defaults(struct room_cfg *c);
@@ -110,5 +123,11 @@ void muc_register_iq(struct room *r, struct xml_node *st, const char *bare);
 /* Tells the occupants the configuration changed (status 104). */
 void muc_config_changed(struct room *r);
 void muc_relays_free(struct room *r);
+/* The iqs of urn:baton:continuity:0 the account sends a room (seat moves, reservations). */
+void muc_continuity_iq(struct room *r, struct xml_node *st, const char *from);
+/* Seats reserved and not expired; a reservation held for jid is used up (true). */
+size_t muc_reserved(struct room *r);
+bool muc_take_reservation(struct room *r, const char *jid);
+void muc_reservations_free(struct room *r);
 
 #endif

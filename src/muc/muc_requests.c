@@ -1,8 +1,9 @@
 /*
  * muc_requests: what occupants ask of each other and of the room beyond talking: iqs
  * relayed to an occupant through its room JID (vCards, software version, pings), voice
- * requests in moderated rooms (XEP-0045 7.13, 8.6), registration with a room (7.10), and
- * the notice of a configuration change (status 104, 10.2.1).
+ * requests in moderated rooms (XEP-0045 7.13, 8.6), registration with a room (7.10), the
+ * notice of a configuration change (status 104, 10.2.1), and what device continuity asks
+ * of a room (urn:baton:continuity:0): moving or sharing a seat, reserving one.
  *
  * Invariant: a relayed iq carries an id of the room's making; its answer is accepted only
  * from the occupant it was sent to and goes back only to the occupant who asked, under the
@@ -311,4 +312,117 @@ muc_config_changed(struct room *r)
 		xml_set_attr(xml_add_el(x, "status", NULL), "code", "104");
 		route(r->w, m);
 	}
+}
+
+/* ---- device continuity (PROTOCOL.md 1): seats that move, seats held ---- */
+
+#define NS_CONT "urn:baton:continuity:0"
+
+size_t
+muc_reserved(struct room *r)
+{
+	uint64_t now = now_ms();
+	size_t n = 0;
+
+	for (struct reservation **pp = &r->reserved; *pp;) {
+		struct reservation *rv = *pp;
+		if (rv->until <= now) { /* FIG. 18: released when its time is up */
+			*pp = rv->next;
+			free(rv->holder);
+			free(rv);
+			continue;
+		}
+		n++;
+		pp = &rv->next;
+	}
+	return n;
+}
+
+bool
+muc_take_reservation(struct room *r, const char *jid)
+{
+	char *bare = muc_bare_of(jid);
+	bool taken = false;
+
+	muc_reserved(r); /* drop the expired ones first */
+	for (struct reservation **pp = &r->reserved; *pp; pp = &(*pp)->next) {
+		struct reservation *rv = *pp;
+		/* A bare holder is any device of the account (R29). */
+		if (strcmp(rv->holder, jid) == 0 || strcmp(rv->holder, bare) == 0) {
+			*pp = rv->next;
+			free(rv->holder);
+			free(rv);
+			taken = true;
+			break;
+		}
+	}
+	free(bare);
+	return taken;
+}
+
+void
+muc_reservations_free(struct room *r)
+{
+	while (r->reserved) {
+		struct reservation *rv = r->reserved;
+		r->reserved = rv->next;
+		free(rv->holder);
+		free(rv);
+	}
+}
+
+/*
+ * From the server on behalf of an account (its bare JID, with the server's key, so no
+ * client can send these itself): <seat jid= to= mode=move|copy notify=> moves the seat of
+ * the device jid to the device to (or shares it), with no presence in the room; <reserve
+ * for= ttl=> holds a seat, counted as taken, for a device that joins later.
+ */
+void
+muc_continuity_iq(struct room *r, struct xml_node *st, const char *from)
+{
+	struct xml_node *q = xml_child(st, NULL, NULL);
+	const char *key = xml_attr(q, "key");
+
+	if (!key || strcmp(key, r->w->srv->key) != 0 || strchr(from, '/')) {
+		muc_error(r, st, "cancel", "service-unavailable"); /* not for clients */
+		return;
+	}
+	if (strcmp(q->name, "reserve") == 0) {
+		const char *holder = xml_attr(q, "for");
+		long ttl = xml_attr(q, "ttl") ? atol(xml_attr(q, "ttl")) : 60;
+		struct reservation *rv = xcalloc(1, sizeof *rv);
+		rv->holder = xstrdup(holder ? holder : from);
+		rv->until = now_ms() + (uint64_t)(ttl > 0 ? ttl : 60) * 1000;
+		rv->next = r->reserved;
+		r->reserved = rv;
+		muc_reply(r, st, NULL);
+		return;
+	}
+	const char *jid = xml_attr(q, "jid"), *to = xml_attr(q, "to");
+	const char *mode = xml_attr(q, "mode");
+	struct occupant *o = jid ? muc_by_jid(r, jid) : NULL;
+	struct xml_node *moved = xml_child(q, "moved", NS_CONT);
+
+	if (strcmp(q->name, "seat") != 0 || !o || !to) {
+		muc_error(r, st, "cancel", "item-not-found");
+		return;
+	}
+	if (muc_by_jid(r, to) != o) {
+		/* The new device takes the seat (move) or shares it (copy): no leave, no join. */
+		o->also = xrealloc(o->also, (o->nalso + 1) * sizeof *o->also);
+		o->also[o->nalso++] = xstrdup(to);
+	}
+	if (!mode || strcmp(mode, "copy") != 0)
+		seat_unshare(o, jid);
+	if (moved) {
+		/* Claims 23-28 and R30: with notify, every other occupant hears of the move. */
+		for (struct occupant *t = r->occupants; t; t = t->next) {
+			if (t == o)
+				continue;
+			struct xml_node *m = stanza_new("message", r->jid, NULL, NULL, NULL);
+			xml_add_child(m, xml_copy(moved));
+			muc_send(r, t, m);
+		}
+	}
+	muc_reply(r, st, NULL);
 }

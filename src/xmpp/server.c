@@ -199,6 +199,7 @@ server_start(const struct config *cfg, char *err, size_t errlen)
 
 	srv->cfg = cfg;
 	srv->c2s_fd = srv->c2s_tls_fd = -1;
+	rand_id(srv->key, sizeof srv->key - 1);
 	for (int i = 0; i < nregistered; i++) {
 		srv->services[i] = registered[i];
 		srv->service_domains[i] =

@@ -103,6 +103,7 @@ struct server {
 	int nextra;
 	int64_t started;
 	_Atomic bool stopping; /* routing drops stanzas instead of posting them */
+	char key[33]; /* random per process: marks stanzas the server made for its own services */
 	const struct xmpp_service *services[8];
 	char *service_domains[8]; /* prefix.<domain> of each */
 	int nservices;
