@@ -162,6 +162,9 @@ static void
 login_page(const struct config *cfg, struct http_conn *hc, struct http_request *req,
 	   const char *error)
 {
+	char *user = strcmp(req->method, "POST") == 0
+			 ? web_form_get(buf_head(&req->body), buf_used(&req->body), "user")
+			 : NULL;
 	char *tok = web_cookie_get(req, M_LOGIN_COOKIE);
 	char fresh[33], cookie[160];
 	struct buf b = {0};
@@ -179,6 +182,8 @@ login_page(const struct config *cfg, struct http_conn *hc, struct http_request *
 	buf_puts(&b, "<h1>");
 	web_html(&b, cfg->domain);
 	buf_puts(&b, "</h1>");
+	if (!error && req->query && strcmp(req->query, "out=1") == 0)
+		error = "You are logged out.";
 	if (error) {
 		buf_puts(&b, "<p><strong>");
 		web_html(&b, error);
@@ -186,12 +191,15 @@ login_page(const struct config *cfg, struct http_conn *hc, struct http_request *
 	}
 	buf_puts(&b, "<form method='post' action='/m/login'>");
 	hidden_token(&b, tok, "login");
-	buf_puts(&b, "<p><label>User <input name='user' autocomplete='username'></label></p>"
+	buf_puts(&b, "<p><label>User <input name='user' autocomplete='username' value='");
+	web_html(&b, user ? user : "");
+	buf_puts(&b, "'></label></p>"
 		     "<p><label>Password <input type='password' name='password' "
 		     "autocomplete='current-password'></label></p>"
 		     "<p><input type='submit' value='Log in'></p></form>");
 	page_end(hc, &b, cookie);
 	free(tok);
+	free(user);
 }
 
 /* ---- conversations ---- */
@@ -743,6 +751,10 @@ m_feed(struct msess *m, const char *data, size_t len)
 static const char *
 show_of(struct convo *c)
 {
+	/* RFC 6121 3: without a subscription there is no presence to show. */
+	if (!c->resources.count &&
+	    (!c->sub || (strcmp(c->sub, "to") != 0 && strcmp(c->sub, "both") != 0)))
+		return "presence not shared";
 	const char *k;
 	void *v;
 	const char *best = NULL;
@@ -760,11 +772,12 @@ show_of(struct convo *c)
 static void
 nav(struct buf *b, struct msess *m)
 {
-	buf_puts(b, "<p class='meta'><a href='/m/'>Contacts</a> | ");
-	web_html(b, m->jid);
-	buf_puts(b, " | <form method='post' action='/m/logout' style='display:inline'>");
+	/* A div, not a p: a form inside a p would end the paragraph (HTML parsing rules). */
+	buf_puts(b, "<div class='meta'><a href='/m/'>Contacts</a> | ");
+	web_html(b, m->bare);
+	buf_puts(b, " <form method='post' action='/m/logout' style='display:inline'>");
 	hidden_token(b, m->csrf, "logout");
-	buf_puts(b, "<input type='submit' value='Log out'></form></p>\n");
+	buf_puts(b, "<input type='submit' value='Log out'></form></div>\n");
 }
 
 static void
@@ -777,10 +790,12 @@ contacts_page(struct msess *m, struct http_conn *hc)
 	page_begin(&b, "Contacts", 15, NULL);
 	nav(&b, m);
 	buf_puts(&b, "<h1>Contacts</h1><ul>");
+	unsigned shown = 0;
 	for (size_t it = 0; hmap_next(&m->convos, &it, &k, &v);) {
 		struct convo *c = v;
 		if (c->room || (!c->in_roster && !c->n))
 			continue;
+		shown++;
 		buf_puts(&b, "<li><a href='/m/chat?with=");
 		web_urlenc(&b, c->jid);
 		buf_puts(&b, "'>");
@@ -792,6 +807,8 @@ contacts_page(struct msess *m, struct http_conn *hc)
 		buf_puts(&b, "</span></li>");
 	}
 	buf_puts(&b, "</ul>");
+	if (!shown)
+		buf_puts(&b, "<p>No contacts yet: add one below.</p>");
 	for (size_t it = 0; hmap_next(&m->convos, &it, &k, &v);) {
 		struct convo *c = v;
 		if (!c->asks)
@@ -823,7 +840,7 @@ contacts_page(struct msess *m, struct http_conn *hc)
 	buf_puts(&b, "</ul><form method='post' action='/m/join'><p>");
 	hidden_token(&b, m->csrf, "join");
 	buf_printf(&b,
-		   "<label>Room <input name='room' value='@conference.%s'></label> "
+		   "<label>Room <input name='room' placeholder='name@conference.%s'></label> "
 		   "<label>Nick <input name='nick' value='",
 		   m->cfg->domain);
 	buf_append(&b, m->bare, strcspn(m->bare, "@")); /* a localpart needs no escaping */
@@ -843,7 +860,7 @@ chat_page(struct msess *m, struct http_conn *hc, struct convo *c, bool still)
 
 	buf_puts(&url, "/m/chat?with=");
 	web_urlenc(&url, c->jid);
-	page_begin(&b, c->name && *c->name ? c->name : c->jid, still ? 0 : 10, buf_head(&url));
+	page_begin(&b, c->name && *c->name ? c->name : c->jid, still ? 0 : 20, buf_head(&url));
 	nav(&b, m);
 	buf_puts(&b, "<h1>");
 	web_html(&b, c->name && *c->name ? c->name : c->jid);
@@ -866,7 +883,7 @@ chat_page(struct msess *m, struct http_conn *hc, struct convo *c, bool still)
 		struct line *l = &c->lines[(c->head + i) % M_LINES];
 		time_format(l->at, when, sizeof when);
 		when[16] = '\0'; /* to the minute */
-		buf_printf(&b, "<p class='%s'><span class='meta'>%s ", l->out ? "out" : "in",
+		buf_printf(&b, "<p class='%s'><span class='meta'>%s UTC ", l->out ? "out" : "in",
 			   when + 11);
 		web_html(&b, l->out && !c->room ? "me" : l->who);
 		buf_puts(&b, ":</span> ");
@@ -878,8 +895,9 @@ chat_page(struct msess *m, struct http_conn *hc, struct convo *c, bool still)
 	hidden_token(&b, m->csrf, "send");
 	buf_puts(&b, "<input type='hidden' name='with' value='");
 	web_html(&b, c->jid);
-	buf_puts(&b, "'><textarea name='body' rows='2' cols='40'></textarea> "
-		     "<input type='submit' value='Send'></p></form>");
+	buf_puts(&b,
+		 "'><label>Message <textarea name='body' rows='2' cols='40'></textarea></label> "
+		 "<input type='submit' value='Send'></p></form>");
 	buf_puts(&b, "<p class='meta'>");
 	if (still) {
 		buf_puts(&b, "<a href='");
@@ -1112,7 +1130,7 @@ do_post(struct msess *m, struct http_conn *hc, struct http_request *req, const c
 	}
 	buf_puts(&back, "/m/");
 	if (strcmp(what, "logout") == 0) {
-		redirect(hc, "/m/", "Set-Cookie: " M_COOKIE "=; Path=/m/; Max-Age=0\r\n");
+		redirect(hc, "/m/?out=1", "Set-Cookie: " M_COOKIE "=; Path=/m/; Max-Age=0\r\n");
 		m_feed(m, "</stream:stream>", 16);
 		goto done;
 	}
