@@ -318,8 +318,9 @@ try {
 	resp = await navigate(() => page.getByRole("button", { name: "Log out", exact: true })
 		.click());
 	const outChain = await chain(resp);
-	check(/^POST \/m\/logout 303 -> GET \/m\/ 200$/.test(outChain),
-		`logging out went ${outChain}, not POST /m/logout 303 -> GET /m/ 200`);
+	check(/^POST \/m\/logout 303 -> GET \/m\/\?out=1 200$/.test(outChain),
+		`logging out went ${outChain}, not POST /m/logout 303 -> GET /m/?out=1 200`);
+	check((await page.content()).includes("You are logged out"), "no logged-out notice");
 	await checkNoScript(resp, "after log out");
 	await page.getByLabel("User", { exact: true }).waitFor({ state: "visible" })
 		.catch(() => { throw new Error("no login form after Log out"); });
