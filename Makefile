@@ -43,7 +43,7 @@ test_store_OBJ := $(STORE_OBJ) $(CORE_OBJ)
 test_store_archive_OBJ := $(STORE_OBJ) $(CORE_OBJ)
 test_xmpp_OBJ  := $(LIB_OBJ)
 
-.PHONY: all run test unit integration fuzz format format-check deps test-deps clean
+.PHONY: all run test unit integration fuzz format format-check deps test-deps clean bench
 all: $(PROGS)
 
 $(BUILD)/obj/%.o: src/%.c
@@ -80,11 +80,20 @@ run: deps all
 	@scripts/run.sh $(BUILD)
 
 test: test-deps
-	@$(MAKE) --no-print-directory all $(UNIT_TESTS)
+	@$(MAKE) --no-print-directory all $(UNIT_TESTS) $(BUILD)/xmpp-load
 	@scripts/test.sh $(BUILD) $(UNIT_TESTS)
 
 unit: all $(UNIT_TESTS)
 	@scripts/test.sh --unit-only $(BUILD) $(UNIT_TESTS)
+
+# ---- benchmarks (bench/RESULTS.md): baton side by side with Prosody and ejabberd ----
+
+$(BUILD)/xmpp-load: bench/xmpp-load.c bench/Makefile
+	@$(MAKE) --no-print-directory -C bench BUILD=$(abspath $(BUILD))
+
+bench: deps all $(BUILD)/xmpp-load
+	@scripts/deps.sh bench
+	@bench/all.sh
 
 # ---- fuzzing: clang's libFuzzer, each target for FUZZ_SECONDS from its seed corpus ----
 

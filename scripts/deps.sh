@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs the Debian packages baton needs: "run" for building and running batond,
-# "test" for that plus the test suite. Only missing packages are installed, so this is
+# "test" for that plus the test suite, "bench" for the servers bench/ compares with. Only missing packages are installed, so this is
 # fast on a prepared machine; it needs root (or sudo) only when something is missing.
 set -eu
 
@@ -8,10 +8,13 @@ RUN_PKGS="build-essential pkg-config libexpat1-dev libssl-dev libsqlite3-dev lib
 libunistring-dev libhttp-parser-dev libwslay-dev libc-ares-dev openssl"
 TEST_PKGS="python3 python3-slixmpp python3-pytest clang clang-format libclang-rt-14-dev sqlite3 w3m chromium"
 
+BENCH_PKGS="prosody ejabberd lua-dbi-sqlite3"
+
 case "${1:-run}" in
 run) want="$RUN_PKGS" ;;
 test) want="$RUN_PKGS $TEST_PKGS" ;;
-*) echo "usage: $0 run|test" >&2; exit 2 ;;
+bench) want="$RUN_PKGS $BENCH_PKGS" ;;
+*) echo "usage: $0 run|test|bench" >&2; exit 2 ;;
 esac
 
 # The web-client tests (tests/web) need Node.js >= 20.10 with npm; Debian 12's nodejs is 18,
