@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "../core/core.h"
+#include "../continuity/continuity.h"
 #include "../muc/muc.h"
 #include "../web/web.h"
 #include "../xmpp/xmpp.h"
@@ -168,6 +169,7 @@ main(int argc, char **argv)
 	pidfd = take_pidfile(cfg.data_dir, pidpath, sizeof pidpath);
 	server_add_service(&muc_service); /* XEP-0045 at conference.<domain> */
 	web_register(&cfg);
+	server_add_ext(&continuity_ext); /* urn:baton:continuity:0 */
 	srv = server_start(&cfg, err, sizeof err);
 	if (!srv) {
 		unlink(pidpath);

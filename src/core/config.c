@@ -82,6 +82,12 @@ const struct config_key config_keys[] = {
     K("thin", "hold", CFG_DURATION, thin_hold, "10m",
       "how long a session object outlives its transport: a BOSH or /m/ session after its last "
       "request, a XEP-0198 resumable session after its connection broke"),
+    K("continuity", "history", CFG_INT, continuity_history, "50",
+      "messages of history per conversation a transfer carries unless it asks otherwise"),
+    K("continuity", "open_ttl", CFG_DURATION, continuity_open_ttl, "24h",
+      "a 1:1 conversation counts as open on a device this long after its last message"),
+    K("continuity", "pending_ttl", CFG_DURATION, continuity_pending_ttl, "10m",
+      "a transfer not accepted (or parked sessions not picked up) within this expires"),
     K("sm", "queue", CFG_INT, sm_queue, "10000",
       "stanzas a client may leave unacknowledged before its session is closed"),
     K("sasl", "scram_iterations", CFG_INT, scram_iterations, "4096",

@@ -256,6 +256,9 @@ struct config {
 	uint64_t http_request_timeout, http_idle_timeout; /* ms */
 	/* [thin] */
 	uint64_t thin_hold; /* ms a session object (BOSH, /m/, XEP-0198) outlives its transport */
+	/* [continuity] */
+	long continuity_history;
+	uint64_t continuity_open_ttl, continuity_pending_ttl; /* ms */
 	/* [sm] */
 	long sm_queue; /* unacknowledged stanzas before the session is closed */
 	/* [sasl] */

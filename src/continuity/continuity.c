@@ -1,0 +1,1409 @@
+/*
+ * continuity: device continuity (seed 000) as PROTOCOL.md 1 specifies it. Each session
+ * keeps what it has open (1:1 conversations it used within continuity.open_ttl, rooms
+ * it sits in, priorities, its client profile); a transfer gives some or all of it to
+ * another device of the account, which must accept; the account keeps pending, offered
+ * and parked transfers and the conversation bindings a move leaves behind.
+ *
+ * Invariant: nothing changes for the source before the target's <accept/>. At accept the
+ * bindings and seats switch in one turn; history (archive ids below the snapshot taken
+ * when the offer was built) and catch-up (from the snapshot to the switch) and live
+ * traffic (after the switch) never overlap, so each message reaches the target once.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "continuity.h"
+
+#define NS_CONT	    "urn:baton:continuity:0"
+#define NS_FORWARD  "urn:xmpp:forward:0"
+#define NS_DELAY    "urn:xmpp:delay"
+#define NS_CARBONS  "urn:xmpp:carbons:2"
+#define NS_MUC_USER "http://jabber.org/protocol/muc#user"
+#define NS_OOB	    "jabber:x:oob"
+#define NS_XHTML_IM "http://jabber.org/protocol/xhtml-im"
+
+enum mode { MODE_MOVE, MODE_COPY, MODE_LOGOUT };
+enum xstate {
+	X_WAITING,  /* for its target device to connect */
+	X_BUILDING, /* history being read for the offer */
+	X_OFFERED,  /* the target has it and has not answered */
+	X_PARKED,   /* on the server for any later device (claims 60/66) */
+};
+
+/* What one session has open. */
+struct conv {
+	int64_t last; /* wall ms of the last message with the peer */
+	long priority;
+};
+struct seat {
+	char *nick, *role;
+	long priority;
+};
+struct csess {
+	struct hmap convs; /* peer bare JID -> struct conv */
+	struct hmap seats; /* room bare JID -> struct seat */
+	char *device, *media;
+	long max_history; /* 0: not stated */
+	int64_t active;	  /* wall ms of the last stanza it sent */
+};
+
+/* One conversation in a transfer. */
+struct item {
+	bool room;
+	char *jid; /* peer or room */
+	char *nick;
+	long priority;
+	struct xml_node *history; /* <session/> with its <forwarded/>s, once built */
+};
+
+struct xfer {
+	struct xfer *next;
+	struct account *a;
+	char id[17];
+	char *source;	  /* full JID that gives the sessions */
+	char *target;	  /* full JID, bare JID (next device), or NULL (parked) */
+	char *offered_to; /* full JID holding the offer */
+	enum mode mode;
+	bool notify;
+	long history;
+	struct item *items;
+	size_t n;
+	struct xml_node *blob;
+	int64_t snapshot; /* archive ids below it are history */
+	struct hmap live; /* archive ids the target got live while the offer stood (no catch-up) */
+	enum xstate state;
+	bool dead; /* ended while a storage job still points here */
+	unsigned jobs;
+	struct timer ttl;
+};
+
+/* Where a moved conversation is held, and the device it moved away from. */
+struct bound {
+	char *to, *from; /* resources */
+};
+
+struct cacct {
+	struct xfer *xfers;
+	struct hmap bind;  /* peer bare JID -> struct bound */
+	struct hmap pulls; /* id of a transfer-request -> full JID that pulled */
+	bool auto_accept_pull;
+	bool held; /* we hold a reference on the account (something pending) */
+};
+
+/* ---- state ---- */
+
+static struct csess *
+cs_of(struct session *s)
+{
+	struct csess *cs = s->ext[continuity_ext.slot];
+
+	if (!cs) {
+		cs = xcalloc(1, sizeof *cs);
+		s->ext[continuity_ext.slot] = cs;
+	}
+	return cs;
+}
+
+static struct cacct *
+ca_of(struct account *a)
+{
+	struct cacct *ca = a->ext[continuity_ext.slot];
+
+	if (!ca) {
+		ca = xcalloc(1, sizeof *ca);
+		a->ext[continuity_ext.slot] = ca;
+	}
+	return ca;
+}
+
+static char *
+bare_of(const char *jid)
+{
+	struct jid j;
+	char *b;
+
+	if (!jid || jid_parse(jid, &j) < 0)
+		return NULL;
+	b = jid_bare(&j);
+	jid_free(&j);
+	return b;
+}
+
+static const char *
+resource_of(const char *full)
+{
+	const char *slash = strchr(full, '/');
+	return slash ? slash + 1 : NULL;
+}
+
+static struct session *
+session_of(struct account *a, const char *full)
+{
+	const char *res = full ? resource_of(full) : NULL;
+	return res ? account_session_find(a, res) : NULL;
+}
+
+/* While something is pending the account stays loaded even with no device connected. */
+static void
+hold_account(struct account *a, bool hold)
+{
+	struct cacct *ca = ca_of(a);
+
+	if (hold == ca->held)
+		return;
+	ca->held = hold;
+	if (hold) {
+		a->refs++;
+	} else {
+		a->refs--;
+		account_maybe_unload(a);
+	}
+}
+
+static void
+hmap_free_all(struct hmap *m, void (*fn)(void *))
+{
+	const char *k;
+	void *v;
+
+	for (size_t it = 0; hmap_next(m, &it, &k, &v);)
+		fn(v);
+	hmap_free(m);
+}
+
+static void
+bound_free(void *p)
+{
+	struct bound *b = p;
+	if (!b)
+		return;
+	free(b->to);
+	free(b->from);
+	free(b);
+}
+
+/* The conversation with peer is held by device 'to', moved from device 'from' (or NULL). */
+static void
+bind_conv(struct cacct *ca, const char *peer, const char *to, const char *from)
+{
+	struct bound *b = xcalloc(1, sizeof *b);
+
+	b->to = xstrdup(to);
+	b->from = from ? xstrdup(from) : NULL;
+	bound_free(hmap_put(&ca->bind, peer, b));
+}
+
+static void
+seat_free(void *p)
+{
+	struct seat *st = p;
+	free(st->nick);
+	free(st->role);
+	free(st);
+}
+
+/* ---- what a session has open (FIG. 3: session data) ---- */
+
+static void
+note_conv(struct session *s, const char *peer)
+{
+	struct csess *cs = cs_of(s);
+	struct conv *c = hmap_get(&cs->convs, peer);
+
+	if (!c) {
+		c = xcalloc(1, sizeof *c);
+		hmap_put(&cs->convs, peer, c);
+	}
+	c->last = wall_ms();
+}
+
+/* A room told us (status 110) that we are in it, or out of it. */
+static void
+note_room(struct session *s, const struct xml_node *st)
+{
+	struct xml_node *x = xml_child(st, "x", NS_MUC_USER);
+	const char *from = xml_attr(st, "from");
+	const char *type = xml_attr(st, "type");
+	bool self = false;
+	struct csess *cs;
+	char *room;
+
+	if (!x || !from)
+		return;
+	for (struct xml_node *c = xml_child(x, "status", NS_MUC_USER); c;
+	     c = xml_next(c, "status", NS_MUC_USER))
+		self |= xml_attr(c, "code") && strcmp(xml_attr(c, "code"), "110") == 0;
+	if (!self || !(room = bare_of(from)))
+		return;
+	cs = cs_of(s);
+	if (type && strcmp(type, "unavailable") == 0) {
+		struct seat *old = hmap_del(&cs->seats, room);
+		if (old)
+			seat_free(old);
+	} else if (!type) {
+		struct xml_node *item = xml_child(x, "item", NS_MUC_USER);
+		struct seat *st2 = hmap_get(&cs->seats, room);
+		if (!st2) {
+			st2 = xcalloc(1, sizeof *st2);
+			hmap_put(&cs->seats, room, st2);
+		}
+		free(st2->nick);
+		st2->nick = xstrdup(resource_of(from) ? resource_of(from) : "");
+		free(st2->role);
+		st2->role = xstrdup(item && xml_attr(item, "role") ? xml_attr(item, "role") : "");
+	}
+	free(room);
+}
+
+/*
+ * A message that reaches a device while a transfer is offered to it: the catch-up after
+ * the accept must not send it again (R9: exactly once).
+ */
+static void
+note_live(struct session *s, const struct xml_node *st)
+{
+	struct cacct *ca = s->acct->ext[continuity_ext.slot];
+	const struct xml_node *sid = xml_child(st, "stanza-id", "urn:xmpp:sid:0");
+
+	if (!sid || !xml_attr(sid, "id") || !stanza_is(st, "message"))
+		return;
+	for (struct xfer *x = ca->xfers; x; x = x->next) {
+		if ((x->state == X_OFFERED || x->state == X_BUILDING) && x->offered_to &&
+		    strcmp(x->offered_to, s->full) == 0)
+			hmap_put(&x->live, xml_attr(sid, "id"), x);
+	}
+}
+
+static void
+cont_seen(struct session *s, const struct xml_node *st, bool out)
+{
+	const char *type = xml_attr(st, "type");
+	char *peer;
+
+	if (out)
+		cs_of(s)->active = wall_ms();
+	else if (s->acct && s->acct->ext[continuity_ext.slot])
+		note_live(s, st);
+	if (stanza_is(st, "presence")) {
+		if (!out)
+			note_room(s, st);
+		return;
+	}
+	/* 1:1 conversations: chat and normal messages with a body. */
+	if (!stanza_is(st, "message") || !xml_child(st, "body", NS_CLIENT) ||
+	    (type && strcmp(type, "chat") != 0 && strcmp(type, "normal") != 0))
+		return;
+	peer = bare_of(xml_attr(st, out ? "to" : "from"));
+	if (peer && s->acct && strcmp(peer, s->acct->bare) != 0) {
+		note_conv(s, peer);
+		if (out) {
+			/* The conversation follows the device the person last wrote from. */
+			struct cacct *ca = ca_of(s->acct);
+			struct bound *b = hmap_get(&ca->bind, peer);
+			if (b && strcmp(b->to, s->resource) != 0)
+				bind_conv(ca, peer, s->resource, b->to);
+		}
+	}
+	free(peer);
+}
+
+/* ---- the routing a move leaves behind ---- */
+
+static struct session *
+cont_target(struct account *a, const struct xml_node *st, const struct jid *to,
+	    const struct jid *from)
+{
+	struct cacct *ca = a->ext[continuity_ext.slot];
+	struct session *s;
+	struct bound *b;
+	char *peer;
+
+	if (!ca || !ca->bind.count || !from)
+		return NULL;
+	peer = jid_bare(from);
+	b = hmap_get(&ca->bind, peer);
+	free(peer);
+	if (!b || !(s = account_session_find(a, b->to)) || s->state != SS_ACTIVE)
+		return NULL;
+	/*
+	 * To the bare JID, or to the device the conversation moved away from (a client that
+	 * locked onto that full JID, XEP-0296), the message goes where the conversation is;
+	 * to any other full JID, where it was addressed.
+	 */
+	if (!to->resource || (b->from && strcmp(to->resource, b->from) == 0))
+		return s;
+	return NULL;
+}
+
+/* ---- transfers ---- */
+
+static void
+item_clear(struct item *it)
+{
+	free(it->jid);
+	free(it->nick);
+	xml_free(it->history);
+}
+
+static void
+xfer_unlink(struct xfer *x)
+{
+	struct cacct *ca = ca_of(x->a);
+
+	for (struct xfer **pp = &ca->xfers; *pp; pp = &(*pp)->next) {
+		if (*pp == x) {
+			*pp = x->next;
+			break;
+		}
+	}
+	timer_stop(x->a->w->loop, &x->ttl);
+	hold_account(x->a, ca->xfers != NULL);
+}
+
+static void
+xfer_free(struct xfer *x)
+{
+	for (size_t i = 0; i < x->n; i++)
+		item_clear(&x->items[i]);
+	free(x->items);
+	hmap_free(&x->live);
+	xml_free(x->blob);
+	free(x->source);
+	free(x->target);
+	free(x->offered_to);
+	free(x);
+}
+
+/* The transfer is over: off the account, freed unless a storage job still holds it. */
+static void
+xfer_end(struct xfer *x)
+{
+	xfer_unlink(x);
+	if (x->jobs)
+		x->dead = true;
+	else
+		xfer_free(x);
+}
+
+static struct xfer *
+xfer_find(struct account *a, const char *id)
+{
+	for (struct xfer *x = ca_of(a)->xfers; x; x = x->next)
+		if (strcmp(x->id, id) == 0)
+			return x;
+	return NULL;
+}
+
+/* A control message to one device of the account, from the account (PROTOCOL.md 1). */
+static void
+tell(struct account *a, const char *to, struct xml_node *payload)
+{
+	struct session *s = session_of(a, to);
+	struct xml_node *m;
+
+	if (!s || s->state != SS_ACTIVE) {
+		xml_free(payload);
+		return;
+	}
+	m = stanza_new("message", a->bare, to, NULL, NULL);
+	xml_add_child(m, payload);
+	session_send(s, m);
+	xml_free(m);
+}
+
+static void
+fail(struct xfer *x, const char *reason)
+{
+	struct xml_node *f = xml_el_new("transfer-failed", NS_CONT);
+
+	xml_set_attr(f, "id", x->id);
+	xml_set_attr(f, "reason", reason);
+	log_info("continuity %s: transfer %s failed: %s", x->a->bare, x->id, reason);
+	if (x->source)
+		tell(x->a, x->source, f);
+	else
+		xml_free(f);
+	xfer_end(x);
+}
+
+static void
+ttl_expired(struct timer *t)
+{
+	struct xfer *x = container_of(t, struct xfer, ttl);
+	struct xml_node *e = xml_el_new("expired", NS_CONT);
+
+	/* PROTOCOL.md 1: pending transfers expire after continuity.pending_ttl; A is told. */
+	xml_set_attr(e, "id", x->id);
+	if (x->source)
+		tell(x->a, x->source, e);
+	else
+		xml_free(e);
+	xfer_end(x);
+}
+
+static struct xfer *
+xfer_new(struct account *a, const char *source)
+{
+	struct xfer *x = xcalloc(1, sizeof *x);
+	struct cacct *ca = ca_of(a);
+
+	x->a = a;
+	rand_id(x->id, sizeof x->id - 1);
+	x->source = source ? xstrdup(source) : NULL;
+	x->mode = MODE_MOVE;
+	x->history = a->w->srv->cfg->continuity_history;
+	x->ttl.fn = ttl_expired;
+	timer_start(a->w->loop, &x->ttl, a->w->srv->cfg->continuity_pending_ttl);
+	x->next = ca->xfers;
+	ca->xfers = x;
+	hold_account(a, true);
+	return x;
+}
+
+/* The conversations of session s as transfer items: all of them, or those listed. */
+static int
+collect_items(struct xfer *x, struct session *s, const struct xml_node *req, char **bad)
+{
+	struct csess *cs = s ? cs_of(s) : NULL;
+	int64_t since = wall_ms() - (int64_t)x->a->w->srv->cfg->continuity_open_ttl;
+	const char *k;
+	void *v;
+	bool listed = req && xml_child(req, "session", NS_CONT);
+
+	if (listed) {
+		for (struct xml_node *e = xml_child(req, "session", NS_CONT); e;
+		     e = xml_next(e, "session", NS_CONT)) {
+			const char *with = xml_attr(e, "with"), *room = xml_attr(e, "room");
+			char *jid = bare_of(with ? with : room);
+			struct seat *st = room && cs && jid ? hmap_get(&cs->seats, jid) : NULL;
+			if (!jid || (room && !st)) {
+				/* A room A is not in cannot be handed on (R31: refuse, change nothing). */
+				*bad = xstrdup(with ? with : room ? room : "(none)");
+				free(jid);
+				return -1;
+			}
+			x->items = xrealloc(x->items, (x->n + 1) * sizeof *x->items);
+			struct item *it = &x->items[x->n++];
+			*it = (struct item){.room = room != NULL, .jid = jid};
+			if (st) {
+				it->nick = xstrdup(st->nick);
+				it->priority = st->priority;
+			} else if (cs && (v = hmap_get(&cs->convs, jid))) {
+				it->priority = ((struct conv *)v)->priority;
+			}
+		}
+		return 0;
+	}
+	for (size_t i = 0; cs && hmap_next(&cs->convs, &i, &k, &v);) {
+		struct conv *c = v;
+		if (c->last < since)
+			continue;
+		x->items = xrealloc(x->items, (x->n + 1) * sizeof *x->items);
+		x->items[x->n++] = (struct item){.jid = xstrdup(k), .priority = c->priority};
+	}
+	for (size_t i = 0; cs && hmap_next(&cs->seats, &i, &k, &v);) {
+		struct seat *st = v;
+		x->items = xrealloc(x->items, (x->n + 1) * sizeof *x->items);
+		x->items[x->n++] = (struct item){
+		    .room = true, .jid = xstrdup(k), .nick = xstrdup(st->nick), .priority = st->priority};
+	}
+	return 0;
+}
+
+/* ---- reading the archive: history for an offer, catch-up after an accept ---- */
+
+struct found {
+	char *stanza;
+	int64_t stamp, id;
+	bool outgoing;
+};
+
+struct read_job {
+	struct store_job job;
+	struct xfer *x;
+	char *owner;
+	bool catchup;
+	int64_t after, before;
+	size_t max;
+	char *to;	  /* catch-up: the device to send it to */
+	struct hmap skip; /* catch-up: archive ids it already has */
+	struct {
+		bool room;
+		char *jid;
+		struct found *f;
+		size_t n;
+	} *q;
+	size_t nq;
+};
+
+struct collect_ctx {
+	struct found *f;
+	size_t n;
+};
+
+static void
+collect_one(void *arg, const struct store_archive_msg *m)
+{
+	struct collect_ctx *c = arg;
+
+	c->f = xrealloc(c->f, (c->n + 1) * sizeof *c->f);
+	c->f[c->n++] = (struct found){xstrndup(m->stanza, m->len), m->stamp_ms, m->id, m->outgoing};
+}
+
+static int
+read_run(struct store *st, struct store_job *job)
+{
+	struct read_job *rj = container_of(job, struct read_job, job);
+
+	for (size_t i = 0; i < rj->nq; i++) {
+		struct collect_ctx c = {0};
+		bool complete;
+		struct store_archive_query q = {
+		    .owner = rj->q[i].room ? rj->q[i].jid : rj->owner,
+		    .with = rj->q[i].room ? NULL : rj->q[i].jid,
+		    .after_id = rj->after,
+		    .before_id = rj->before,
+		    .max = rj->max ? rj->max : 1,
+		    .last = !rj->catchup, /* history: the newest; catch-up: all, oldest first */
+		};
+		if (rj->catchup)
+			q.max = 10000;
+		int r = rj->q[i].room ? store_room_archive_query(st, &q, collect_one, &c, &complete)
+				      : store_archive_query(st, &q, collect_one, &c, &complete);
+		if (r != 0 && r != STORE_ENOENT)
+			log_warn("continuity: reading the archive of %s failed", q.owner);
+		rj->q[i].f = c.f;
+		rj->q[i].n = c.n;
+	}
+	return 0;
+}
+
+static void
+read_job_free(struct read_job *rj)
+{
+	for (size_t i = 0; i < rj->nq; i++) {
+		for (size_t j = 0; j < rj->q[i].n; j++)
+			free(rj->q[i].f[j].stanza);
+		free(rj->q[i].f);
+		free(rj->q[i].jid);
+	}
+	free(rj->q);
+	free(rj->owner);
+	free(rj->to);
+	hmap_free(&rj->skip);
+	free(rj);
+}
+
+/* The stored stanza as a tree in jabber:client, or NULL. */
+static struct xml_node *
+parse_stored(const char *text)
+{
+	struct buf b = {0};
+	struct xml_node *w, *st;
+
+	buf_puts(&b, "<w xmlns='" NS_CLIENT "'>");
+	buf_puts(&b, text);
+	buf_puts(&b, "</w>");
+	w = xml_parse(buf_head(&b), buf_used(&b));
+	buf_free(&b);
+	st = w ? xml_child(w, NULL, NULL) : NULL;
+	if (st)
+		xml_detach(st);
+	xml_free(w);
+	return st;
+}
+
+static void
+add_delay(struct xml_node *parent, int64_t stamp, const char *by)
+{
+	char when[32];
+	struct xml_node *d = xml_add_el(parent, "delay", NS_DELAY);
+
+	time_format(stamp, when, sizeof when);
+	xml_set_attr(d, "stamp", when);
+	if (by)
+		xml_set_attr(d, "from", by);
+}
+
+/*
+ * Claims 34/35/41: a client that shows text only gets links and plain bodies instead of
+ * what it cannot show (XEP-0066 out-of-band data, XHTML-IM).
+ */
+static void
+adapt_media(struct xml_node *m, const struct csess *cs)
+{
+	struct xml_node *c, *next;
+
+	if (!cs || !cs->media || strcmp(cs->media, "text") != 0)
+		return;
+	for (c = m->first; c; c = next) {
+		next = c->next;
+		if (!c->name)
+			continue;
+		if (strcmp(c->ns, NS_XHTML_IM) == 0) {
+			xml_detach(c);
+			xml_free(c);
+		} else if (strcmp(c->ns, NS_OOB) == 0) {
+			struct xml_node *url = xml_child(c, "url", NS_OOB);
+			char *u = url ? xml_text(url) : NULL;
+			if (u && !xml_child(m, "body", NS_CLIENT))
+				xml_add_text(xml_add_el(m, "body", NS_CLIENT), u, strlen(u));
+			free(u);
+			xml_detach(c);
+			xml_free(c);
+		}
+	}
+}
+
+static void offer_send(struct xfer *x);
+
+static void
+history_done(struct store_job *job)
+{
+	struct read_job *rj = container_of(job, struct read_job, job);
+	struct xfer *x = rj->x;
+	struct session *to;
+
+	x->jobs--;
+	if (x->dead) {
+		xfer_free(x);
+		read_job_free(rj);
+		return;
+	}
+	to = session_of(x->a, x->offered_to);
+	for (size_t i = 0; i < rj->nq; i++) {
+		struct item *it = &x->items[i];
+		struct xml_node *sess = xml_el_new("session", NS_CONT);
+		char prio[24];
+		snprintf(prio, sizeof prio, "%ld", it->priority);
+		xml_set_attr(sess, it->room ? "room" : "with", it->jid);
+		if (it->nick)
+			xml_set_attr(sess, "nick", it->nick);
+		xml_set_attr(sess, "priority", prio);
+		for (size_t j = 0; j < rj->q[i].n; j++) {
+			struct xml_node *m = parse_stored(rj->q[i].f[j].stanza);
+			if (!m)
+				continue;
+			adapt_media(m, to ? cs_of(to) : NULL);
+			/* XEP-0297: each message forwarded with the time it was first seen. */
+			struct xml_node *f = xml_add_el(sess, "forwarded", NS_FORWARD);
+			add_delay(f, rj->q[i].f[j].stamp, NULL);
+			xml_add_child(f, m);
+		}
+		xml_free(it->history);
+		it->history = sess;
+	}
+	read_job_free(rj);
+	if (!to || to->state != SS_ACTIVE) {
+		fail(x, "target-disconnected");
+		return;
+	}
+	offer_send(x);
+}
+
+/* Reads the history of every item, then offers the transfer to the device 'to'. */
+static void
+offer(struct xfer *x, struct session *to)
+{
+	struct read_job *rj = xcalloc(1, sizeof *rj);
+	long max = x->history;
+	struct csess *cs = cs_of(to);
+
+	free(x->offered_to);
+	x->offered_to = xstrdup(to->full);
+	x->state = X_BUILDING;
+	/* R18: the target's profile may ask for less. */
+	if (cs->max_history > 0 && cs->max_history < max)
+		max = cs->max_history;
+	x->snapshot = mam_next_id(x->a->w);
+	rj->x = x;
+	rj->owner = xstrdup(x->a->bare);
+	rj->before = x->snapshot;
+	rj->max = max > 0 ? (size_t)max : 0;
+	rj->q = xcalloc(x->n ? x->n : 1, sizeof *rj->q);
+	rj->nq = x->n;
+	for (size_t i = 0; i < x->n; i++) {
+		rj->q[i].room = x->items[i].room;
+		rj->q[i].jid = xstrdup(x->items[i].jid);
+	}
+	if (max <= 0 || !x->a->w->srv->cfg->archive_enabled)
+		rj->nq = x->n, rj->max = 0;
+	rj->job.run = read_run;
+	rj->job.done = history_done;
+	x->jobs++;
+	if (rj->max == 0) {
+		/* No history wanted: the offer goes at once, through the same path. */
+		for (size_t i = 0; i < rj->nq; i++)
+			rj->q[i].n = 0;
+		history_done(&rj->job);
+		return;
+	}
+	worker_store(x->a->w, &rj->job);
+}
+
+static void
+offer_send(struct xfer *x)
+{
+	struct xml_node *t = xml_el_new("transferred", NS_CONT);
+
+	x->state = X_OFFERED;
+	xml_set_attr(t, "id", x->id);
+	if (x->source)
+		xml_set_attr(t, "from", x->source);
+	/* R22: sessions in order of priority, highest first. */
+	for (;;) {
+		struct item *pick = NULL;
+		for (size_t i = 0; i < x->n; i++) {
+			struct item *it = &x->items[i];
+			if (it->history && (!pick || it->priority > pick->priority))
+				pick = it;
+		}
+		if (!pick)
+			break;
+		xml_add_child(t, pick->history);
+		pick->history = NULL;
+	}
+	if (x->blob)
+		xml_add_child(t, xml_copy(x->blob));
+	log_info("continuity %s: transfer %s offered to %s (%zu sessions)", x->a->bare, x->id,
+		 x->offered_to, x->n);
+	tell(x->a, x->offered_to, t);
+}
+
+/* ---- accepting: the switch ---- */
+
+static void
+catchup_done(struct store_job *job)
+{
+	struct read_job *rj = container_of(job, struct read_job, job);
+	struct account *a = rj->x->a;
+	struct session *to;
+
+	rj->x->jobs--;
+	if (rj->x->dead)
+		xfer_free(rj->x);
+	to = session_of(a, rj->to);
+	for (size_t i = 0; to && to->state == SS_ACTIVE && i < rj->nq; i++) {
+		for (size_t j = 0; j < rj->q[i].n; j++) {
+			struct found *f = &rj->q[i].f[j];
+			struct xml_node *m, *out;
+			char id[24];
+			snprintf(id, sizeof id, "%lld", (long long)f->id);
+			if (hmap_get(&rj->skip, id) || !(m = parse_stored(f->stanza)))
+				continue;
+			adapt_media(m, cs_of(to));
+			if (f->outgoing && !rj->q[i].room) {
+				/* What the old device sent meanwhile: as a carbon (XEP-0280 6). */
+				out = stanza_new("message", a->bare, to->full, NULL, NULL);
+				struct xml_node *sent = xml_add_el(out, "sent", NS_CARBONS);
+				struct xml_node *fw = xml_add_el(sent, "forwarded", NS_FORWARD);
+				add_delay(fw, f->stamp, NULL);
+				xml_add_child(fw, m);
+			} else {
+				out = m;
+				xml_set_attr(out, "to", to->full);
+				add_delay(out, f->stamp, a->w->srv->cfg->domain);
+			}
+			session_send(to, out);
+			xml_free(out);
+		}
+	}
+	read_job_free(rj);
+}
+
+static void
+seat_request(struct account *a, const char *room, const char *from, const char *to, bool copy,
+	     struct xml_node *moved)
+{
+	struct xml_node *iq = stanza_new("iq", a->bare, room, "set", "cont-seat");
+	struct xml_node *q = xml_add_el(iq, "seat", NS_CONT);
+
+	xml_set_attr(q, "key", a->w->srv->key);
+	xml_set_attr(q, "jid", from);
+	xml_set_attr(q, "to", to);
+	xml_set_attr(q, "mode", copy ? "copy" : "move");
+	if (moved)
+		xml_add_child(q, moved);
+	route(a->w, iq);
+}
+
+static struct xml_node *
+moved_notice(struct xfer *x, struct session *to)
+{
+	struct xml_node *mv = xml_el_new("moved", NS_CONT);
+	struct csess *cs = cs_of(to);
+
+	xml_set_attr(mv, "jid", x->a->bare);
+	if (x->source)
+		xml_set_attr(mv, "from", x->source);
+	xml_set_attr(mv, "to", to->full);
+	if (cs->device || cs->media || cs->max_history) {
+		struct xml_node *p = xml_add_el(mv, "profile", NS_CONT);
+		char mh[24];
+		if (cs->device)
+			xml_set_attr(p, "device", cs->device);
+		if (cs->media)
+			xml_set_attr(p, "media", cs->media);
+		if (cs->max_history) {
+			snprintf(mh, sizeof mh, "%ld", cs->max_history);
+			xml_set_attr(p, "max-history", mh);
+		}
+	}
+	return mv;
+}
+
+static void
+accept(struct xfer *x, struct session *to)
+{
+	struct account *a = x->a;
+	struct cacct *ca = ca_of(a);
+	struct session *from = session_of(a, x->source);
+	struct csess *fcs = from ? cs_of(from) : NULL, *tcs = cs_of(to);
+	bool move = x->mode != MODE_COPY;
+	struct read_job *rj = xcalloc(1, sizeof *rj);
+	struct xml_node *done;
+
+	rj->x = x;
+	rj->owner = xstrdup(a->bare);
+	rj->catchup = true;
+	rj->after = x->snapshot - 1;
+	rj->before = mam_next_id(a->w); /* from now on, messages go to 'to' live */
+	rj->to = xstrdup(to->full);
+	rj->skip = x->live;
+	x->live = (struct hmap){0};
+	rj->q = xcalloc(x->n ? x->n : 1, sizeof *rj->q);
+	for (size_t i = 0; i < x->n; i++) {
+		struct item *it = &x->items[i];
+		rj->q[rj->nq].room = it->room;
+		rj->q[rj->nq++].jid = xstrdup(it->jid);
+		if (it->room) {
+			struct seat *st = fcs ? hmap_del(&fcs->seats, it->jid) : NULL;
+			if (st && !move)
+				hmap_put(&fcs->seats, it->jid, st), st = NULL;
+			if (from)
+				seat_request(a, it->jid, from->full, to->full, !move,
+					     x->notify ? moved_notice(x, to) : NULL);
+			if (!hmap_get(&tcs->seats, it->jid)) {
+				struct seat *ns = xcalloc(1, sizeof *ns);
+				ns->nick = xstrdup(it->nick ? it->nick : "");
+				ns->role = xstrdup(st && st->role ? st->role : "");
+				ns->priority = it->priority;
+				hmap_put(&tcs->seats, it->jid, ns);
+			}
+			if (st)
+				seat_free(st);
+			continue;
+		}
+		/* R7: the conversation continues on 'to'; with move, only there. */
+		if (move)
+			bind_conv(ca, it->jid, to->resource, from ? from->resource : NULL);
+		else
+			bound_free(hmap_del(&ca->bind, it->jid));
+		if (move && fcs)
+			free(hmap_del(&fcs->convs, it->jid));
+		struct conv *c = hmap_get(&tcs->convs, it->jid); /* R20: merge, never twice */
+		if (!c) {
+			c = xcalloc(1, sizeof *c);
+			hmap_put(&tcs->convs, it->jid, c);
+		}
+		c->last = wall_ms();
+		c->priority = it->priority;
+		if (x->notify) {
+			/* Claims 23-28: the other participant learns where the person is now. */
+			struct xml_node *m = stanza_new("message", a->bare, it->jid, NULL, NULL);
+			xml_add_child(m, moved_notice(x, to));
+			route(a->w, m);
+		}
+	}
+	rj->job.run = read_run;
+	rj->job.done = catchup_done;
+	x->jobs++;
+	if (a->w->srv->cfg->archive_enabled)
+		worker_store(a->w, &rj->job);
+	else
+		catchup_done(&rj->job);
+	log_info("continuity %s: transfer %s accepted by %s", a->bare, x->id, to->full);
+	done = xml_el_new("transfer-done", NS_CONT);
+	xml_set_attr(done, "id", x->id);
+	xml_set_attr(done, "to", to->full);
+	if (x->source)
+		tell(a, x->source, done);
+	else
+		xml_free(done);
+	if (x->mode == MODE_LOGOUT && from && from != to && from->state == SS_ACTIVE) {
+		/* FIG. 15: the first client is logged out once the second took over. */
+		if (from->tp)
+			from->tp->end(from->t);
+		session_close(from, "logged out by a transfer");
+	}
+	xfer_end(x);
+}
+
+/* ---- devices coming and going ---- */
+
+static void
+cont_bound(struct session *s)
+{
+	struct account *a = s->acct;
+	struct cacct *ca = a->ext[continuity_ext.slot];
+
+	if (!ca)
+		return;
+	/* R12: transfers waiting for this device (or for "my next device") are offered now. */
+	for (struct xfer *x = ca->xfers, *next; x; x = next) {
+		next = x->next;
+		if (x->state != X_WAITING || !x->target)
+			continue;
+		if (strcmp(x->target, s->full) == 0 ||
+		    (strcmp(x->target, a->bare) == 0 && (!x->source || strcmp(x->source, s->full))))
+			offer(x, s);
+	}
+}
+
+static void
+cont_session_end(struct session *s)
+{
+	struct account *a = s->acct;
+	struct cacct *ca = a->ext[continuity_ext.slot];
+	const char *k;
+	void *v;
+	char *gone[64];
+	size_t n = 0;
+
+	if (!ca)
+		return;
+	/* R36: a target that goes before accepting changes nothing; A is told. */
+	for (struct xfer *x = ca->xfers, *next; x; x = next) {
+		next = x->next;
+		if ((x->state == X_OFFERED || x->state == X_BUILDING) && x->offered_to &&
+		    strcmp(x->offered_to, s->full) == 0) {
+			fail(x, "target-disconnected");
+		}
+	}
+	/* Conversations held by this device go back to the usual routing. */
+	do {
+		n = 0;
+		for (size_t it = 0; n < 64 && hmap_next(&ca->bind, &it, &k, &v);)
+			if (strcmp(((struct bound *)v)->to, s->resource) == 0)
+				gone[n++] = xstrdup(k);
+		for (size_t i = 0; i < n; i++) {
+			bound_free(hmap_del(&ca->bind, gone[i]));
+			free(gone[i]);
+		}
+	} while (n == 64);
+}
+
+static void
+cont_session_free(struct session *s)
+{
+	struct csess *cs = s->ext[continuity_ext.slot];
+
+	if (!cs)
+		return;
+	hmap_free_all(&cs->convs, free);
+	hmap_free_all(&cs->seats, seat_free);
+	free(cs->device);
+	free(cs->media);
+	free(cs);
+	s->ext[continuity_ext.slot] = NULL;
+}
+
+static void
+cont_account_free(struct account *a)
+{
+	struct cacct *ca = a->ext[continuity_ext.slot];
+
+	if (!ca)
+		return;
+	while (ca->xfers) {
+		struct xfer *x = ca->xfers;
+		ca->xfers = x->next;
+		timer_stop(a->w->loop, &x->ttl);
+		if (x->jobs)
+			x->dead = true;
+		else
+			xfer_free(x);
+	}
+	hmap_free_all(&ca->bind, bound_free);
+	hmap_free_all(&ca->pulls, free);
+	free(ca);
+	a->ext[continuity_ext.slot] = NULL;
+}
+
+/* ---- the iqs of urn:baton:continuity:0 ---- */
+
+static void
+reply_error(struct session *s, struct xml_node *st, const char *type, const char *cond,
+	    const char *text)
+{
+	session_reply_error(s, st, type, cond, text);
+	xml_free(st);
+}
+
+static void
+reply_ok(struct session *s, struct xml_node *st, struct xml_node *payload)
+{
+	session_reply(s, st, payload);
+	xml_free(st);
+}
+
+static void
+iq_profile(struct session *s, struct xml_node *st, struct xml_node *q)
+{
+	struct csess *cs = cs_of(s);
+	char mh[24];
+
+	if (strcmp(xml_attr(st, "type"), "set") == 0) {
+		const char *media = xml_attr(q, "media");
+		if (media && strcmp(media, "text") != 0 && strcmp(media, "all") != 0) {
+			reply_error(s, st, "modify", "bad-request", "media is text or all");
+			return;
+		}
+		free(cs->device);
+		cs->device = xml_attr(q, "device") ? xstrdup(xml_attr(q, "device")) : NULL;
+		free(cs->media);
+		cs->media = media ? xstrdup(media) : NULL;
+		cs->max_history = xml_attr(q, "max-history") ? atol(xml_attr(q, "max-history")) : 0;
+		if (cs->max_history < 0)
+			cs->max_history = 0;
+		reply_ok(s, st, NULL);
+		return;
+	}
+	/* R2: the profile as stored. */
+	struct xml_node *p = xml_el_new("profile", NS_CONT);
+	if (cs->device)
+		xml_set_attr(p, "device", cs->device);
+	if (cs->media)
+		xml_set_attr(p, "media", cs->media);
+	if (cs->max_history) {
+		snprintf(mh, sizeof mh, "%ld", cs->max_history);
+		xml_set_attr(p, "max-history", mh);
+	}
+	reply_ok(s, st, p);
+}
+
+static void
+result_with(struct session *s, struct xml_node *st, struct xfer *x, const char *state)
+{
+	struct xml_node *r = xml_el_new("transfer", NS_CONT);
+
+	xml_set_attr(r, "id", x->id);
+	xml_set_attr(r, "state", state);
+	reply_ok(s, st, r);
+}
+
+/* Starts transfer x from s toward its target: now, when the device connects, or parked. */
+static void
+launch(struct xfer *x, struct session *s, struct xml_node *st)
+{
+	struct session *to = x->target ? session_of(x->a, x->target) : NULL;
+
+	if (!x->target) {
+		x->state = X_PARKED;
+		log_info("continuity %s: %zu sessions parked as %s", x->a->bare, x->n, x->id);
+		if (st)
+			result_with(s, st, x, "done");
+		return;
+	}
+	if (st)
+		result_with(s, st, x, "pending");
+	if (to && to->state == SS_ACTIVE)
+		offer(x, to);
+	else
+		x->state = X_WAITING; /* R12: delivered when that device (or the next one) binds */
+}
+
+static void
+iq_transfer(struct session *s, struct xml_node *st, struct xml_node *q)
+{
+	struct account *a = s->acct;
+	struct cacct *ca = ca_of(a);
+	const char *to = xml_attr(q, "to"), *mode = xml_attr(q, "mode");
+	const char *notify = xml_attr(q, "notify"), *hist = xml_attr(q, "history");
+	const char *answer = xml_attr(q, "id");
+	char *target = NULL, *bad = NULL;
+	struct xfer *x;
+
+	/* An answer to a transfer-request (pull): the target is who pulled. */
+	if (answer) {
+		char *puller = hmap_get(&ca->pulls, answer);
+		if (!puller) {
+			reply_error(s, st, "cancel", "item-not-found", "no such transfer request");
+			return;
+		}
+		target = xstrdup(puller);
+		free(hmap_del(&ca->pulls, answer));
+	} else if (to) {
+		struct jid j;
+		if (jid_parse(to, &j) < 0) {
+			reply_error(s, st, "modify", "jid-malformed", NULL);
+			return;
+		}
+		char *bare = jid_bare(&j);
+		bool same = strcmp(bare, a->bare) == 0;
+		target = jid_full(&j);
+		free(bare);
+		jid_free(&j);
+		if (!same) {
+			/* R31: only devices of this account (handover to others: issue 5 follow-up). */
+			free(target);
+			reply_error(s, st, "cancel", "not-allowed",
+				    "the target is not a device of this account");
+			return;
+		}
+		if (strcmp(target, s->full) == 0) {
+			free(target);
+			reply_error(s, st, "modify", "bad-request", "a device cannot take its own sessions");
+			return;
+		}
+	}
+	if (mode && strcmp(mode, "move") != 0 && strcmp(mode, "copy") != 0 &&
+	    strcmp(mode, "logout") != 0) {
+		free(target);
+		reply_error(s, st, "modify", "bad-request", "mode is move, copy or logout");
+		return;
+	}
+	x = xfer_new(a, s->full);
+	x->target = target;
+	x->mode = !mode || strcmp(mode, "move") == 0 ? MODE_MOVE
+		  : strcmp(mode, "copy") == 0	     ? MODE_COPY
+						     : MODE_LOGOUT;
+	x->notify = notify && (strcmp(notify, "true") == 0 || strcmp(notify, "1") == 0);
+	if (hist)
+		x->history = atol(hist) >= 0 ? atol(hist) : 0;
+	if (xml_child(q, "blob", NS_CONT))
+		x->blob = xml_copy(xml_child(q, "blob", NS_CONT));
+	if (collect_items(x, s, q, &bad) < 0) {
+		char text[300];
+		snprintf(text, sizeof text, "not in session %s", bad);
+		free(bad);
+		xfer_end(x);
+		reply_error(s, st, "cancel", "item-not-found", text);
+		return;
+	}
+	launch(x, s, st);
+}
+
+static void
+iq_answer(struct session *s, struct xml_node *st, struct xml_node *q, bool yes)
+{
+	const char *id = xml_attr(q, "id");
+	struct cacct *ca = ca_of(s->acct);
+	struct xfer *x = id ? xfer_find(s->acct, id) : NULL;
+
+	if (!yes && id && hmap_get(&ca->pulls, id)) {
+		/* A declines B's pull: B is told. */
+		char *puller = hmap_del(&ca->pulls, id);
+		struct xml_node *f = xml_el_new("transfer-failed", NS_CONT);
+		xml_set_attr(f, "id", id);
+		xml_set_attr(f, "reason", "declined");
+		tell(s->acct, puller, f);
+		free(puller);
+		reply_ok(s, st, NULL);
+		return;
+	}
+	if (!x || x->state != X_OFFERED || !x->offered_to || strcmp(x->offered_to, s->full) != 0) {
+		reply_error(s, st, "cancel", "item-not-found", "no such transfer offered to you");
+		return;
+	}
+	reply_ok(s, st, NULL);
+	if (yes)
+		accept(x, s);
+	else
+		fail(x, "declined");
+}
+
+/* The most recently active other device of the account. */
+static struct session *
+other_device(struct session *s)
+{
+	struct session *best = NULL;
+
+	for (struct session *o = s->acct->sessions; o; o = o->acct_next) {
+		if (o == s || o->state != SS_ACTIVE)
+			continue;
+		if (!best || cs_of(o)->active > cs_of(best)->active)
+			best = o;
+	}
+	return best;
+}
+
+static void
+iq_pull(struct session *s, struct xml_node *st, struct xml_node *q)
+{
+	struct account *a = s->acct;
+	struct cacct *ca = ca_of(a);
+	const char *from = xml_attr(q, "from"), *parked = xml_attr(q, "parked");
+	struct session *src = NULL;
+	struct xfer *x;
+
+	if (parked) {
+		/* Claims 60/66: take sessions parked on the server. */
+		x = xfer_find(a, parked);
+		if (!x || x->state != X_PARKED) {
+			reply_error(s, st, "cancel", "item-not-found", "no such parked sessions");
+			return;
+		}
+		x->target = xstrdup(s->full);
+		result_with(s, st, x, "pending");
+		offer(x, s);
+		return;
+	}
+	if (from) {
+		src = session_of(a, from);
+		if (!src || src == s || strncmp(from, a->bare, strlen(a->bare)) != 0) {
+			reply_error(s, st, "cancel", "item-not-found", "no such device of this account");
+			return;
+		}
+	} else if (!(src = other_device(s))) {
+		for (x = ca->xfers; x && x->state != X_PARKED; x = x->next)
+			;
+		if (!x) {
+			reply_error(s, st, "cancel", "item-not-found", "nothing to pull");
+			return;
+		}
+		x->target = xstrdup(s->full);
+		result_with(s, st, x, "pending");
+		offer(x, s);
+		return;
+	}
+	if (ca->auto_accept_pull) {
+		/* PROTOCOL.md 1: the server pushes on A's behalf: all of A's sessions, moved. */
+		char *bad = NULL;
+		x = xfer_new(a, src->full);
+		x->target = xstrdup(s->full);
+		collect_items(x, src, NULL, &bad);
+		free(bad);
+		launch(x, s, st);
+		return;
+	}
+	/* R15: A is asked; it answers with a push naming this id, or a decline. */
+	char id[17];
+	rand_id(id, sizeof id - 1);
+	free(hmap_put(&ca->pulls, id, xstrdup(s->full)));
+	struct xml_node *tr = xml_el_new("transfer-request", NS_CONT);
+	xml_set_attr(tr, "id", id);
+	xml_set_attr(tr, "to", s->full);
+	tell(a, src->full, tr);
+	struct xml_node *r = xml_el_new("transfer", NS_CONT);
+	xml_set_attr(r, "id", id);
+	xml_set_attr(r, "state", "pending");
+	reply_ok(s, st, r);
+}
+
+static void
+iq_parked(struct session *s, struct xml_node *st)
+{
+	struct xml_node *r = xml_el_new("parked", NS_CONT);
+
+	for (struct xfer *x = ca_of(s->acct)->xfers; x; x = x->next) {
+		if (x->state != X_PARKED)
+			continue;
+		struct xml_node *t = xml_add_el(r, "transfer", NULL);
+		xml_set_attr(t, "id", x->id);
+		if (x->source)
+			xml_set_attr(t, "from", x->source);
+		for (size_t i = 0; i < x->n; i++)
+			xml_set_attr(xml_add_el(t, "session", NULL),
+				     x->items[i].room ? "room" : "with", x->items[i].jid);
+	}
+	reply_ok(s, st, r);
+}
+
+static void
+iq_reserve(struct session *s, struct xml_node *st, struct xml_node *q)
+{
+	const char *room = xml_attr(q, "room"), *holder = xml_attr(q, "for");
+	const char *ttl = xml_attr(q, "ttl");
+	char *rb = bare_of(room), *hb = holder ? bare_of(holder) : NULL;
+	struct xml_node *iq, *r;
+
+	/* FIG. 18: only for this account's devices (R29: the bare JID means any of them). */
+	if (!rb || (holder && (!hb || strcmp(hb, s->acct->bare) != 0))) {
+		free(rb);
+		free(hb);
+		reply_error(s, st, "modify", "bad-request", "room and for must be JIDs of this account");
+		return;
+	}
+	iq = stanza_new("iq", s->acct->bare, rb, "set", "cont-reserve");
+	r = xml_add_el(iq, "reserve", NS_CONT);
+	xml_set_attr(r, "key", s->w->srv->key);
+	xml_set_attr(r, "for", holder ? holder : s->acct->bare);
+	xml_set_attr(r, "ttl", ttl ? ttl : "60");
+	route(s->w, iq);
+	free(rb);
+	free(hb);
+	reply_ok(s, st, NULL);
+}
+
+static void
+iq_priority(struct session *s, struct xml_node *st, struct xml_node *q)
+{
+	const char *with = xml_attr(q, "with"), *room = xml_attr(q, "room");
+	const char *value = xml_attr(q, "value");
+	struct csess *cs = cs_of(s);
+	char *jid = bare_of(with ? with : room);
+
+	if (!jid || !value) {
+		free(jid);
+		reply_error(s, st, "modify", "bad-request", "with or room, and value");
+		return;
+	}
+	if (room) {
+		struct seat *se = hmap_get(&cs->seats, jid);
+		if (!se) {
+			free(jid);
+			reply_error(s, st, "cancel", "item-not-found", "not in that room");
+			return;
+		}
+		se->priority = atol(value);
+	} else {
+		note_conv(s, jid);
+		((struct conv *)hmap_get(&cs->convs, jid))->priority = atol(value);
+	}
+	free(jid);
+	reply_ok(s, st, NULL);
+}
+
+static void
+cont_iq(struct session *s, struct xml_node *st)
+{
+	struct xml_node *q = xml_child(st, NULL, NULL);
+	bool set = strcmp(xml_attr(st, "type"), "set") == 0;
+
+	if (strcmp(q->name, "profile") == 0)
+		iq_profile(s, st, q);
+	else if (set && strcmp(q->name, "transfer") == 0)
+		iq_transfer(s, st, q);
+	else if (set && strcmp(q->name, "accept") == 0)
+		iq_answer(s, st, q, true);
+	else if (set && strcmp(q->name, "decline") == 0)
+		iq_answer(s, st, q, false);
+	else if (set && strcmp(q->name, "pull") == 0)
+		iq_pull(s, st, q);
+	else if (!set && strcmp(q->name, "parked") == 0)
+		iq_parked(s, st);
+	else if (set && strcmp(q->name, "reserve") == 0)
+		iq_reserve(s, st, q);
+	else if (set && strcmp(q->name, "priority") == 0)
+		iq_priority(s, st, q);
+	else if (set && strcmp(q->name, "preferences") == 0) {
+		const char *v = xml_attr(q, "auto_accept_pull");
+		ca_of(s->acct)->auto_accept_pull = v && (!strcmp(v, "true") || !strcmp(v, "1"));
+		reply_ok(s, st, NULL);
+	} else
+		reply_error(s, st, "cancel", "feature-not-implemented", NULL);
+}
+
+struct xmpp_ext continuity_ext = {
+    .ns = NS_CONT,
+    .iq = cont_iq,
+    .seen = cont_seen,
+    .target = cont_target,
+    .bound = cont_bound,
+    .session_end = cont_session_end,
+    .session_free = cont_session_free,
+    .account_free = cont_account_free,
+};
