@@ -479,7 +479,8 @@ collect_items(struct xfer *x, struct session *s, const struct xml_node *req, cha
 			char *jid = bare_of(with ? with : room);
 			struct seat *st = room && cs && jid ? hmap_get(&cs->seats, jid) : NULL;
 			if (!jid || (room && !st)) {
-				/* A room A is not in cannot be handed on (R31: refuse, change nothing). */
+				/* A room A is not in cannot be handed on (R31: refuse, change
+				 * nothing). */
 				*bad = xstrdup(with ? with : room ? room : "(none)");
 				free(jid);
 				return -1;
@@ -506,8 +507,10 @@ collect_items(struct xfer *x, struct session *s, const struct xml_node *req, cha
 	for (size_t i = 0; cs && hmap_next(&cs->seats, &i, &k, &v);) {
 		struct seat *st = v;
 		x->items = xrealloc(x->items, (x->n + 1) * sizeof *x->items);
-		x->items[x->n++] = (struct item){
-		    .room = true, .jid = xstrdup(k), .nick = xstrdup(st->nick), .priority = st->priority};
+		x->items[x->n++] = (struct item){.room = true,
+						 .jid = xstrdup(k),
+						 .nick = xstrdup(st->nick),
+						 .priority = st->priority};
 	}
 	return 0;
 }
@@ -534,7 +537,7 @@ struct read_job {
 		char *jid;
 		struct found *f;
 		size_t n;
-	} *q;
+	} * q;
 	size_t nq;
 };
 
@@ -1147,7 +1150,8 @@ iq_transfer(struct session *s, struct xml_node *st, struct xml_node *q)
 		free(bare);
 		jid_free(&j);
 		if (!same) {
-			/* R31: only devices of this account (handover to others: issue 5 follow-up). */
+			/* R31: only devices of this account (handover to others: issue 5
+			 * follow-up). */
 			free(target);
 			reply_error(s, st, "cancel", "not-allowed",
 				    "the target is not a device of this account");
@@ -1155,7 +1159,8 @@ iq_transfer(struct session *s, struct xml_node *st, struct xml_node *q)
 		}
 		if (strcmp(target, s->full) == 0) {
 			free(target);
-			reply_error(s, st, "modify", "bad-request", "a device cannot take its own sessions");
+			reply_error(s, st, "modify", "bad-request",
+				    "a device cannot take its own sessions");
 			return;
 		}
 	}
@@ -1254,7 +1259,8 @@ iq_pull(struct session *s, struct xml_node *st, struct xml_node *q)
 	if (from) {
 		src = session_of(a, from);
 		if (!src || src == s || strncmp(from, a->bare, strlen(a->bare)) != 0) {
-			reply_error(s, st, "cancel", "item-not-found", "no such device of this account");
+			reply_error(s, st, "cancel", "item-not-found",
+				    "no such device of this account");
 			return;
 		}
 	} else if (!(src = other_device(s))) {
@@ -1324,7 +1330,8 @@ iq_reserve(struct session *s, struct xml_node *st, struct xml_node *q)
 	if (!rb || (holder && (!hb || strcmp(hb, s->acct->bare) != 0))) {
 		free(rb);
 		free(hb);
-		reply_error(s, st, "modify", "bad-request", "room and for must be JIDs of this account");
+		reply_error(s, st, "modify", "bad-request",
+			    "room and for must be JIDs of this account");
 		return;
 	}
 	iq = stanza_new("iq", s->acct->bare, rb, "set", "cont-reserve");

@@ -220,6 +220,31 @@ store_block_set(struct store *st, const char *owner, const char *jid, bool remov
 }
 
 int
+store_identity_get(struct store *st, const char *owner, struct store_identity *out)
+{
+	return st->be->identity_get(st, owner, out);
+}
+
+int
+store_identity_set(struct store *st, const char *owner, const struct store_identity *id)
+{
+	return st->be->identity_set(st, owner, id);
+}
+
+int
+store_identity_log_add(struct store *st, const char *owner, const struct store_identity_event *e)
+{
+	return st->be->identity_log_add(st, owner, e);
+}
+
+int
+store_identity_log(struct store *st, const char *owner, size_t max,
+		   void (*fn)(void *arg, const struct store_identity_event *e), void *arg)
+{
+	return st->be->identity_log(st, owner, max, fn, arg);
+}
+
+int
 store_room_put(struct store *st, const char *jid, const char *config, const char *subject)
 {
 	return st->be->room_put(st, jid, config, subject);

@@ -189,6 +189,28 @@ int store_block_list(struct store *st, const char *owner, void (*fn)(void *arg, 
 /* Adds (no-op if present) or removes (no-op if absent) one JID; jid NULL with remove = all. */
 int store_block_set(struct store *st, const char *owner, const char *jid, bool remove);
 
+/* ---- shared identity (urn:baton:identity:0): settings per account, the audit trail ---- */
+
+struct store_identity {
+	bool exclusive; /* one active device at a time */
+	bool barring;	/* incoming session barring */
+	int64_t gen;	/* generation of the active device's handover */
+};
+/* owner's settings; STORE_ENOENT (out zeroed) if never set. */
+int store_identity_get(struct store *st, const char *owner, struct store_identity *out);
+int store_identity_set(struct store *st, const char *owner, const struct store_identity *id);
+
+struct store_identity_event {
+	int64_t at; /* wall ms */
+	const char *prev, *next, *reason;
+	int64_t gen;
+};
+int store_identity_log_add(struct store *st, const char *owner,
+			   const struct store_identity_event *e);
+/* Calls fn for owner's events, oldest first, at most the newest max of them. */
+int store_identity_log(struct store *st, const char *owner, size_t max,
+		       void (*fn)(void *arg, const struct store_identity_event *e), void *arg);
+
 /* ---- multi-user chat rooms (XEP-0045) that persist ---- */
 
 /* Inserts or replaces a room's configuration and subject (both opaque text; "" allowed). */

@@ -80,6 +80,12 @@ struct store_backend {
 	int (*block_list)(struct store *st, const char *owner,
 			  void (*fn)(void *arg, const char *jid), void *arg);
 	int (*block_set)(struct store *st, const char *owner, const char *jid, bool remove);
+	int (*identity_get)(struct store *st, const char *owner, struct store_identity *out);
+	int (*identity_set)(struct store *st, const char *owner, const struct store_identity *id);
+	int (*identity_log_add)(struct store *st, const char *owner,
+				const struct store_identity_event *e);
+	int (*identity_log)(struct store *st, const char *owner, size_t max,
+			    void (*fn)(void *arg, const struct store_identity_event *e), void *arg);
 
 	/* Persistent multi-user chat rooms: the contracts of store_room_* in store.h. */
 	int (*room_put)(struct store *st, const char *jid, const char *config, const char *subject);

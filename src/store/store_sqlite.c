@@ -134,6 +134,26 @@ static const char *const migrations[] = {
      * with (owner, expires) it reads index entries only, never the stanzas.
      */
     "CREATE INDEX offline_owner_expires ON offline (owner, expires);",
+    /*
+     * 7: shared identity (urn:baton:identity:0): one row of settings per account that ever
+     * set any, and the audit trail of active-device changes (batonctl identity log).
+     */
+    "CREATE TABLE identity ("
+    " owner TEXT NOT NULL PRIMARY KEY REFERENCES accounts(jid) ON DELETE CASCADE,"
+    " exclusive INTEGER NOT NULL,"
+    " barring INTEGER NOT NULL,"
+    " gen INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE identity_log ("
+    " id INTEGER PRIMARY KEY,"
+    " owner TEXT NOT NULL REFERENCES accounts(jid) ON DELETE CASCADE,"
+    " at INTEGER NOT NULL,"
+    " prev TEXT,"
+    " next TEXT NOT NULL,"
+    " reason TEXT NOT NULL,"
+    " gen INTEGER NOT NULL"
+    ");"
+    "CREATE INDEX identity_log_owner ON identity_log (owner, id);",
 };
 #define SQ_SCHEMA_VERSION ((int)ARRAY_LEN(migrations))
 
@@ -219,6 +239,14 @@ static const char *const stmt_sql[S_COUNT] = {
 		    " ON CONFLICT (owner, jid) DO NOTHING",
     [S_BLOCK_DEL] = "DELETE FROM blocklist WHERE owner = ?1 AND jid = ?2",
     [S_BLOCK_CLEAR] = "DELETE FROM blocklist WHERE owner = ?1",
+    [S_ID_GET] = "SELECT exclusive, barring, gen FROM identity WHERE owner = ?1",
+    [S_ID_SET] = "INSERT INTO identity (owner, exclusive, barring, gen) VALUES (?1, ?2, ?3, ?4)"
+		 " ON CONFLICT (owner) DO UPDATE SET exclusive = excluded.exclusive,"
+		 " barring = excluded.barring, gen = excluded.gen",
+    [S_IDLOG_ADD] = "INSERT INTO identity_log (owner, at, prev, next, reason, gen)"
+		    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [S_IDLOG_LIST] = "SELECT at, prev, next, reason, gen FROM (SELECT * FROM identity_log"
+		     " WHERE owner = ?1 ORDER BY id DESC LIMIT ?2) ORDER BY id",
     /*
      * An upsert, never INSERT OR REPLACE: REPLACE deletes the old row first, and that
      * delete would cascade to the room's affiliations.
@@ -1044,6 +1072,10 @@ const struct store_backend store_sqlite_backend = {
     .private_set = sq_private_set,
     .block_list = sq_block_list,
     .block_set = sq_block_set,
+    .identity_get = sq_identity_get,
+    .identity_set = sq_identity_set,
+    .identity_log_add = sq_identity_log_add,
+    .identity_log = sq_identity_log,
     .room_put = sq_room_put,
     .room_get = sq_room_get,
     .room_delete = sq_room_delete,

@@ -62,6 +62,10 @@ enum sq_stmt {
 	S_BLOCK_ADD,
 	S_BLOCK_DEL,
 	S_BLOCK_CLEAR,
+	S_ID_GET,
+	S_ID_SET,
+	S_IDLOG_ADD,
+	S_IDLOG_LIST,
 	S_ROOM_PUT,
 	S_ROOM_GET,
 	S_ROOM_DEL,
@@ -115,6 +119,11 @@ int sq_private_set(struct store *st, const char *owner, const char *key, const c
 int sq_block_list(struct store *st, const char *owner, void (*fn)(void *arg, const char *jid),
 		  void *arg);
 int sq_block_set(struct store *st, const char *owner, const char *jid, bool remove);
+int sq_identity_get(struct store *st, const char *owner, struct store_identity *out);
+int sq_identity_set(struct store *st, const char *owner, const struct store_identity *id);
+int sq_identity_log_add(struct store *st, const char *owner, const struct store_identity_event *e);
+int sq_identity_log(struct store *st, const char *owner, size_t max,
+		    void (*fn)(void *arg, const struct store_identity_event *e), void *arg);
 int sq_room_put(struct store *st, const char *jid, const char *config, const char *subject);
 int sq_room_get(struct store *st, const char *jid, struct buf *config, struct buf *subject);
 int sq_room_delete(struct store *st, const char *jid);

@@ -495,3 +495,90 @@ sq_room_set_affiliation(struct store *st, const char *room, const char *jid, int
 		return (int)n;
 	return n > 0 ? 0 : STORE_ENOENT;
 }
+
+/* ---- shared identity (urn:baton:identity:0) ---- */
+
+int
+sq_identity_get(struct store *st, const char *owner, struct store_identity *out)
+{
+	struct sq_store *s = sq(st);
+	sqlite3_stmt *stmt = s->stmt[S_ID_GET];
+	int rc, r;
+
+	*out = (struct store_identity){0};
+	sqlite3_bind_text(stmt, 1, owner, -1, SQLITE_STATIC);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW) {
+		out->exclusive = sqlite3_column_int(stmt, 0) != 0;
+		out->barring = sqlite3_column_int(stmt, 1) != 0;
+		out->gen = sqlite3_column_int64(stmt, 2);
+	}
+	r = sq_finish(s, S_ID_GET, rc);
+	return r < 0 ? r : rc == SQLITE_ROW ? 0 : STORE_ENOENT;
+}
+
+int
+sq_identity_set(struct store *st, const char *owner, const struct store_identity *id)
+{
+	struct sq_store *s = sq(st);
+	sqlite3_stmt *stmt = s->stmt[S_ID_SET];
+	int rc;
+
+	sqlite3_bind_text(stmt, 1, owner, -1, SQLITE_STATIC);
+	sqlite3_bind_int(stmt, 2, id->exclusive);
+	sqlite3_bind_int(stmt, 3, id->barring);
+	sqlite3_bind_int64(stmt, 4, id->gen);
+	rc = sq_exec(s, S_ID_SET);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+		return STORE_ENOENT;
+	return sq_fail(s, rc, "storing identity settings");
+}
+
+int
+sq_identity_log_add(struct store *st, const char *owner, const struct store_identity_event *e)
+{
+	struct sq_store *s = sq(st);
+	sqlite3_stmt *stmt = s->stmt[S_IDLOG_ADD];
+	int rc;
+
+	sqlite3_bind_text(stmt, 1, owner, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 2, e->at);
+	if (e->prev)
+		sqlite3_bind_text(stmt, 3, e->prev, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(stmt, 3);
+	sqlite3_bind_text(stmt, 4, e->next ? e->next : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 5, e->reason ? e->reason : "none", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 6, e->gen);
+	rc = sq_exec(s, S_IDLOG_ADD);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+		return STORE_ENOENT;
+	return sq_fail(s, rc, "recording an identity handover");
+}
+
+int
+sq_identity_log(struct store *st, const char *owner, size_t max,
+		void (*fn)(void *arg, const struct store_identity_event *e), void *arg)
+{
+	struct sq_store *s = sq(st);
+	sqlite3_stmt *stmt = s->stmt[S_IDLOG_LIST];
+	int rc;
+
+	sqlite3_bind_text(stmt, 1, owner, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 2, (sqlite3_int64)max);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		struct store_identity_event e = {
+		    .at = sqlite3_column_int64(stmt, 0),
+		    .prev = (const char *)sqlite3_column_text(stmt, 1),
+		    .next = (const char *)sqlite3_column_text(stmt, 2),
+		    .reason = (const char *)sqlite3_column_text(stmt, 3),
+		    .gen = sqlite3_column_int64(stmt, 4),
+		};
+		fn(arg, &e);
+	}
+	return sq_finish(s, S_IDLOG_LIST, rc);
+}

@@ -408,7 +408,7 @@ test_schema_newer(void)
 	st = store_open(&c, err, sizeof err);
 	config_free(&c);
 	CHECK(st == NULL, "opened a database from the future");
-	CHECK(strstr(err, "database schema version 99 is newer than this baton (6)") != NULL,
+	CHECK(strstr(err, "database schema version 99 is newer than this baton (7)") != NULL,
 	      "err '%s'", err);
 	CHECK(strstr(err, dir) != NULL, "err '%s' lacks the path", err);
 	store_close(st);
@@ -940,8 +940,8 @@ check_versions(const char *db, const char *when)
 
 	CHECK(sql_file(db, "SELECT group_concat(version) FROM schema_version", out, sizeof out) ==
 		      0 &&
-		  strcmp(out, "1,2,3,4,5,6") == 0,
-	      "%s: schema versions '%s', want 1,2,3,4,5,6", when, out);
+		  strcmp(out, "1,2,3,4,5,6,7") == 0,
+	      "%s: schema versions '%s', want 1,2,3,4,5,6,7", when, out);
 }
 
 static void
@@ -1178,6 +1178,64 @@ test_room_archive_migration(void)
 	check_versions(db, "after reopen");
 }
 
+struct idlog {
+	int n;
+	char line[8][128];
+};
+
+static void
+collect_idlog(void *arg, const struct store_identity_event *e)
+{
+	struct idlog *l = arg;
+	if (l->n < 8)
+		snprintf(l->line[l->n++], 128, "%s>%s:%s:%lld", e->prev ? e->prev : "-", e->next,
+			 e->reason, (long long)e->gen);
+}
+
+/* Shared identity: settings round-trip, the audit trail keeps order and the newest max. */
+static void
+test_identity(void)
+{
+	struct store *st = open_dir(tpath("identity"));
+	struct store_identity id = {.exclusive = true}, got;
+	struct idlog l = {0};
+	int r;
+
+	if (!st) {
+		CHECK(0, "open failed");
+		return;
+	}
+	store_account_create(st, "a@x", "c", 1);
+	CHECK((r = store_identity_get(st, "a@x", &got)) == STORE_ENOENT && !got.exclusive,
+	      "unset identity: %d", r);
+	id.gen = 3;
+	CHECK((r = store_identity_set(st, "a@x", &id)) == 0, "set: %d", r);
+	CHECK(store_identity_get(st, "a@x", &got) == 0 && got.exclusive && !got.barring &&
+		  got.gen == 3,
+	      "identity does not round-trip");
+	id.barring = true;
+	CHECK(store_identity_set(st, "a@x", &id) == 0 && store_identity_get(st, "a@x", &got) == 0 &&
+		  got.barring,
+	      "identity update lost");
+	quiet();
+	CHECK((r = store_identity_set(st, "nobody@x", &id)) == STORE_ENOENT, "no account: %d", r);
+	loud();
+	for (int i = 1; i <= 3; i++) {
+		char next[8];
+		snprintf(next, sizeof next, "d%d", i);
+		struct store_identity_event e = {i, i > 1 ? "d0" : NULL, next, "pan-enter", i};
+		CHECK(store_identity_log_add(st, "a@x", &e) == 0, "log add %d", i);
+	}
+	CHECK(store_identity_log(st, "a@x", 2, collect_idlog, &l) == 0 && l.n == 2, "log %d", l.n);
+	CHECK(l.n == 2 && strcmp(l.line[0], "d0>d2:pan-enter:2") == 0 &&
+		  strcmp(l.line[1], "d0>d3:pan-enter:3") == 0,
+	      "log order: %s / %s", l.line[0], l.line[1]);
+	CHECK(store_account_delete(st, "a@x") == 0 &&
+		  store_identity_get(st, "a@x", &got) == STORE_ENOENT,
+	      "identity outlived its account");
+	store_close(st);
+}
+
 int
 main(void)
 {
@@ -1198,6 +1256,7 @@ main(void)
 	test_archive_migration();
 	test_room_migration();
 	test_room_archive_migration();
+	test_identity();
 
 	return store_tests_finish("test_store");
 }
