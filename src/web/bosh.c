@@ -476,7 +476,9 @@ process(struct bosh *b, struct http_conn *hc, uint64_t rid, struct xml_node *bod
 		bosh_free(b);
 		return false;
 	}
-	if (b->nheld > b->hold || (b->nheld && b->held[0].deadline == 0))
+	/* What came while no request was held goes out on this one at once. */
+	if (buf_used(&b->out) || b->ended || b->nheld > b->hold ||
+	    (b->nheld && b->held[0].deadline == 0))
 		flush(b);
 	else
 		arm_timers(b);

@@ -200,6 +200,20 @@ def test_bosh_long_poll_is_answered_when_a_message_comes(server, clients):
     assert result["took"] < 5, "the held request was not answered when the message came"
 
 
+def test_bosh_output_waiting_goes_out_on_the_next_request_at_once(server, clients):
+    """What arrives while no request is held is answered on the next request immediately,
+    not when its wait runs out (found with Converse.js in a room)."""
+    b = bosh_user(server, wait=10)
+    t = server.new_user_client(presence=True)
+    clients.append(t)
+    t.message(b.jid, "between requests")
+    time.sleep(0.5)  # no request of b's is held now
+    start = time.monotonic()
+    body = b.request()
+    assert any(is_msg("between requests")(e) for e in body), tostr(body)
+    assert time.monotonic() - start < 2
+
+
 def test_bosh_retransmitted_rid_gets_the_same_answer(server, clients):
     b = bosh_user(server)
     t = server.new_user_client(presence=True)
