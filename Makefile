@@ -29,7 +29,8 @@ STORE_OBJ := $(call objs,src/store/*.c)
 MUC_OBJ   := $(call objs,src/muc/*.c)
 WEB_OBJ   := $(call objs,src/web/*.c)
 CONT_OBJ  := $(call objs,src/continuity/*.c)
-LIB_OBJ   := $(WEB_OBJ) $(CONT_OBJ) $(MUC_OBJ) $(XMPP_OBJ) $(NET_OBJ) $(STORE_OBJ) $(XML_OBJ) $(CORE_OBJ)
+ID_OBJ    := $(call objs,src/identity/*.c)
+LIB_OBJ   := $(WEB_OBJ) $(ID_OBJ) $(CONT_OBJ) $(MUC_OBJ) $(XMPP_OBJ) $(NET_OBJ) $(STORE_OBJ) $(XML_OBJ) $(CORE_OBJ)
 
 PROGS := $(BUILD)/batond $(BUILD)/batonctl
 

@@ -27,6 +27,10 @@ usage(FILE *f)
 	    "  user del JID                delete an account and everything it owns\n"
 	    "  user list                   list accounts, one JID per line\n"
 	    "  user passwd JID [PASSWORD]  change a password\n"
+	    "  identity log JID            the account's changes of active device (audit trail)\n"
+	    "  identity show JID           its shared-identity settings\n"
+	    "  identity exclusive JID on|off  one active device at a time (takes effect\n"
+	    "                              when the account next loads)\n"
 	    "  status                      is batond running, how many accounts\n",
 	    f);
 }
@@ -185,6 +189,59 @@ cmd_user(const struct config *cfg, bool domain_known, int argc, char **argv)
 	return 2;
 }
 
+static void
+print_event(void *arg, const struct store_identity_event *e)
+{
+	char when[32];
+
+	time_format(e->at, when, sizeof when);
+	printf("%s  %s -> %s  reason=%s gen=%lld\n", when, e->prev ? e->prev : "-", e->next,
+	       e->reason, (long long)e->gen);
+}
+
+static int
+cmd_identity(const struct config *cfg, bool domain_known, int argc, char **argv)
+{
+	struct store_identity id;
+	struct store *st;
+	char *jid;
+	int r;
+
+	if (argc < 2)
+		die("identity: log, show or exclusive, and an account JID");
+	jid = account_jid(cfg, domain_known, argv[1]);
+	st = open_store(cfg);
+	if (strcmp(argv[0], "log") == 0 && argc == 2) {
+		r = store_identity_log(st, jid, 1000, print_event, NULL);
+	} else if (strcmp(argv[0], "show") == 0 && argc == 2) {
+		r = store_identity_get(st, jid, &id);
+		if (r == 0 || r == STORE_ENOENT)
+			printf("exclusive=%s barring=%s gen=%lld\n", id.exclusive ? "on" : "off",
+			       id.barring ? "on" : "off", (long long)id.gen);
+		r = r == STORE_ENOENT ? 0 : r;
+	} else if (strcmp(argv[0], "exclusive") == 0 && argc == 3 &&
+		   (strcmp(argv[2], "on") == 0 || strcmp(argv[2], "off") == 0)) {
+		r = store_identity_get(st, jid, &id);
+		if (r == 0 || r == STORE_ENOENT) {
+			id.exclusive = strcmp(argv[2], "on") == 0;
+			r = store_identity_set(st, jid, &id);
+		}
+		if (r == 0)
+			printf("exclusive mode %s for %s\n", argv[2], jid);
+	} else {
+		store_close(st);
+		usage(stderr);
+		return 2;
+	}
+	store_close(st);
+	if (r == STORE_ENOENT)
+		die("no account %s", jid);
+	if (r < 0)
+		die("storage failed");
+	free(jid);
+	return 0;
+}
+
 static int
 cmd_status(const struct config *cfg)
 {
@@ -253,6 +310,8 @@ main(int argc, char **argv)
 	}
 	if (strcmp(argv[i], "user") == 0)
 		r = cmd_user(&cfg, domain_known, argc - i - 1, argv + i + 1);
+	else if (strcmp(argv[i], "identity") == 0)
+		r = cmd_identity(&cfg, domain_known, argc - i - 1, argv + i + 1);
 	else if (strcmp(argv[i], "status") == 0)
 		r = cmd_status(&cfg);
 	else {

@@ -19,6 +19,7 @@
 
 #include "../core/core.h"
 #include "../continuity/continuity.h"
+#include "../identity/identity.h"
 #include "../muc/muc.h"
 #include "../web/web.h"
 #include "../xmpp/xmpp.h"
@@ -170,6 +171,7 @@ main(int argc, char **argv)
 	server_add_service(&muc_service); /* XEP-0045 at conference.<domain> */
 	web_register(&cfg);
 	server_add_ext(&continuity_ext); /* urn:baton:continuity:0 */
+	server_add_ext(&identity_ext);	 /* urn:baton:identity:0 */
 	srv = server_start(&cfg, err, sizeof err);
 	if (!srv) {
 		unlink(pidpath);

@@ -947,7 +947,7 @@ accept(struct xfer *x, struct session *to)
 /* ---- devices coming and going ---- */
 
 static void
-cont_bound(struct session *s)
+cont_bound(struct session *s, const struct xml_node *bind_iq)
 {
 	struct account *a = s->acct;
 	struct cacct *ca = a->ext[continuity_ext.slot];
@@ -1033,6 +1033,42 @@ cont_account_free(struct account *a)
 	hmap_free_all(&ca->pulls, free);
 	free(ca);
 	a->ext[continuity_ext.slot] = NULL;
+}
+
+void
+continuity_take_over(struct session *from, struct session *to)
+{
+	struct csess *fcs = from->ext[continuity_ext.slot], *tcs = cs_of(to);
+	struct cacct *ca = ca_of(from->acct);
+	const char *k;
+	void *v;
+
+	for (size_t it = 0; fcs && hmap_next(&fcs->seats, &it, &k, &v);) {
+		seat_request(from->acct, k, from->full, to->full, false, NULL);
+		if (!hmap_get(&tcs->seats, k)) {
+			struct seat *st = v, *ns = xcalloc(1, sizeof *ns);
+			ns->nick = xstrdup(st->nick);
+			ns->role = xstrdup(st->role);
+			ns->priority = st->priority;
+			hmap_put(&tcs->seats, k, ns);
+		}
+	}
+	if (fcs)
+		hmap_free_all(&fcs->seats, seat_free);
+	for (size_t it = 0; fcs && hmap_next(&fcs->convs, &it, &k, &v);) {
+		if (!hmap_get(&tcs->convs, k)) {
+			struct conv *c = xmalloc(sizeof *c);
+			*c = *(struct conv *)v;
+			hmap_put(&tcs->convs, k, c);
+		}
+	}
+	for (size_t it = 0; hmap_next(&ca->bind, &it, &k, &v);) {
+		struct bound *b = v;
+		if (strcmp(b->to, from->resource) == 0) {
+			free(b->to);
+			b->to = xstrdup(to->resource);
+		}
+	}
 }
 
 /* ---- the iqs of urn:baton:continuity:0 ---- */

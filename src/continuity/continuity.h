@@ -17,4 +17,11 @@
 /* What batond registers with server_add_ext(). */
 extern struct xmpp_ext continuity_ext;
 
+/*
+ * Shared identity (seed 003): device 'to' takes over everything 'from' had open, at once and
+ * without asking: room seats move (no leave, no join), conversations held by 'from' are held
+ * by 'to'. On the account's worker, before 'from' goes away.
+ */
+void continuity_take_over(struct session *from, struct session *to);
+
 #endif

@@ -88,6 +88,9 @@ const struct config_key config_keys[] = {
       "a 1:1 conversation counts as open on a device this long after its last message"),
     K("continuity", "pending_ttl", CFG_DURATION, continuity_pending_ttl, "10m",
       "a transfer not accepted (or parked sessions not picked up) within this expires"),
+    K("identity", "hold", CFG_DURATION, identity_hold, "30s",
+      "after a device was superseded, how long its unavailable presence waits for the new "
+      "device's available presence"),
     K("sm", "queue", CFG_INT, sm_queue, "10000",
       "stanzas a client may leave unacknowledged before its session is closed"),
     K("sasl", "scram_iterations", CFG_INT, scram_iterations, "4096",

@@ -259,6 +259,8 @@ struct config {
 	/* [continuity] */
 	long continuity_history;
 	uint64_t continuity_open_ttl, continuity_pending_ttl; /* ms */
+	/* [identity] */
+	uint64_t identity_hold; /* ms */
 	/* [sm] */
 	long sm_queue; /* unacknowledged stanzas before the session is closed */
 	/* [sasl] */

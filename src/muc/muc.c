@@ -435,6 +435,29 @@ send_history_and_subject(struct room *r, const char *jid, long max)
 	route(r->w, m);
 }
 
+/*
+ * What a device joining seat o gets when the room sees nobody new (it shares the seat, or
+ * the seat moved to it): XEP-0045 7.2.3's order, others, itself, history, subject.
+ */
+static void
+send_room_view(struct room *r, struct occupant *o, const char *jid, long maxhist)
+{
+	int self = 110;
+	struct xml_node *p;
+
+	for (struct occupant *e = r->occupants; e; e = e->next) {
+		if (e == o)
+			continue;
+		p = occupant_presence(r, e, o, NULL, NULL, 0, NULL);
+		xml_set_attr(p, "to", jid);
+		route(r->w, p);
+	}
+	p = occupant_presence(r, o, o, NULL, &self, 1, NULL);
+	xml_set_attr(p, "to", jid);
+	route(r->w, p);
+	send_history_and_subject(r, jid, maxhist < 0 ? 0 : maxhist);
+}
+
 static void
 join(struct room *r, struct xml_node *st, const char *nick, const char *from)
 {
@@ -491,16 +514,9 @@ join(struct room *r, struct xml_node *st, const char *nick, const char *from)
 		 * Another device of the same account joins under the same nick: it shares the
 		 * seat. The room sees nobody new; the device gets what a joiner gets.
 		 */
-		int self = 110;
 		other->also = xrealloc(other->also, (other->nalso + 1) * sizeof *other->also);
 		other->also[other->nalso++] = xstrdup(from);
-		for (struct occupant *e = r->occupants; e; e = e->next) {
-			struct xml_node *p =
-			    occupant_presence(r, e, other, NULL, &self, e == other ? 1 : 0, NULL);
-			xml_set_attr(p, "to", from);
-			route(r->w, p);
-		}
-		send_history_and_subject(r, from, maxhist < 0 ? 0 : maxhist);
+		send_room_view(r, other, from, maxhist);
 		goto out;
 	}
 	bool reserved = muc_take_reservation(r, from);
@@ -563,6 +579,19 @@ room_presence(struct room *r, struct xml_node *st, const struct jid *to, const c
 	}
 	if (!o) {
 		join(r, st, to->resource, from);
+		return;
+	}
+	if (xml_child(st, "x", NS_MUC) && to->resource && strcmp(to->resource, o->nick) == 0) {
+		/*
+		 * A join from a device that already holds the seat (it moved there: continuity,
+		 * shared identity): it gets what a joiner gets; the room sees nothing new.
+		 */
+		struct xml_node *x = xml_child(st, "x", NS_MUC);
+		struct xml_node *h = xml_child(x, "history", NS_MUC);
+		send_room_view(r, o, from,
+			       h && xml_attr(h, "maxstanzas") ? atol(xml_attr(h, "maxstanzas"))
+							      : MUC_HISTORY);
+		xml_free(st);
 		return;
 	}
 	if (to->resource && strcmp(to->resource, o->nick) != 0) {

@@ -29,6 +29,7 @@ struct load_job {
 	struct hmap roster;
 	struct hmap blocked;
 	uint64_t ver;
+	void *ext[XMPP_EXT_MAX]; /* what each extension loaded (struct xmpp_ext.load) */
 };
 
 static void
@@ -123,6 +124,9 @@ load_run(struct store *st, struct store_job *job)
 	r = store_roster_load(st, lj->bare, &lj->ver, load_item, lj);
 	if (r < 0)
 		return r;
+	for (struct xmpp_ext **e = xmpp_exts; *e; e++)
+		if ((*e)->load)
+			lj->ext[(*e)->slot] = (*e)->load(st, lj->bare);
 	return store_block_list(st, lj->bare, load_blocked, lj);
 }
 
@@ -133,6 +137,7 @@ load_done(struct store_job *job)
 	struct account *a = lj->a;
 
 	a->refs--;
+	memcpy(a->ext, lj->ext, sizeof a->ext); /* freed with the account either way */
 	if (job->result == 0) {
 		a->state = AS_READY;
 		a->roster = lj->roster;

@@ -159,11 +159,11 @@ session_reap(struct worker *w)
 }
 
 void
-session_ext_bound(struct session *s)
+session_ext_bound(struct session *s, const struct xml_node *bind_iq)
 {
 	for (struct xmpp_ext **e = xmpp_exts; *e; e++)
 		if ((*e)->bound)
-			(*e)->bound(s);
+			(*e)->bound(s, bind_iq);
 }
 
 /* ---- output ---- */
@@ -771,6 +771,19 @@ creds_lookup(struct session *s)
 		sasl_continue(s, NULL, 0);
 		return;
 	}
+	if (sasl_plain_password(s->sasl)) {
+		/* A one-time credential an extension issued (identity grants) stands for the
+		 * password of that account, once. */
+		char bare[3100];
+		snprintf(bare, sizeof bare, "%s@%s", user, domain);
+		for (struct xmpp_ext **e = xmpp_exts; *e; e++) {
+			if ((*e)->auth_token &&
+			    (*e)->auth_token(bare, sasl_plain_password(s->sasl))) {
+				sasl_success(s, NULL);
+				return;
+			}
+		}
+	}
 	cj = xcalloc(1, sizeof *cj);
 	cj->s = s;
 	cj->jid = xmalloc(strlen(user) + strlen(domain) + 2);
@@ -943,6 +956,14 @@ bind_with_account(struct account *a, void *arg)
 		session_stream_error(s, "not-authorized", "The account no longer exists");
 		goto done;
 	}
+	for (struct xmpp_ext **e = xmpp_exts; *e; e++) {
+		const char *why = (*e)->bind_check ? (*e)->bind_check(a, s, br->iq) : NULL;
+		if (why) {
+			session_reply_error(s, br->iq, "cancel", "not-allowed", why);
+			session_process(s);
+			goto done;
+		}
+	}
 	/* RFC 6120 7.7.2.2: the new session wins; the old one is told why it ends. */
 	old = account_session_find(a, br->resource);
 	if (old)
@@ -960,7 +981,7 @@ bind_with_account(struct account *a, void *arg)
 	xml_add_text(jid, s->full, strlen(s->full));
 	session_reply(s, br->iq, bind);
 	log_info("%s: bound %s", s->id, s->full);
-	session_ext_bound(s);
+	session_ext_bound(s, br->iq);
 	session_process(s);
 done:
 	xml_free(br->iq);

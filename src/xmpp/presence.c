@@ -193,6 +193,25 @@ presence_session_end(struct session *s)
 	broadcast(s, p);
 }
 
+void
+presence_unavailable_for(struct account *a, const char *full, const struct hmap *directed)
+{
+	const char *k;
+	void *v;
+
+	/* RFC 6121 4.5.2, for a resource whose session is already gone. */
+	for (size_t i = 0; hmap_next(&a->roster, &i, &k, &v);) {
+		struct roster_item *it = v;
+		if ((it->sub & SUB_FROM) && !block_matches_str(a, it->contact))
+			send_presence(a->w, full, it->contact, "unavailable");
+	}
+	for (size_t i = 0; directed && hmap_next(directed, &i, &k, &v);)
+		send_presence(a->w, full, k, "unavailable");
+	for (struct session *o = a->sessions; o; o = o->acct_next)
+		if (o->available)
+			send_presence(a->w, full, o->full, "unavailable");
+}
+
 /* ---- outbound subscription handling (RFC 6121 3.1.2, 3.2.2, 3.3.2, 3.4.2) ---- */
 
 static void

@@ -224,6 +224,22 @@ message_to_account(struct account *a, struct xml_node *st, const struct jid *to,
 	bool headline = type && strcmp(type, "headline") == 0;
 	struct session *s = to->resource ? account_session_find(a, to->resource) : NULL;
 
+	/* An extension may keep the message for later, or refuse it (identity: barring). */
+	for (struct xmpp_ext **e = xmpp_exts; !error && !groupchat && !headline && *e; e++) {
+		int b = (*e)->barred ? (*e)->barred(a, st) : 0;
+		if (b == 2) {
+			if (stored)
+				offline_forget(a->w, a->bare, stored);
+			route_error(a->w, st, "cancel", "not-acceptable",
+				    "incoming sessions are barred");
+			return;
+		}
+		if (b == 1) {
+			if (!stored)
+				offline_store(a, st);
+			return;
+		}
+	}
 	/* An extension may hold the conversation on one device (continuity: a moved one). */
 	for (struct xmpp_ext **e = xmpp_exts; !error && !groupchat && !headline && *e; e++) {
 		struct session *t = (*e)->target ? (*e)->target(a, st, to, from) : NULL;

@@ -309,6 +309,12 @@ sasl_free(struct sasl *s)
 }
 
 const char *
+sasl_plain_password(const struct sasl *s)
+{
+	return s && s->mech == MECH_PLAIN ? s->password : NULL;
+}
+
+const char *
 sasl_username(const struct sasl *s)
 {
 	return s->username;

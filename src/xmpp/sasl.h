@@ -69,6 +69,8 @@ int sasl_step(struct sasl *s, const char *in, size_t inlen, struct buf *out);
 void sasl_set_creds(struct sasl *s, const struct sasl_creds *c);
 /* The authentication identity (normalised localpart) once known, else NULL. */
 const char *sasl_username(const struct sasl *s);
+/* PLAIN: the password given (not yet checked), or NULL (other mechanisms, or not yet). */
+const char *sasl_plain_password(const struct sasl *s);
 /* The failure condition, e.g. "not-authorized", "malformed-request", "invalid-authzid". */
 const char *sasl_condition(const struct sasl *s);
 void sasl_free(struct sasl *s);

@@ -386,7 +386,7 @@ resume_with_account(struct account *a, void *arg)
 		sm_send_raw(s, "<r xmlns='" NS_SM "'/>");
 	}
 	log_info("%s: resumed %s (%u stanzas resent)", s->id, s->full, s->sm_queued);
-	session_ext_bound(s);
+	session_ext_bound(s, NULL);
 	session_process(s);
 done:
 	free(rr->previd);

@@ -55,8 +55,18 @@ struct xmpp_ext {
 	/* which session a message from 'from' to the account goes to, or NULL: the usual rules */
 	struct session *(*target)(struct account *a, const struct xml_node *st,
 				  const struct jid *to, const struct jid *from);
-	/* a session bound a resource (or resumed one) */
-	void (*bound)(struct session *s);
+	/* may s bind (bind_iq: its bind request)? NULL, or the reason to refuse with not-allowed */
+	const char *(*bind_check)(struct account *a, struct session *s,
+				  const struct xml_node *bind_iq);
+	/* a session bound a resource (bind_iq its request), or resumed one (bind_iq NULL) */
+	void (*bound)(struct session *s, const struct xml_node *bind_iq);
+	/* a message to the account: 0 deliver, 1 keep it in offline storage, 2 refuse it */
+	int (*barred)(struct account *a, const struct xml_node *st);
+	/* SASL PLAIN with a password that is a one-time credential of the extension for bare?
+	 * Runs on any worker. */
+	bool (*auth_token)(const char *bare, const char *password);
+	/* the extension's state of account bare, read with it (storage thread) */
+	void *(*load)(struct store *st, const char *bare);
 	/* a bound session ends (before it leaves its account) */
 	void (*session_end)(struct session *s);
 	void (*session_free)(struct session *s);
@@ -194,8 +204,8 @@ struct session {
 
 /* Accepts connections on a listening socket of worker w (a loop_io callback). */
 void c2s_accept(struct loop_io *io, uint32_t events);
-/* Tells the extensions that s bound (or resumed) its resource. */
-void session_ext_bound(struct session *s);
+/* Tells the extensions that s bound (bind_iq its request) or resumed (NULL) its resource. */
+void session_ext_bound(struct session *s, const struct xml_node *bind_iq);
 /* Output helpers over the session's transport (no-ops without one). */
 void session_write(struct session *s, const char *data, size_t len);
 size_t session_out_pending(const struct session *s);
@@ -313,6 +323,8 @@ void presence_inbound(struct account *a, struct xml_node *st, const struct jid *
 		      const struct jid *from);
 /* The session went away: broadcast unavailable if it was available. */
 void presence_session_end(struct session *s);
+/* Unavailable presence from full (a resource already gone) to everyone who saw it available. */
+void presence_unavailable_for(struct account *a, const char *full, const struct hmap *directed);
 /* After bind and roster load: deliver stored subscription requests to s when it becomes available.
  */
 void presence_send_pending(struct session *s);
