@@ -760,7 +760,9 @@ test_io(void)
 	      p.got);
 	CHECK(p.events & LOOP_IN, "LOOP_IN reported");
 	CHECK(p.events & LOOP_HUP, "LOOP_HUP reported after the writer closed");
-	CHECK(hooks >= 3, "turn-end hook ran %d times", hooks);
+	/* At least the turn of the write timer and a later one of the read; a slow machine
+	 * may fold the close timer into either, so 2 is all that is certain. */
+	CHECK(hooks >= 2, "turn-end hook ran %d times", hooks);
 	/* Each event and timer is followed by the turn-end hook of its turn. */
 	/* The turn-end hook runs once per turn, after that turn's events and timers. */
 	int ends = 0;
