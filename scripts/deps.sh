@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs the Debian packages baton needs: "run" for building and running batond,
-# "test" for that plus the test suite, "bench" for the servers bench/ compares with. Only missing packages are installed, so this is
-# fast on a prepared machine; it needs root (or sudo) only when something is missing.
+# "test" for that plus the test suite, "bench" for the servers bench/ compares with. Only
+# missing packages are installed, so this is fast on a prepared machine; it needs root (or
+# sudo) only when something is missing.
 set -eu
 
 RUN_PKGS="build-essential pkg-config libexpat1-dev libssl-dev libsqlite3-dev libinih-dev
