@@ -154,6 +154,15 @@ sm_hold_ack(struct session *s)
 void
 sm_release_ack(struct session *s)
 {
+	if (s->sm_successor) {
+		/* Its stores were counted by the session that resumed it (take_over). */
+		struct session *n = s->sm_successor;
+		if (--s->sm_forward_n == 0)
+			s->sm_successor = NULL;
+		session_unref(n);
+		sm_release_ack(n);
+		return;
+	}
 	if (!s->sm_if_n)
 		return;
 	s->sm_if_head = (s->sm_if_head + 1) % s->sm_if_cap;
@@ -329,6 +338,24 @@ take_over(struct session *s, struct session *old)
 	s->sm_queued = old->sm_queued;
 	old->sm_head = old->sm_tail = NULL;
 	old->sm_queued = 0;
+	/*
+	 * Stores still pending for messages the old session handled hold back the new one's
+	 * acks as they held back the old one's (DESIGN.md durability rule); their completions,
+	 * addressed to the old session, are forwarded here.
+	 */
+	s->sm_if = old->sm_if;
+	s->sm_if_head = old->sm_if_head;
+	s->sm_if_n = old->sm_if_n;
+	s->sm_if_cap = old->sm_if_cap;
+	s->sm_a_owed = old->sm_a_owed;
+	old->sm_if = NULL;
+	old->sm_if_head = old->sm_if_cap = 0;
+	if (old->sm_if_n) {
+		old->sm_successor = s;
+		old->sm_forward_n = (uint32_t)old->sm_if_n;
+		s->jobs += (unsigned)old->sm_if_n;
+	}
+	old->sm_if_n = 0;
 	s->offline_upto = old->offline_upto;
 	s->offline_ack_wait = old->offline_ack_wait;
 	/* old leaves quietly: no unavailable presence, nothing to re-route. */
