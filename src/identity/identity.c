@@ -363,7 +363,8 @@ id_iq(struct session *s, struct xml_node *st)
 		if (set) {
 			const char *v = xml_attr(q, "barring");
 			if (!v || (strcmp(v, "on") != 0 && strcmp(v, "off") != 0)) {
-				session_reply_error(s, st, "modify", "bad-request", "barring is on or off");
+				session_reply_error(s, st, "modify", "bad-request",
+						    "barring is on or off");
 				xml_free(st);
 				return;
 			}
@@ -397,7 +398,8 @@ id_iq(struct session *s, struct xml_node *st)
 		if (g) {
 			grant_free(g);
 			xml_free(r);
-			session_reply_error(s, st, "wait", "resource-constraint", "too many grants");
+			session_reply_error(s, st, "wait", "resource-constraint",
+					    "too many grants");
 			xml_free(st);
 			return;
 		}

@@ -195,11 +195,11 @@ struct session {
 	struct timer sm_hold; /* the resumption window after the connection broke */
 	uint32_t *sm_if;      /* seqs of stanzas whose store is pending (ring, FIFO) */
 	size_t sm_if_head, sm_if_n, sm_if_cap;
-	bool sm_a_owed;		   /* an <r/> waits for the pending stores */
+	bool sm_a_owed;		      /* an <r/> waits for the pending stores */
 	struct session *sm_successor; /* resumed as this one: pending stores release there */
 	uint32_t sm_forward_n;	      /* how many of them are still to come */
-	void *ext[XMPP_EXT_MAX];   /* state of each extension (struct xmpp_ext) */
-	struct session *acct_next; /* in acct->sessions */
+	void *ext[XMPP_EXT_MAX];      /* state of each extension (struct xmpp_ext) */
+	struct session *acct_next;    /* in acct->sessions */
 	struct session *w_next, *w_prev;
 	struct session *reap_next;
 };
