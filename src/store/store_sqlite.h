@@ -82,6 +82,7 @@ struct sq_store {
 	sqlite3 *db;
 	char *path;
 	sqlite3_stmt *stmt[S_COUNT];
+	struct hmap queued; /* owner -> struct queued: offline messages, roughly (quota checks) */
 };
 
 static inline struct sq_store *
