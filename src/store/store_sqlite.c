@@ -710,11 +710,13 @@ sq_offline_put(struct store *st, const struct store_offline_msg *m, long quota, 
 		log_error("store: offline message without owner, sender or stanza");
 		return STORE_EIO;
 	}
-	if (sq_op_begin(s) < 0)
-		return STORE_EIO;
 	struct queued *q = quota > 0 ? hmap_get(&s->queued, m->owner) : NULL;
 	uint64_t now = now_ms();
-	if (quota > 0 && (!q || q->n >= quota / 2 || now - q->at > QUEUED_TTL_MS)) {
+	/* Count and insert are one operation; an insert alone is one statement, atomic as is. */
+	bool count = quota > 0 && (!q || q->n >= quota / 2 || now - q->at > QUEUED_TTL_MS);
+	if (count && sq_op_begin(s) < 0)
+		return STORE_EIO;
+	if (count) {
 		stmt = s->stmt[S_OFF_QUOTA];
 		sqlite3_bind_text(stmt, 1, m->owner, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(stmt, 2, quota);
@@ -751,7 +753,8 @@ sq_offline_put(struct store *st, const struct store_offline_msg *m, long quota, 
 		else
 			r = sq_fail(s, rc, "storing an offline message");
 	}
-	r = sq_op_end(s, r);
+	if (count)
+		r = sq_op_end(s, r);
 	if (r == 0) {
 		*id = new_id;
 		queued_add(s, m->owner, 1);
