@@ -341,6 +341,8 @@ job_run(struct store *st, struct store_job *job)
 	int r;
 	bool undo;
 
+	if (job->atomic)
+		return job->run(st, job); /* a failure leaves nothing behind to undo */
 	if (st->be->job_begin(st) < 0)
 		return STORE_EIO;
 	r = job->run(st, job);

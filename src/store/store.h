@@ -246,6 +246,11 @@ struct store_job {
 	int (*run)(struct store *st, struct store_job *job);
 	void (*done)(struct store_job *job);
 	int result;
+	/*
+	 * run is atomic by itself (one statement, or its own savepoint): it needs no savepoint
+	 * of the batch around it, which saves two statements per job on the hottest paths.
+	 */
+	bool atomic;
 };
 
 struct store_thread;

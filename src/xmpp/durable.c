@@ -102,6 +102,8 @@ durable_route(struct session *s, struct xml_node *st)
 		s->jobs++;
 	}
 	dj->job.run = durable_run;
+	dj->job.atomic =
+	    true; /* store_offline_put: one INSERT, or count and insert in a savepoint */
 	dj->job.done = durable_done;
 	worker_store(s->w, &dj->job);
 	return true;

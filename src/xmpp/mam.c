@@ -126,6 +126,7 @@ archive(struct worker *w, const char *owner, const char *with, const struct xml_
 	pj->m.outgoing = outgoing;
 	pj->room = room;
 	pj->job.run = put_run;
+	pj->job.atomic = true;	 /* one INSERT */
 	pj->job.done = put_done; /* fire and forget, on the storage thread */
 	store_submit(w->srv->store, &pj->job);
 }
