@@ -11,7 +11,6 @@ hung browser fails the test instead of hanging the suite; its stdout carries onl
 import json
 import os
 import queue
-import shutil
 import subprocess
 import threading
 import time
@@ -19,27 +18,13 @@ import time
 import pytest
 
 import helpers
+import nodejs
 from helpers import NS_CLIENT, q
 
-WEB = os.path.join(helpers.REPO, "tests", "web")
-SCRIPT = os.path.join(WEB, "m-chromium.mjs")
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+SCRIPT = os.path.join(nodejs.WEB, "m-chromium.mjs")
 # M_SHOTS=DIR: the script saves each page it passes as DIR/m-*.png (and the failing page)
 
 SERVER_OPTS = {"domain": "localhost"}
-
-
-def _require_browser():
-    """Fails with what to do when node, playwright-core or Chromium is missing."""
-    if shutil.which("node") is None:
-        pytest.fail("node not found: the web client tests need Node.js >= 20.10 and npm",
-                    pytrace=False)
-    if not os.path.isdir(os.path.join(WEB, "node_modules", "playwright-core")):
-        pytest.fail("tests/web/node_modules/playwright-core missing: run `npm ci` in tests/web",
-                    pytrace=False)
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail("%s missing: scripts/deps.sh test must install Debian's chromium"
-                    % CHROMIUM, pytrace=False)
 
 
 class Script:
@@ -47,8 +32,9 @@ class Script:
     thread), stderr is collected for the failure report."""
 
     def __init__(self, argv):
-        self.p = subprocess.Popen(argv, cwd=WEB, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True, bufsize=1)
+        self.p = subprocess.Popen(argv, cwd=nodejs.WEB, stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  bufsize=1)
         self.lines = queue.Queue()
         self.stdout, self.stderr = [], []
         threading.Thread(target=self._read, args=(self.p.stdout, self.stdout, True),
@@ -98,14 +84,14 @@ class Script:
 def test_m_in_chromium(server, clients, js):
     """Log in, send, receive HTML-special characters as text, log out: all by clicking; once
     as an ordinary browser, once with JavaScript switched off in Chromium."""
-    _require_browser()
+    nodejs.require(("playwright-core",), chromium=True)
     jid, pw = server.add_user()
     peer = server.new_user_client(presence=True)
     clients.append(peer)
     peer_bare = helpers.bare(peer.jid)
     s = Script(["node", SCRIPT, "--base", "http://127.0.0.1:%d" % server.http_port,
                 "--user", jid.split("@")[0], "--pw", pw, "--peer-jid", peer_bare,
-                "--chromium", CHROMIUM]
+                "--chromium", nodejs.CHROMIUM]
                + ([] if js else ["--no-js"])
                + (["--screenshots", os.environ["M_SHOTS"]] if os.environ.get("M_SHOTS") else []))
     try:

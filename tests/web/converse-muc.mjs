@@ -10,18 +10,13 @@
 //        --pw2 P [--room LOCALPART] [--chromium /usr/bin/chromium] [--screenshots DIR]
 //        [--log-dir DIR]   (DIR/muc-user1.log, muc-user2.log: the whole console logs on failure)
 
-import http from "node:http";
-import fs from "node:fs";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { askPage, conversePage, converseRun, requireConverse, sleep } from "./lib.mjs";
 
 const HARD_TIMEOUT_MS = 90000;
 const STEP_MS = 20000; // one wait (login, a join, a message arriving)
 const SETTLE_MS = 2500; // after the history shows, how long late duplicates may still arrive
 const started = Date.now();
-const here = path.dirname(fileURLToPath(import.meta.url));
-const DIST = path.join(here, "node_modules", "converse.js", "dist");
 
 const { values: opt } = parseArgs({
 	options: {
@@ -35,71 +30,35 @@ const { values: opt } = parseArgs({
 	},
 });
 
-let stage = "start";
-let browser = null;
-const logs = { user1: [], user2: [] };
-const pages = {};
-const notFound = []; // paths the page asked our server for that do not exist
-
-function sleep(ms) {
-	return new Promise((r) => setTimeout(r, ms));
+// On failure, what each page's Converse knows about the room: the quickest hint at what went
+// wrong.
+async function diagnose(name, p) {
+	const st = await askPage(p, (room) => {
+		const c = window.__t?.converse;
+		if (!c)
+			return "converse not initialized";
+		const m = c.state.chatboxes?.get(room);
+		if (!m)
+			return "room not open; chats: " + JSON.stringify(c.state.chatboxes?.map((x) =>
+				[x.get("id"), x.get("type"), x.session?.get("connection_status")]));
+		return JSON.stringify({
+			connection_status: m.session?.get("connection_status"),
+			nick: m.get("nick"), subject: m.get("subject"),
+			features: m.features?.toJSON?.(),
+			occupants: m.occupants?.map((o) => [o.get("nick"), o.get("presence"),
+				o.get("role"), o.get("affiliation")]),
+			messages: m.messages?.map((x) => [x.get("type"), x.get("nick"),
+				x.get("body") ?? x.get("message")]),
+		});
+	}, roomJid);
+	console.error(`${name}: room state: ${st}`);
 }
 
-let failing = false;
-async function fail(msg) {
-	if (failing)
-		return new Promise(() => {}); // the first failure reports and exits
-	failing = true;
-	console.error(`converse-muc: FAILED at stage "${stage}" after ${Date.now() - started} ms: ` +
-		msg);
-	// what each page's Converse knows about the room: the quickest hint at what went wrong
-	for (const [name, p] of Object.entries(pages)) {
-		const st = await Promise.race([p.evaluate((room) => {
-			const c = window.__t?.converse;
-			if (!c)
-				return "converse not initialized";
-			const m = c.state.chatboxes?.get(room);
-			if (!m)
-				return "room not open; chats: " + JSON.stringify(c.state.chatboxes?.map((x) =>
-					[x.get("id"), x.get("type"), x.session?.get("connection_status")]));
-			return JSON.stringify({
-				connection_status: m.session?.get("connection_status"),
-				nick: m.get("nick"), subject: m.get("subject"),
-				features: m.features?.toJSON?.(),
-				occupants: m.occupants?.map((o) => [o.get("nick"), o.get("presence"),
-					o.get("role"), o.get("affiliation")]),
-				messages: m.messages?.map((x) => [x.get("type"), x.get("nick"),
-					x.get("body") ?? x.get("message")]),
-			});
-		}, roomJid), sleep(3000).then(() => "(page did not answer)")])
-			.catch((e) => `(${e.message})`);
-		console.error(`${name}: room state: ${st}`);
-	}
-	if (notFound.length)
-		console.error(`page server 404s: ${notFound.join(" ")}`);
-	if (opt.screenshots) {
-		fs.mkdirSync(opt.screenshots, { recursive: true });
-		for (const [name, p] of Object.entries(pages)) {
-			await p.screenshot({ path: path.join(opt.screenshots, `muc-${name}.png`) })
-				.catch(() => {});
-			const html = await p.content().catch(() => "");
-			fs.writeFileSync(path.join(opt.screenshots, `muc-${name}.html`), html);
-		}
-	}
-	if (opt["log-dir"]) {
-		fs.mkdirSync(opt["log-dir"], { recursive: true });
-		for (const [name, lines] of Object.entries(logs))
-			fs.writeFileSync(path.join(opt["log-dir"], `muc-${name}.log`), lines.join("\n") + "\n");
-	}
-	for (const [name, lines] of Object.entries(logs)) {
-		if (lines.length)
-			console.error(`---- ${name} browser console (last 80 of ${lines.length}):\n` +
-				lines.slice(-80).join("\n"));
-	}
-	if (browser)
-		await Promise.race([browser.close().catch(() => {}), sleep(3000)]);
-	process.exit(1);
-}
+// Console lines carry seconds since start; --log-dir writes them whole to DIR/muc-user*.log.
+const run = converseRun({ name: "converse-muc", opt, started, stepMs: STEP_MS,
+	shotPrefix: "muc-", tail: 80, stamp: true, clip: opt["log-dir"] ? Infinity : 800,
+	loginErrors: false, diagnose });
+const fail = run.fail;
 
 const need = ["bosh", "ws", "domain", "user1", "pw1", "user2", "pw2"];
 if (need.some((k) => !opt[k])) {
@@ -108,153 +67,16 @@ if (need.some((k) => !opt[k])) {
 		"[--screenshots DIR] [--log-dir DIR]");
 	process.exit(2);
 }
-if (!fs.existsSync(path.join(DIST, "converse.min.js"))) {
-	console.error(`converse-muc: ${DIST}/converse.min.js missing: run 'npm ci' in ${here}`);
-	process.exit(2);
-}
+requireConverse("converse-muc");
 const fullJid = (u) => (u.includes("@") ? u : `${u}@${opt.domain}`);
 // Converse lowercases room JIDs it opens from the dialog; so do we.
 const roomJid = `${(opt.room || `baton-muc-${Date.now().toString(36)}`).toLowerCase()}@` +
 	`conference.${opt.domain}`;
 
-// ---- the page (as in converse.mjs): Converse plus a plugin exposing its API as window.__t.
 // muc_clear_messages_on_leave (Converse's default, made explicit) drops a room's messages when
 // it is left, so the history seen after rejoining comes from the server.
-const PAGE = `<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>baton: Converse.js MUC</title>
-<link rel="stylesheet" href="/dist/converse.min.css">
-<script type="module" src="/dist/converse.min.js"></script></head>
-<body class="converse-fullscreen"><script type="module">
-const q = new URLSearchParams(location.search);
-window.__t = { connected: false };
-converse.plugins.add("baton-test", {
-	initialize() {
-		const c = this._converse;
-		window.__t.api = c.api;
-		window.__t.converse = c;
-		c.api.listen.on("connected", () => { window.__t.connected = true; });
-		c.api.listen.on("disconnected", () => { window.__t.connected = false; });
-	},
-});
-const cfg = {
-	assets_path: "/dist/",
-	authentication: "login",
-	auto_login: true,
-	jid: q.get("jid"),
-	password: q.get("password"),
-	discover_connection_methods: false,
-	view_mode: "fullscreen",
-	persistent_store: "sessionStorage",
-	auto_reconnect: false,
-	play_sounds: false,
-	show_desktop_notifications: false,
-	muc_clear_messages_on_leave: true,
-	i18n: "en",
-	loglevel: q.get("loglevel") || "info",
-	whitelisted_plugins: ["baton-test"],
-};
-if (q.get("bosh")) cfg.bosh_service_url = q.get("bosh");
-if (q.get("ws")) cfg.websocket_url = q.get("ws");
-converse.initialize(cfg);
-</script></body></html>
-`;
-
-const TYPES = {
-	".js": "text/javascript", ".mjs": "text/javascript", ".css": "text/css",
-	".json": "application/json", ".wasm": "application/wasm", ".svg": "image/svg+xml",
-	".png": "image/png", ".jpg": "image/jpeg", ".gif": "image/gif", ".ico": "image/x-icon",
-	".woff": "font/woff", ".woff2": "font/woff2", ".ttf": "font/ttf",
-	".eot": "application/vnd.ms-fontobject",
-	".mp3": "audio/mpeg", ".ogg": "audio/ogg", ".map": "application/json", ".html": "text/html",
-};
-
-// Serves PAGE at / and node_modules/converse.js/dist/* at /dist/*; nothing else.
-function serve() {
-	const srv = http.createServer((req, res) => {
-		const url = new URL(req.url, "http://x");
-		if (url.pathname === "/" || url.pathname === "/index.html") {
-			res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
-			return res.end(PAGE);
-		}
-		if (url.pathname.startsWith("/dist/")) {
-			const rel = path.normalize(decodeURIComponent(url.pathname.slice(6)));
-			const file = path.join(DIST, rel);
-			if (!rel.startsWith("..") && file.startsWith(DIST + path.sep) &&
-			    fs.existsSync(file) && fs.statSync(file).isFile()) {
-				res.writeHead(200, { "content-type":
-					TYPES[path.extname(file)] || "application/octet-stream" });
-				return fs.createReadStream(file).pipe(res);
-			}
-		}
-		if (url.pathname !== "/favicon.ico")
-			notFound.push(url.pathname);
-		res.writeHead(404, { "content-type": "text/plain" });
-		res.end("not found\n");
-	});
-	return new Promise((resolve, reject) => {
-		srv.on("error", reject);
-		srv.listen(0, "127.0.0.1", () => resolve(srv));
-	});
-}
-
-const httpd = await serve();
-const base = `http://127.0.0.1:${httpd.address().port}/`;
-const pageURL = (jid, pw, transport, url) => base + "?" + new URLSearchParams({
-	jid, password: pw, [transport]: url, loglevel: "debug" }).toString();
-
-const hard = setTimeout(() => fail(`hard timeout of ${HARD_TIMEOUT_MS} ms`), HARD_TIMEOUT_MS);
-hard.unref();
-process.on("unhandledRejection", (e) => fail(`unhandled rejection: ${e?.stack || e}`));
-
-let chromium;
-try {
-	({ chromium } = await import("playwright-core"));
-} catch (e) {
-	console.error(`converse-muc: playwright-core missing: run 'npm ci' in ${here} (${e.message})`);
-	process.exit(2);
-}
-if (!fs.existsSync(opt.chromium)) {
-	console.error(`converse-muc: ${opt.chromium} missing (apt-get install chromium)`);
-	process.exit(2);
-}
-
-stage = "launch chromium";
-browser = await chromium.launch({
-	executablePath: opt.chromium,
-	headless: true,
-	args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-	timeout: STEP_MS,
-}).catch((e) => fail(`cannot launch ${opt.chromium}: ${e.message}`));
-
-// One browser context per user: separate storage, as two people on two machines.
-async function openUser(name, jid, pw, transport, url) {
-	const ctx = await browser.newContext({ viewport: { width: 1200, height: 800 } });
-	const p = await ctx.newPage();
-	p.setDefaultTimeout(STEP_MS);
-	const t = () => ((Date.now() - started) / 1000).toFixed(2); // seconds since start
-	p.on("console", (m) => logs[name].push(`${t()} [${m.type()}] ` +
-		(opt["log-dir"] ? m.text() : m.text().slice(0, 800))));
-	p.on("pageerror", (e) => logs[name].push(`${t()} [pageerror] ${e.message}`));
-	p.on("requestfailed", (r) =>
-		logs[name].push(`${t()} [requestfailed] ${r.url()} ${r.failure()?.errorText}`));
-	pages[name] = p;
-	await p.goto(pageURL(jid, pw, transport, url));
-	return p;
-}
-
-async function waitConnected(name, p) {
-	await p.waitForFunction(() => window.__t && window.__t.connected &&
-		window.__t.api.connection.connected(), null, { timeout: STEP_MS })
-		.catch(() => fail(`${name} did not log in within ${STEP_MS} ms`));
-	return p.evaluate(() => {
-		const c = window.__t.api.connection.get();
-		// (class names are minified: tell Strophe's transports apart by their state)
-		const t = c._proto || {};
-		const proto = t.socket instanceof WebSocket ? "websocket"
-			: ("rid" in t && "sid" in t) ? "bosh" : "unknown";
-		return { jid: c.jid, service: c.service, proto };
-	});
-}
+await run.serve(conversePage("baton: Converse.js MUC", { muc_clear_messages_on_leave: true }));
+await run.launch(HARD_TIMEOUT_MS);
 
 const muc = (p) => p.locator(`converse-muc[jid="${roomJid}"]`);
 
@@ -280,7 +102,7 @@ function occupantState(p, nick) {
 
 // Polls occupantState until ok(state) holds; fails with the last state after STEP_MS.
 async function waitOccupant(name, p, nick, what, ok) {
-	stage = `${name}: ${what}`;
+	run.stage = `${name}: ${what}`;
 	const until = Date.now() + STEP_MS;
 	let st;
 	for (;;) {
@@ -304,15 +126,15 @@ const expectGone = (name, p, nick) => waitOccupant(name, p, nick,
 // Groupchat"): room address and nickname, Join. Waits until Converse has entered the room
 // (XEP-0045 7.2: our own presence, status 110, came back) and we are in our own occupant list.
 async function joinViaUI(name, p, nick) {
-	stage = `${name}: open "Add groupchat"`;
+	run.stage = `${name}: open "Add groupchat"`;
 	await p.locator("converse-rooms-list converse-dropdown .dropdown-toggle").first().click();
 	await p.locator("converse-rooms-list a.show-add-muc-modal").click();
 	const modal = p.locator("converse-add-muc-modal");
-	stage = `${name}: fill in "Enter a new Groupchat"`;
+	run.stage = `${name}: fill in "Enter a new Groupchat"`;
 	await modal.locator('input[name="chatroom"]').fill(roomJid);
 	await modal.locator('input[name="nickname"]').fill(nick);
 	await modal.locator('input[type="submit"][name="join"]').click();
-	stage = `${name}: join ${roomJid} as ${nick}`;
+	run.stage = `${name}: join ${roomJid} as ${nick}`;
 	await p.waitForFunction(([room, n]) => {
 		const m = window.__t.converse.state.chatboxes?.get(room);
 		return m?.session?.get("connection_status") === 5 /* ROOMSTATUS.ENTERED */ &&
@@ -324,7 +146,7 @@ async function joinViaUI(name, p, nick) {
 }
 
 async function say(name, p, body) {
-	stage = `${name}: send "${body}"`;
+	run.stage = `${name}: send "${body}"`;
 	const ta = muc(p).locator("textarea.chat-textarea");
 	await ta.fill(body);
 	await ta.press("Enter");
@@ -332,7 +154,7 @@ async function say(name, p, body) {
 
 // Waits until the groupchat message body from nick is shown in the room.
 async function expectShown(name, p, nick, body) {
-	stage = `${name}: shows "${body}" from ${nick}`;
+	run.stage = `${name}: shows "${body}" from ${nick}`;
 	await p.waitForFunction(([room, n, b]) => {
 		const m = window.__t.converse.state.chatboxes?.get(room);
 		return !!m?.messages?.models?.some((x) => x.get("body") === b &&
@@ -359,16 +181,7 @@ function countShown(p, bodies) {
 const j1 = fullJid(opt.user1);
 const j2 = fullJid(opt.user2);
 try {
-	stage = "login";
-	const [p1, p2] = await Promise.all([
-		openUser("user1", j1, opt.pw1, "bosh", opt.bosh),
-		openUser("user2", j2, opt.pw2, "ws", opt.ws),
-	]);
-	const [c1, c2] = await Promise.all([waitConnected("user1", p1), waitConnected("user2", p2)]);
-	if (c1.proto !== "bosh" || c2.proto !== "websocket")
-		fail(`wrong transports: user1 ${c1.proto}, user2 ${c2.proto}`);
-	await Promise.all([p1, p2].map((p) =>
-		p.evaluate(() => window.__t.api.waitUntil("roomsAutoJoined"))));
+	const [p1, p2, c1, c2] = await run.login(j1, j2, "roomsAutoJoined");
 
 	// alice creates the room by joining it (XEP-0045 10.1.1), then bob joins
 	await joinViaUI("user1", p1, "alice");
@@ -381,7 +194,7 @@ try {
 	// the subject (XEP-0045 8.1), set by the owner with Converse's /topic command
 	const subject = `baton room topic ${Date.now()}`;
 	await say("user1", p1, `/topic ${subject}`);
-	stage = "user2: shows the subject";
+	run.stage = "user2: shows the subject";
 	await muc(p2).locator(".chat-head__desc", { hasText: subject }).first()
 		.waitFor({ state: "visible" })
 		.catch(() => fail(`user2 does not show the subject "${subject}"`));
@@ -396,7 +209,7 @@ try {
 	await expectShown("user1", p1, "bob", body2);
 
 	// bob leaves through the room's menu: "Leave" and confirm (XEP-0045 7.14)
-	stage = "user2: leave the room";
+	run.stage = "user2: leave the room";
 	await muc(p2).locator("converse-muc-heading .chatbox-title__buttons converse-dropdown " +
 		".dropdown-toggle").first().click();
 	await muc(p2).locator("a.close-chatbox-button").click();
@@ -412,7 +225,7 @@ try {
 	await expectOccupant("user1", p1, "bob");
 	await expectShown("user2", p2, "alice", body1);
 	await expectShown("user2", p2, "bob", body2);
-	stage = "user2: history after rejoining, each message once";
+	run.stage = "user2: history after rejoining, each message once";
 	await sleep(SETTLE_MS);
 	const counts = await countShown(p2, [body1, body2]);
 	if (counts.some((c) => c.shown !== 1 || c.models !== 1))
@@ -425,14 +238,7 @@ try {
 		return { mam_enabled: !!f.get("mam_enabled"), persistent: !!f.get("persistent") };
 	}, roomJid);
 
-	if (opt.screenshots) {
-		fs.mkdirSync(opt.screenshots, { recursive: true });
-		await p1.screenshot({ path: path.join(opt.screenshots, "muc-user1.png") });
-		await p2.screenshot({ path: path.join(opt.screenshots, "muc-user2.png") });
-	}
-	stage = "close";
-	await Promise.race([browser.close(), sleep(5000)]);
-	httpd.close();
+	await run.finish();
 	console.log(JSON.stringify({ ok: true, room: roomJid, creator_affiliation: created,
 		user1: { jid: c1.jid, transport: c1.proto, nick: "alice" },
 		user2: { jid: c2.jid, transport: c2.proto, nick: "bob" },

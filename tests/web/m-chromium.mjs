@@ -14,14 +14,13 @@
 import fs from "node:fs";
 import path from "node:path";
 import readline from "node:readline";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { failAfter, firstFailure, launchChromium, loadChromium, sleep } from "./lib.mjs";
 
 const HARD_TIMEOUT_MS = 60000;
 const STEP_MS = 15000;	 // one navigation or element wait
 const EXPECT_MS = 20000; // until the peer's message shows (from the expect line)
 const started = Date.now();
-const here = path.dirname(fileURLToPath(import.meta.url));
 
 const { values: opt } = parseArgs({
 	options: {
@@ -60,15 +59,7 @@ let page = null;
 const checked = []; // one entry per page checked for script and CSP
 const log = [];	    // documents loaded, console messages, failed requests
 
-function sleep(ms) {
-	return new Promise((r) => setTimeout(r, ms));
-}
-
-let failing = false;
-async function fail(msg) {
-	if (failing)
-		return new Promise(() => {}); // the first failure reports and exits
-	failing = true;
+const fail = firstFailure(async (msg) => {
 	console.error(`m-chromium: FAILED at stage "${stage}" after ${Date.now() - started} ms: ` +
 		msg);
 	if (opt.screenshots && page) {
@@ -88,11 +79,8 @@ async function fail(msg) {
 		await Promise.race([browser.close().catch(() => {}), sleep(3000)]);
 	console.log(JSON.stringify({ ok: false, stage, error: msg }));
 	process.exit(1);
-}
-
-const hard = setTimeout(() => fail(`hard timeout of ${HARD_TIMEOUT_MS} ms`), HARD_TIMEOUT_MS);
-hard.unref();
-process.on("unhandledRejection", (e) => fail(`unhandled rejection: ${e?.stack || e}`));
+});
+failAfter(HARD_TIMEOUT_MS, fail);
 
 function check(cond, what) {
 	if (!cond)
@@ -172,27 +160,11 @@ async function readExpect() {
 	return v.expect;
 }
 
-let chromium;
-try {
-	({ chromium } = await import("playwright-core"));
-} catch (e) {
-	console.error(`m-chromium: playwright-core missing: run 'npm ci' in ${here} (${e.message})`);
-	process.exit(2);
-}
-if (!fs.existsSync(opt.chromium)) {
-	console.error(`m-chromium: ${opt.chromium} missing (apt-get install chromium)`);
-	process.exit(2);
-}
+const chromium = await loadChromium("m-chromium", opt.chromium);
 
 try {
 	setStage("launch chromium");
-	browser = await chromium.launch({
-		executablePath: opt.chromium,
-		headless: true,
-		args: ["--headless", "--no-sandbox", "--disable-gpu",
-			"--disable-background-networking"],
-		timeout: STEP_MS,
-	});
+	browser = await launchChromium(chromium, opt.chromium, STEP_MS);
 	const ctx = await browser.newContext({ viewport: { width: 800, height: 600 },
 		javaScriptEnabled: !opt["no-js"] });
 	page = await ctx.newPage();
