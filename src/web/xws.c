@@ -29,15 +29,9 @@ xws_open(void *t, const char *id, const char *from, const char *to)
 	struct buf b = {0};
 
 	/* RFC 7395 3.4: the server's <open/> carries what a stream header would. */
-	buf_puts(&b, "<open xmlns='" NS_FRAMING "' id='");
-	buf_puts(&b, id);
-	buf_puts(&b, "' from='");
-	xml_escape(&b, from, strlen(from), true);
-	if (to) {
-		buf_puts(&b, "' to='");
-		xml_escape(&b, to, strlen(to), true);
-	}
-	buf_puts(&b, "' version='1.0' xml:lang='en'/>");
+	buf_puts(&b, "<open xmlns='" NS_FRAMING "'");
+	c2s_stream_attrs(&b, id, from, to);
+	buf_puts(&b, "/>");
 	ws_send(x->ws, buf_head(&b), buf_used(&b));
 	buf_free(&b);
 }

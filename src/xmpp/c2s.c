@@ -272,21 +272,29 @@ session_shutdown(struct session *s)
 
 /* ---- sessions over TCP (RFC 6120), the transport of port 5222 and 5223 ---- */
 
+void
+c2s_stream_attrs(struct buf *b, const char *id, const char *from, const char *to)
+{
+	buf_puts(b, " id='");
+	buf_puts(b, id);
+	buf_puts(b, "' from='");
+	xml_escape(b, from, strlen(from), true);
+	if (to) {
+		buf_puts(b, "' to='");
+		xml_escape(b, to, strlen(to), true);
+	}
+	buf_puts(b, "' version='1.0' xml:lang='en'");
+}
+
 static void
 tcp_open(void *t, const char *id, const char *from, const char *to)
 {
 	struct buf b = {0};
 
 	buf_puts(&b, "<?xml version='1.0'?><stream:stream xmlns='" NS_CLIENT
-		     "' xmlns:stream='" NS_STREAM "' id='");
-	buf_puts(&b, id);
-	buf_puts(&b, "' from='");
-	xml_escape(&b, from, strlen(from), true);
-	if (to) {
-		buf_puts(&b, "' to='");
-		xml_escape(&b, to, strlen(to), true);
-	}
-	buf_puts(&b, "' version='1.0' xml:lang='en'>");
+		     "' xmlns:stream='" NS_STREAM "'");
+	c2s_stream_attrs(&b, id, from, to);
+	buf_puts(&b, ">");
 	conn_write(t, buf_head(&b), buf_used(&b));
 	buf_free(&b);
 }

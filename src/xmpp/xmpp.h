@@ -85,6 +85,8 @@ struct c2s_transport {
 	const char *(*peer)(void *t); /* "ip:port", for logs */
 };
 
+/* Appends the attributes of a stream header (RFC 6120 4.7): id, from, to, version, lang. */
+void c2s_stream_attrs(struct buf *b, const char *id, const char *from, const char *to);
 /* A new session on w (the calling worker) whose stream comes over (tp, t). */
 struct session *c2s_open(struct worker *w, const struct c2s_transport *tp, void *t);
 /* Bytes of the client's stream; the session parses and runs them. */
