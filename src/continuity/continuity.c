@@ -731,15 +731,11 @@ offer(struct xfer *x, struct session *to)
 		rj->q[i].room = x->items[i].room;
 		rj->q[i].jid = xstrdup(x->items[i].jid);
 	}
-	if (max <= 0 || !x->a->w->srv->cfg->archive_enabled)
-		rj->nq = x->n, rj->max = 0;
 	rj->job.run = read_run;
 	rj->job.done = history_done;
 	x->jobs++;
-	if (rj->max == 0) {
-		/* No history wanted: the offer goes at once, through the same path. */
-		for (size_t i = 0; i < rj->nq; i++)
-			rj->q[i].n = 0;
+	if (max <= 0 || !x->a->w->srv->cfg->archive_enabled) {
+		/* No history wanted (or kept): the offer goes at once, through the same path. */
 		history_done(&rj->job);
 		return;
 	}
