@@ -88,7 +88,9 @@ struct cacct {
 	struct xfer *xfers;
 	struct hmap bind;  /* peer bare JID -> struct bound */
 	struct hmap pulls; /* id of a transfer-request -> full JID that pulled */
+	/* preferences (PROTOCOL.md 1: kept in the account's private storage, XEP-0049) */
 	bool auto_accept_pull;
+	bool auto_transfer_on_connect; /* R14: a device that connects takes over at once */
 	bool held; /* we hold a reference on the account (something pending) */
 };
 
@@ -942,14 +944,30 @@ accept(struct xfer *x, struct session *to)
 
 /* ---- devices coming and going ---- */
 
+static struct session *other_device(struct session *s);
+static void launch(struct xfer *x, struct session *s, struct xml_node *st);
+
 static void
 cont_bound(struct session *s, const struct xml_node *bind_iq)
 {
 	struct account *a = s->acct;
 	struct cacct *ca = a->ext[continuity_ext.slot];
+	struct session *src;
 
 	if (!ca)
 		return;
+	if (ca->auto_transfer_on_connect && bind_iq && (src = other_device(s))) {
+		/* R14, claims 9/10/15: connecting is the trigger: A's sessions are offered to B. */
+		char *bad = NULL;
+		struct xfer *x = xfer_new(a, src->full);
+		x->target = xstrdup(s->full);
+		collect_items(x, src, NULL, &bad);
+		free(bad);
+		if (x->n)
+			launch(x, s, NULL);
+		else
+			xfer_end(x);
+	}
 	/* R12: transfers waiting for this device (or for "my next device") are offered now. */
 	for (struct xfer *x = ca->xfers, *next; x; x = next) {
 		next = x->next;
@@ -1406,6 +1424,95 @@ iq_priority(struct session *s, struct xml_node *st, struct xml_node *q)
 	reply_ok(s, st, NULL);
 }
 
+#define PREFS_KEY "preferences " NS_CONT /* in private storage, "name namespace" */
+
+static bool
+truthy(const char *v)
+{
+	return v && (strcmp(v, "true") == 0 || strcmp(v, "1") == 0);
+}
+
+static void
+prefs_apply(struct cacct *ca, const struct xml_node *p)
+{
+	ca->auto_accept_pull = truthy(xml_attr(p, "auto_accept_pull"));
+	ca->auto_transfer_on_connect = truthy(xml_attr(p, "auto_transfer_on_connect"));
+}
+
+static struct xml_node *
+prefs_element(const struct cacct *ca)
+{
+	struct xml_node *p = xml_el_new("preferences", NS_CONT);
+
+	xml_set_attr(p, "auto_accept_pull", ca->auto_accept_pull ? "true" : "false");
+	xml_set_attr(p, "auto_transfer_on_connect", ca->auto_transfer_on_connect ? "true" : "false");
+	return p;
+}
+
+struct prefs_job {
+	struct store_job job;
+	char *owner;
+	struct buf xml;
+};
+
+static int
+prefs_run(struct store *st, struct store_job *job)
+{
+	struct prefs_job *pj = container_of(job, struct prefs_job, job);
+	return store_private_set(st, pj->owner, PREFS_KEY, buf_head(&pj->xml), buf_used(&pj->xml));
+}
+
+static void
+prefs_done(struct store_job *job)
+{
+	struct prefs_job *pj = container_of(job, struct prefs_job, job);
+
+	if (job->result < 0)
+		log_error("continuity %s: could not store the preferences", pj->owner);
+	free(pj->owner);
+	buf_free(&pj->xml);
+	free(pj);
+}
+
+static void
+iq_preferences(struct session *s, struct xml_node *st, struct xml_node *q, bool set)
+{
+	struct cacct *ca = ca_of(s->acct);
+	struct xml_node *p;
+
+	if (!set) {
+		reply_ok(s, st, prefs_element(ca));
+		return;
+	}
+	prefs_apply(ca, q);
+	struct prefs_job *pj = xcalloc(1, sizeof *pj);
+	pj->owner = xstrdup(s->acct->bare);
+	p = prefs_element(ca);
+	xml_write(&pj->xml, p, NULL);
+	xml_free(p);
+	pj->job.run = prefs_run;
+	pj->job.done = prefs_done;
+	worker_store(s->w, &pj->job);
+	reply_ok(s, st, NULL);
+}
+
+/* With the account (storage thread): its preferences from private storage. */
+static void *
+cont_load(struct store *st, const char *bare)
+{
+	struct cacct *ca = xcalloc(1, sizeof *ca);
+	struct buf b = {0};
+	struct xml_node *p;
+
+	if (store_private_get(st, bare, PREFS_KEY, &b) == 0 &&
+	    (p = xml_parse(buf_head(&b), buf_used(&b)))) {
+		prefs_apply(ca, p);
+		xml_free(p);
+	}
+	buf_free(&b);
+	return ca;
+}
+
 static void
 cont_iq(struct session *s, struct xml_node *st)
 {
@@ -1428,11 +1535,9 @@ cont_iq(struct session *s, struct xml_node *st)
 		iq_reserve(s, st, q);
 	else if (set && strcmp(q->name, "priority") == 0)
 		iq_priority(s, st, q);
-	else if (set && strcmp(q->name, "preferences") == 0) {
-		const char *v = xml_attr(q, "auto_accept_pull");
-		ca_of(s->acct)->auto_accept_pull = v && (!strcmp(v, "true") || !strcmp(v, "1"));
-		reply_ok(s, st, NULL);
-	} else
+	else if (strcmp(q->name, "preferences") == 0)
+		iq_preferences(s, st, q, set);
+	else
 		reply_error(s, st, "cancel", "feature-not-implemented", NULL);
 }
 
@@ -1445,4 +1550,5 @@ struct xmpp_ext continuity_ext = {
     .session_end = cont_session_end,
     .session_free = cont_session_free,
     .account_free = cont_account_free,
+    .load = cont_load,
 };

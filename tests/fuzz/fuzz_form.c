@@ -38,7 +38,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
 		char *v = web_form_get(text, size, names[i]);
 		if (v) {
-			check(u8_check((const uint8_t *)v, strlen(v)) == NULL, "form value not UTF-8");
+			check(u8_check((const uint8_t *)v, strlen(v)) == NULL,
+			      "form value not UTF-8");
 			for (const unsigned char *c = (const unsigned char *)v; *c; c++)
 				check(*c >= 0x20 || *c == '\t' || *c == '\n' || *c == '\r',
 				      "form value with a control character");
@@ -54,7 +55,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	web_html(&b, text);
 	buf_append(&b, "", 1);
 	for (const char *c = buf_head(&b); *c; c++) {
-		check(*c != '<' && *c != '>' && *c != '"' && *c != '\'', "raw markup in escaped HTML");
+		check(*c != '<' && *c != '>' && *c != '"' && *c != '\'',
+		      "raw markup in escaped HTML");
 		if (*c == '&')
 			check(strncmp(c, "&amp;", 5) == 0 || strncmp(c, "&lt;", 4) == 0 ||
 				  strncmp(c, "&gt;", 4) == 0 || strncmp(c, "&quot;", 6) == 0 ||

@@ -45,11 +45,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check(used <= n, "used more than given");
 		off += used;
 		if (r.done) {
-			check(r.req.method && r.req.path, "complete request without method or path");
+			check(r.req.method && r.req.path,
+			      "complete request without method or path");
 			check(buf_used(&r.req.body) <= lim.body_max, "body over the limit");
 			for (size_t i = 0; i < r.req.nheaders; i++) {
 				for (const char *c = r.req.headers[i].name; *c; c++)
-					check(!(*c >= 'A' && *c <= 'Z'), "header name not lower case");
+					check(!(*c >= 'A' && *c <= 'Z'),
+					      "header name not lower case");
 				check(r.req.headers[i].value != NULL, "header without value");
 			}
 			requests++;

@@ -405,3 +405,46 @@ def test_seat_reservation(server, login):
     err = e.expect("presence", pred=lambda p: p.get("type") == "error")
     assert stanza_error(err)[1] == "service-unavailable"
     join(b, room, "alice")
+
+
+def test_auto_transfer_on_connect_and_preferences_persist(server, login):
+    """R14: with the preference on, B's login alone brings it the offer; the preference is
+    kept in private storage (PROTOCOL.md 1) and survives the account going idle."""
+    jid, pw = server.add_user()
+    a = login(jid=jid, password=pw, resource="desk", presence=True)
+    a.iq("set", "<preferences xmlns='%s' auto_transfer_on_connect='true'/>" % NS_CONT,
+         check=True)
+    a.close()
+    time.sleep(0.5)
+    a = login(jid=jid, password=pw, resource="desk", presence=True)
+    p = cont(a.iq("get", "<preferences xmlns='%s'/>" % NS_CONT, check=True), "preferences")
+    assert p.get("auto_transfer_on_connect") == "true", tostr(p)
+    c = login(presence=True)
+    chat(c, a, 1)
+    b = login(jid=jid, password=pw, resource="phone", presence=True)
+    off = offered(b)
+    assert off.get("from") == a.jid
+    answer(b, off.get("id"))
+    c.message(jid, "followed me")
+    b.expect("message", pred=lambda e: body(e) == "followed me")
+    a.iq("set", "<preferences xmlns='%s'/>" % NS_CONT, check=True)
+
+
+def test_transfer_to_a_websocket_device(server, login, clients):
+    """R37: the target uses another transport (XMPP over WebSocket)."""
+    import web
+    jid, pw = server.add_user()
+    a = login(jid=jid, password=pw, resource="desk", presence=True)
+    c = login(presence=True)
+    chat(c, a, 2)
+    w = web.WsXmpp(server.http_port).login(jid.split("@")[0], pw, "browser")
+    clients.append(w)
+    w.send("<presence/>")
+    t = transfer(a, to=w.jid)
+    m = w.wait_for(lambda e: cont(e, "transferred") is not None)
+    off = cont(m, "transferred")
+    assert history_bodies(off.find(q(NS_CONT, "session"))) == ["m0", "m1"]
+    w.send("<iq type='set' id='acc'><accept xmlns='%s' id='%s'/></iq>" % (NS_CONT, t.get("id")))
+    control(a, "transfer-done")
+    c.message(jid, "to the browser")
+    w.wait_for(lambda e: body(e) == "to the browser")
