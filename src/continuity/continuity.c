@@ -91,7 +91,7 @@ struct cacct {
 	/* preferences (PROTOCOL.md 1: kept in the account's private storage, XEP-0049) */
 	bool auto_accept_pull;
 	bool auto_transfer_on_connect; /* R14: a device that connects takes over at once */
-	bool held; /* we hold a reference on the account (something pending) */
+	bool held;		       /* we hold a reference on the account (something pending) */
 };
 
 /* ---- state ---- */
@@ -744,6 +744,36 @@ offer(struct xfer *x, struct session *to)
 	worker_store(x->a->w, &rj->job);
 }
 
+static struct xml_node *prefs_element(const struct cacct *ca);
+
+/*
+ * R21 (claims 2, 18-21, 33, 45): the client-level data goes across with the sessions: the
+ * server's identity, the contacts with their subscription, and the account's preferences.
+ */
+static struct xml_node *
+client_data(struct account *a)
+{
+	static const char *const subs[] = {"none", "to", "from", "both"};
+	struct xml_node *c = xml_el_new("client", NS_CONT);
+	const char *k;
+	void *v;
+
+	xml_set_attr(c, "account", a->bare);
+	xml_set_attr(c, "server", a->w->srv->cfg->domain);
+	for (size_t it = 0; hmap_next(&a->roster, &it, &k, &v);) {
+		struct roster_item *ri = v;
+		if (ri->hidden)
+			continue;
+		struct xml_node *e = xml_add_el(c, "contact", NULL);
+		xml_set_attr(e, "jid", ri->contact);
+		if (ri->name)
+			xml_set_attr(e, "name", ri->name);
+		xml_set_attr(e, "subscription", subs[ri->sub & 3]);
+	}
+	xml_add_child(c, prefs_element(ca_of(a)));
+	return c;
+}
+
 static void
 offer_send(struct xfer *x)
 {
@@ -766,6 +796,7 @@ offer_send(struct xfer *x)
 		xml_add_child(t, pick->history);
 		pick->history = NULL;
 	}
+	xml_add_child(t, client_data(x->a));
 	if (x->blob)
 		xml_add_child(t, xml_copy(x->blob));
 	log_info("continuity %s: transfer %s offered to %s (%zu sessions)", x->a->bare, x->id,
@@ -1445,7 +1476,8 @@ prefs_element(const struct cacct *ca)
 	struct xml_node *p = xml_el_new("preferences", NS_CONT);
 
 	xml_set_attr(p, "auto_accept_pull", ca->auto_accept_pull ? "true" : "false");
-	xml_set_attr(p, "auto_transfer_on_connect", ca->auto_transfer_on_connect ? "true" : "false");
+	xml_set_attr(p, "auto_transfer_on_connect",
+		     ca->auto_transfer_on_connect ? "true" : "false");
 	return p;
 }
 

@@ -100,6 +100,10 @@ def test_push_move_accept(server, login):
     assert sess.get("with") == c.bare, tostr(off)
     assert history_bodies(sess) == ["before0", "before1", "before2", "from desk"]
     assert sess.find(q(NS_FORWARD, "forwarded")).find(q(NS_DELAY, "delay")) is not None
+    # R21: the client-level data comes along: the server's identity and the preferences.
+    client = off.find(q(NS_CONT, "client"))
+    assert client is not None and client.get("server") == server.domain, tostr(off)
+    assert client.get("account") == a.bare and client.find(q(NS_CONT, "preferences")) is not None
     answer(b, t.get("id"))
     done = control(a, "transfer-done")
     assert done.get("id") == t.get("id") and done.get("to") == b.jid
