@@ -404,9 +404,12 @@ muc_continuity_iq(struct room *r, struct xml_node *st, const char *from)
 	struct xml_node *moved = xml_child(q, "moved", NS_CONT);
 
 	if (strcmp(q->name, "seat") != 0 || !o || !to) {
+		log_info("muc %s: no seat of %s to move", r->jid, jid ? jid : "(none)");
 		muc_error(r, st, "cancel", "item-not-found");
 		return;
 	}
+	log_info("muc %s: the seat of %s (%s) %s %s", r->jid, jid, o->nick,
+		 mode && strcmp(mode, "copy") == 0 ? "shared with" : "moved to", to);
 	if (muc_by_jid(r, to) != o) {
 		/* The new device takes the seat (move) or shares it (copy): no leave, no join. */
 		o->also = xrealloc(o->also, (o->nalso + 1) * sizeof *o->also);
