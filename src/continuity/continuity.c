@@ -74,7 +74,8 @@ struct xfer {
 	int64_t snapshot; /* archive ids below it are history */
 	struct hmap live; /* archive ids the target got live while the offer stood (no catch-up) */
 	enum xstate state;
-	bool dead; /* ended while a storage job still points here */
+	bool dead;    /* ended while a storage job still points here */
+	bool foreign; /* the target is a device of another account (R34) */
 	unsigned jobs;
 	struct timer ttl;
 };
@@ -91,7 +92,9 @@ struct cacct {
 	/* preferences (PROTOCOL.md 1: kept in the account's private storage, XEP-0049) */
 	bool auto_accept_pull;
 	bool auto_transfer_on_connect; /* R14: a device that connects takes over at once */
-	bool held;		       /* we hold a reference on the account (something pending) */
+	char *handover_to; /* R34: accounts this one may hand conversations to, space separated */
+	struct hmap redirect; /* peer bare JID -> struct bound: handed to another account */
+	bool held;	      /* we hold a reference on the account (something pending) */
 };
 
 /* ---- state ---- */
@@ -398,6 +401,14 @@ xfer_find(struct account *a, const char *id)
 	return NULL;
 }
 
+/* Is full a device of account a? */
+static bool
+is_own(const struct account *a, const char *full)
+{
+	size_t n = strlen(a->bare);
+	return strncmp(full, a->bare, n) == 0 && full[n] == '/';
+}
+
 /* A control message to one device of the account, from the account (PROTOCOL.md 1). */
 static void
 tell(struct account *a, const char *to, struct xml_node *payload)
@@ -405,6 +416,13 @@ tell(struct account *a, const char *to, struct xml_node *payload)
 	struct session *s = session_of(a, to);
 	struct xml_node *m;
 
+	if (!is_own(a, to)) {
+		/* A device of another account (R34): through the router like any message. */
+		m = stanza_new("message", a->bare, to, NULL, NULL);
+		xml_add_child(m, payload);
+		route(a->w, m);
+		return;
+	}
 	if (!s || s->state != SS_ACTIVE) {
 		xml_free(payload);
 		return;
@@ -701,26 +719,29 @@ history_done(struct store_job *job)
 		it->history = sess;
 	}
 	read_job_free(rj);
-	if (!to || to->state != SS_ACTIVE) {
+	if (!x->foreign && (!to || to->state != SS_ACTIVE)) {
 		fail(x, "target-disconnected");
 		return;
 	}
 	offer_send(x);
 }
 
-/* Reads the history of every item, then offers the transfer to the device 'to'. */
+/*
+ * Reads the history of every item, then offers the transfer to the device 'to' (a session
+ * of the account, or NULL for x->target of another account).
+ */
 static void
 offer(struct xfer *x, struct session *to)
 {
 	struct read_job *rj = xcalloc(1, sizeof *rj);
 	long max = x->history;
-	struct csess *cs = cs_of(to);
+	struct csess *cs = to ? cs_of(to) : NULL;
 
 	free(x->offered_to);
-	x->offered_to = xstrdup(to->full);
+	x->offered_to = xstrdup(to ? to->full : x->target);
 	x->state = X_BUILDING;
 	/* R18: the target's profile may ask for less. */
-	if (cs->max_history > 0 && cs->max_history < max)
+	if (cs && cs->max_history > 0 && cs->max_history < max)
 		max = cs->max_history;
 	x->snapshot = mam_next_id(x->a->w);
 	rj->x = x;
@@ -806,6 +827,36 @@ offer_send(struct xfer *x)
 
 /* ---- accepting: the switch ---- */
 
+/*
+ * The catch-up for a device of another account (R34): what the peers sent goes to it as
+ * sent (it answers them itself now), what this account sent as forwarded copies.
+ */
+static void
+catchup_foreign(struct account *a, struct read_job *rj)
+{
+	for (size_t i = 0; i < rj->nq; i++) {
+		for (size_t j = 0; j < rj->q[i].n; j++) {
+			struct found *f = &rj->q[i].f[j];
+			struct xml_node *m, *out;
+			char id[24];
+			snprintf(id, sizeof id, "%lld", (long long)f->id);
+			if (hmap_get(&rj->skip, id) || !(m = parse_stored(f->stanza)))
+				continue;
+			if (f->outgoing || rj->q[i].room) {
+				out = stanza_new("message", a->bare, rj->to, NULL, NULL);
+				struct xml_node *fw = xml_add_el(out, "forwarded", NS_FORWARD);
+				add_delay(fw, f->stamp, NULL);
+				xml_add_child(fw, m);
+			} else {
+				out = m;
+				xml_set_attr(out, "to", rj->to);
+				add_delay(out, f->stamp, a->w->srv->cfg->domain);
+			}
+			route(a->w, out);
+		}
+	}
+}
+
 static void
 catchup_done(struct store_job *job)
 {
@@ -817,6 +868,11 @@ catchup_done(struct store_job *job)
 	if (rj->x->dead)
 		xfer_free(rj->x);
 	to = session_of(a, rj->to);
+	if (!to && !is_own(a, rj->to)) {
+		catchup_foreign(a, rj);
+		read_job_free(rj);
+		return;
+	}
 	for (size_t i = 0; to && to->state == SS_ACTIVE && i < rj->nq; i++) {
 		for (size_t j = 0; j < rj->q[i].n; j++) {
 			struct found *f = &rj->q[i].f[j];
@@ -973,6 +1029,140 @@ accept(struct xfer *x, struct session *to)
 	xfer_end(x);
 }
 
+/* ---- handing conversations to another account (R34, claim 16) ---- */
+
+/*
+ * The switch for a target of another account: the peers' next messages go to it
+ * (redirect), seats move to it (and become its account's), and it gets the catch-up.
+ */
+static void
+accept_foreign(struct xfer *x)
+{
+	struct account *a = x->a;
+	struct cacct *ca = ca_of(a);
+	struct session *from = session_of(a, x->source);
+	struct csess *fcs = from ? cs_of(from) : NULL;
+	bool move = x->mode != MODE_COPY;
+	struct read_job *rj = xcalloc(1, sizeof *rj);
+	struct xml_node *done;
+
+	rj->x = x;
+	rj->owner = xstrdup(a->bare);
+	rj->catchup = true;
+	rj->after = x->snapshot - 1;
+	rj->before = mam_next_id(a->w);
+	rj->to = xstrdup(x->offered_to);
+	rj->skip = x->live;
+	x->live = (struct hmap){0};
+	rj->q = xcalloc(x->n ? x->n : 1, sizeof *rj->q);
+	for (size_t i = 0; i < x->n; i++) {
+		struct item *it = &x->items[i];
+		struct xml_node *mv = NULL;
+		rj->q[rj->nq].room = it->room;
+		rj->q[rj->nq++].jid = xstrdup(it->jid);
+		if (x->notify) {
+			mv = xml_el_new("moved", NS_CONT);
+			xml_set_attr(mv, "jid", a->bare);
+			if (x->source)
+				xml_set_attr(mv, "from", x->source);
+			xml_set_attr(mv, "to", x->offered_to);
+		}
+		if (it->room) {
+			struct seat *old = move && fcs ? hmap_del(&fcs->seats, it->jid) : NULL;
+			if (old)
+				seat_free(old);
+			if (from)
+				seat_request(a, it->jid, from->full, x->offered_to, !move, mv);
+			else
+				xml_free(mv);
+			continue;
+		}
+		if (move) {
+			struct bound *b = xcalloc(1, sizeof *b);
+			b->to = xstrdup(x->offered_to);
+			b->from = from ? xstrdup(from->resource) : NULL;
+			bound_free(hmap_put(&ca->redirect, it->jid, b));
+			bound_free(hmap_del(&ca->bind, it->jid));
+			if (fcs)
+				free(hmap_del(&fcs->convs, it->jid));
+		}
+		if (mv) {
+			struct xml_node *m = stanza_new("message", a->bare, it->jid, NULL, NULL);
+			xml_add_child(m, mv);
+			route(a->w, m);
+		}
+	}
+	rj->job.run = read_run;
+	rj->job.done = catchup_done;
+	x->jobs++;
+	if (a->w->srv->cfg->archive_enabled)
+		worker_store(a->w, &rj->job);
+	else
+		catchup_done(&rj->job);
+	log_info("continuity %s: transfer %s accepted by %s (another account)", a->bare, x->id,
+		 x->offered_to);
+	done = xml_el_new("transfer-done", NS_CONT);
+	xml_set_attr(done, "id", x->id);
+	xml_set_attr(done, "to", x->offered_to);
+	if (x->source)
+		tell(a, x->source, done);
+	else
+		xml_free(done);
+	if (x->mode == MODE_LOGOUT && from && from->state == SS_ACTIVE) {
+		if (from->tp)
+			from->tp->end(from->t);
+		session_close(from, "logged out by a transfer");
+	}
+	xfer_end(x);
+}
+
+/* The offered device of another account answers at this account's bare JID. */
+static void
+cont_account_iq(struct account *a, struct xml_node *st, const struct jid *from)
+{
+	struct xml_node *q = xml_child(st, NULL, NULL);
+	const char *id = xml_attr(q, "id");
+	char *full = jid_full(from);
+	struct xfer *x = id ? xfer_find(a, id) : NULL;
+	bool yes = strcmp(q->name, "accept") == 0;
+	struct xml_node *r;
+
+	if ((!yes && strcmp(q->name, "decline") != 0) || !x || !x->foreign ||
+	    x->state != X_OFFERED || strcmp(x->offered_to, full) != 0) {
+		r = stanza_error_reply(st, "cancel", "item-not-found",
+				       "no such transfer offered to you");
+	} else {
+		r = stanza_new("iq", a->bare, full, "result", xml_attr(st, "id"));
+		if (yes)
+			accept_foreign(x);
+		else
+			fail(x, "declined");
+	}
+	xml_set_attr(r, "from", a->bare);
+	route(a->w, r);
+	free(full);
+	xml_free(st);
+}
+
+static const char *
+cont_redirect(struct account *a, const struct xml_node *st, const struct jid *to,
+	      const struct jid *from)
+{
+	struct cacct *ca = a->ext[continuity_ext.slot];
+	struct bound *b;
+	char *peer;
+
+	if (!ca || !ca->redirect.count || !from)
+		return NULL;
+	peer = jid_bare(from);
+	b = hmap_get(&ca->redirect, peer);
+	free(peer);
+	/* As for a move within the account: the bare JID, or the device it was handed from. */
+	if (b && (!to->resource || (b->from && strcmp(to->resource, b->from) == 0)))
+		return b->to;
+	return NULL;
+}
+
 /* ---- devices coming and going ---- */
 
 static struct session *other_device(struct session *s);
@@ -1075,7 +1265,9 @@ cont_account_free(struct account *a)
 			xfer_free(x);
 	}
 	hmap_free_all(&ca->bind, bound_free);
+	hmap_free_all(&ca->redirect, bound_free);
 	hmap_free_all(&ca->pulls, free);
+	free(ca->handover_to);
 	free(ca);
 	a->ext[continuity_ext.slot] = NULL;
 }
@@ -1193,10 +1385,31 @@ launch(struct xfer *x, struct session *s, struct xml_node *st)
 	}
 	if (st)
 		result_with(s, st, x, "pending");
-	if (to && to->state == SS_ACTIVE)
+	if (x->foreign)
+		offer(x, NULL); /* R34: it answers to this account's bare JID */
+	else if (to && to->state == SS_ACTIVE)
 		offer(x, to);
 	else
 		x->state = X_WAITING; /* R12: delivered when that device (or the next one) binds */
+}
+
+/* Does the account allow handing conversations to the account of device target (R34)? */
+static bool
+j_bare_allowed(const struct cacct *ca, const char *target)
+{
+	char *bare = bare_of(target);
+	const char *l = ca->handover_to;
+	bool ok = false;
+	size_t n = bare ? strlen(bare) : 0;
+
+	while (bare && l && *l && !ok) {
+		l += strspn(l, " ");
+		size_t len = strcspn(l, " ");
+		ok = len == n && strncmp(l, bare, n) == 0;
+		l += len;
+	}
+	free(bare);
+	return ok;
 }
 
 static void
@@ -1208,6 +1421,7 @@ iq_transfer(struct session *s, struct xml_node *st, struct xml_node *q)
 	const char *notify = xml_attr(q, "notify"), *hist = xml_attr(q, "history");
 	const char *answer = xml_attr(q, "id");
 	char *target = NULL, *bad = NULL;
+	bool foreign = false;
 	struct xfer *x;
 
 	/* An answer to a transfer-request (pull): the target is who pulled. */
@@ -1230,14 +1444,15 @@ iq_transfer(struct session *s, struct xml_node *st, struct xml_node *q)
 		target = jid_full(&j);
 		free(bare);
 		jid_free(&j);
-		if (!same) {
-			/* R31: only devices of this account (handover to others: issue 5
-			 * follow-up). */
+		if (!same && (!j_bare_allowed(ca, target) || !strchr(target, '/'))) {
+			/* R31, R34: another account only if this one allows it, and one device. */
 			free(target);
 			reply_error(s, st, "cancel", "not-allowed",
-				    "the target is not a device of this account");
+				    "the target is not a device of this account, nor of one it may "
+				    "hand conversations to");
 			return;
 		}
+		foreign = !same;
 		if (strcmp(target, s->full) == 0) {
 			free(target);
 			reply_error(s, st, "modify", "bad-request",
@@ -1253,6 +1468,7 @@ iq_transfer(struct session *s, struct xml_node *st, struct xml_node *q)
 	}
 	x = xfer_new(a, s->full);
 	x->target = target;
+	x->foreign = foreign;
 	x->mode = !mode || strcmp(mode, "move") == 0 ? MODE_MOVE
 		  : strcmp(mode, "copy") == 0	     ? MODE_COPY
 						     : MODE_LOGOUT;
@@ -1466,8 +1682,12 @@ truthy(const char *v)
 static void
 prefs_apply(struct cacct *ca, const struct xml_node *p)
 {
+	const char *h = xml_attr(p, "handover_to");
+
 	ca->auto_accept_pull = truthy(xml_attr(p, "auto_accept_pull"));
 	ca->auto_transfer_on_connect = truthy(xml_attr(p, "auto_transfer_on_connect"));
+	free(ca->handover_to);
+	ca->handover_to = h && *h ? xstrdup(h) : NULL;
 }
 
 static struct xml_node *
@@ -1478,6 +1698,8 @@ prefs_element(const struct cacct *ca)
 	xml_set_attr(p, "auto_accept_pull", ca->auto_accept_pull ? "true" : "false");
 	xml_set_attr(p, "auto_transfer_on_connect",
 		     ca->auto_transfer_on_connect ? "true" : "false");
+	if (ca->handover_to)
+		xml_set_attr(p, "handover_to", ca->handover_to);
 	return p;
 }
 
@@ -1583,4 +1805,6 @@ struct xmpp_ext continuity_ext = {
     .session_free = cont_session_free,
     .account_free = cont_account_free,
     .load = cont_load,
+    .redirect = cont_redirect,
+    .account_iq = cont_account_iq,
 };

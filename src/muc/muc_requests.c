@@ -415,8 +415,17 @@ muc_continuity_iq(struct room *r, struct xml_node *st, const char *from)
 		o->also = xrealloc(o->also, (o->nalso + 1) * sizeof *o->also);
 		o->also[o->nalso++] = xstrdup(to);
 	}
-	if (!mode || strcmp(mode, "copy") != 0)
+	if (!mode || strcmp(mode, "copy") != 0) {
 		seat_unshare(o, jid);
+		/* Handed to another account (R34): the seat is that account's now. */
+		char *nb = muc_bare_of(o->jid);
+		if (strcmp(nb, o->bare) != 0) {
+			free(o->bare);
+			o->bare = nb;
+		} else {
+			free(nb);
+		}
+	}
 	if (moved) {
 		/* Claims 23-28 and R30: with notify, every other occupant hears of the move. */
 		for (struct occupant *t = r->occupants; t; t = t->next) {

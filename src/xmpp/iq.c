@@ -104,6 +104,16 @@ iq_server(struct worker *w, struct xml_node *st)
 	xml_free(st);
 }
 
+/* The extension that serves ns for others at the account, or NULL. */
+static struct xmpp_ext *
+ext_for(const char *ns)
+{
+	for (struct xmpp_ext **e = xmpp_exts; *e; e++)
+		if ((*e)->account_iq && strcmp((*e)->ns, ns) == 0)
+			return *e;
+	return NULL;
+}
+
 void
 iq_account(struct account *a, struct xml_node *st, const struct jid *from)
 {
@@ -125,6 +135,10 @@ iq_account(struct account *a, struct xml_node *st, const struct jid *from)
 		reply(a->w, st, r);
 	} else if (is_get(st) && strcmp(q->ns, NS_DISCO_ITEMS) == 0 && !xml_attr(q, "node")) {
 		reply(a->w, st, xml_el_new("query", NS_DISCO_ITEMS));
+	} else if (ext_for(q->ns)) {
+		ext_for(q->ns)->account_iq(a, st,
+					   from); /* continuity's accept from another account */
+		return;
 	} else if (vcard_is(st)) {
 		/* XEP-0054 section 3.2: anyone may read a user's vCard at the bare JID. */
 		char *bare = jid_bare(from);

@@ -240,6 +240,18 @@ message_to_account(struct account *a, struct xml_node *st, const struct jid *to,
 			return;
 		}
 	}
+	/* An extension may have handed the conversation to another account (continuity, R34). */
+	for (struct xmpp_ext **e = xmpp_exts; !error && !groupchat && !headline && *e; e++) {
+		const char *elsewhere = (*e)->redirect ? (*e)->redirect(a, st, to, from) : NULL;
+		if (elsewhere) {
+			struct xml_node *copy = xml_copy(st);
+			if (stored)
+				offline_forget(a->w, a->bare, stored);
+			xml_set_attr(copy, "to", elsewhere);
+			route(a->w, copy);
+			return;
+		}
+	}
 	/* An extension may hold the conversation on one device (continuity: a moved one). */
 	for (struct xmpp_ext **e = xmpp_exts; !error && !groupchat && !headline && *e; e++) {
 		struct session *t = (*e)->target ? (*e)->target(a, st, to, from) : NULL;

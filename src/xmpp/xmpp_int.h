@@ -55,6 +55,11 @@ struct xmpp_ext {
 	/* which session a message from 'from' to the account goes to, or NULL: the usual rules */
 	struct session *(*target)(struct account *a, const struct xml_node *st,
 				  const struct jid *to, const struct jid *from);
+	/* the full JID of another account such a message goes to instead, or NULL */
+	const char *(*redirect)(struct account *a, const struct xml_node *st, const struct jid *to,
+				const struct jid *from);
+	/* an iq request in ns from someone else to the account's bare JID, taken */
+	void (*account_iq)(struct account *a, struct xml_node *st, const struct jid *from);
 	/* may s bind (bind_iq: its bind request)? NULL, or the reason to refuse with not-allowed */
 	const char *(*bind_check)(struct account *a, struct session *s,
 				  const struct xml_node *bind_iq);

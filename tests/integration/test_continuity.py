@@ -452,3 +452,57 @@ def test_transfer_to_a_websocket_device(server, login, clients):
     control(a, "transfer-done")
     c.message(jid, "to the browser")
     w.wait_for(lambda e: body(e) == "to the browser")
+
+
+def test_handover_to_another_account(server, login):
+    """R34 (claim 16): a support agent hands a conversation and its history to a colleague;
+    the customer's next messages reach the colleague, who answers as itself."""
+    agent1 = login(presence=True)
+    agent2 = login(presence=True)
+    customer = login(presence=True)
+    chat(customer, agent1, 2, "help")
+    # Without the account's permission: refused.
+    res = transfer(agent1, to=agent2.jid, check=False)
+    assert stanza_error(res)[1] == "not-allowed"
+    agent1.iq("set", "<preferences xmlns='%s' handover_to='%s'/>" % (NS_CONT, agent2.bare),
+              check=True)
+    t = transfer(agent1, to=agent2.jid, sessions=[("with", customer.bare)], notify="true")
+    off = offered(agent2)
+    assert off.get("id") == t.get("id")
+    assert history_bodies(off.find(q(NS_CONT, "session"))) == ["help0", "help1"]
+    # The colleague answers at the account that offered it.
+    res = agent2.iq("set", "<accept xmlns='%s' id='%s'/>" % (NS_CONT, t.get("id")),
+                    to=agent1.bare)
+    assert res.get("type") == "result", tostr(res)
+    control(agent1, "transfer-done")
+    mv = control(customer, "moved")
+    assert mv.get("to") == agent2.jid
+    customer.message(agent1.bare, "are you still there?")
+    m = agent2.expect("message", pred=lambda e: body(e) == "are you still there?")
+    assert m.get("from") == customer.jid
+    agent1.no_stanza("message", pred=lambda e: body(e) == "are you still there?", timeout=0.5)
+    agent2.message(customer.jid, "yes, a colleague here")
+    r = customer.expect("message", pred=lambda e: body(e) == "yes, a colleague here")
+    assert r.get("from") == agent2.jid
+
+
+def test_handover_of_a_room_seat_to_another_account(server, login):
+    agent1 = login(presence=True)
+    agent2 = login(presence=True)
+    c = login(presence=True)
+    room = new_room(server)
+    join(c, room, "carol")
+    join(agent1, room, "support")
+    agent1.iq("set", "<preferences xmlns='%s' handover_to='%s'/>" % (NS_CONT, agent2.bare),
+              check=True)
+    c.drain()
+    t = transfer(agent1, to=agent2.jid, sessions=[("room", room)])
+    offered(agent2)
+    agent2.iq("set", "<accept xmlns='%s' id='%s'/>" % (NS_CONT, t.get("id")), to=agent1.bare,
+              check=True)
+    control(agent1, "transfer-done")
+    c.no_stanza("presence", timeout=0.5)
+    groupchat(c, room, "who is support now")
+    expect_groupchat(agent2, room, "carol", "who is support now")
+    groupchat(agent2, room, "still me, the support seat")
+    expect_groupchat(c, room, "support", "still me, the support seat")
