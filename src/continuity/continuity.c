@@ -10,6 +10,10 @@
  * when the offer was built) and catch-up (from the snapshot to the switch) and live
  * traffic (after the switch) never overlap, so each message reaches the target once.
  */
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +51,8 @@ struct csess {
 	char *device, *media;
 	long max_history; /* 0: not stated */
 	int64_t active;	  /* wall ms of the last stanza it sent */
+	char *via_key;	  /* logged in with the key of this transfer (R33) */
+	char nonce[33];	  /* the challenge it was given for a key (R32), "" if none */
 };
 
 /* One conversation in a transfer. */
@@ -74,6 +80,7 @@ struct xfer {
 	int64_t snapshot; /* archive ids below it are history */
 	struct hmap live; /* archive ids the target got live while the offer stood (no catch-up) */
 	enum xstate state;
+	char key[33]; /* R32/R33: the one-time key that redeems it, "" if none */
 	bool dead;    /* ended while a storage job still points here */
 	bool foreign; /* the target is a device of another account (R34) */
 	unsigned jobs;
@@ -96,6 +103,62 @@ struct cacct {
 	struct hmap redirect; /* peer bare JID -> struct bound: handed to another account */
 	bool held;	      /* we hold a reference on the account (something pending) */
 };
+
+static struct csess *cs_of(struct session *s);
+static bool truthy(const char *v);
+
+/*
+ * Transfer keys (FIG. 22, R32/R33): a key a transfer was issued with is a one-time login
+ * credential of its account (SASL PLAIN), checked on whatever worker authenticates, so the
+ * keys are kept here, under a mutex: key -> struct keyed.
+ */
+struct keyed {
+	char *bare;
+	char id[17];
+	uint64_t until;
+};
+
+static pthread_mutex_t keys_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct hmap keys;
+
+static void
+key_drop(const char *key)
+{
+	struct keyed *k;
+
+	pthread_mutex_lock(&keys_lock);
+	if ((k = hmap_del(&keys, key))) {
+		free(k->bare);
+		free(k);
+	}
+	if (keys.count == 0)
+		hmap_free(&keys);
+	pthread_mutex_unlock(&keys_lock);
+}
+
+static bool
+cont_auth_token(struct session *s, const char *bare, const char *password)
+{
+	struct keyed *k;
+	char id[17] = "";
+
+	pthread_mutex_lock(&keys_lock);
+	k = hmap_get(&keys, password);
+	if (k && strcmp(k->bare, bare) == 0 && k->until > now_ms()) {
+		memcpy(id, k->id, sizeof id);
+		hmap_del(&keys, password);
+		free(k->bare);
+		free(k);
+	}
+	pthread_mutex_unlock(&keys_lock);
+	if (!*id)
+		return false;
+	/* The session learns which transfer it came for; bound() offers it (R33). */
+	struct csess *cs = cs_of(s);
+	free(cs->via_key);
+	cs->via_key = xstrdup(id);
+	return true;
+}
 
 /* ---- state ---- */
 
@@ -370,6 +433,8 @@ xfer_unlink(struct xfer *x)
 static void
 xfer_free(struct xfer *x)
 {
+	if (x->key[0])
+		key_drop(x->key);
 	for (size_t i = 0; i < x->n; i++)
 		item_clear(&x->items[i]);
 	free(x->items);
@@ -1177,6 +1242,18 @@ cont_bound(struct session *s, const struct xml_node *bind_iq)
 
 	if (!ca)
 		return;
+	struct csess *cs = s->ext[continuity_ext.slot];
+	if (cs && cs->via_key) {
+		/* R33: it logged in with a transfer's key: that transfer is for it. */
+		struct xfer *x = xfer_find(a, cs->via_key);
+		free(cs->via_key);
+		cs->via_key = NULL;
+		if (x && x->state == X_WAITING) {
+			x->key[0] = '\0'; /* used: no challenge can redeem it now */
+			x->target = xstrdup(s->full);
+			offer(x, s);
+		}
+	}
 	if (ca->auto_transfer_on_connect && bind_iq && (src = other_device(s))) {
 		/* R14, claims 9/10/15: connecting is the trigger: A's sessions are offered to B. */
 		char *bad = NULL;
@@ -1242,6 +1319,7 @@ cont_session_free(struct session *s)
 		return;
 	hmap_free_all(&cs->convs, free);
 	hmap_free_all(&cs->seats, seat_free);
+	free(cs->via_key);
 	free(cs->device);
 	free(cs->media);
 	free(cs);
@@ -1376,6 +1454,18 @@ launch(struct xfer *x, struct session *s, struct xml_node *st)
 {
 	struct session *to = x->target ? session_of(x->a, x->target) : NULL;
 
+	if (x->key[0]) {
+		/* FIG. 22: waits for the device that comes with the key (R32, R33). */
+		x->state = X_WAITING;
+		if (st) {
+			struct xml_node *r = xml_el_new("transfer", NS_CONT);
+			xml_set_attr(r, "id", x->id);
+			xml_set_attr(r, "state", "pending");
+			xml_set_attr(r, "key", x->key);
+			reply_ok(s, st, r);
+		}
+		return;
+	}
 	if (!x->target) {
 		x->state = X_PARKED;
 		log_info("continuity %s: %zu sessions parked as %s", x->a->bare, x->n, x->id);
@@ -1477,6 +1567,19 @@ iq_transfer(struct session *s, struct xml_node *st, struct xml_node *q)
 		x->history = atol(hist) >= 0 ? atol(hist) : 0;
 	if (xml_child(q, "blob", NS_CONT))
 		x->blob = xml_copy(xml_child(q, "blob", NS_CONT));
+	if (truthy(xml_attr(q, "key")) && !foreign && (!target || !strchr(target, '/'))) {
+		/* R32/R33: a one-time key for a device that has no session yet. */
+		struct keyed *k = xcalloc(1, sizeof *k);
+		rand_id(x->key, sizeof x->key - 1);
+		k->bare = xstrdup(a->bare);
+		memcpy(k->id, x->id, sizeof k->id);
+		k->until = now_ms() + a->w->srv->cfg->continuity_pending_ttl;
+		free(x->target);
+		x->target = NULL;
+		pthread_mutex_lock(&keys_lock);
+		hmap_put(&keys, x->key, k);
+		pthread_mutex_unlock(&keys_lock);
+	}
 	if (collect_items(x, s, q, &bad) < 0) {
 		char text[300];
 		snprintf(text, sizeof text, "not in session %s", bad);
@@ -1767,6 +1870,51 @@ cont_load(struct store *st, const char *bare)
 	return ca;
 }
 
+/*
+ * FIG. 22, signals 444-450 (R32): a connected device proves it holds a transfer's key
+ * without sending it: it gets a random challenge and answers HMAC-SHA256(key, challenge)
+ * in hex. One challenge per answer; a key works once.
+ */
+static void
+iq_redeem(struct session *s, struct xml_node *st, struct xml_node *q, bool set)
+{
+	struct csess *cs = cs_of(s);
+	const char *id = xml_attr(q, "id"), *response = xml_attr(q, "response");
+	unsigned char mac[32];
+	unsigned int maclen = 0;
+	char hex[65];
+	struct xfer *x;
+
+	if (!set) {
+		struct xml_node *c = xml_el_new("challenge", NS_CONT);
+		rand_id(cs->nonce, sizeof cs->nonce - 1);
+		xml_set_attr(c, "nonce", cs->nonce);
+		reply_ok(s, st, c);
+		return;
+	}
+	if (!cs->nonce[0]) {
+		reply_error(s, st, "wait", "unexpected-request", "ask for a challenge first");
+		return;
+	}
+	x = id ? xfer_find(s->acct, id) : NULL;
+	if (x && x->key[0])
+		HMAC(EVP_sha256(), x->key, (int)strlen(x->key), (const unsigned char *)cs->nonce,
+		     strlen(cs->nonce), mac, &maclen);
+	cs->nonce[0] = '\0';
+	for (unsigned i = 0; i < maclen; i++)
+		snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+	if (!x || !x->key[0] || x->state != X_WAITING || !response || strlen(response) != 64 ||
+	    maclen != 32 || CRYPTO_memcmp(hex, response, 64) != 0) {
+		reply_error(s, st, "auth", "not-authorized", "wrong, used or expired transfer key");
+		return;
+	}
+	key_drop(x->key);
+	x->key[0] = '\0';
+	x->target = xstrdup(s->full);
+	reply_ok(s, st, NULL);
+	offer(x, s);
+}
+
 static void
 cont_iq(struct session *s, struct xml_node *st)
 {
@@ -1791,6 +1939,8 @@ cont_iq(struct session *s, struct xml_node *st)
 		iq_priority(s, st, q);
 	else if (strcmp(q->name, "preferences") == 0)
 		iq_preferences(s, st, q, set);
+	else if (strcmp(q->name, "redeem") == 0)
+		iq_redeem(s, st, q, set);
 	else
 		reply_error(s, st, "cancel", "feature-not-implemented", NULL);
 }
@@ -1807,4 +1957,5 @@ struct xmpp_ext continuity_ext = {
     .load = cont_load,
     .redirect = cont_redirect,
     .account_iq = cont_account_iq,
+    .auth_token = cont_auth_token,
 };

@@ -74,7 +74,7 @@ grants_expire(void)
 }
 
 static bool
-id_auth_token(const char *bare, const char *password)
+id_auth_token(struct session *s, const char *bare, const char *password)
 {
 	struct grant *g;
 	bool ok = false;

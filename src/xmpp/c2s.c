@@ -786,7 +786,7 @@ creds_lookup(struct session *s)
 		snprintf(bare, sizeof bare, "%s@%s", user, domain);
 		for (struct xmpp_ext **e = xmpp_exts; *e; e++) {
 			if ((*e)->auth_token &&
-			    (*e)->auth_token(bare, sasl_plain_password(s->sasl))) {
+			    (*e)->auth_token(s, bare, sasl_plain_password(s->sasl))) {
 				sasl_success(s, NULL);
 				return;
 			}

@@ -68,8 +68,8 @@ struct xmpp_ext {
 	/* a message to the account: 0 deliver, 1 keep it in offline storage, 2 refuse it */
 	int (*barred)(struct account *a, const struct xml_node *st);
 	/* SASL PLAIN with a password that is a one-time credential of the extension for bare?
-	 * Runs on any worker. */
-	bool (*auth_token)(const char *bare, const char *password);
+	 * Runs on the session's (any) worker; it may note the use in s->ext[slot]. */
+	bool (*auth_token)(struct session *s, const char *bare, const char *password);
 	/* the extension's state of account bare, read with it (storage thread) */
 	void *(*load)(struct store *st, const char *bare);
 	/* a bound session ends (before it leaves its account) */

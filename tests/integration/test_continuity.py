@@ -506,3 +506,56 @@ def test_handover_of_a_room_seat_to_another_account(server, login):
     expect_groupchat(agent2, room, "carol", "who is support now")
     groupchat(agent2, room, "still me, the support seat")
     expect_groupchat(c, room, "support", "still me, the support seat")
+
+
+def test_transfer_key_logs_in_a_new_device_once(server, login):
+    """R33 (FIG. 13 steps 314-322): a device with no password logs in with the transfer's
+    key, once, and gets the transfer."""
+    jid, pw = server.add_user()
+    a = login(jid=jid, password=pw, resource="desk", presence=True)
+    c = login(presence=True)
+    chat(c, a, 1)
+    t = transfer(a, key="true")
+    key = t.get("key")
+    assert key and t.get("state") == "pending"
+    b = server.client(jid, key, resource="kiosk", mech="PLAIN").connect()
+    b.send("<presence/>")
+    off = offered(b)
+    assert off.get("id") == t.get("id")
+    answer(b, t.get("id"))
+    control(a, "transfer-done")
+    again = server.client(jid, key, resource="kiosk2", mech="PLAIN")
+    try:
+        again.connect()
+        assert False, "a transfer key worked twice"
+    except Exception as e:
+        assert "not-authorized" in str(e), e
+    b.close()
+
+
+def test_transfer_key_by_challenge_response(server, login):
+    """R32 (FIG. 22, 438-450): a connected device proves it has the key with HMAC over a
+    challenge; wrong answers and reuse are refused and change nothing."""
+    import hashlib
+    import hmac as hm
+    a, b = devices(server, login, "desk", "phone")
+    c = login(presence=True)
+    chat(c, a, 1)
+    t = transfer(a, key="true")
+    key = t.get("key")
+
+    def redeem(response):
+        ch = cont(b.iq("get", "<redeem xmlns='%s'/>" % NS_CONT, check=True), "challenge")
+        nonce = ch.get("nonce")
+        resp = response(nonce)
+        return b.iq("set", "<redeem xmlns='%s' id='%s' response='%s'/>"
+                    % (NS_CONT, t.get("id"), resp))
+    bad = redeem(lambda n: "0" * 64)
+    assert stanza_error(bad)[1] == "not-authorized"
+    good = redeem(lambda n: hm.new(key.encode(), n.encode(), hashlib.sha256).hexdigest())
+    assert good.get("type") == "result", tostr(good)
+    off = offered(b)
+    answer(b, off.get("id"))
+    control(a, "transfer-done")
+    again = redeem(lambda n: hm.new(key.encode(), n.encode(), hashlib.sha256).hexdigest())
+    assert stanza_error(again)[1] == "not-authorized"
