@@ -99,6 +99,7 @@ struct cacct {
 	/* preferences (PROTOCOL.md 1: kept in the account's private storage, XEP-0049) */
 	bool auto_accept_pull;
 	bool auto_transfer_on_connect; /* R14: a device that connects takes over at once */
+	bool transfer_on_movement;     /* R16: so does one that reports it moved */
 	char *handover_to; /* R34: accounts this one may hand conversations to, space separated */
 	struct hmap redirect; /* peer bare JID -> struct bound: handed to another account */
 	bool held;	      /* we hold a reference on the account (something pending) */
@@ -747,6 +748,21 @@ adapt_media(struct xml_node *m, const struct csess *cs)
 
 static void offer_send(struct xfer *x);
 
+/* Live messages too, for a device whose profile says media='text' (R25). */
+static struct xml_node *
+cont_adapt(struct session *s, const struct xml_node *st)
+{
+	struct csess *cs = s->ext[continuity_ext.slot];
+	struct xml_node *copy;
+
+	if (!cs || !cs->media || strcmp(cs->media, "text") != 0 || !stanza_is(st, "message") ||
+	    (!xml_child(st, "x", NS_OOB) && !xml_child(st, "html", NS_XHTML_IM)))
+		return NULL;
+	copy = xml_copy(st);
+	adapt_media(copy, cs);
+	return copy;
+}
+
 static void
 history_done(struct store_job *job)
 {
@@ -1233,6 +1249,22 @@ cont_redirect(struct account *a, const struct xml_node *st, const struct jid *to
 static struct session *other_device(struct session *s);
 static void launch(struct xfer *x, struct session *s, struct xml_node *st);
 
+/* The server pushes everything src has open to s (a trigger fired), moved, to accept. */
+static void
+auto_offer(struct session *src, struct session *s)
+{
+	char *bad = NULL;
+	struct xfer *x = xfer_new(s->acct, src->full);
+
+	x->target = xstrdup(s->full);
+	collect_items(x, src, NULL, &bad);
+	free(bad);
+	if (x->n)
+		launch(x, s, NULL);
+	else
+		xfer_end(x);
+}
+
 static void
 cont_bound(struct session *s, const struct xml_node *bind_iq)
 {
@@ -1254,18 +1286,9 @@ cont_bound(struct session *s, const struct xml_node *bind_iq)
 			offer(x, s);
 		}
 	}
-	if (ca->auto_transfer_on_connect && bind_iq && (src = other_device(s))) {
-		/* R14, claims 9/10/15: connecting is the trigger: A's sessions are offered to B. */
-		char *bad = NULL;
-		struct xfer *x = xfer_new(a, src->full);
-		x->target = xstrdup(s->full);
-		collect_items(x, src, NULL, &bad);
-		free(bad);
-		if (x->n)
-			launch(x, s, NULL);
-		else
-			xfer_end(x);
-	}
+	/* R14, claims 9/10/15: connecting is the trigger: A's sessions are offered to B. */
+	if (ca->auto_transfer_on_connect && bind_iq && (src = other_device(s)))
+		auto_offer(src, s);
 	/* R12: transfers waiting for this device (or for "my next device") are offered now. */
 	for (struct xfer *x = ca->xfers, *next; x; x = next) {
 		next = x->next;
@@ -1789,6 +1812,7 @@ prefs_apply(struct cacct *ca, const struct xml_node *p)
 
 	ca->auto_accept_pull = truthy(xml_attr(p, "auto_accept_pull"));
 	ca->auto_transfer_on_connect = truthy(xml_attr(p, "auto_transfer_on_connect"));
+	ca->transfer_on_movement = truthy(xml_attr(p, "transfer_on_movement"));
 	free(ca->handover_to);
 	ca->handover_to = h && *h ? xstrdup(h) : NULL;
 }
@@ -1801,6 +1825,7 @@ prefs_element(const struct cacct *ca)
 	xml_set_attr(p, "auto_accept_pull", ca->auto_accept_pull ? "true" : "false");
 	xml_set_attr(p, "auto_transfer_on_connect",
 		     ca->auto_transfer_on_connect ? "true" : "false");
+	xml_set_attr(p, "transfer_on_movement", ca->transfer_on_movement ? "true" : "false");
 	if (ca->handover_to)
 		xml_set_attr(p, "handover_to", ca->handover_to);
 	return p;
@@ -1941,7 +1966,23 @@ cont_iq(struct session *s, struct xml_node *st)
 		iq_preferences(s, st, q, set);
 	else if (strcmp(q->name, "redeem") == 0)
 		iq_redeem(s, st, q, set);
-	else
+	else if (set && strcmp(q->name, "movement") == 0) {
+		/* R16 (FIG. 14 step 330): undocked, moved, picked up: a trigger, if wanted. */
+		struct session *src = ca_of(s->acct)->transfer_on_movement ? other_device(s) : NULL;
+		reply_ok(s, st, NULL);
+		if (src)
+			auto_offer(src, s);
+	} else if (set && strcmp(q->name, "agent") == 0) {
+		/* R17 (FIGS. 23/24, 452-454): its transfer agent runs: the other devices learn. */
+		for (struct session *o = s->acct->sessions; o; o = o->acct_next) {
+			if (o == s || o->state != SS_ACTIVE)
+				continue;
+			struct xml_node *av = xml_el_new("available", NS_CONT);
+			xml_set_attr(av, "device", s->full);
+			tell(s->acct, o->full, av);
+		}
+		reply_ok(s, st, NULL);
+	} else
 		reply_error(s, st, "cancel", "feature-not-implemented", NULL);
 }
 
@@ -1958,4 +1999,5 @@ struct xmpp_ext continuity_ext = {
     .redirect = cont_redirect,
     .account_iq = cont_account_iq,
     .auth_token = cont_auth_token,
+    .adapt = cont_adapt,
 };

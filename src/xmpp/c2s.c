@@ -209,10 +209,15 @@ session_send_stored(struct session *s, const struct xml_node *st, int64_t stored
 		return;
 	if (csi_hold(s, st))
 		return;
-	for (struct xmpp_ext **e = xmpp_exts; *e; e++)
+	struct xml_node *adapted = NULL;
+	for (struct xmpp_ext **e = xmpp_exts; *e; e++) {
 		if ((*e)->seen && !stanza_is(st, "iq"))
 			(*e)->seen(s, st, false);
-	b = stanza_serialize(st);
+		if ((*e)->adapt && !adapted)
+			adapted = (*e)->adapt(s, st);
+	}
+	b = stanza_serialize(adapted ? adapted : st);
+	xml_free(adapted);
 	session_write(s, buf_head(b), buf_used(b));
 	sm_sent(s, buf_head(b), buf_used(b), stored);
 }

@@ -52,6 +52,9 @@ struct xmpp_ext {
 	void (*iq)(struct session *s, struct xml_node *st);
 	/* a message or presence the session sent (out) or is being sent */
 	void (*seen)(struct session *s, const struct xml_node *st, bool out);
+	/* a changed copy of st for s to get instead (continuity: media the device cannot
+	 * show), or NULL */
+	struct xml_node *(*adapt)(struct session *s, const struct xml_node *st);
 	/* which session a message from 'from' to the account goes to, or NULL: the usual rules */
 	struct session *(*target)(struct account *a, const struct xml_node *st,
 				  const struct jid *to, const struct jid *from);

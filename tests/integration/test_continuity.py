@@ -559,3 +559,36 @@ def test_transfer_key_by_challenge_response(server, login):
     control(a, "transfer-done")
     again = redeem(lambda n: hm.new(key.encode(), n.encode(), hashlib.sha256).hexdigest())
     assert stanza_error(again)[1] == "not-authorized"
+
+
+def test_movement_trigger_and_agent_availability(server, login):
+    """R16: a movement event starts the transfer when the account wants it; R17: a device's
+    transfer agent announces itself to the others."""
+    a, b = devices(server, login, "desk", "phone")
+    c = login(presence=True)
+    chat(c, a, 1)
+    b.iq("set", "<movement xmlns='%s' type='undocked'/>" % NS_CONT, check=True)
+    b.no_stanza("message", pred=lambda e: cont(e, "transferred") is not None, timeout=0.5)
+    a.iq("set", "<preferences xmlns='%s' transfer_on_movement='true'/>" % NS_CONT, check=True)
+    b.iq("set", "<agent xmlns='%s'/>" % NS_CONT, check=True)
+    av = control(a, "available")
+    assert av.get("device") == b.jid
+    b.iq("set", "<movement xmlns='%s' type='undocked'/>" % NS_CONT, check=True)
+    off = offered(b)
+    assert off.get("from") == a.jid
+    answer(b, off.get("id"))
+    control(a, "transfer-done")
+
+
+def test_text_only_device_gets_links_live(server, login):
+    """R25: a device that shows text only gets the link instead of out-of-band data, live."""
+    a, b = devices(server, login, "desk", "phone")
+    b.iq("set", "<profile xmlns='%s' media='text'/>" % NS_CONT, check=True)
+    c = login(presence=True)
+    c.send("<message to='%s' type='chat'><x xmlns='jabber:x:oob'>"
+           "<url>https://example.org/cat.jpg</url></x></message>" % b.jid)
+    m = b.expect("message", pred=lambda e: body(e) == "https://example.org/cat.jpg")
+    assert m.find("{jabber:x:oob}x") is None
+    c.send("<message to='%s' type='chat'><x xmlns='jabber:x:oob'>"
+           "<url>https://example.org/dog.jpg</url></x></message>" % a.jid)
+    m = a.expect("message", pred=lambda e: e.find("{jabber:x:oob}x") is not None)
