@@ -87,6 +87,20 @@ struct xfer {
 	struct timer ttl;
 };
 
+/*
+ * An accepted transfer waits for its rooms to confirm the seat moves before the giving
+ * device is told (and, with logout, closed): once A knows, everything goes to B, rooms
+ * included, whatever the order in which the workers run.
+ */
+struct done_wait {
+	struct done_wait *next;
+	char id[17];
+	char *source, *target;
+	bool logout;
+	bool armed; /* every seat request is out: the last answer finishes it */
+	int seats;  /* answers still to come */
+};
+
 /* Where a moved conversation is held, and the device it moved away from. */
 struct bound {
 	char *to, *from; /* resources */
@@ -101,8 +115,9 @@ struct cacct {
 	bool auto_transfer_on_connect; /* R14: a device that connects takes over at once */
 	bool transfer_on_movement;     /* R16: so does one that reports it moved */
 	char *handover_to; /* R34: accounts this one may hand conversations to, space separated */
-	struct hmap redirect; /* peer bare JID -> struct bound: handed to another account */
-	bool held;	      /* we hold a reference on the account (something pending) */
+	struct hmap redirect;	 /* peer bare JID -> struct bound: handed to another account */
+	struct done_wait *waits; /* accepted transfers whose rooms have not confirmed yet */
+	bool held;		 /* we hold a reference on the account (something pending) */
 };
 
 static struct csess *cs_of(struct session *s);
@@ -982,11 +997,15 @@ catchup_done(struct store_job *job)
 	read_job_free(rj);
 }
 
+/*
+ * Asks room to move (or share) the seat of device from to device to. The room answers the
+ * account under id ("cont-seat-<transfer id>" when a transfer waits for it).
+ */
 static void
 seat_request(struct account *a, const char *room, const char *from, const char *to, bool copy,
-	     struct xml_node *moved)
+	     struct xml_node *moved, const char *id)
 {
-	struct xml_node *iq = stanza_new("iq", a->bare, room, "set", "cont-seat");
+	struct xml_node *iq = stanza_new("iq", a->bare, room, "set", id);
 	struct xml_node *q = xml_add_el(iq, "seat", NS_CONT);
 
 	xml_set_attr(q, "key", a->w->srv->key);
@@ -1023,6 +1042,94 @@ moved_notice(struct xfer *x, struct session *to)
 	return mv;
 }
 
+/* A is told the transfer is done; with logout (FIG. 15) it is closed now. */
+static void
+done_now(struct account *a, const char *id, const char *source, const char *target, bool logout)
+{
+	struct xml_node *done = xml_el_new("transfer-done", NS_CONT);
+	struct session *from = source ? session_of(a, source) : NULL;
+
+	xml_set_attr(done, "id", id);
+	xml_set_attr(done, "to", target);
+	if (source)
+		tell(a, source, done);
+	else
+		xml_free(done);
+	if (logout && from && strcmp(from->full, target) != 0 && from->state == SS_ACTIVE) {
+		if (from->tp)
+			from->tp->end(from->t);
+		session_close(from, "logged out by a transfer");
+	}
+}
+
+static void
+done_wait_free(struct done_wait *w)
+{
+	free(w->source);
+	free(w->target);
+	free(w);
+}
+
+/*
+ * Before the seat requests go out (a room on this worker answers at once, inside the
+ * request): the waiter that counts their answers.
+ */
+static struct done_wait *
+begin_accept(struct xfer *x, const char *target)
+{
+	struct cacct *ca = ca_of(x->a);
+	struct done_wait *w = xcalloc(1, sizeof *w);
+
+	memcpy(w->id, x->id, sizeof w->id);
+	w->source = x->source ? xstrdup(x->source) : NULL;
+	w->target = xstrdup(target);
+	w->logout = x->mode == MODE_LOGOUT;
+	w->next = ca->waits;
+	ca->waits = w;
+	return w;
+}
+
+/* Every request is out: done now if all were answered, else with the last answer. */
+static void
+finish_accept(struct account *a, struct done_wait *w)
+{
+	struct cacct *ca = ca_of(a);
+
+	w->armed = true;
+	if (w->seats > 0)
+		return;
+	for (struct done_wait **pp = &ca->waits; *pp; pp = &(*pp)->next) {
+		if (*pp == w) {
+			*pp = w->next;
+			break;
+		}
+	}
+	done_now(a, w->id, w->source, w->target, w->logout);
+	done_wait_free(w);
+}
+
+/* A room answered a seat move ("cont-seat-<id>"). */
+static void
+seat_answered(struct account *a, const struct xml_node *st, const char *xid)
+{
+	struct cacct *ca = ca_of(a);
+
+	if (strcmp(xml_attr(st, "type"), "error") == 0)
+		log_info("continuity %s: a room refused to move a seat of transfer %s", a->bare,
+			 xid);
+	for (struct done_wait **pp = &ca->waits; *pp; pp = &(*pp)->next) {
+		struct done_wait *w = *pp;
+		if (strcmp(w->id, xid) != 0)
+			continue;
+		if (--w->seats == 0 && w->armed) {
+			*pp = w->next;
+			done_now(a, w->id, w->source, w->target, w->logout);
+			done_wait_free(w);
+		}
+		return;
+	}
+}
+
 static void
 accept(struct xfer *x, struct session *to)
 {
@@ -1032,8 +1139,10 @@ accept(struct xfer *x, struct session *to)
 	struct csess *fcs = from ? cs_of(from) : NULL, *tcs = cs_of(to);
 	bool move = x->mode != MODE_COPY;
 	struct read_job *rj = xcalloc(1, sizeof *rj);
-	struct xml_node *done;
+	char seat_id[40];
+	struct done_wait *w = begin_accept(x, to->full);
 
+	snprintf(seat_id, sizeof seat_id, "cont-seat-%s", x->id);
 	rj->x = x;
 	rj->owner = xstrdup(a->bare);
 	rj->catchup = true;
@@ -1051,9 +1160,9 @@ accept(struct xfer *x, struct session *to)
 			struct seat *st = fcs ? hmap_del(&fcs->seats, it->jid) : NULL;
 			if (st && !move)
 				hmap_put(&fcs->seats, it->jid, st), st = NULL;
-			if (from)
+			if (from && ++w->seats)
 				seat_request(a, it->jid, from->full, to->full, !move,
-					     x->notify ? moved_notice(x, to) : NULL);
+					     x->notify ? moved_notice(x, to) : NULL, seat_id);
 			if (!hmap_get(&tcs->seats, it->jid)) {
 				struct seat *ns = xcalloc(1, sizeof *ns);
 				ns->nick = xstrdup(it->nick ? it->nick : "");
@@ -1094,19 +1203,7 @@ accept(struct xfer *x, struct session *to)
 	else
 		catchup_done(&rj->job);
 	log_info("continuity %s: transfer %s accepted by %s", a->bare, x->id, to->full);
-	done = xml_el_new("transfer-done", NS_CONT);
-	xml_set_attr(done, "id", x->id);
-	xml_set_attr(done, "to", to->full);
-	if (x->source)
-		tell(a, x->source, done);
-	else
-		xml_free(done);
-	if (x->mode == MODE_LOGOUT && from && from != to && from->state == SS_ACTIVE) {
-		/* FIG. 15: the first client is logged out once the second took over. */
-		if (from->tp)
-			from->tp->end(from->t);
-		session_close(from, "logged out by a transfer");
-	}
+	finish_accept(a, w);
 	xfer_end(x);
 }
 
@@ -1125,8 +1222,10 @@ accept_foreign(struct xfer *x)
 	struct csess *fcs = from ? cs_of(from) : NULL;
 	bool move = x->mode != MODE_COPY;
 	struct read_job *rj = xcalloc(1, sizeof *rj);
-	struct xml_node *done;
+	char seat_id[40];
+	struct done_wait *w = begin_accept(x, x->offered_to);
 
+	snprintf(seat_id, sizeof seat_id, "cont-seat-%s", x->id);
 	rj->x = x;
 	rj->owner = xstrdup(a->bare);
 	rj->catchup = true;
@@ -1152,8 +1251,9 @@ accept_foreign(struct xfer *x)
 			struct seat *old = move && fcs ? hmap_del(&fcs->seats, it->jid) : NULL;
 			if (old)
 				seat_free(old);
-			if (from)
-				seat_request(a, it->jid, from->full, x->offered_to, !move, mv);
+			if (from && ++w->seats)
+				seat_request(a, it->jid, from->full, x->offered_to, !move, mv,
+					     seat_id);
 			else
 				xml_free(mv);
 			continue;
@@ -1182,18 +1282,7 @@ accept_foreign(struct xfer *x)
 		catchup_done(&rj->job);
 	log_info("continuity %s: transfer %s accepted by %s (another account)", a->bare, x->id,
 		 x->offered_to);
-	done = xml_el_new("transfer-done", NS_CONT);
-	xml_set_attr(done, "id", x->id);
-	xml_set_attr(done, "to", x->offered_to);
-	if (x->source)
-		tell(a, x->source, done);
-	else
-		xml_free(done);
-	if (x->mode == MODE_LOGOUT && from && from->state == SS_ACTIVE) {
-		if (from->tp)
-			from->tp->end(from->t);
-		session_close(from, "logged out by a transfer");
-	}
+	finish_accept(a, w);
 	xfer_end(x);
 }
 
@@ -1201,6 +1290,15 @@ accept_foreign(struct xfer *x)
 static void
 cont_account_iq(struct account *a, struct xml_node *st, const struct jid *from)
 {
+	const char *type = xml_attr(st, "type");
+
+	if (type && (strcmp(type, "result") == 0 || strcmp(type, "error") == 0)) {
+		const char *id = xml_attr(st, "id");
+		if (id && strncmp(id, "cont-seat-", 10) == 0)
+			seat_answered(a, st, id + 10);
+		xml_free(st);
+		return;
+	}
 	struct xml_node *q = xml_child(st, NULL, NULL);
 	const char *id = xml_attr(q, "id");
 	char *full = jid_full(from);
@@ -1367,6 +1465,11 @@ cont_account_free(struct account *a)
 	}
 	hmap_free_all(&ca->bind, bound_free);
 	hmap_free_all(&ca->redirect, bound_free);
+	while (ca->waits) {
+		struct done_wait *w = ca->waits;
+		ca->waits = w->next;
+		done_wait_free(w);
+	}
 	hmap_free_all(&ca->pulls, free);
 	free(ca->handover_to);
 	free(ca);
@@ -1382,7 +1485,7 @@ continuity_take_over(struct session *from, struct session *to)
 	void *v;
 
 	for (size_t it = 0; fcs && hmap_next(&fcs->seats, &it, &k, &v);) {
-		seat_request(from->acct, k, from->full, to->full, false, NULL);
+		seat_request(from->acct, k, from->full, to->full, false, NULL, "cont-seat");
 		if (!hmap_get(&tcs->seats, k)) {
 			struct seat *st = v, *ns = xcalloc(1, sizeof *ns);
 			ns->nick = xstrdup(st->nick);
@@ -1998,6 +2101,7 @@ struct xmpp_ext continuity_ext = {
     .load = cont_load,
     .redirect = cont_redirect,
     .account_iq = cont_account_iq,
+    .result_prefix = "cont-seat-",
     .auth_token = cont_auth_token,
     .adapt = cont_adapt,
 };

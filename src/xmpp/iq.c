@@ -118,7 +118,15 @@ void
 iq_account(struct account *a, struct xml_node *st, const struct jid *from)
 {
 	struct xml_node *q = xml_child(st, NULL, NULL);
+	const char *id = xml_attr(st, "id");
 
+	for (struct xmpp_ext **e = xmpp_exts; !is_request(st) && id && *e; e++) {
+		const char *pre = (*e)->result_prefix;
+		if (pre && (*e)->account_iq && strncmp(id, pre, strlen(pre)) == 0) {
+			(*e)->account_iq(a, st, from); /* the answer to something it asked */
+			return;
+		}
+	}
 	if (!is_request(st) || !q) {
 		xml_free(st);
 		return;

@@ -61,8 +61,10 @@ struct xmpp_ext {
 	/* the full JID of another account such a message goes to instead, or NULL */
 	const char *(*redirect)(struct account *a, const struct xml_node *st, const struct jid *to,
 				const struct jid *from);
-	/* an iq request in ns from someone else to the account's bare JID, taken */
+	/* an iq request in ns from someone else to the account's bare JID, or an answer to the
+	 * account whose id begins with result_prefix; taken */
 	void (*account_iq)(struct account *a, struct xml_node *st, const struct jid *from);
+	const char *result_prefix;
 	/* may s bind (bind_iq: its bind request)? NULL, or the reason to refuse with not-allowed */
 	const char *(*bind_check)(struct account *a, struct session *s,
 				  const struct xml_node *bind_iq);
