@@ -48,6 +48,7 @@ struct seat {
 struct csess {
 	struct hmap convs; /* peer bare JID -> struct conv */
 	struct hmap seats; /* room bare JID -> struct seat */
+	struct hmap prefs; /* peer or room -> <preferences/> of that conversation (R23) */
 	char *device, *media;
 	long max_history; /* 0: not stated */
 	int64_t active;	  /* wall ms of the last stanza it sent */
@@ -61,6 +62,7 @@ struct item {
 	char *jid; /* peer or room */
 	char *nick;
 	long priority;
+	struct xml_node *prefs;	  /* its <preferences/> (R23), or NULL */
 	struct xml_node *history; /* <session/> with its <forwarded/>s, once built */
 };
 
@@ -428,6 +430,7 @@ item_clear(struct item *it)
 {
 	free(it->jid);
 	free(it->nick);
+	xml_free(it->prefs);
 	xml_free(it->history);
 }
 
@@ -563,6 +566,33 @@ xfer_new(struct account *a, const char *source)
 	return x;
 }
 
+/* Each item takes the preferences its conversation has on the giving device (R23). */
+static void
+attach_prefs(struct xfer *x, struct csess *cs)
+{
+	for (size_t i = 0; cs && i < x->n; i++) {
+		struct xml_node *p = hmap_get(&cs->prefs, x->items[i].jid);
+		if (p && !x->items[i].prefs)
+			x->items[i].prefs = xml_copy(p);
+	}
+}
+
+static void
+free_prefs(void *p)
+{
+	xml_free(p);
+}
+
+/* The conversation's preferences go with it to device tcs (R23), moved or copied. */
+static void
+carry_prefs(struct csess *fcs, struct csess *tcs, const struct item *it, bool move)
+{
+	if (it->prefs)
+		xml_free(hmap_put(&tcs->prefs, it->jid, xml_copy(it->prefs)));
+	if (move && fcs)
+		xml_free(hmap_del(&fcs->prefs, it->jid));
+}
+
 /* The conversations of session s as transfer items: all of them, or those listed. */
 static int
 collect_items(struct xfer *x, struct session *s, const struct xml_node *req, char **bad)
@@ -596,6 +626,7 @@ collect_items(struct xfer *x, struct session *s, const struct xml_node *req, cha
 				it->priority = ((struct conv *)v)->priority;
 			}
 		}
+		attach_prefs(x, cs);
 		return 0;
 	}
 	for (size_t i = 0; cs && hmap_next(&cs->convs, &i, &k, &v);) {
@@ -613,6 +644,7 @@ collect_items(struct xfer *x, struct session *s, const struct xml_node *req, cha
 						 .nick = xstrdup(st->nick),
 						 .priority = st->priority};
 	}
+	attach_prefs(x, cs);
 	return 0;
 }
 
@@ -801,6 +833,8 @@ history_done(struct store_job *job)
 		if (it->nick)
 			xml_set_attr(sess, "nick", it->nick);
 		xml_set_attr(sess, "priority", prio);
+		if (it->prefs)
+			xml_add_child(sess, xml_copy(it->prefs));
 		for (size_t j = 0; j < rj->q[i].n; j++) {
 			struct xml_node *m = parse_stored(rj->q[i].f[j].stanza);
 			if (!m)
@@ -1156,6 +1190,7 @@ accept(struct xfer *x, struct session *to)
 		struct item *it = &x->items[i];
 		rj->q[rj->nq].room = it->room;
 		rj->q[rj->nq++].jid = xstrdup(it->jid);
+		carry_prefs(fcs, tcs, it, move);
 		if (it->room) {
 			struct seat *st = fcs ? hmap_del(&fcs->seats, it->jid) : NULL;
 			if (st && !move)
@@ -1440,6 +1475,7 @@ cont_session_free(struct session *s)
 		return;
 	hmap_free_all(&cs->convs, free);
 	hmap_free_all(&cs->seats, seat_free);
+	hmap_free_all(&cs->prefs, free_prefs);
 	free(cs->via_key);
 	free(cs->device);
 	free(cs->media);
@@ -1503,6 +1539,9 @@ continuity_take_over(struct session *from, struct session *to)
 			hmap_put(&tcs->convs, k, c);
 		}
 	}
+	for (size_t it = 0; fcs && hmap_next(&fcs->prefs, &it, &k, &v);)
+		if (!hmap_get(&tcs->prefs, k))
+			hmap_put(&tcs->prefs, k, xml_copy(v));
 	for (size_t it = 0; hmap_next(&ca->bind, &it, &k, &v);) {
 		struct bound *b = v;
 		if (strcmp(b->to, from->resource) == 0) {
@@ -1900,6 +1939,43 @@ iq_priority(struct session *s, struct xml_node *st, struct xml_node *q)
 	reply_ok(s, st, NULL);
 }
 
+/*
+ * R23 (FIG. 3): a conversation's own preferences on this device: history retention, alerts,
+ * guaranteed or best-effort delivery, participation timeout, session timer. Kept as given
+ * and carried with the conversation when it moves.
+ */
+static void
+iq_session_prefs(struct session *s, struct xml_node *st, struct xml_node *q, bool set)
+{
+	static const char *const names[] = {"retention", "alert", "delivery", "timeout", "timer"};
+	const char *with = xml_attr(q, "with"), *room = xml_attr(q, "room");
+	struct csess *cs = cs_of(s);
+	char *jid = bare_of(with ? with : room);
+	struct xml_node *p;
+
+	if (!jid) {
+		reply_error(s, st, "modify", "bad-request", "with or room");
+		return;
+	}
+	if (!set) {
+		p = hmap_get(&cs->prefs, jid);
+		p = p ? xml_copy(p) : xml_el_new("preferences", NS_CONT);
+		xml_set_attr(p, room ? "room" : "with", jid);
+		free(jid);
+		reply_ok(s, st, p);
+		return;
+	}
+	p = xml_el_new("preferences", NS_CONT);
+	for (size_t i = 0; i < ARRAY_LEN(names); i++) {
+		const char *v = xml_attr(q, names[i]);
+		if (v && strlen(v) <= 64)
+			xml_set_attr(p, names[i], v);
+	}
+	xml_free(hmap_put(&cs->prefs, jid, p));
+	free(jid);
+	reply_ok(s, st, NULL);
+}
+
 #define PREFS_KEY "preferences " NS_CONT /* in private storage, "name namespace" */
 
 static bool
@@ -2065,6 +2141,8 @@ cont_iq(struct session *s, struct xml_node *st)
 		iq_reserve(s, st, q);
 	else if (set && strcmp(q->name, "priority") == 0)
 		iq_priority(s, st, q);
+	else if (strcmp(q->name, "session-preferences") == 0)
+		iq_session_prefs(s, st, q, set);
 	else if (strcmp(q->name, "preferences") == 0)
 		iq_preferences(s, st, q, set);
 	else if (strcmp(q->name, "redeem") == 0)

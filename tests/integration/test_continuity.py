@@ -592,3 +592,22 @@ def test_text_only_device_gets_links_live(server, login):
     c.send("<message to='%s' type='chat'><x xmlns='jabber:x:oob'>"
            "<url>https://example.org/dog.jpg</url></x></message>" % a.jid)
     m = a.expect("message", pred=lambda e: e.find("{jabber:x:oob}x") is not None)
+
+
+def test_session_preferences_go_with_the_conversation(server, login):
+    """R23 (FIG. 3): retention, alert, delivery, timeout and timer of a conversation are
+    carried in its <session/> and are B's afterwards."""
+    a, b = devices(server, login, "desk", "phone")
+    c = login(presence=True)
+    chat(c, a, 1)
+    a.iq("set", "<session-preferences xmlns='%s' with='%s' retention='20' alert='off' "
+         "delivery='guaranteed' timeout='300' timer='3600'/>" % (NS_CONT, c.bare), check=True)
+    t = transfer(a, to=b.jid)
+    off = offered(b)
+    p = off.find(q(NS_CONT, "session")).find(q(NS_CONT, "preferences"))
+    assert p is not None and p.get("retention") == "20" and p.get("delivery") == "guaranteed"
+    answer(b, t.get("id"))
+    control(a, "transfer-done")
+    got = cont(b.iq("get", "<session-preferences xmlns='%s' with='%s'/>" % (NS_CONT, c.bare),
+                    check=True), "preferences")
+    assert got.get("retention") == "20" and got.get("alert") == "off", tostr(got)
