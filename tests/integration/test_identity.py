@@ -209,3 +209,83 @@ def test_non_exclusive_accounts_are_unchanged(server, login):
     b = login(jid=jid, password=pw, resource="two", presence=True)
     a.iq("get", "<ping xmlns='urn:xmpp:ping'/>", to=server.domain, check=True)
     b.iq("get", "<ping xmlns='urn:xmpp:ping'/>", to=server.domain, check=True)
+
+
+def test_twenty_alternations_one_binding_each_time(server, login):
+    """R5, R23: P, S, P, S...: after each, exactly one device is bound and gets messages."""
+    jid, pw, p = exclusive_account(server, login)
+    c = login(presence=True)
+    current = p
+    for i in range(20):
+        res = "car" if i % 2 == 0 else "phone"
+        nxt = login(jid=jid, password=pw, resource=res, presence=True)
+        current.wait_closed()
+        current = nxt
+        c.message(jid, "round %d" % i)
+        current.expect("message", pred=lambda e, i=i: body(e) == "round %d" % i)
+
+
+def test_concurrent_binds_leave_exactly_one(server, login):
+    """R27: two devices binding at the same moment, many times: one active at the end."""
+    import threading
+    jid, pw, p = exclusive_account(server, login)
+    for i in range(10):
+        a = server.client(jid, pw, resource="a%d" % i).connect(bind=False)
+        b = server.client(jid, pw, resource="b%d" % i).connect(bind=False)
+        bind = ("<iq type='set' id='x'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+                "<resource>%s</resource></bind></iq>")
+        ta = threading.Thread(target=a.send, args=(bind % ("a%d" % i),))
+        tb = threading.Thread(target=b.send, args=(bind % ("b%d" % i),))
+        ta.start(), tb.start()
+        ta.join(), tb.join()
+        time.sleep(0.3)
+        alive = []
+        for d in (a, b):
+            try:
+                d.iq("get", "<ping xmlns='urn:xmpp:ping'/>", to=server.domain, check=True,
+                     timeout=2)
+                alive.append(d)
+            except Exception:
+                pass
+        assert len(alive) == 1, "%d devices active after round %d" % (len(alive), i)
+        for d in (a, b):
+            d.close()
+
+
+def test_active_device_dies_and_the_other_takes_over_at_once(server, login):
+    """R21: the active device's transport drops without a goodbye (its session would be
+    resumable); the other registers at once, is the only one, and gets what comes."""
+    jid, pw, p = exclusive_account(server, login)
+    p.send("<enable xmlns='%s' resume='true'/>" % NS_SM)
+    p.wait_for(pred=lambda e: e.tag == q(NS_SM, "enabled"))
+    p.abort()
+    s = login(jid=jid, password=pw, resource="car", presence=True)
+    c = login(presence=True)
+    c.message(jid, "after the crash")
+    s.expect("message", pred=lambda e: body(e) == "after the crash")
+
+
+def test_no_active_device_means_offline_storage(server, login):
+    """R22: with no device, messages wait offline and come at the next login."""
+    jid, pw, p = exclusive_account(server, login)
+    p.close()
+    c = login(presence=True)
+    c.message(jid, "while nobody is there")
+    time.sleep(0.3)
+    s = login(jid=jid, password=pw, resource="car", presence=True)
+    s.expect("message", pred=lambda e: body(e) == "while nobody is there")
+
+
+def test_one_device_two_identities(server, login):
+    """R24: a device serving alice and bob is superseded for bob only."""
+    alice, apw, a_dev = exclusive_account(server, login)
+    bob, bpw, b_dev = exclusive_account(server, login)
+    # the shared device: one connection per identity
+    v_alice = login(jid=alice, password=apw, resource="v", presence=True)
+    v_bob = login(jid=bob, password=bpw, resource="v", presence=True)
+    a_dev.wait_closed()
+    b_dev.wait_closed()
+    bob_handset = login(jid=bob, password=bpw, resource="handset", presence=True)
+    v_bob.wait_closed()
+    v_alice.iq("get", "<ping xmlns='urn:xmpp:ping'/>", to=server.domain, check=True)
+    bob_handset.iq("get", "<ping xmlns='urn:xmpp:ping'/>", to=server.domain, check=True)
