@@ -220,6 +220,27 @@ store_block_set(struct store *st, const char *owner, const char *jid, bool remov
 }
 
 int
+store_transfer_put(struct store *st, const char *owner, const char *id, const char *xml,
+		   int64_t expires)
+{
+	return st->be->transfer_put(st, owner, id, xml, expires);
+}
+
+int
+store_transfer_del(struct store *st, const char *owner, const char *id)
+{
+	return st->be->transfer_del(st, owner, id);
+}
+
+int
+store_transfer_list(struct store *st, const char *owner, int64_t now_ms,
+		    void (*fn)(void *arg, const char *id, const char *xml, int64_t expires),
+		    void *arg)
+{
+	return st->be->transfer_list(st, owner, now_ms, fn, arg);
+}
+
+int
 store_identity_get(struct store *st, const char *owner, struct store_identity *out)
 {
 	return st->be->identity_get(st, owner, out);

@@ -211,6 +211,17 @@ int store_identity_log_add(struct store *st, const char *owner,
 int store_identity_log(struct store *st, const char *owner, size_t max,
 		       void (*fn)(void *arg, const struct store_identity_event *e), void *arg);
 
+/* ---- device continuity: transfers that wait (for a device, or parked), as XML ---- */
+
+/* Stores (replacing) transfer id of owner; expires is wall ms. */
+int store_transfer_put(struct store *st, const char *owner, const char *id, const char *xml,
+		       int64_t expires);
+int store_transfer_del(struct store *st, const char *owner, const char *id);
+/* Calls fn for owner's transfers that have not expired at now_ms, soonest to expire first. */
+int store_transfer_list(struct store *st, const char *owner, int64_t now_ms,
+			void (*fn)(void *arg, const char *id, const char *xml, int64_t expires),
+			void *arg);
+
 /* ---- multi-user chat rooms (XEP-0045) that persist ---- */
 
 /* Inserts or replaces a room's configuration and subject (both opaque text; "" allowed). */

@@ -80,6 +80,13 @@ struct store_backend {
 	int (*block_list)(struct store *st, const char *owner,
 			  void (*fn)(void *arg, const char *jid), void *arg);
 	int (*block_set)(struct store *st, const char *owner, const char *jid, bool remove);
+	int (*transfer_put)(struct store *st, const char *owner, const char *id, const char *xml,
+			    int64_t expires);
+	int (*transfer_del)(struct store *st, const char *owner, const char *id);
+	int (*transfer_list)(struct store *st, const char *owner, int64_t now_ms,
+			     void (*fn)(void *arg, const char *id, const char *xml,
+					int64_t expires),
+			     void *arg);
 	int (*identity_get)(struct store *st, const char *owner, struct store_identity *out);
 	int (*identity_set)(struct store *st, const char *owner, const struct store_identity *id);
 	int (*identity_log_add)(struct store *st, const char *owner,

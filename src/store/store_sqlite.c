@@ -154,6 +154,18 @@ static const char *const migrations[] = {
     " gen INTEGER NOT NULL"
     ");"
     "CREATE INDEX identity_log_owner ON identity_log (owner, id);",
+    /*
+     * 8: device continuity: transfers waiting for a device or parked (PROTOCOL.md 1),
+     * so a restart of batond does not drop them. The XML is the transfer as continuity
+     * describes it; expired rows are skipped when listed and replaced or deleted later.
+     */
+    "CREATE TABLE transfers ("
+    " owner TEXT NOT NULL REFERENCES accounts(jid) ON DELETE CASCADE,"
+    " id TEXT NOT NULL,"
+    " xml TEXT NOT NULL,"
+    " expires INTEGER NOT NULL,"
+    " PRIMARY KEY (owner, id)"
+    ") WITHOUT ROWID;",
 };
 #define SQ_SCHEMA_VERSION ((int)ARRAY_LEN(migrations))
 
@@ -239,6 +251,12 @@ static const char *const stmt_sql[S_COUNT] = {
 		    " ON CONFLICT (owner, jid) DO NOTHING",
     [S_BLOCK_DEL] = "DELETE FROM blocklist WHERE owner = ?1 AND jid = ?2",
     [S_BLOCK_CLEAR] = "DELETE FROM blocklist WHERE owner = ?1",
+    [S_XFER_PUT] = "INSERT INTO transfers (owner, id, xml, expires) VALUES (?1, ?2, ?3, ?4)"
+		   " ON CONFLICT (owner, id) DO UPDATE SET xml = excluded.xml,"
+		   " expires = excluded.expires",
+    [S_XFER_DEL] = "DELETE FROM transfers WHERE owner = ?1 AND (id = ?2 OR expires <= ?3)",
+    [S_XFER_LIST] = "SELECT id, xml, expires FROM transfers WHERE owner = ?1 AND expires > ?2"
+		    " ORDER BY expires",
     [S_ID_GET] = "SELECT exclusive, barring, gen FROM identity WHERE owner = ?1",
     [S_ID_SET] = "INSERT INTO identity (owner, exclusive, barring, gen) VALUES (?1, ?2, ?3, ?4)"
 		 " ON CONFLICT (owner) DO UPDATE SET exclusive = excluded.exclusive,"
@@ -1135,6 +1153,9 @@ const struct store_backend store_sqlite_backend = {
     .private_set = sq_private_set,
     .block_list = sq_block_list,
     .block_set = sq_block_set,
+    .transfer_put = sq_transfer_put,
+    .transfer_del = sq_transfer_del,
+    .transfer_list = sq_transfer_list,
     .identity_get = sq_identity_get,
     .identity_set = sq_identity_set,
     .identity_log_add = sq_identity_log_add,

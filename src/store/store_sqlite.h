@@ -62,6 +62,9 @@ enum sq_stmt {
 	S_BLOCK_ADD,
 	S_BLOCK_DEL,
 	S_BLOCK_CLEAR,
+	S_XFER_PUT,
+	S_XFER_DEL,
+	S_XFER_LIST,
 	S_ID_GET,
 	S_ID_SET,
 	S_IDLOG_ADD,
@@ -120,6 +123,12 @@ int sq_private_set(struct store *st, const char *owner, const char *key, const c
 int sq_block_list(struct store *st, const char *owner, void (*fn)(void *arg, const char *jid),
 		  void *arg);
 int sq_block_set(struct store *st, const char *owner, const char *jid, bool remove);
+int sq_transfer_put(struct store *st, const char *owner, const char *id, const char *xml,
+		    int64_t expires);
+int sq_transfer_del(struct store *st, const char *owner, const char *id);
+int sq_transfer_list(struct store *st, const char *owner, int64_t now_ms,
+		     void (*fn)(void *arg, const char *id, const char *xml, int64_t expires),
+		     void *arg);
 int sq_identity_get(struct store *st, const char *owner, struct store_identity *out);
 int sq_identity_set(struct store *st, const char *owner, const struct store_identity *id);
 int sq_identity_log_add(struct store *st, const char *owner, const struct store_identity_event *e);

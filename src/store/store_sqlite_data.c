@@ -582,3 +582,59 @@ sq_identity_log(struct store *st, const char *owner, size_t max,
 	}
 	return sq_finish(s, S_IDLOG_LIST, rc);
 }
+
+/* ---- device continuity: waiting transfers ---- */
+
+int
+sq_transfer_put(struct store *st, const char *owner, const char *id, const char *xml,
+		int64_t expires)
+{
+	struct sq_store *s = sq(st);
+	sqlite3_stmt *stmt = s->stmt[S_XFER_PUT];
+	int rc;
+
+	sqlite3_bind_text(stmt, 1, owner, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 2, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 3, xml, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 4, expires);
+	rc = sq_exec(s, S_XFER_PUT);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+		return STORE_ENOENT;
+	return sq_fail(s, rc, "storing a transfer");
+}
+
+int
+sq_transfer_del(struct store *st, const char *owner, const char *id)
+{
+	struct sq_store *s = sq(st);
+	sqlite3_stmt *stmt = s->stmt[S_XFER_DEL];
+	int rc;
+
+	/* The owner's expired rows go with it. */
+	sqlite3_bind_text(stmt, 1, owner, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 2, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 3, wall_ms());
+	rc = sq_exec(s, S_XFER_DEL);
+	return rc == SQLITE_DONE ? 0 : sq_fail(s, rc, "deleting a transfer");
+}
+
+int
+sq_transfer_list(struct store *st, const char *owner, int64_t now_ms,
+		 void (*fn)(void *arg, const char *id, const char *xml, int64_t expires), void *arg)
+{
+	struct sq_store *s = sq(st);
+	sqlite3_stmt *stmt = s->stmt[S_XFER_LIST];
+	int rc;
+
+	sqlite3_bind_text(stmt, 1, owner, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 2, now_ms);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		const char *id = (const char *)sqlite3_column_text(stmt, 0);
+		const char *xml = (const char *)sqlite3_column_text(stmt, 1);
+		if (id && xml)
+			fn(arg, id, xml, sqlite3_column_int64(stmt, 2));
+	}
+	return sq_finish(s, S_XFER_LIST, rc);
+}

@@ -408,7 +408,7 @@ test_schema_newer(void)
 	st = store_open(&c, err, sizeof err);
 	config_free(&c);
 	CHECK(st == NULL, "opened a database from the future");
-	CHECK(strstr(err, "database schema version 99 is newer than this baton (7)") != NULL,
+	CHECK(strstr(err, "database schema version 99 is newer than this baton (8)") != NULL,
 	      "err '%s'", err);
 	CHECK(strstr(err, dir) != NULL, "err '%s' lacks the path", err);
 	store_close(st);
@@ -940,8 +940,8 @@ check_versions(const char *db, const char *when)
 
 	CHECK(sql_file(db, "SELECT group_concat(version) FROM schema_version", out, sizeof out) ==
 		      0 &&
-		  strcmp(out, "1,2,3,4,5,6,7") == 0,
-	      "%s: schema versions '%s', want 1,2,3,4,5,6,7", when, out);
+		  strcmp(out, "1,2,3,4,5,6,7,8") == 0,
+	      "%s: schema versions '%s', want 1,2,3,4,5,6,7,8", when, out);
 }
 
 static void
@@ -1236,6 +1236,53 @@ test_identity(void)
 	store_close(st);
 }
 
+struct xlist {
+	int n;
+	char ids[4][16];
+};
+
+static void
+collect_xfer(void *arg, const char *id, const char *xml, int64_t expires)
+{
+	struct xlist *l = arg;
+	if (l->n < 4)
+		snprintf(l->ids[l->n++], 16, "%s", id);
+}
+
+/* Waiting transfers: replace by id, list the unexpired soonest first, delete, cascade. */
+static void
+test_transfers(void)
+{
+	struct store *st = open_dir(tpath("transfers"));
+	struct xlist l = {0};
+
+	if (!st) {
+		CHECK(0, "open failed");
+		return;
+	}
+	int64_t now = wall_ms(); /* deletion also drops rows expired by the wall clock */
+
+	store_account_create(st, "a@x", "c", 1);
+	CHECK(store_transfer_put(st, "a@x", "t1", "<x/>", now + 5000) == 0, "put t1");
+	CHECK(store_transfer_put(st, "a@x", "t2", "<y/>", now + 3000) == 0, "put t2");
+	CHECK(store_transfer_put(st, "a@x", "t1", "<z/>", now + 6000) == 0, "replace t1");
+	CHECK(store_transfer_put(st, "a@x", "old", "<o/>", now - 100) == 0, "put old");
+	quiet();
+	CHECK(store_transfer_put(st, "nobody@x", "t", "<n/>", now) == STORE_ENOENT, "no account");
+	loud();
+	CHECK(store_transfer_list(st, "a@x", now, collect_xfer, &l) == 0 && l.n == 2 &&
+		  strcmp(l.ids[0], "t2") == 0 && strcmp(l.ids[1], "t1") == 0,
+	      "list: %d rows", l.n);
+	CHECK(store_transfer_del(st, "a@x", "t2") == 0, "del");
+	l.n = 0;
+	CHECK(store_transfer_list(st, "a@x", 0, collect_xfer, &l) == 0 && l.n == 1,
+	      "after del (the expired row went too): %d", l.n);
+	store_account_delete(st, "a@x");
+	l.n = 0;
+	CHECK(store_transfer_list(st, "a@x", 0, collect_xfer, &l) == 0 && l.n == 0, "cascade");
+	store_close(st);
+}
+
 int
 main(void)
 {
@@ -1257,6 +1304,7 @@ main(void)
 	test_room_migration();
 	test_room_archive_migration();
 	test_identity();
+	test_transfers();
 
 	return store_tests_finish("test_store");
 }
