@@ -82,9 +82,11 @@ struct xfer {
 	int64_t snapshot; /* archive ids below it are history */
 	struct hmap live; /* archive ids the target got live while the offer stood (no catch-up) */
 	enum xstate state;
-	char key[33]; /* R32/R33: the one-time key that redeems it, "" if none */
-	bool dead;    /* ended while a storage job still points here */
-	bool foreign; /* the target is a device of another account (R34) */
+	char key[33];	 /* R32/R33: the one-time key that redeems it, "" if none */
+	int64_t expires; /* wall ms: continuity.pending_ttl after it began */
+	bool stored;	 /* a copy is in storage (it survives a restart) */
+	bool dead;	 /* ended while a storage job still points here */
+	bool foreign;	 /* the target is a device of another account (R34) */
 	unsigned jobs;
 	struct timer ttl;
 };
@@ -117,9 +119,10 @@ struct cacct {
 	bool auto_transfer_on_connect; /* R14: a device that connects takes over at once */
 	bool transfer_on_movement;     /* R16: so does one that reports it moved */
 	char *handover_to; /* R34: accounts this one may hand conversations to, space separated */
-	struct hmap redirect;	 /* peer bare JID -> struct bound: handed to another account */
-	struct done_wait *waits; /* accepted transfers whose rooms have not confirmed yet */
-	bool held;		 /* we hold a reference on the account (something pending) */
+	struct hmap redirect;	  /* peer bare JID -> struct bound: handed to another account */
+	struct done_wait *waits;  /* accepted transfers whose rooms have not confirmed yet */
+	struct xml_node *restore; /* stored transfers read with the account, not yet rebuilt */
+	bool held;		  /* we hold a reference on the account (something pending) */
 };
 
 static struct csess *cs_of(struct session *s);
@@ -466,9 +469,188 @@ xfer_free(struct xfer *x)
 }
 
 /* The transfer is over: off the account, freed unless a storage job still holds it. */
+/* ---- transfers that survive a restart (store_transfer_*) ---- */
+
+static struct xfer *xfer_new(struct account *a, const char *source);
+static void offer(struct xfer *x, struct session *to);
+
+static const char *const mode_names[] = {"move", "copy", "logout"};
+
+/* The transfer as stored: everything but its history, which is read again when offered. */
+static struct xml_node *
+xfer_xml(const struct xfer *x)
+{
+	struct xml_node *e = xml_el_new("xfer", NS_CONT);
+	char num[24];
+
+	xml_set_attr(e, "id", x->id);
+	if (x->source)
+		xml_set_attr(e, "source", x->source);
+	if (x->target)
+		xml_set_attr(e, "target", x->target);
+	xml_set_attr(e, "mode", mode_names[x->mode]);
+	xml_set_attr(e, "notify", x->notify ? "true" : "false");
+	xml_set_attr(e, "foreign", x->foreign ? "true" : "false");
+	snprintf(num, sizeof num, "%ld", x->history);
+	xml_set_attr(e, "history", num);
+	if (x->key[0])
+		xml_set_attr(e, "key", x->key);
+	xml_set_attr(e, "parked",
+		     x->state == X_PARKED || (!x->target && !x->key[0]) ? "true" : "false");
+	snprintf(num, sizeof num, "%lld", (long long)x->expires);
+	xml_set_attr(e, "expires", num);
+	for (size_t i = 0; i < x->n; i++) {
+		const struct item *it = &x->items[i];
+		struct xml_node *ie = xml_add_el(e, "item", NULL);
+		xml_set_attr(ie, it->room ? "room" : "with", it->jid);
+		if (it->nick)
+			xml_set_attr(ie, "nick", it->nick);
+		snprintf(num, sizeof num, "%ld", it->priority);
+		xml_set_attr(ie, "priority", num);
+		if (it->prefs)
+			xml_add_child(ie, xml_copy(it->prefs));
+	}
+	if (x->blob)
+		xml_add_child(e, xml_copy(x->blob));
+	return e;
+}
+
+struct xstore_job {
+	struct store_job job;
+	char *owner;
+	char id[17];
+	struct buf xml; /* empty: delete */
+	int64_t expires;
+};
+
+static int
+xstore_run(struct store *st, struct store_job *job)
+{
+	struct xstore_job *j = container_of(job, struct xstore_job, job);
+
+	if (!buf_used(&j->xml))
+		return store_transfer_del(st, j->owner, j->id);
+	return store_transfer_put(st, j->owner, j->id, buf_head(&j->xml), j->expires);
+}
+
+static void
+xstore_done(struct store_job *job)
+{
+	struct xstore_job *j = container_of(job, struct xstore_job, job);
+
+	if (job->result < 0 && job->result != STORE_ENOENT)
+		log_error("continuity %s: could not store transfer %s", j->owner, j->id);
+	free(j->owner);
+	buf_free(&j->xml);
+	free(j);
+}
+
+static void
+xstore(struct xfer *x, bool put)
+{
+	struct xstore_job *j = xcalloc(1, sizeof *j);
+
+	j->owner = xstrdup(x->a->bare);
+	memcpy(j->id, x->id, sizeof j->id);
+	j->expires = x->expires;
+	if (put) {
+		struct xml_node *e = xfer_xml(x);
+		xml_write(&j->xml, e, NULL);
+		buf_append(&j->xml, "", 1);
+		j->xml.len--; /* NUL-terminated for the store, not counted */
+		xml_free(e);
+	}
+	j->job.run = xstore_run;
+	j->job.done = xstore_done;
+	worker_store(x->a->w, &j->job);
+}
+
+static void
+persist(struct xfer *x)
+{
+	xstore(x, true);
+	x->stored = true;
+}
+
+static void
+unpersist(struct xfer *x)
+{
+	if (x->stored && !x->a->w->stopping) {
+		xstore(x, false);
+		x->stored = false;
+	}
+}
+
+/* Rebuilds the transfers stored before a restart (first use of the account's state). */
+static void
+restore(struct account *a)
+{
+	struct cacct *ca = ca_of(a);
+	struct xml_node *list = ca->restore;
+
+	ca->restore = NULL;
+	for (struct xml_node *e = list ? xml_child(list, "xfer", NS_CONT) : NULL; e;
+	     e = xml_next(e, "xfer", NS_CONT)) {
+		const char *id = xml_attr(e, "id"), *mode = xml_attr(e, "mode");
+		const char *exp = xml_attr(e, "expires");
+		int64_t expires = exp ? atoll(exp) : 0, left = expires - wall_ms();
+		if (!id || strlen(id) != 16 || left <= 0)
+			continue;
+		struct xfer *x = xfer_new(a, xml_attr(e, "source"));
+		memcpy(x->id, id, sizeof x->id);
+		x->expires = expires;
+		timer_start(a->w->loop, &x->ttl, (uint64_t)left);
+		x->target = xml_attr(e, "target") ? xstrdup(xml_attr(e, "target")) : NULL;
+		x->mode = mode && !strcmp(mode, "copy")	    ? MODE_COPY
+			  : mode && !strcmp(mode, "logout") ? MODE_LOGOUT
+							    : MODE_MOVE;
+		x->notify = truthy(xml_attr(e, "notify"));
+		x->foreign = truthy(xml_attr(e, "foreign"));
+		x->history = xml_attr(e, "history") ? atol(xml_attr(e, "history")) : 0;
+		x->stored = true;
+		for (struct xml_node *ie = xml_child(e, "item", NS_CONT); ie;
+		     ie = xml_next(ie, "item", NS_CONT)) {
+			const char *room = xml_attr(ie, "room"), *with = xml_attr(ie, "with");
+			struct xml_node *p = xml_child(ie, "preferences", NS_CONT);
+			if (!room && !with)
+				continue;
+			x->items = xrealloc(x->items, (x->n + 1) * sizeof *x->items);
+			x->items[x->n++] = (struct item){
+			    .room = room != NULL,
+			    .jid = xstrdup(room ? room : with),
+			    .nick = xml_attr(ie, "nick") ? xstrdup(xml_attr(ie, "nick")) : NULL,
+			    .priority =
+				xml_attr(ie, "priority") ? atol(xml_attr(ie, "priority")) : 0,
+			    .prefs = p ? xml_copy(p) : NULL};
+		}
+		if (xml_child(e, "blob", NS_CONT))
+			x->blob = xml_copy(xml_child(e, "blob", NS_CONT));
+		const char *key = xml_attr(e, "key");
+		if (key && strlen(key) == 32) {
+			struct keyed *k = xcalloc(1, sizeof *k);
+			memcpy(x->key, key, sizeof x->key);
+			k->bare = xstrdup(a->bare);
+			memcpy(k->id, x->id, sizeof k->id);
+			k->until = now_ms() + (uint64_t)left;
+			pthread_mutex_lock(&keys_lock);
+			hmap_put(&keys, x->key, k);
+			pthread_mutex_unlock(&keys_lock);
+		}
+		/* Parked stays parked; anything else waits for its device (offered again). */
+		x->state = truthy(xml_attr(e, "parked")) ? X_PARKED : X_WAITING;
+		log_info("continuity %s: transfer %s restored", a->bare, x->id);
+		if (x->foreign && x->state == X_WAITING)
+			offer(x, NULL);
+	}
+	xml_free(list);
+}
+
+static void unpersist(struct xfer *x);
+
 static void
 xfer_end(struct xfer *x)
 {
+	unpersist(x);
 	xfer_unlink(x);
 	if (x->jobs)
 		x->dead = true;
@@ -560,6 +742,7 @@ xfer_new(struct account *a, const char *source)
 	x->history = a->w->srv->cfg->continuity_history;
 	x->ttl.fn = ttl_expired;
 	timer_start(a->w->loop, &x->ttl, a->w->srv->cfg->continuity_pending_ttl);
+	x->expires = wall_ms() + (int64_t)a->w->srv->cfg->continuity_pending_ttl;
 	x->next = ca->xfers;
 	ca->xfers = x;
 	hold_account(a, true);
@@ -1327,6 +1510,8 @@ cont_account_iq(struct account *a, struct xml_node *st, const struct jid *from)
 {
 	const char *type = xml_attr(st, "type");
 
+	if (ca_of(a)->restore)
+		restore(a);
 	if (type && (strcmp(type, "result") == 0 || strcmp(type, "error") == 0)) {
 		const char *id = xml_attr(st, "id");
 		if (id && strncmp(id, "cont-seat-", 10) == 0)
@@ -1407,6 +1592,8 @@ cont_bound(struct session *s, const struct xml_node *bind_iq)
 
 	if (!ca)
 		return;
+	if (ca->restore)
+		restore(a);
 	struct csess *cs = s->ext[continuity_ext.slot];
 	if (cs && cs->via_key) {
 		/* R33: it logged in with a transfer's key: that transfer is for it. */
@@ -1501,6 +1688,7 @@ cont_account_free(struct account *a)
 	}
 	hmap_free_all(&ca->bind, bound_free);
 	hmap_free_all(&ca->redirect, bound_free);
+	xml_free(ca->restore);
 	while (ca->waits) {
 		struct done_wait *w = ca->waits;
 		ca->waits = w->next;
@@ -1619,6 +1807,7 @@ launch(struct xfer *x, struct session *s, struct xml_node *st)
 {
 	struct session *to = x->target ? session_of(x->a, x->target) : NULL;
 
+	persist(x); /* a restart of batond does not lose it (nothing lost, for transfers too) */
 	if (x->key[0]) {
 		/* FIG. 22: waits for the device that comes with the key (R32, R33). */
 		x->state = X_WAITING;
@@ -2057,6 +2246,18 @@ iq_preferences(struct session *s, struct xml_node *st, struct xml_node *q, bool 
 	reply_ok(s, st, NULL);
 }
 
+/* A stored transfer, kept as XML until the account's worker rebuilds it (restore). */
+static void
+restore_one(void *arg, const char *id, const char *xml, int64_t expires)
+{
+	struct xml_node *e = xml_parse(xml, strlen(xml));
+
+	if (e && strcmp(e->name, "xfer") == 0 && strcmp(e->ns, NS_CONT) == 0)
+		xml_add_child(arg, e);
+	else
+		xml_free(e);
+}
+
 /* With the account (storage thread): its preferences from private storage. */
 static void *
 cont_load(struct store *st, const char *bare)
@@ -2071,6 +2272,12 @@ cont_load(struct store *st, const char *bare)
 		xml_free(p);
 	}
 	buf_free(&b);
+	ca->restore = xml_el_new("restore", NS_CONT);
+	store_transfer_list(st, bare, wall_ms(), restore_one, ca->restore);
+	if (!ca->restore->first) {
+		xml_free(ca->restore);
+		ca->restore = NULL;
+	}
 	return ca;
 }
 
@@ -2123,6 +2330,9 @@ static void
 cont_iq(struct session *s, struct xml_node *st)
 {
 	struct xml_node *q = xml_child(st, NULL, NULL);
+
+	if (ca_of(s->acct)->restore)
+		restore(s->acct);
 	bool set = strcmp(xml_attr(st, "type"), "set") == 0;
 
 	if (strcmp(q->name, "profile") == 0)

@@ -611,3 +611,38 @@ def test_session_preferences_go_with_the_conversation(server, login):
     got = cont(b.iq("get", "<session-preferences xmlns='%s' with='%s'/>" % (NS_CONT, c.bare),
                     check=True), "preferences")
     assert got.get("retention") == "20" and got.get("alert") == "off", tostr(got)
+
+
+def test_parked_and_keyed_transfers_survive_a_restart(tmp_path_factory):
+    """Nothing lost for transfers either: parked sessions and a transfer waiting for its key
+    are still there after batond restarts."""
+    from conftest import start_server
+    from helpers import stop_and_check
+    srv = start_server(tmp_path_factory, "cont_restart")
+    try:
+        jid, pw = srv.add_user()
+        cjid, cpw = srv.add_user()
+        a = srv.login(jid, pw, resource="desk", presence=True)
+        c = srv.login(cjid, cpw, presence=True)
+        chat(c, a, 2)
+        parked = transfer(a)
+        keyed = transfer(a, key="true")
+        a.close()
+        c.close()
+        time.sleep(0.3)
+        assert srv.stop() == 0
+        srv.start()
+        b = srv.login(jid, pw, resource="phone", presence=True)
+        listed = cont(b.iq("get", "<parked xmlns='%s'/>" % NS_CONT, check=True), "parked")
+        assert parked.get("id") in [x.get("id") for x in listed.findall(q(NS_CONT, "transfer"))]
+        b.iq("set", "<pull xmlns='%s' parked='%s'/>" % (NS_CONT, parked.get("id")), check=True)
+        off = offered(b)
+        assert history_bodies(off.find(q(NS_CONT, "session"))) == ["m0", "m1"]
+        answer(b, off.get("id"))
+        k = srv.client(jid, keyed.get("key"), resource="kiosk", mech="PLAIN").connect()
+        k.send("<presence/>")
+        assert offered(k).get("id") == keyed.get("id")
+        b.close()
+        k.close()
+    finally:
+        stop_and_check(srv)
