@@ -80,9 +80,13 @@ char *
 web_form_get(const char *data, size_t len, const char *name)
 {
 	size_t nlen = strlen(name);
-	const char *p = data, *end = data + len;
+	const char *p, *end;
 
-	while (data && p < end) {
+	if (!data) /* no query at all */
+		return NULL;
+	p = data;
+	end = data + len;
+	while (p < end) {
 		const char *amp = memchr(p, '&', (size_t)(end - p));
 		const char *stop = amp ? amp : end;
 		if ((size_t)(stop - p) > nlen && memcmp(p, name, nlen) == 0 && p[nlen] == '=') {

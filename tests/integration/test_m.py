@@ -294,3 +294,12 @@ def test_session_object_ends_after_thin_hold(tmp_path_factory):
         assert "/m/login" in page
     finally:
         stop_and_check(srv)
+
+
+def test_odd_urls_are_answered(server):
+    b, jid, page = logged_in(server)
+    for path in ("/m/chat", "/m/chat?", "/m/chat?with=", "/m/nothing", "/m/chat?with=%FF"):
+        status, _ = b.get(path)
+        assert status in (400, 404), (path, status)
+    status, page = b.get("/m/")
+    assert status == 200 and "Contacts" in page
