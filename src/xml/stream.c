@@ -516,6 +516,20 @@ stream_create(const struct xml_stream_cb *cb, void *arg, size_t max_stanza, int 
 	return s;
 }
 
+bool
+xml_stream_trim(struct xml_stream *s)
+{
+	/*
+	 * Only at a stanza boundary inside the root with every byte fed turned into events:
+	 * then expat holds nothing a fresh parser primed with the root tag would not have.
+	 */
+	if (!s->p || s->busy || s->err || s->closed || !s->prime || s->tree || s->fed != s->mark)
+		return false;
+	XML_ParserFree(s->p);
+	s->p = NULL;
+	return true;
+}
+
 struct xml_stream *
 xml_stream_new(const struct xml_stream_cb *cb, void *arg, size_t max_stanza, int max_depth)
 {
@@ -553,6 +567,8 @@ stream_feed(struct xml_stream *s, const char *data, size_t len, bool final)
 		return s->err;
 	if (s->closed)
 		return feed_after_close(s, data, len);
+	if (!s->p)
+		stream_renew(s); /* trimmed while idle: a fresh parser inside the root */
 	do {
 		int n = len > INT_MAX ? INT_MAX : (int)len;
 		bool last = final && (size_t)n == len;

@@ -121,5 +121,10 @@ int xml_stream_feed(struct xml_stream *s, const char *data, size_t len);
 const char *xml_status_condition(int status);
 /* Frees the parser and any partial tree. Never from inside a callback. NULL is a no-op. */
 void xml_stream_free(struct xml_stream *s);
+/*
+ * Frees the parser's working memory (expat's, about 10 KiB) while the stream is idle at a
+ * stanza boundary; the next feed continues with a fresh parser. Returns whether it did.
+ */
+bool xml_stream_trim(struct xml_stream *s);
 
 #endif

@@ -8,6 +8,7 @@
  * stops while the session is busy (waiting for storage, an account load or a move
  * between workers), so a session handles one thing at a time, in arrival order.
  */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -406,6 +407,7 @@ feed(struct session *s, const char *data, size_t len)
 
 	if (s->state == SS_CLOSED)
 		return;
+	s->last_input = now_ms();
 	r = xml_stream_feed(p, data, len);
 	if (r != XML_OK && s->parser == p && !s->parse_error)
 		s->parse_error = r;
@@ -416,6 +418,32 @@ c2s_input(struct session *s, const char *data, size_t len)
 {
 	feed(s, data, len);
 	session_process(s);
+}
+
+/* ---- memory of idle sessions ---- */
+
+#define C2S_TRIM_IDLE_MS 5000 /* a session this long without input gives its parser back */
+
+void
+c2s_trim_idle(struct worker *w)
+{
+	uint64_t now = now_ms();
+	size_t n = 0;
+
+	/*
+	 * Most connections are idle most of the time; an idle one keeps only its session and
+	 * connection, not expat's ~10 KiB of working memory (bench/RESULTS.md: memory per
+	 * idle connection). The next stanza renews the parser, which costs microseconds.
+	 */
+	for (struct session *s = w->sessions; s; s = s->w_next) {
+		if (s->state != SS_CLOSED && s->parser && now - s->last_input >= C2S_TRIM_IDLE_MS)
+			n += xml_stream_trim(s->parser);
+	}
+	if (n)
+		log_debug("worker %d: %zu idle parsers freed", w->id, n);
+	/* glibc keeps freed memory in its arenas; give a burst of it back to the system. */
+	if (n >= 64)
+		malloc_trim(0);
 }
 
 /* ---- accepting ---- */

@@ -15,7 +15,8 @@
 
 #include "xmpp_int.h"
 
-#define SHUTDOWN_FLUSH_MS 300 /* how long workers keep running to send the last bytes */
+#define SHUTDOWN_FLUSH_MS 300  /* how long workers keep running to send the last bytes */
+#define TRIM_EVERY_MS	  5000 /* how often idle sessions give back parser memory */
 
 static _Thread_local struct worker *current_worker;
 static const struct xmpp_service *registered[8];
@@ -139,6 +140,15 @@ worker_store(struct worker *w, struct store_job *job)
 }
 
 static void
+trim_fired(struct timer *t)
+{
+	struct worker *w = container_of(t, struct worker, trim);
+
+	c2s_trim_idle(w);
+	timer_start(w->loop, t, TRIM_EVERY_MS);
+}
+
+static void
 worker_turn_end(struct loop *loop, void *arg)
 {
 	session_reap(arg);
@@ -162,6 +172,8 @@ worker_main(void *arg)
 	}
 	if (w->id == 0)
 		offline_start_sweeper(w);
+	w->trim.fn = trim_fired;
+	timer_start(w->loop, &w->trim, TRIM_EVERY_MS);
 	loop_run(w->loop);
 	/* Every session closed its connection in worker_begin_stop(); drop the lingerers. */
 	session_reap(w);
@@ -288,6 +300,7 @@ worker_begin_stop(struct worker *w, void *arg)
 {
 	w->stopping = true;
 	timer_stop(w->loop, &w->offline_sweep);
+	timer_stop(w->loop, &w->trim);
 	if (w->srv->c2s_fd >= 0)
 		loop_io_del(w->loop, &w->c2s_io);
 	if (w->srv->c2s_tls_fd >= 0)

@@ -106,6 +106,7 @@ struct worker {
 	struct loop_io *extra_io; /* one per server_add_listener() */
 	struct timer stop_timer;
 	struct timer offline_sweep; /* worker 0 only: expires old offline messages */
+	struct timer trim;	    /* frees the parsers of idle sessions (memory per connection) */
 	unsigned long push_seq;	    /* ids of server-generated iqs */
 	struct hmap rooms;
 	/* MUC rooms homed here (muc.c) */ /* the last archive id this worker gave out */
@@ -168,6 +169,7 @@ struct session {
 	bool migrating;	       /* in flight to the account's home worker */
 	bool processing;       /* inside session_process() */
 	int parse_error;       /* xml_status of the parser, acted on once the queue is drained */
+	uint64_t last_input;   /* now_ms() of the last bytes fed to the parser */
 	unsigned jobs; /* callbacks pending that point to this session (storage, account load) */
 	struct worker *migrate_to;
 	struct sasl *sasl;
@@ -214,6 +216,8 @@ struct session {
 	struct session *reap_next;
 };
 
+/* Frees the parser memory of w's sessions idle for a while; runs from a periodic timer. */
+void c2s_trim_idle(struct worker *w);
 /* Accepts connections on a listening socket of worker w (a loop_io callback). */
 void c2s_accept(struct loop_io *io, uint32_t events);
 /* Tells the extensions that s bound (bind_iq its request) or resumed (NULL) its resource. */

@@ -303,3 +303,16 @@ def test_jid_case_is_normalised(server, login):
     jid, pw = server.add_user()
     c = login(jid.upper().replace("LOCALHOST", "localhost"), pw)
     assert bare(c.jid) == jid, c.jid
+
+
+def test_idle_sessions_keep_working_after_their_parser_is_freed(server, login):
+    """An idle session gives its parser's memory back (after 5 s, checked every 5 s); the
+    next stanzas parse as before, with the stream's prefixes and default namespace."""
+    import time
+    a = login(presence=True)
+    b = login(presence=True)
+    time.sleep(11)
+    a.message(b.bare, "after a nap")
+    m = b.wait_for("message")
+    assert m is not None and m.findtext("{jabber:client}body") == "after a nap"
+    b.iq("get", "<ping xmlns='urn:xmpp:ping'/>", to=server.domain, check=True)

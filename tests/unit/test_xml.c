@@ -874,6 +874,36 @@ test_detach_copy(void)
 	buf_free(&w);
 }
 
+/* Trimming an idle stream frees the parser; the next bytes parse as if nothing happened. */
+static void
+test_trim(void)
+{
+	struct rec r = {0};
+	struct xml_stream *s = xml_stream_new(&rec_cb, &r, 1 << 16, 16);
+	const char *hdr = "<s:stream xmlns='jabber:client' xmlns:s='urn:s' xmlns:p='urn:p'>";
+
+	r.s = s;
+	CHECK(!xml_stream_trim(s), "trimmed before the root opened");
+	xml_stream_feed(s, hdr, strlen(hdr));
+	xml_stream_feed(s, "<m id='1'><p:x/></m>", 20);
+	CHECK(xml_stream_trim(s), "not trimmed at a stanza boundary");
+	CHECK(!xml_stream_trim(s), "trimmed twice");
+	CHECK(xml_stream_feed(s, "<m id='2'><p:x/>", 16) == XML_OK, "feed after trim");
+	CHECK(!xml_stream_trim(s), "trimmed inside a stanza");
+	CHECK(xml_stream_feed(s, "</m> <m id='3'/", 15) == XML_OK, "feed");
+	CHECK(!xml_stream_trim(s), "trimmed with a partial tag held");
+	CHECK(xml_stream_feed(s, ">", 1) == XML_OK, "feed the tag's end");
+	xml_stream_trim(s);
+	CHECK(xml_stream_feed(s, "<bad></m>", 9) != XML_OK, "bad XML after trim not caught");
+	CHECK(r.nstanza == 3, "%d stanzas", r.nstanza);
+	CHECK(strstr(buf_head(&r.ev), "<m xmlns='jabber:client' id='2'><x xmlns='urn:p'/></m>") !=
+		  NULL,
+	      "prefixes lost across a trim: %s", buf_head(&r.ev));
+	xml_stream_free(s);
+	buf_free(&r.ev);
+	/* xml_parse() documents are never trimmed. */
+}
+
 int
 main(void)
 {
@@ -881,6 +911,7 @@ main(void)
 	test_chunking_identical();
 	test_no_deferral();
 	test_renewal();
+	test_trim();
 	test_depth();
 	test_size_limit();
 	test_set_max();
