@@ -400,30 +400,37 @@ cont_seen(struct session *s, const struct xml_node *st, bool out)
 
 /* ---- the routing a move leaves behind ---- */
 
+/*
+ * The binding in m that a message from 'from' to 'to' follows, or NULL. To the bare JID,
+ * or to the device the conversation moved away from (a client that locked onto that full
+ * JID, XEP-0296), a message goes where the conversation is; to any other full JID, where
+ * it was addressed.
+ */
+static struct bound *
+followed(struct hmap *m, const struct jid *to, const struct jid *from)
+{
+	struct bound *b;
+	char *peer;
+
+	if (!m->count || !from)
+		return NULL;
+	peer = jid_bare(from);
+	b = hmap_get(m, peer);
+	free(peer);
+	if (b && (!to->resource || (b->from && strcmp(to->resource, b->from) == 0)))
+		return b;
+	return NULL;
+}
+
 static struct session *
 cont_target(struct account *a, const struct xml_node *st, const struct jid *to,
 	    const struct jid *from)
 {
 	struct cacct *ca = a->ext[continuity_ext.slot];
-	struct session *s;
-	struct bound *b;
-	char *peer;
+	struct bound *b = ca ? followed(&ca->bind, to, from) : NULL;
+	struct session *s = b ? account_session_find(a, b->to) : NULL;
 
-	if (!ca || !ca->bind.count || !from)
-		return NULL;
-	peer = jid_bare(from);
-	b = hmap_get(&ca->bind, peer);
-	free(peer);
-	if (!b || !(s = account_session_find(a, b->to)) || s->state != SS_ACTIVE)
-		return NULL;
-	/*
-	 * To the bare JID, or to the device the conversation moved away from (a client that
-	 * locked onto that full JID, XEP-0296), the message goes where the conversation is;
-	 * to any other full JID, where it was addressed.
-	 */
-	if (!to->resource || (b->from && strcmp(to->resource, b->from) == 0))
-		return s;
-	return NULL;
+	return s && s->state == SS_ACTIVE ? s : NULL;
 }
 
 /* ---- transfers ---- */
@@ -1259,6 +1266,44 @@ moved_notice(struct xfer *x, struct session *to)
 	return mv;
 }
 
+/*
+ * The catch-up of an accepted transfer (R9): archived messages of its conversations from
+ * the offer's snapshot up to now, the moment of the switch; later ones go to 'to' live.
+ */
+static struct read_job *
+catchup_begin(struct xfer *x, const char *to)
+{
+	struct read_job *rj = xcalloc(1, sizeof *rj);
+
+	rj->x = x;
+	rj->owner = xstrdup(x->a->bare);
+	rj->catchup = true;
+	rj->after = x->snapshot - 1;
+	rj->before = mam_next_id(x->a->w);
+	rj->to = xstrdup(to);
+	rj->skip = x->live; /* what 'to' already got live */
+	x->live = (struct hmap){0};
+	rj->q = xcalloc(x->n ? x->n : 1, sizeof *rj->q);
+	for (size_t i = 0; i < x->n; i++) {
+		rj->q[i].room = x->items[i].room;
+		rj->q[i].jid = xstrdup(x->items[i].jid);
+	}
+	rj->nq = x->n;
+	return rj;
+}
+
+static void
+catchup_submit(struct xfer *x, struct read_job *rj)
+{
+	rj->job.run = read_run;
+	rj->job.done = catchup_done;
+	x->jobs++;
+	if (x->a->w->srv->cfg->archive_enabled)
+		worker_store(x->a->w, &rj->job);
+	else
+		catchup_done(&rj->job);
+}
+
 /* A is told the transfer is done; with logout (FIG. 15) it is closed now. */
 static void
 done_now(struct account *a, const char *id, const char *source, const char *target, bool logout)
@@ -1355,24 +1400,13 @@ accept(struct xfer *x, struct session *to)
 	struct session *from = session_of(a, x->source);
 	struct csess *fcs = from ? cs_of(from) : NULL, *tcs = cs_of(to);
 	bool move = x->mode != MODE_COPY;
-	struct read_job *rj = xcalloc(1, sizeof *rj);
+	struct read_job *rj = catchup_begin(x, to->full);
 	char seat_id[40];
 	struct done_wait *w = begin_accept(x, to->full);
 
 	snprintf(seat_id, sizeof seat_id, "cont-seat-%s", x->id);
-	rj->x = x;
-	rj->owner = xstrdup(a->bare);
-	rj->catchup = true;
-	rj->after = x->snapshot - 1;
-	rj->before = mam_next_id(a->w); /* from now on, messages go to 'to' live */
-	rj->to = xstrdup(to->full);
-	rj->skip = x->live;
-	x->live = (struct hmap){0};
-	rj->q = xcalloc(x->n ? x->n : 1, sizeof *rj->q);
 	for (size_t i = 0; i < x->n; i++) {
 		struct item *it = &x->items[i];
-		rj->q[rj->nq].room = it->room;
-		rj->q[rj->nq++].jid = xstrdup(it->jid);
 		carry_prefs(fcs, tcs, it, move);
 		if (it->room) {
 			struct seat *st = fcs ? hmap_del(&fcs->seats, it->jid) : NULL;
@@ -1413,13 +1447,7 @@ accept(struct xfer *x, struct session *to)
 			route(a->w, m);
 		}
 	}
-	rj->job.run = read_run;
-	rj->job.done = catchup_done;
-	x->jobs++;
-	if (a->w->srv->cfg->archive_enabled)
-		worker_store(a->w, &rj->job);
-	else
-		catchup_done(&rj->job);
+	catchup_submit(x, rj);
 	log_info("continuity %s: transfer %s accepted by %s", a->bare, x->id, to->full);
 	finish_accept(a, w);
 	xfer_end(x);
@@ -1439,25 +1467,14 @@ accept_foreign(struct xfer *x)
 	struct session *from = session_of(a, x->source);
 	struct csess *fcs = from ? cs_of(from) : NULL;
 	bool move = x->mode != MODE_COPY;
-	struct read_job *rj = xcalloc(1, sizeof *rj);
+	struct read_job *rj = catchup_begin(x, x->offered_to);
 	char seat_id[40];
 	struct done_wait *w = begin_accept(x, x->offered_to);
 
 	snprintf(seat_id, sizeof seat_id, "cont-seat-%s", x->id);
-	rj->x = x;
-	rj->owner = xstrdup(a->bare);
-	rj->catchup = true;
-	rj->after = x->snapshot - 1;
-	rj->before = mam_next_id(a->w);
-	rj->to = xstrdup(x->offered_to);
-	rj->skip = x->live;
-	x->live = (struct hmap){0};
-	rj->q = xcalloc(x->n ? x->n : 1, sizeof *rj->q);
 	for (size_t i = 0; i < x->n; i++) {
 		struct item *it = &x->items[i];
 		struct xml_node *mv = NULL;
-		rj->q[rj->nq].room = it->room;
-		rj->q[rj->nq++].jid = xstrdup(it->jid);
 		if (x->notify) {
 			mv = xml_el_new("moved", NS_CONT);
 			xml_set_attr(mv, "jid", a->bare);
@@ -1491,13 +1508,7 @@ accept_foreign(struct xfer *x)
 			route(a->w, m);
 		}
 	}
-	rj->job.run = read_run;
-	rj->job.done = catchup_done;
-	x->jobs++;
-	if (a->w->srv->cfg->archive_enabled)
-		worker_store(a->w, &rj->job);
-	else
-		catchup_done(&rj->job);
+	catchup_submit(x, rj);
 	log_info("continuity %s: transfer %s accepted by %s (another account)", a->bare, x->id,
 		 x->offered_to);
 	finish_accept(a, w);
@@ -1548,18 +1559,9 @@ cont_redirect(struct account *a, const struct xml_node *st, const struct jid *to
 	      const struct jid *from)
 {
 	struct cacct *ca = a->ext[continuity_ext.slot];
-	struct bound *b;
-	char *peer;
+	struct bound *b = ca ? followed(&ca->redirect, to, from) : NULL;
 
-	if (!ca || !ca->redirect.count || !from)
-		return NULL;
-	peer = jid_bare(from);
-	b = hmap_get(&ca->redirect, peer);
-	free(peer);
-	/* As for a move within the account: the bare JID, or the device it was handed from. */
-	if (b && (!to->resource || (b->from && strcmp(to->resource, b->from) == 0)))
-		return b->to;
-	return NULL;
+	return b ? b->to : NULL; /* a full JID of the other account */
 }
 
 /* ---- devices coming and going ---- */
