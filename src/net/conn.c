@@ -8,6 +8,7 @@
  * has passed, never while a handler of c may still be on the stack.
  */
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
@@ -78,6 +79,11 @@ conn_update_events(struct conn *c)
 
 	if (c->dead)
 		return;
+	if (c->connecting) {
+		if (loop_io_mod(c->loop, &c->io, LOOP_OUT) < 0)
+			conn_fail(c, "epoll_ctl failed");
+		return;
+	}
 	if ((!c->paused || c->closing) && !c->eof)
 		ev |= LOOP_IN; /* a closing connection drains its input until the peer's FIN */
 	if (c->want_read_to_write)
@@ -185,14 +191,38 @@ static void
 conn_start_tls_now(struct conn *c, struct tls_ctx *tls)
 {
 	c->ssl = tls_new_ssl(tls, c->io.fd);
-	if (!c->ssl)
+	if (!c->ssl) {
 		conn_fail(c, "TLS setup failed");
+		return;
+	}
+	/* A client speaks first: the ClientHello goes out now, the rest follows on reads. */
+	if (tls_is_client(tls)) {
+		ERR_clear_error();
+		int r = SSL_do_handshake(c->ssl);
+		if (r <= 0 && SSL_get_error(c->ssl, r) == SSL_ERROR_WANT_WRITE)
+			c->want_read_to_write = 0;
+	}
+}
+
+/* The reason a TLS connection failed, with the certificate's fault if that was it. */
+static const char *
+tls_failure(struct conn *c, const char *what)
+{
+	static _Thread_local char msg[160];
+	const char *v = c->ssl ? tls_verify_error(c->ssl) : NULL;
+
+	if (!v)
+		return what;
+	snprintf(msg, sizeof msg, "%s: certificate refused: %s", what, v);
+	return msg;
 }
 
 /* Writes queued output; returns 0, or -1 if the connection failed. */
 static int
 conn_flush(struct conn *c)
 {
+	if (c->connecting)
+		return 0; /* sent once connected */
 	while (buf_used(&c->out) > 0) {
 		ssize_t r = transport_write(c, buf_head(&c->out), buf_used(&c->out));
 		if (r == -EAGAIN)
@@ -269,7 +299,7 @@ conn_read(struct conn *c)
 			break;
 		}
 		if (r < 0) {
-			conn_fail(c, r == -EPROTO ? "TLS error" : "read error");
+			conn_fail(c, r == -EPROTO ? tls_failure(c, "TLS error") : "read error");
 			return;
 		}
 		buf_commit(&c->in, (size_t)r);
@@ -298,6 +328,27 @@ conn_io(struct loop_io *io, uint32_t events)
 
 	if (c->dead)
 		return;
+	if (c->connecting) {
+		int e = 0;
+		socklen_t el = sizeof e;
+		if (getsockopt(c->io.fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0)
+			e = errno;
+		if (e == EINPROGRESS)
+			return;
+		if (e) {
+			char why[96];
+			snprintf(why, sizeof why, "connect: %s", strerror(e));
+			conn_fail(c, why);
+			return;
+		}
+		c->connecting = 0;
+		if (c->cb && c->cb->connected)
+			c->cb->connected(c, c->arg);
+		if (c->dead)
+			return;
+		conn_update_events(c);
+		return;
+	}
 	if (events & (LOOP_ERR | LOOP_HUP) && !(events & LOOP_IN)) {
 		conn_fail(c, "connection reset");
 		return;
@@ -459,6 +510,58 @@ conn_accept(struct loop *loop, int lfd, struct tls_ctx *tls, const struct conn_c
 	conn_link(c);
 	if (tls)
 		conn_start_tls_now(c, tls);
+	return c;
+}
+
+struct conn *
+conn_connect(struct loop *loop, const char *addr, const struct conn_cb *cb, void *arg, char *err,
+	     size_t errlen)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+	char host[256], port[16];
+	struct conn *c;
+	int fd, r, one = 1;
+
+	if (net_split_addr(addr, host, sizeof host, port, sizeof port) < 0) {
+		snprintf(err, errlen, "%s: not host:port", addr);
+		return NULL;
+	}
+	r = getaddrinfo(host, port, &hints, &res);
+	if (r != 0 || !res) {
+		snprintf(err, errlen, "%s: %s", addr, r ? gai_strerror(r) : "no address");
+		return NULL;
+	}
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: socket: %s", addr, strerror(errno));
+		freeaddrinfo(res);
+		return NULL;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	r = connect(fd, res->ai_addr, res->ai_addrlen);
+	c = xcalloc(1, sizeof *c);
+	c->io.fd = fd;
+	c->io.fn = conn_io;
+	c->loop = loop;
+	c->cb = cb;
+	c->arg = arg;
+	c->id = __atomic_add_fetch(&conn_next_id, 1, __ATOMIC_RELAXED);
+	c->in_max = 65536;
+	c->out_max = 4 << 20;
+	c->rate_timer.fn = rate_resume;
+	c->linger_timer.fn = linger_expired;
+	snprintf(c->peer, sizeof c->peer, "%s", addr);
+	freeaddrinfo(res);
+	/* Refused at once or in progress, the answer comes as an event: one path for both. */
+	(void)r;
+	c->connecting = 1;
+	if (loop_io_add(loop, &c->io, LOOP_OUT) < 0) {
+		snprintf(err, errlen, "%s: epoll: %s", addr, strerror(errno));
+		close(fd);
+		free(c);
+		return NULL;
+	}
+	conn_link(c);
 	return c;
 }
 

@@ -39,7 +39,7 @@ struct http_conn {
 
 static void on_data(struct conn *c, void *arg);
 static void on_closed(struct conn *c, void *arg, const char *reason);
-static const struct conn_cb http_conn_cb = {on_data, on_closed};
+static const struct conn_cb http_conn_cb = {.data = on_data, .closed = on_closed};
 
 static const char *
 reason_phrase(int status)

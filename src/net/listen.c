@@ -16,8 +16,8 @@
 #include "net_int.h"
 
 /* Splits "host:port" or "[v6]:port"; returns 0 or -1. */
-static int
-split_addr(const char *addr, char *host, size_t hn, char *port, size_t pn)
+int
+net_split_addr(const char *addr, char *host, size_t hn, char *port, size_t pn)
 {
 	const char *colon;
 	size_t len;
@@ -56,7 +56,7 @@ net_listen(const char *addr, char *err, size_t errlen)
 	struct addrinfo *res = NULL;
 	int fd = -1, one = 1, r;
 
-	if (split_addr(addr, host, sizeof host, port, sizeof port) < 0) {
+	if (net_split_addr(addr, host, sizeof host, port, sizeof port) < 0) {
 		snprintf(err, errlen, "bad listen address '%s': expected HOST:PORT", addr);
 		return -1;
 	}

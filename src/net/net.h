@@ -27,6 +27,8 @@ struct conn_cb {
 	 * callbacks follow; the owner must still call conn_close() to release c.
 	 */
 	void (*closed)(struct conn *c, void *arg, const char *reason);
+	/* An outgoing connection (conn_connect) is established; optional. */
+	void (*connected)(struct conn *c, void *arg);
 };
 
 struct conn {
@@ -50,7 +52,7 @@ struct conn {
 	struct tls_ctx *tls_ctx_pending;  /* STARTTLS once the plaintext output is sent */
 	unsigned dirty : 1, closing : 1, dead : 1, paused : 1, tls_pending : 1,
 	    want_read_to_write : 1, want_write_to_read : 1, eof : 1, resume_read : 1, fin_sent : 1,
-	    overflow : 1;
+	    overflow : 1, connecting : 1;
 };
 
 /* ---- listeners ---- */
@@ -81,12 +83,21 @@ void net_loop_free(struct loop *loop);
 struct conn *conn_accept(struct loop *loop, int lfd, struct tls_ctx *tls, const struct conn_cb *cb,
 			 void *arg);
 /*
+ * Starts a TCP connection to "host:port" from the calling loop (the name is resolved now,
+ * with the system resolver). Returns the conn, which reports connected() or closed() later;
+ * bytes written meanwhile go once connected. NULL with a one-line reason in err if the
+ * address cannot be resolved or no socket can be made.
+ */
+struct conn *conn_connect(struct loop *loop, const char *addr, const struct conn_cb *cb, void *arg,
+			  char *err, size_t errlen);
+/*
  * Queues bytes for the peer; they are written at the end of the loop turn. If more
  * than out_max bytes are waiting, the connection fails (closed callback, later).
  */
 void conn_write(struct conn *c, const void *data, size_t n);
 /*
- * Sends what is queued (in plaintext), then switches to TLS as server (STARTTLS).
+ * Sends what is queued (in plaintext), then switches to TLS: as server, or as client with a
+ * context from tls_client_ctx_new() (the handshake starts at once).
  * Unread plaintext input is discarded: it cannot be trusted (RFC 6120 5.4.3.3).
  */
 void conn_starttls(struct conn *c, struct tls_ctx *tls);
@@ -233,6 +244,11 @@ const char *ws_peer(const struct ws *ws);
  */
 struct tls_ctx *tls_ctx_new(const char *cert, const char *key, const char *data_dir,
 			    const char *domain, char *err, size_t errlen);
+/*
+ * A client context: the peer's certificate must chain to a CA of ca_file (the system's CAs if
+ * empty) and carry host (RFC 6125). NULL with a one-line reason in err.
+ */
+struct tls_ctx *tls_client_ctx_new(const char *ca_file, const char *host, char *err, size_t errlen);
 void tls_ctx_free(struct tls_ctx *t);
 
 #endif

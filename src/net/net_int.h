@@ -10,6 +10,12 @@
 
 /* Returns a new server-side SSL on fd in accept state (an SSL *), or NULL. */
 void *tls_new_ssl(struct tls_ctx *t, int fd);
+/* Splits "host:port" or "[v6]:port" into its parts; returns 0 or -1. */
+int net_split_addr(const char *addr, char *host, size_t hn, char *port, size_t pn);
+/* Is t a client context (tls_client_ctx_new)? Then the SSL is in connect state. */
+bool tls_is_client(const struct tls_ctx *t);
+/* Why the peer's certificate was refused, or NULL if it was not (client side). */
+const char *tls_verify_error(void *ssl);
 /* Writes "ip:port" of ss into out. */
 void net_format_addr(const struct sockaddr_storage *ss, char *out, size_t n);
 

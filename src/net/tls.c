@@ -24,6 +24,7 @@
 
 struct tls_ctx {
 	SSL_CTX *ctx;
+	char *host; /* client: the name the server's certificate must carry */
 };
 
 static const char *
@@ -195,6 +196,7 @@ tls_ctx_free(struct tls_ctx *t)
 	if (!t)
 		return;
 	SSL_CTX_free(t->ctx);
+	free(t->host);
 	free(t);
 }
 
@@ -209,6 +211,59 @@ tls_new_ssl(struct tls_ctx *t, int fd)
 		SSL_free(ssl);
 		return NULL;
 	}
-	SSL_set_accept_state(ssl);
+	if (!t->host) {
+		SSL_set_accept_state(ssl);
+		return ssl;
+	}
+	/* RFC 6125 6: the reference identity is the name we meant to reach. */
+	if (SSL_set_tlsext_host_name(ssl, t->host) != 1 || SSL_set1_host(ssl, t->host) != 1) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	SSL_set_connect_state(ssl);
 	return ssl;
+}
+
+bool
+tls_is_client(const struct tls_ctx *t)
+{
+	return t->host != NULL;
+}
+
+const char *
+tls_verify_error(void *ssl)
+{
+	long r = SSL_get_verify_result(ssl);
+	return r == X509_V_OK ? NULL : X509_verify_cert_error_string(r);
+}
+
+struct tls_ctx *
+tls_client_ctx_new(const char *ca_file, const char *host, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	struct tls_ctx *t;
+
+	if (!ctx) {
+		snprintf(err, errlen, "SSL_CTX_new: %s", ssl_error());
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	if (ca_file && *ca_file) {
+		if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
+			snprintf(err, errlen, "cannot load CA file %s: %s", ca_file, ssl_error());
+			SSL_CTX_free(ctx);
+			return NULL;
+		}
+	} else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+		snprintf(err, errlen, "cannot load the system's CA certificates: %s", ssl_error());
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	t = xcalloc(1, sizeof *t);
+	t->ctx = ctx;
+	t->host = xstrdup(host);
+	return t;
 }

@@ -32,7 +32,7 @@ struct ws {
 
 static void ws_data(struct conn *c, void *arg);
 static void ws_conn_closed(struct conn *c, void *arg, const char *reason);
-static const struct conn_cb ws_conn_cb = {ws_data, ws_conn_closed};
+static const struct conn_cb ws_conn_cb = {.data = ws_data, .closed = ws_conn_closed};
 
 /* ---- the opening handshake (RFC 6455 4.2) ---- */
 

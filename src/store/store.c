@@ -241,6 +241,83 @@ store_transfer_list(struct store *st, const char *owner, int64_t now_ms,
 }
 
 int
+store_sms_slot_put(struct store *st, const char *link, int dir, unsigned slot,
+		   const struct store_sms_msg *m)
+{
+	return st->be->sms_slot_put(st, link, dir, slot, m);
+}
+
+int
+store_sms_slot_state(struct store *st, const char *link, int dir, unsigned slot, int64_t seq,
+		     int state, const char *extra)
+{
+	return st->be->sms_slot_state(st, link, dir, slot, seq, state, extra);
+}
+
+int
+store_sms_slots(struct store *st, const char *link,
+		void (*fn)(void *arg, int dir, const struct store_sms_msg *m), void *arg)
+{
+	return st->be->sms_slots(st, link, fn, arg);
+}
+
+int
+store_sms_links(struct store *st, void (*fn)(void *arg, const char *link), void *arg)
+{
+	return st->be->sms_links(st, fn, arg);
+}
+
+int
+store_sms_queue_put(struct store *st, const char *link, const struct store_sms_msg *m, int64_t *id)
+{
+	return st->be->sms_queue_put(st, link, m, id);
+}
+
+int
+store_sms_queue_list(struct store *st, const char *link, int64_t after, size_t limit,
+		     void (*fn)(void *arg, const struct store_sms_msg *m), void *arg)
+{
+	return st->be->sms_queue_list(st, link, after, limit, fn, arg);
+}
+
+int
+store_sms_queue_del(struct store *st, int64_t id)
+{
+	return st->be->sms_queue_del(st, id);
+}
+
+long
+store_sms_queue_count(struct store *st, const char *link)
+{
+	return st->be->sms_queue_count(st, link);
+}
+
+int
+store_sms_kv_set(struct store *st, const char *key, const char *value, int64_t expires)
+{
+	return st->be->sms_kv_set(st, key, value, expires);
+}
+
+int
+store_sms_kv_get(struct store *st, const char *key, struct buf *out)
+{
+	return st->be->sms_kv_get(st, key, out);
+}
+
+int
+store_sms_kv_del(struct store *st, const char *key)
+{
+	return st->be->sms_kv_del(st, key);
+}
+
+int
+store_roster_owners(struct store *st, const char *contact, void (*fn)(void *arg, const char *owner),
+		    void *arg)
+{
+	return st->be->roster_owners(st, contact, fn, arg);
+}
+
+int
 store_identity_get(struct store *st, const char *owner, struct store_identity *out)
 {
 	return st->be->identity_get(st, owner, out);

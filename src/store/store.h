@@ -222,6 +222,49 @@ int store_transfer_list(struct store *st, const char *owner, int64_t now_ms,
 			void (*fn)(void *arg, const char *id, const char *xml, int64_t expires),
 			void *arg);
 
+/* ---- SMS (seed 001): the mirrored rings of each link, messages waiting, small facts ---- */
+
+/* A message in a ring slot or in the queue. Strings may be NULL. */
+struct store_sms_msg {
+	int64_t seq; /* ring: the sequence number; queue: the row id */
+	int state;   /* ring: enum sms_state of sms/link.h */
+	const char *from, *to, *text, *ref, *extra;
+	int64_t stamp; /* wall ms */
+};
+/* Stores (replacing) what slot of link's ring in direction dir holds. */
+int store_sms_slot_put(struct store *st, const char *link, int dir, unsigned slot,
+		       const struct store_sms_msg *m);
+/*
+ * Moves the slot's message seq forward to state (never back; Processed drops its text) and, if
+ * extra is not NULL, replaces its extra. No-op if the slot holds another seq.
+ */
+int store_sms_slot_state(struct store *st, const char *link, int dir, unsigned slot, int64_t seq,
+			 int state, const char *extra);
+/* Calls fn for every slot of link's rings, by direction then seq. */
+int store_sms_slots(struct store *st, const char *link,
+		    void (*fn)(void *arg, int dir, const struct store_sms_msg *m), void *arg);
+/* Calls fn for every link that has a ring or a queue, in name order. */
+int store_sms_links(struct store *st, void (*fn)(void *arg, const char *link), void *arg);
+/* Appends a message to link's queue; *id gets its id (increasing). */
+int store_sms_queue_put(struct store *st, const char *link, const struct store_sms_msg *m,
+			int64_t *id);
+/* Calls fn for up to limit of link's queued messages with id > after, oldest first (m->seq = id).
+ */
+int store_sms_queue_list(struct store *st, const char *link, int64_t after, size_t limit,
+			 void (*fn)(void *arg, const struct store_sms_msg *m), void *arg);
+int store_sms_queue_del(struct store *st, int64_t id);
+/* Messages queued for link, or STORE_EIO. */
+long store_sms_queue_count(struct store *st, const char *link);
+/* A small fact by key; expires is wall ms (0 = never). get appends the value; STORE_ENOENT if
+ * absent or expired. del also sweeps expired facts. */
+int store_sms_kv_set(struct store *st, const char *key, const char *value, int64_t expires);
+int store_sms_kv_get(struct store *st, const char *key, struct buf *out);
+int store_sms_kv_del(struct store *st, const char *key);
+
+/* Calls fn for every account that has contact in its roster (requests not yet shown excluded). */
+int store_roster_owners(struct store *st, const char *contact,
+			void (*fn)(void *arg, const char *owner), void *arg);
+
 /* ---- multi-user chat rooms (XEP-0045) that persist ---- */
 
 /* Inserts or replaces a room's configuration and subject (both opaque text; "" allowed). */

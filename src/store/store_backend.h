@@ -87,6 +87,25 @@ struct store_backend {
 			     void (*fn)(void *arg, const char *id, const char *xml,
 					int64_t expires),
 			     void *arg);
+	/* SMS rings, queue and facts, and the roster's reverse lookup: the contracts in store.h. */
+	int (*sms_slot_put)(struct store *st, const char *link, int dir, unsigned slot,
+			    const struct store_sms_msg *m);
+	int (*sms_slot_state)(struct store *st, const char *link, int dir, unsigned slot,
+			      int64_t seq, int state, const char *extra);
+	int (*sms_slots)(struct store *st, const char *link,
+			 void (*fn)(void *arg, int dir, const struct store_sms_msg *m), void *arg);
+	int (*sms_links)(struct store *st, void (*fn)(void *arg, const char *link), void *arg);
+	int (*sms_queue_put)(struct store *st, const char *link, const struct store_sms_msg *m,
+			     int64_t *id);
+	int (*sms_queue_list)(struct store *st, const char *link, int64_t after, size_t limit,
+			      void (*fn)(void *arg, const struct store_sms_msg *m), void *arg);
+	int (*sms_queue_del)(struct store *st, int64_t id);
+	long (*sms_queue_count)(struct store *st, const char *link);
+	int (*sms_kv_set)(struct store *st, const char *key, const char *value, int64_t expires);
+	int (*sms_kv_get)(struct store *st, const char *key, struct buf *out);
+	int (*sms_kv_del)(struct store *st, const char *key);
+	int (*roster_owners)(struct store *st, const char *contact,
+			     void (*fn)(void *arg, const char *owner), void *arg);
 	int (*identity_get)(struct store *st, const char *owner, struct store_identity *out);
 	int (*identity_set)(struct store *st, const char *owner, const struct store_identity *id);
 	int (*identity_log_add)(struct store *st, const char *owner,

@@ -166,6 +166,28 @@ static const char *const migrations[] = {
     " expires INTEGER NOT NULL,"
     " PRIMARY KEY (owner, id)"
     ") WITHOUT ROWID;",
+    /*
+     * 9: SMS (seed 001). sms_ring is the mirrored ring of each link, one row per slot and
+     * direction (the array of FIG. 2 on disk); sms_queue holds messages waiting for a slot
+     * (batond: for phones; baton-smsbuf: parts of a concatenated SMS); sms_kv small facts
+     * (who last wrote to a number, delivery-report references, link state). The roster index
+     * answers "who has this number in their roster" (the WHO command).
+     */
+    "CREATE TABLE sms_ring ("
+    " link TEXT NOT NULL, dir INTEGER NOT NULL, slot INTEGER NOT NULL,"
+    " seq INTEGER NOT NULL, state INTEGER NOT NULL,"
+    " sender TEXT, recipient TEXT, text TEXT, ref TEXT, extra TEXT, stamp INTEGER NOT NULL,"
+    " PRIMARY KEY (link, dir, slot)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE sms_queue ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT, link TEXT NOT NULL,"
+    " sender TEXT, recipient TEXT, text TEXT, ref TEXT, extra TEXT, stamp INTEGER NOT NULL"
+    ");"
+    "CREATE INDEX sms_queue_link ON sms_queue (link, id);"
+    "CREATE TABLE sms_kv ("
+    " key TEXT NOT NULL PRIMARY KEY, value TEXT NOT NULL, expires INTEGER NOT NULL DEFAULT 0"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX roster_contact ON roster (contact);",
 };
 #define SQ_SCHEMA_VERSION ((int)ARRAY_LEN(migrations))
 
@@ -255,6 +277,29 @@ static const char *const stmt_sql[S_COUNT] = {
 		   " ON CONFLICT (owner, id) DO UPDATE SET xml = excluded.xml,"
 		   " expires = excluded.expires",
     [S_XFER_DEL] = "DELETE FROM transfers WHERE owner = ?1 AND (id = ?2 OR expires <= ?3)",
+    [S_SMS_SLOT_PUT] =
+	"INSERT OR REPLACE INTO sms_ring (link, dir, slot, seq, state, sender,"
+	" recipient, text, ref, extra, stamp) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
+	" ?9, ?10, ?11)",
+    [S_SMS_SLOT_STATE] = "UPDATE sms_ring SET state = max(state, ?5),"
+			 " text = CASE WHEN ?5 >= 4 THEN NULL ELSE text END,"
+			 " extra = coalesce(?6, extra)"
+			 " WHERE link = ?1 AND dir = ?2 AND slot = ?3 AND seq = ?4",
+    [S_SMS_SLOTS] = "SELECT dir, seq, state, sender, recipient, text, ref, extra, stamp"
+		    " FROM sms_ring WHERE link = ?1 ORDER BY dir, seq",
+    [S_SMS_LINKS] = "SELECT DISTINCT link FROM sms_ring UNION SELECT DISTINCT link FROM sms_queue"
+		    " ORDER BY 1",
+    [S_SMS_Q_PUT] = "INSERT INTO sms_queue (link, sender, recipient, text, ref, extra, stamp)"
+		    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [S_SMS_Q_LIST] = "SELECT id, sender, recipient, text, ref, extra, stamp FROM sms_queue"
+		     " WHERE link = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+    [S_SMS_Q_DEL] = "DELETE FROM sms_queue WHERE id = ?1",
+    [S_SMS_Q_COUNT] = "SELECT count(*) FROM sms_queue WHERE link = ?1",
+    [S_SMS_KV_SET] = "INSERT OR REPLACE INTO sms_kv (key, value, expires) VALUES (?1, ?2, ?3)",
+    [S_SMS_KV_GET] = "SELECT value FROM sms_kv WHERE key = ?1 AND (expires = 0 OR expires > ?2)",
+    [S_SMS_KV_DEL] = "DELETE FROM sms_kv WHERE key = ?1 OR (expires > 0 AND expires <= ?2)",
+    [S_ROSTER_OWNERS] = "SELECT owner FROM roster WHERE contact = ?1 AND hidden = 0"
+			" ORDER BY owner",
     [S_XFER_LIST] = "SELECT id, xml, expires FROM transfers WHERE owner = ?1 AND expires > ?2"
 		    " ORDER BY expires",
     [S_ID_GET] = "SELECT exclusive, barring, gen FROM identity WHERE owner = ?1",
@@ -1156,6 +1201,18 @@ const struct store_backend store_sqlite_backend = {
     .transfer_put = sq_transfer_put,
     .transfer_del = sq_transfer_del,
     .transfer_list = sq_transfer_list,
+    .sms_slot_put = sq_sms_slot_put,
+    .sms_slot_state = sq_sms_slot_state,
+    .sms_slots = sq_sms_slots,
+    .sms_links = sq_sms_links,
+    .sms_queue_put = sq_sms_queue_put,
+    .sms_queue_list = sq_sms_queue_list,
+    .sms_queue_del = sq_sms_queue_del,
+    .sms_queue_count = sq_sms_queue_count,
+    .sms_kv_set = sq_sms_kv_set,
+    .sms_kv_get = sq_sms_kv_get,
+    .sms_kv_del = sq_sms_kv_del,
+    .roster_owners = sq_roster_owners,
     .identity_get = sq_identity_get,
     .identity_set = sq_identity_set,
     .identity_log_add = sq_identity_log_add,

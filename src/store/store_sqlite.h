@@ -65,6 +65,18 @@ enum sq_stmt {
 	S_XFER_PUT,
 	S_XFER_DEL,
 	S_XFER_LIST,
+	S_SMS_SLOT_PUT,
+	S_SMS_SLOT_STATE,
+	S_SMS_SLOTS,
+	S_SMS_LINKS,
+	S_SMS_Q_PUT,
+	S_SMS_Q_LIST,
+	S_SMS_Q_DEL,
+	S_SMS_Q_COUNT,
+	S_SMS_KV_SET,
+	S_SMS_KV_GET,
+	S_SMS_KV_DEL,
+	S_ROSTER_OWNERS,
 	S_ID_GET,
 	S_ID_SET,
 	S_IDLOG_ADD,
@@ -129,6 +141,25 @@ int sq_transfer_del(struct store *st, const char *owner, const char *id);
 int sq_transfer_list(struct store *st, const char *owner, int64_t now_ms,
 		     void (*fn)(void *arg, const char *id, const char *xml, int64_t expires),
 		     void *arg);
+/* store_sqlite_sms.c */
+int sq_sms_slot_put(struct store *st, const char *link, int dir, unsigned slot,
+		    const struct store_sms_msg *m);
+int sq_sms_slot_state(struct store *st, const char *link, int dir, unsigned slot, int64_t seq,
+		      int state, const char *extra);
+int sq_sms_slots(struct store *st, const char *link,
+		 void (*fn)(void *arg, int dir, const struct store_sms_msg *m), void *arg);
+int sq_sms_links(struct store *st, void (*fn)(void *arg, const char *link), void *arg);
+int sq_sms_queue_put(struct store *st, const char *link, const struct store_sms_msg *m,
+		     int64_t *id);
+int sq_sms_queue_list(struct store *st, const char *link, int64_t after, size_t limit,
+		      void (*fn)(void *arg, const struct store_sms_msg *m), void *arg);
+int sq_sms_queue_del(struct store *st, int64_t id);
+long sq_sms_queue_count(struct store *st, const char *link);
+int sq_sms_kv_set(struct store *st, const char *key, const char *value, int64_t expires);
+int sq_sms_kv_get(struct store *st, const char *key, struct buf *out);
+int sq_sms_kv_del(struct store *st, const char *key);
+int sq_roster_owners(struct store *st, const char *contact,
+		     void (*fn)(void *arg, const char *owner), void *arg);
 int sq_identity_get(struct store *st, const char *owner, struct store_identity *out);
 int sq_identity_set(struct store *st, const char *owner, const struct store_identity *id);
 int sq_identity_log_add(struct store *st, const char *owner, const struct store_identity_event *e);

@@ -28,7 +28,7 @@ static void on_closed(struct conn *c, void *arg, const char *reason);
 static const struct c2s_transport tcp_transport;
 
 static const struct xml_stream_cb parser_cb = {on_open, on_stanza, on_close};
-static const struct conn_cb conn_cb = {on_data, on_closed};
+static const struct conn_cb conn_cb = {.data = on_data, .closed = on_closed};
 
 static const struct config *
 cfg_of(const struct session *s)

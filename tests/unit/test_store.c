@@ -408,7 +408,7 @@ test_schema_newer(void)
 	st = store_open(&c, err, sizeof err);
 	config_free(&c);
 	CHECK(st == NULL, "opened a database from the future");
-	CHECK(strstr(err, "database schema version 99 is newer than this baton (8)") != NULL,
+	CHECK(strstr(err, "database schema version 99 is newer than this baton (9)") != NULL,
 	      "err '%s'", err);
 	CHECK(strstr(err, dir) != NULL, "err '%s' lacks the path", err);
 	store_close(st);
@@ -940,8 +940,8 @@ check_versions(const char *db, const char *when)
 
 	CHECK(sql_file(db, "SELECT group_concat(version) FROM schema_version", out, sizeof out) ==
 		      0 &&
-		  strcmp(out, "1,2,3,4,5,6,7,8") == 0,
-	      "%s: schema versions '%s', want 1,2,3,4,5,6,7,8", when, out);
+		  strcmp(out, "1,2,3,4,5,6,7,8,9") == 0,
+	      "%s: schema versions '%s', want 1,2,3,4,5,6,7,8,9", when, out);
 }
 
 static void
@@ -1283,6 +1283,99 @@ test_transfers(void)
 	store_close(st);
 }
 
+/* Collects SMS rows as "dir:seq:state:text" (or queue "id:text"), comma-separated. */
+static void
+collect_slot(void *arg, int dir, const struct store_sms_msg *m)
+{
+	buf_printf(arg, "%s%d:%lld:%d:%s", buf_used(arg) ? "," : "", dir, (long long)m->seq,
+		   m->state, m->text ? m->text : "-");
+}
+
+static void
+collect_queued(void *arg, const struct store_sms_msg *m)
+{
+	buf_printf(arg, "%s%s", buf_used(arg) ? "," : "", m->text ? m->text : "-");
+}
+
+static void
+collect_name(void *arg, const char *name)
+{
+	buf_printf(arg, "%s%s", buf_used(arg) ? "," : "", name);
+}
+
+static void
+test_sms(void)
+{
+	struct store *st = open_dir(tpath("sms"));
+	struct buf b = {0};
+	int64_t id1 = 0, id2 = 0;
+
+	if (!st) {
+		CHECK(0, "open failed");
+		return;
+	}
+	struct store_sms_msg m = {
+	    .seq = 1, .state = 2, .from = "alice", .to = "+461", .text = "hi", .stamp = 5};
+	CHECK(store_sms_slot_put(st, "sms1", 0, 0, &m) == 0, "slot put");
+	m.seq = 256; /* the same slot, a lap later, replaces it */
+	m.text = "lap";
+	CHECK(store_sms_slot_put(st, "sms1", 0, 0, &m) == 0, "slot replace");
+	m.seq = 2;
+	m.text = "mo";
+	CHECK(store_sms_slot_put(st, "sms1", 1, 1, &m) == 0, "slot put mo");
+	CHECK(store_sms_slot_state(st, "sms1", 1, 1, 2, 3, NULL) == 0, "confirm");
+	CHECK(store_sms_slot_state(st, "sms1", 1, 1, 2, 1, NULL) == 0, "never back");
+	CHECK(store_sms_slot_state(st, "sms1", 1, 1, 99, 4, NULL) == 0, "other seq: no-op");
+	store_sms_slots(st, "sms1", collect_slot, &b);
+	CHECK(strcmp(buf_head(&b), "0:256:2:lap,1:2:3:mo") == 0, "slots: %s", buf_head(&b));
+	buf_reset(&b);
+	CHECK(store_sms_slot_state(st, "sms1", 0, 0, 256, 4, "ok") == 0, "processed");
+	store_sms_slots(st, "sms1", collect_slot, &b);
+	CHECK(strcmp(buf_head(&b), "0:256:4:-,1:2:3:mo") == 0, "processed drops text: %s",
+	      buf_head(&b));
+	buf_reset(&b);
+
+	struct store_sms_msg q = {.from = "a", .to = "+46", .text = "one", .stamp = 1};
+	CHECK(store_sms_queue_put(st, "sms1", &q, &id1) == 0, "queue 1");
+	q.text = "two";
+	CHECK(store_sms_queue_put(st, "sms1", &q, &id2) == 0 && id2 > id1, "queue 2");
+	q.text = "other";
+	CHECK(store_sms_queue_put(st, "sms2", &q, &id2) == 0, "queue other link");
+	CHECK(store_sms_queue_count(st, "sms1") == 2, "count");
+	store_sms_queue_list(st, "sms1", id1, 10, collect_queued, &b);
+	CHECK(strcmp(buf_head(&b), "two") == 0, "list after: %s", buf_head(&b));
+	buf_reset(&b);
+	CHECK(store_sms_queue_del(st, id1) == 0 && store_sms_queue_count(st, "sms1") == 1, "del");
+	store_sms_links(st, collect_name, &b);
+	CHECK(strcmp(buf_head(&b), "sms1,sms2") == 0, "links: %s", buf_head(&b));
+	buf_reset(&b);
+
+	CHECK(store_sms_kv_set(st, "last:+46", "a@x", 0) == 0, "kv set");
+	CHECK(store_sms_kv_set(st, "gone", "v", wall_ms() - 1) == 0, "kv set expired");
+	CHECK(store_sms_kv_get(st, "last:+46", &b) == 0 && strcmp(buf_head(&b), "a@x") == 0,
+	      "kv get");
+	buf_reset(&b);
+	CHECK(store_sms_kv_get(st, "gone", &b) == STORE_ENOENT, "expired is absent");
+	CHECK(store_sms_kv_del(st, "last:+46") == 0 &&
+		  store_sms_kv_get(st, "last:+46", &b) == STORE_ENOENT,
+	      "kv del");
+
+	store_account_create(st, "a@x", "c", 1);
+	store_account_create(st, "b@x", "c", 1);
+	struct store_roster_item it = {.contact = "+46@sms.x", .sub = STORE_SUB_TO};
+	store_roster_put(st, "b@x", &it, 1);
+	store_roster_put(st, "a@x", &it, 1);
+	it.hidden = true;
+	it.pending_in = true;
+	it.sub = 0;
+	store_account_create(st, "c@x", "c", 1);
+	store_roster_put(st, "c@x", &it, 1);
+	store_roster_owners(st, "+46@sms.x", collect_name, &b);
+	CHECK(strcmp(buf_head(&b), "a@x,b@x") == 0, "roster owners: %s", buf_head(&b));
+	buf_free(&b);
+	store_close(st);
+}
+
 int
 main(void)
 {
@@ -1305,6 +1398,7 @@ main(void)
 	test_room_archive_migration();
 	test_identity();
 	test_transfers();
+	test_sms();
 
 	return store_tests_finish("test_store");
 }

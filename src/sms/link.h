@@ -1,0 +1,123 @@
+/*
+ * sms/link: what batond and baton-smsbuf share of the SMS link (docs/protocol/sms-link.md):
+ * the frame codec (one line per frame, "VERB key=value ..." with percent-encoded values),
+ * the handshake's MAC, and the mirrored ring of seed 001 (FIG. 2): slots with a sequence
+ * number and one of the states Retrieved, Sent, Confirmed, Processed, and the four Last
+ * pointers. Pure code: no sockets, no storage (the owners persist what changes).
+ *
+ * Invariant: a message's slot is (seq - 1) % size on both sides, and a slot takes a new
+ * message only once the one before it there is Processed, so the two rings mirror each other.
+ */
+#ifndef BATON_SMS_LINK_H
+#define BATON_SMS_LINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/core.h"
+
+#define LINK_VERSION	"BATON-SMS/0"
+#define LINK_MAX_LINE	(64 * 1024) /* a frame; the longest text is SMS_MAX_TEXT */
+#define LINK_MAX_FIELDS 24
+#define SMS_MAX_TEXT	4000 /* bytes of UTF-8 in one message (about 26 concatenated parts) */
+#define SMS_RING_DEFAULT 255
+
+/* ---- frames ---- */
+
+struct link_field {
+	const char *key;
+	char *value; /* decoded, NUL-terminated */
+	size_t len;
+};
+
+struct link_frame {
+	char verb[16];
+	struct link_field f[LINK_MAX_FIELDS];
+	size_t n;
+	char *mem; /* owns the decoded keys and values */
+};
+
+/*
+ * Parses one frame at the start of data. Returns the bytes it took (> 0) with fr filled (free
+ * it with link_frame_free), 0 if the line is not complete yet, or -1 with a one-line reason in
+ * err (line too long, bad verb, bad field, bad escape): the link is then closed.
+ */
+long link_parse(const char *data, size_t len, struct link_frame *fr, char *err, size_t errlen);
+void link_frame_free(struct link_frame *fr);
+/* The value of key, or NULL. */
+const char *link_get(const struct link_frame *fr, const char *key);
+/* Reads an unsigned decimal value; false if absent or not a number. */
+bool link_get_u64(const struct link_frame *fr, const char *key, uint64_t *out);
+
+/* Writing: link_begin, link_add..., link_end (the newline). */
+void link_begin(struct buf *out, const char *verb);
+void link_add(struct buf *out, const char *key, const char *value);
+void link_add_u64(struct buf *out, const char *key, uint64_t v);
+void link_end(struct buf *out);
+
+/* HMAC-SHA-256(secret, nonce " " name) in lower-case hex (65 bytes with the NUL). */
+void link_mac(const char *secret, const char *nonce, const char *name, char out[65]);
+/* Compares two MACs in constant time. */
+bool link_mac_equal(const char *a, const char *b);
+
+/* ---- the mirrored ring ---- */
+
+enum sms_dir { SMS_MT = 0, SMS_MO = 1 }; /* MT: IM to phone (batond sends); MO: phone to IM */
+enum sms_state { SMS_FREE = 0, SMS_RETRIEVED, SMS_SENT, SMS_CONFIRMED, SMS_PROCESSED };
+
+/* What a slot holds. Strings are owned by the slot. */
+struct sms_msg {
+	uint64_t seq; /* 0 = never used */
+	int state;    /* enum sms_state */
+	char *from, *to, *text;
+	char *ref;   /* MT: the sender's message id in batond; MO report: the SMSC's message id */
+	char *extra; /* what else travels with it ("dlr=1", a report's status, an outcome) */
+	int64_t stamp;
+};
+
+struct sms_ring {
+	unsigned size;
+	struct sms_msg *slot;
+	/* The four pointers of FIG. 2, as sequence numbers (the slot is (seq - 1) % size). */
+	uint64_t last_retrieved, last_sent, last_confirmed, last_processed;
+};
+
+void ring_init(struct sms_ring *r, unsigned size);
+void ring_free(struct sms_ring *r);
+static inline unsigned
+ring_slot(const struct sms_ring *r, uint64_t seq)
+{
+	return (unsigned)((seq - 1) % r->size);
+}
+/* Can the sender take another message (is the next slot free or Processed)? */
+bool ring_has_room(const struct sms_ring *r);
+/* Number of slots holding a message not yet Processed. */
+unsigned ring_busy(const struct sms_ring *r);
+/*
+ * Sender: puts a message in the next slot (Retrieved); the ring takes the strings. Returns
+ * the slot's message (seq set), or NULL if the ring is full.
+ */
+struct sms_msg *ring_take(struct sms_ring *r, char *from, char *to, char *text, char *ref,
+			  char *extra);
+/* The message with seq, or NULL if its slot holds another (or none). */
+struct sms_msg *ring_find(struct sms_ring *r, uint64_t seq);
+/* Moves m forward to state (never back) and advances the matching Last pointer. */
+void ring_set(struct sms_ring *r, struct sms_msg *m, int state);
+/* Fills a slot as loaded from storage (or received), taking the strings. */
+struct sms_msg *ring_put(struct sms_ring *r, uint64_t seq, int state, char *from, char *to,
+			 char *text, char *ref, char *extra);
+
+/* What a receiver makes of an incoming message for slot/seq (seed 001 R8: duplicates). */
+enum ring_verdict {
+	RING_NEW,   /* never seen: store it */
+	RING_DUP,   /* the slot holds this very message: answer with its state again */
+	RING_OLD,   /* an older message of this slot, long Processed: answer Processed */
+	RING_CLASH, /* the slot holds an earlier message not yet Processed, or slot != seq's slot */
+};
+enum ring_verdict ring_check(const struct sms_ring *r, unsigned slot, uint64_t seq);
+
+const char *sms_state_name(int state);
+const char *sms_dir_name(int dir);
+
+#endif
