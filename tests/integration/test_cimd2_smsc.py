@@ -236,7 +236,8 @@ def test_submit_gsm_special_characters(smsc):
 def test_submit_bad_user_data(smsc):
     c = Client(smsc.port)
     c.login()
-    assert c.call(3, [(21, "123"), (33, "a[b]")])[2][900] == "302"
+    p = c.call(3, [(21, "123"), (33, "a[b]")])[2]
+    assert p[900] == "302" and p[21] == "123"
     assert c.call(3, [(21, "12a"), (33, "x")])[2][900] == "300"
     assert c.call(3, [(21, "123"), (33, "x"), (34, "41")])[2][900] == "303"
     assert c.call(3, [(21, "123"), (30, "8"), (33, "x")])[2][900] == "304"

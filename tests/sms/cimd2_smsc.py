@@ -85,6 +85,10 @@ GSM_EXT_CODE = {c: k for k, c in GSM_EXT.items()}
 # character of the GSM default alphabet.  "_XX" is the escape to the GSM extension table; the
 # character after it (itself possibly a combination) names the extension code, e.g. "_XX(" is
 # "{", "_XX_!!" is "|", "_XXe" is the euro sign (CIMD FAQ, "GSM alphabet extension table").
+# Sources: the spec's User data examples ("_Oa_L-$_Y-_e`_e'_u`_i`_o`_C," over a 7-bit link),
+# the FAQ's extension list (_!! and _gl inside it), and for the rest of the table a published
+# CIMD2 client's copy of it (Kannel smsc_cimd2.c); the table page of the spec itself was not
+# readable here.
 COMBOS = {"@": "Oa", "£": "L-", "¥": "Y-", "è": "e`", "é": "e'", "ù": "u`", "ì": "i`",
           "ò": "o`", "Ç": "C,", "Ø": "O/", "ø": "o/", "Å": "A*", "å": "a*", "Δ": "gd",
           "_": "--", "Φ": "gf", "Γ": "gg", "Λ": "gl", "Ω": "go", "Π": "gp", "Ψ": "gi",
@@ -514,10 +518,12 @@ class Conn:
         sim = self.sim
         sim.submit_pdus += 1
 
+        good_dest = []  # the negative response names the destination when it was readable
+
         def fail(code, msg):
             if msg:
                 self.err("submit: " + msg)
-            return (53, self.error_params(code))
+            return (53, good_dest + self.error_params(code))
 
         dests = pmap.get(P_DEST, [])
         if len(dests) != 1:
@@ -526,6 +532,7 @@ class Conn:
         dest = dests[0]
         if not is_address(dest):
             return fail(E_DEST, "destination address (021) %r is not an address" % dest)
+        good_dest.append((P_DEST, dest))  # spec: "Negative response parameters for submit"
         orig = p.get(P_ORIG, p.get(P_ALPHA_ORIG, ""))
         if P_ORIG in p and not is_address(p[P_ORIG]):
             return fail(E_ORIG, "originating address (023) %r is not an address" % p[P_ORIG])
