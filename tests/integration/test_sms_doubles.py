@@ -494,6 +494,7 @@ def test_violation_counted_when_not_waiting(smsc):
     assert got == [s1, s2]
     st = smsc.state()
     assert st["violations"] == 1 and st["max_outstanding"] == 2
+    assert [e for e in st["errors"] if "violation" in e] == st["errors"] and st["errors"]
     smsc.api("POST", "/reset")
     for t in ("three", "four", "five"):
         assert c.submit("46701234567", gsm_encode(t))[0] == 0

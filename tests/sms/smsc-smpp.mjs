@@ -10,6 +10,12 @@
 // decodes data_coding 1 as GSM; here data_coding 0 is GSM 03.38 unpacked (one septet per octet,
 // 3GPP TS 23.038 section 6.2.1 with the extension table of 6.2.1.1), 3 Latin-1, 8 UCS-2 (UTF-16BE),
 // 1 IA5/ASCII (reported as coding "ascii"), 2 and 4 binary (text is hex).
+//
+// Beyond README.md: an MO answered with the permanent ESME_RX_P_APPN (0x65) is dropped with state
+// "failed"; a deliver_sm unanswered for 30 s is an error and is retried; a newer receiver or
+// transceiver bind takes over the delivery of MO and receipts (an unanswered deliver_sm on the
+// older session is sent again); GET /state also has "pending_concat" (incomplete concatenations).
+// Submit addresses with TON 1 (international) are reported with a leading '+'.
 
 import http from 'node:http';
 import process from 'node:process';
@@ -54,13 +60,14 @@ function log(msg) {
 
 const ST = {
 	OK: 0x00, RINVMSGLEN: 0x01, RINVCMDID: 0x03, RINVBNDSTS: 0x04, RALYBND: 0x05,
-	RBINDFAIL: 0x0d, RMSGQFUL: 0x14, RSUBMITFAIL: 0x45, RTHROTTLED: 0x58,
+	RSYSERR: 0x08, RBINDFAIL: 0x0d, RMSGQFUL: 0x14, RSUBMITFAIL: 0x45, RTHROTTLED: 0x58,
 	RX_T_APPN: 0x64, RX_P_APPN: 0x65,
 };
 const ESM_RECEIPT = 0x04;
 const ESM_UDHI = 0x40;
 const MSG_STATE_DELIVERED = 2;
 const MSG_STATE_UNDELIVERABLE = 5;
+const DELIVER_TIMEOUT_MS = 30000; // an unanswered deliver_sm is an error, then retried
 
 // Raw octets in and out: without these filters the package decodes bodies itself (see header).
 delete smpp.commands.submit_sm.params.short_message.filter;
@@ -197,6 +204,9 @@ function resetState() {
 	};
 	concat = new Map();
 	outq = [];
+	if (current) {
+		clearTimeout(current.timer);
+	}
 	current = null;
 	if (retryTimer) {
 		clearTimeout(retryTimer);
@@ -251,7 +261,7 @@ function sessionSend(conn, pdu, cb) {
 function onRequest(conn, pdu) {
 	if (conn.outstanding >= args.window) {
 		st.violations++;
-		log(`violation: ${pdu.command} seq ${pdu.sequence_number} arrived with ` +
+		recordError(`window violation: ${pdu.command} seq ${pdu.sequence_number} arrived with ` +
 			`${conn.outstanding} request(s) unanswered (window ${args.window})`);
 	}
 	conn.outstanding++;
@@ -259,12 +269,37 @@ function onRequest(conn, pdu) {
 
 	let resp;
 	let after = null;
+	try {
+		[resp, after] = decide(conn, pdu);
+	} catch (e) { // a bug here must not kill the simulator
+		recordError(`internal error on ${pdu.command}: ${e.stack}`);
+		resp = new smpp.PDU('generic_nack', {
+			sequence_number: pdu.sequence_number, command_status: ST.RSYSERR,
+		});
+		after = null;
+	}
+	setTimeout(() => {
+		conn.outstanding--;
+		if (conn.closed) {
+			return;
+		}
+		conn.session.send(resp);
+		if (after) {
+			after();
+		}
+	}, cfg.submit_delay_ms);
+}
+
+// The answer to one request and what to do once it is sent: [response PDU, function or null].
+function decide(conn, pdu) {
+	let resp;
+	let after = null;
 	switch (pdu.command) {
 	case 'bind_transceiver':
 	case 'bind_transmitter':
 	case 'bind_receiver': {
 		const mode = pdu.command.slice(5);
-		if (conn.bound) {
+		if (conn.bound || conn.binding) {
 			resp = pdu.response({ command_status: ST.RALYBND });
 		} else if (cfg.refuse_bind || (args.systemId !== null &&
 			(pdu.system_id !== args.systemId || pdu.password !== (args.password ?? '')))) {
@@ -273,7 +308,9 @@ function onRequest(conn, pdu) {
 			after = () => conn.session.close();
 		} else {
 			resp = pdu.response({ system_id: 'baton-smsc-sim', sc_interface_version: 0x34 });
+			conn.binding = true;
 			after = () => {
+				conn.binding = false;
 				conn.bound = mode;
 				conn.boundAt = ++connSeq;
 				st.binds++;
@@ -286,14 +323,13 @@ function onRequest(conn, pdu) {
 		}
 		break;
 	}
-	case 'submit_sm':
+	case 'submit_sm': {
 		st.submit_pdus++;
-		resp = onSubmit(conn, pdu);
-		if (resp.ack) {
-			after = resp.ack;
-		}
-		resp = resp.pdu;
+		const r = onSubmit(conn, pdu);
+		resp = r.pdu;
+		after = r.ack || null;
 		break;
+	}
 	case 'enquire_link':
 		st.enquire++;
 		resp = pdu.response();
@@ -314,16 +350,7 @@ function onRequest(conn, pdu) {
 			sequence_number: pdu.sequence_number, command_status: ST.RINVCMDID,
 		});
 	}
-	setTimeout(() => {
-		conn.outstanding--;
-		if (conn.closed) {
-			return;
-		}
-		conn.session.send(resp);
-		if (after) {
-			after();
-		}
-	}, cfg.submit_delay_ms);
+	return [resp, after];
 }
 
 // Decides the answer to one submit_sm; returns {pdu, ack} where ack runs once it is sent.
@@ -583,6 +610,7 @@ function requeueCurrent(why) {
 		return;
 	}
 	log(`deliver_sm seq ${current.seq} abandoned (${why}); it will be sent again`);
+	clearTimeout(current.timer);
 	if (current.item.kind === 'mo' && current.item.rec.state === 'sent') {
 		current.item.rec.state = 'queued';
 	}
@@ -602,7 +630,8 @@ function pump() {
 	if (item.kind === 'mo') {
 		const m = item.enc;
 		opts = {
-			source_addr_ton: item.src.ton, source_addr_npi: item.src.npi, source_addr: item.src.addr,
+			source_addr_ton: item.src.ton, source_addr_npi: item.src.npi,
+			source_addr: item.src.addr,
 			dest_addr_ton: item.dst.ton, dest_addr_npi: item.dst.npi,
 			destination_addr: item.dst.addr,
 			esm_class: m.udh ? ESM_UDHI : 0, data_coding: m.dc,
@@ -614,10 +643,16 @@ function pump() {
 		opts = item.opts;
 	}
 	const pdu = new smpp.PDU('deliver_sm', opts);
-	const token = { item, conn, seq: 0 };
+	const token = { item, conn, seq: 0, timer: null };
 	current = token;
 	conn.session.send(pdu, (resp) => onDeliverResp(token, resp));
 	token.seq = pdu.sequence_number;
+	token.timer = setTimeout(() => {
+		if (current === token) {
+			recordError(`no response to deliver_sm seq ${token.seq} in 30 s`);
+			onDeliverResp(token, { command: 'timeout', command_status: -1 });
+		}
+	}, DELIVER_TIMEOUT_MS);
 }
 
 function onDeliverResp(token, resp) {
@@ -625,9 +660,10 @@ function onDeliverResp(token, resp) {
 		return; // abandoned (reset, drop or a newer bind)
 	}
 	current = null;
+	clearTimeout(token.timer);
 	const item = token.item;
 	const status = resp.command_status;
-	if (resp.command !== 'deliver_sm_resp') {
+	if (resp.command !== 'deliver_sm_resp' && resp.command !== 'timeout') {
 		recordError(`deliver_sm seq ${token.seq} answered with ${resp.command}`);
 	}
 	if (item.kind === 'mo') {
@@ -764,7 +800,7 @@ function postMo(body) {
 	const enc = encodeMo(body.text, body.coding || 'auto');
 	const rec = {
 		id: st.mo.length + 1, from: body.from, to: body.to, text: body.text, state: 'queued',
-		attempts: 0, last_status: null,
+		attempts: 0, last_status: 0,
 	};
 	st.mo.push(rec);
 	outq.push({ kind: 'mo', rec, enc, next: 0, src: addrIn(body.from), dst: addrIn(body.to) });
