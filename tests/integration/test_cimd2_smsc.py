@@ -411,7 +411,7 @@ def test_status_reports(smsc):
     smsc.post("/config", {"receipts": "undeliverable"})
     p = c.call(3, [(21, "778"), (33, "fail"), (56, "14")])[2]
     op, seq, r, _ = c.expect(23)
-    assert (r[21], r[60], r[61]) == ("778", p[60], "5")
+    assert (r[21], r[60], r[61]) == ("778", p[60], "3")
     c.send(73, [], seq=seq)
     # no request: no report
     smsc.post("/config", {"receipts": "delivered"})
@@ -426,7 +426,7 @@ def test_reject_and_throttle(smsc):
     c.login()
     smsc.post("/config", {"reject": {"+4699": 300}, "throttle_next": 1})
     assert c.call(3, [(21, "+4699"), (33, "x")])[2][900] == "300"
-    assert c.call(3, [(21, "+4611"), (33, "x")])[2][900] == "8"
+    assert c.call(3, [(21, "+4611"), (33, "x")])[2][900] == "10"
     assert 900 not in c.call(3, [(21, "+4611"), (33, "x")])[2]
     st = smsc.state()
     assert st["submit_pdus"] == 3 and len(st["submits"]) == 1 and st["errors"] == []

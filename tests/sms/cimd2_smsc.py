@@ -48,6 +48,7 @@ P_SRR, P_SCTS, P_STATUS, P_STATUS_ERR, P_DISCHARGE = 56, 60, 61, 62, 63
 P_ERROR, P_ERROR_TEXT = 900, 901
 
 E_UNEXPECTED, E_SYNTAX, E_UNSUPPORTED, E_SYSTEM, E_FORMAT = 1, 2, 3, 6, 8
+E_CONGESTION = 10  # "Temporary congestion error" (CIMD2 7.3)
 E_INVALID_LOGIN, E_LOGIN_REFUSED = 100, 103
 E_DEST, E_NDEST, E_UD_SYNTAX, E_UD_COMBO, E_DCS, E_ORIG, E_SRR = 300, 301, 302, 303, 304, 306, 310
 ERROR_TEXTS = {1: "Unexpected operation", 2: "Syntax error", 3: "Unsupported parameter error",
@@ -63,7 +64,7 @@ ERROR_TEXTS = {1: "Unexpected operation", 2: "Syntax error", 3: "Unsupported par
 
 # Status report request (056) bits and status codes (061) used in deliver status report.
 SRR_FAILED, SRR_DELIVERED = 4, 8
-STATUS_DELIVERED, STATUS_FAILED = 4, 5  # as tests/sms/README.md fixes them
+STATUS_DELIVERED, STATUS_FAILED = 4, 3  # 061: 4 delivery successful, 3 delivery failed
 
 # GSM 03.38 default alphabet, code 0x00-0x7F; 0x1B is the escape to the extension table.
 GSM_BASE = ("@£$¥èéùìòÇ\nØø\rÅå"
@@ -601,7 +602,7 @@ class Conn:
             return fail(int(code), None)
         if sim.config["throttle_next"] > 0:
             sim.config["throttle_next"] -= 1
-            return fail(E_FORMAT, None)  # README fixes error 8 for throttling
+            return fail(E_CONGESTION, None)
         scts = sim.new_scts()
         sim.add_part(dict(orig=orig, dest=dest, coding=coding, piece=piece, srr=srr,
                           concat=concat, scts=scts, conn=self))
