@@ -1,4 +1,4 @@
-# baton: `make` builds build/batond and build/batonctl; `make run` and `make test` are
+# baton: `make` builds build/batond, build/batonctl and build/baton-smsbuf; `make run` and `make test` are
 # described in README.md. `make test SANITIZE=1` builds into build/san with ASan+UBSan.
 
 CC      ?= cc
@@ -30,9 +30,11 @@ MUC_OBJ   := $(call objs,src/muc/*.c)
 WEB_OBJ   := $(call objs,src/web/*.c)
 CONT_OBJ  := $(call objs,src/continuity/*.c)
 ID_OBJ    := $(call objs,src/identity/*.c)
-LIB_OBJ   := $(WEB_OBJ) $(ID_OBJ) $(CONT_OBJ) $(MUC_OBJ) $(XMPP_OBJ) $(NET_OBJ) $(STORE_OBJ) $(XML_OBJ) $(CORE_OBJ)
+SMS_OBJ   := $(call objs,src/sms/*.c)
+SMSBUF_OBJ := $(call objs,src/smsbuf/*.c)
+LIB_OBJ   := $(SMS_OBJ) $(WEB_OBJ) $(ID_OBJ) $(CONT_OBJ) $(MUC_OBJ) $(XMPP_OBJ) $(NET_OBJ) $(STORE_OBJ) $(XML_OBJ) $(CORE_OBJ)
 
-PROGS := $(BUILD)/batond $(BUILD)/batonctl
+PROGS := $(BUILD)/batond $(BUILD)/batonctl $(BUILD)/baton-smsbuf
 
 # Each unit test links only the modules it tests, so a module is testable on its own.
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/%,$(wildcard tests/unit/test_*.c))
@@ -44,6 +46,10 @@ test_sasl_OBJ  := $(BUILD)/obj/xmpp/sasl.o $(BUILD)/obj/xmpp/jid.o $(CORE_OBJ)
 test_store_OBJ := $(STORE_OBJ) $(CORE_OBJ)
 test_store_archive_OBJ := $(STORE_OBJ) $(CORE_OBJ)
 test_xmpp_OBJ  := $(LIB_OBJ)
+test_gsm_OBJ   := $(BUILD)/obj/smsbuf/gsm.o $(CORE_OBJ)
+test_cimd2_OBJ := $(BUILD)/obj/smsbuf/cimd2.o $(CORE_OBJ)
+test_smpp_OBJ  := $(BUILD)/obj/smsbuf/smpp.o $(CORE_OBJ)
+test_smslink_OBJ := $(BUILD)/obj/sms/link.o $(CORE_OBJ)
 
 .PHONY: all run test unit integration fuzz format format-check deps test-deps clean bench
 all: $(PROGS)
@@ -56,6 +62,12 @@ $(BUILD)/batond: $(BUILD)/obj/cmd/batond.o $(LIB_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/batonctl: $(BUILD)/obj/cmd/batonctl.o $(LIB_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The SMSC buffer server: its codecs and ring, the link codec it shares with batond (sms/link.c),
+# storage for its ring, and the network layer.
+$(BUILD)/baton-smsbuf: $(BUILD)/obj/cmd/baton-smsbuf.o $(SMSBUF_OBJ) $(BUILD)/obj/sms/link.o \
+		$(NET_OBJ) $(STORE_OBJ) $(CORE_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/obj/tests/%.o: tests/unit/%.c
@@ -77,6 +89,9 @@ test-deps:
 	@# lockfile, reinstalled only when it changes.
 	@[ tests/web/node_modules/.package-lock.json -nt tests/web/package-lock.json ] || \
 		(cd tests/web && npm ci --no-audit --no-fund --loglevel=error)
+	@# The SMPP SMSC of tests/sms (the npm smpp package), the same way.
+	@[ tests/sms/node_modules/.package-lock.json -nt tests/sms/package-lock.json ] || \
+		(cd tests/sms && npm ci --no-audit --no-fund --loglevel=error)
 
 run: deps all
 	@scripts/run.sh $(BUILD)
@@ -102,7 +117,7 @@ bench: deps all $(BUILD)/xmpp-load
 FUZZ_SECONDS ?= 30
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_LIBS    := $(wildcard src/core/*.c src/xml/*.c src/net/*.c) src/xmpp/jid.c src/xmpp/sasl.c \
-		src/web/form.c
+		src/web/form.c $(wildcard src/smsbuf/gsm.c src/smsbuf/cimd2.c src/smsbuf/smpp.c src/sms/link.c)
 FUZZ_CFLAGS  := -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -Isrc
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIBS)

@@ -95,6 +95,42 @@ const struct config_key config_keys[] = {
       "stanzas a client may leave unacknowledged before its session is closed"),
     K("sasl", "scram_iterations", CFG_INT, scram_iterations, "4096",
       "PBKDF2 iterations for new passwords (RFC 7677 recommends at least 4096)"),
+    K("sms", "link", CFG_STR, sms_link, "",
+      "where batond accepts SMS links from baton-smsbuf (TLS and a shared secret), e.g. "
+      "127.0.0.1:5290; empty = off"),
+    K("sms", "name", CFG_STR, sms_name, "smsbuf",
+      "the name of the buffer server that sms.secret is for; it serves every number no "
+      "[sms.NAME] section claims"),
+    K("sms", "secret", CFG_STR, sms_secret, "", "the shared secret of buffer server sms.name"),
+    K("sms", "ring", CFG_INT, sms_ring, "255",
+      "slots per direction in the mirrored rings (baton-smsbuf must use the same)"),
+    K("sms", "keepalive", CFG_DURATION, sms_keepalive, "30s",
+      "a link silent this long is probed; one silent for three times this is dropped"),
+    K("smsbuf", "name", CFG_STR, smsbuf_name, "smsbuf", "this buffer server's name on the link"),
+    K("smsbuf", "smsc", CFG_STR, smsbuf_smsc, "", "the SMSC, host:port"),
+    K("smsbuf", "smsc_protocol", CFG_STR, smsbuf_protocol, "smpp", "smpp | cimd2"),
+    K("smsbuf", "smsc_user", CFG_STR, smsbuf_user, "", "SMPP system_id or CIMD2 user identity"),
+    K("smsbuf", "smsc_password", CFG_STR, smsbuf_password, "", "the SMSC password"),
+    K("smsbuf", "system_type", CFG_STR, smsbuf_system_type, "",
+      "SMPP system_type sent with bind_transceiver"),
+    K("smsbuf", "smsc_window", CFG_INT, smsbuf_window, "1",
+      "requests left unanswered toward the SMSC; 1 = stop-and-wait"),
+    K("smsbuf", "source_addr", CFG_STR, smsbuf_source_addr, "baton",
+      "the sender phones see: a short code, a number (+E.164) or up to 11 letters"),
+    K("smsbuf", "link", CFG_STR, smsbuf_link, "", "batond's SMS link, host:port"),
+    K("smsbuf", "link_secret", CFG_STR, smsbuf_link_secret, "",
+      "the secret batond has for this buffer server"),
+    K("smsbuf", "link_ca", CFG_STR, smsbuf_link_ca, "",
+      "PEM CA certificates trusted for batond's certificate; empty = the system's"),
+    K("smsbuf", "link_plaintext", CFG_BOOL, smsbuf_link_plaintext, "false",
+      "no TLS on the link (only toward a batond run with allow_plaintext: tests)"),
+    K("smsbuf", "ring", CFG_INT, smsbuf_ring, "255", "slots per direction in the rings"),
+    K("smsbuf", "keepalive", CFG_DURATION, smsbuf_keepalive, "30s",
+      "probe the SMSC (enquire_link / alive) and the link after this much silence"),
+    K("smsbuf", "reconnect_max", CFG_DURATION, smsbuf_reconnect_max, "30s",
+      "longest wait between reconnection attempts (the wait doubles from 1 s)"),
+    K("smsbuf", "retry", CFG_DURATION, smsbuf_retry, "5s",
+      "wait before submitting again after the SMSC answered with a temporary error"),
     {0},
 };
 
@@ -218,11 +254,43 @@ static const char *const type_hints[] = {
     [CFG_DURATION] = "a duration like 500ms, 30s, 10m, 2h or 30d",
 };
 
+/* [sms.NAME] secret / prefixes: one section per further buffer server. */
+static int
+set_sms_peer(struct config *c, const char *name, const char *key, const char *value, char *err,
+	     size_t errlen)
+{
+	struct config_sms_peer *p = NULL;
+	char **field;
+
+	if (strcmp(key, "secret") != 0 && strcmp(key, "prefixes") != 0) {
+		snprintf(err, errlen, "unknown configuration key sms.%s.%s (secret or prefixes)",
+			 name, key);
+		return -1;
+	}
+	for (size_t i = 0; i < c->n_sms_peers; i++)
+		if (strcmp(c->sms_peers[i].name, name) == 0)
+			p = &c->sms_peers[i];
+	if (!p) {
+		c->sms_peers = xrealloc(c->sms_peers, (c->n_sms_peers + 1) * sizeof *c->sms_peers);
+		p = &c->sms_peers[c->n_sms_peers++];
+		p->name = xstrdup(name);
+		p->secret = xstrdup("");
+		p->prefixes = xstrdup("");
+	}
+	field = strcmp(key, "secret") == 0 ? &p->secret : &p->prefixes;
+	free(*field);
+	*field = xstrdup(value);
+	return 0;
+}
+
 static int
 set_one(struct config *c, const char *section, const char *key, const char *value, char *err,
 	size_t errlen)
 {
 	const struct config_key *k = key_find(section, key);
+
+	if (!k && strncmp(section, "sms.", 4) == 0 && section[4])
+		return set_sms_peer(c, section + 4, key, value, err, errlen);
 
 	if (!k) {
 		snprintf(err, errlen, "unknown configuration key %s.%s", section, key);
@@ -325,6 +393,14 @@ config_set(struct config *c, const char *dotted, const char *value, char *err, s
 void
 config_free(struct config *c)
 {
+	for (size_t i = 0; i < c->n_sms_peers; i++) {
+		free(c->sms_peers[i].name);
+		free(c->sms_peers[i].secret);
+		free(c->sms_peers[i].prefixes);
+	}
+	free(c->sms_peers);
+	c->sms_peers = NULL;
+	c->n_sms_peers = 0;
 	for (const struct config_key *k = config_keys; k->section; k++) {
 		if (k->type == CFG_STR) {
 			char **field = (char **)((char *)c + k->offset);

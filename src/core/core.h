@@ -28,7 +28,10 @@ void *xcalloc(size_t nmemb, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
-/* Prints "batond: <message>" to stderr and exits 1. Start-up errors and broken invariants only. */
+/* The name fatal() and the logs use ("batond" unless main() sets another). */
+extern const char *program_name;
+/* Prints "<program_name>: <message>" to stderr and exits 1. Start-up errors and broken invariants
+ * only. */
 noreturn void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- logging (log.c) ---- */
@@ -265,6 +268,26 @@ struct config {
 	long sm_queue; /* unacknowledged stanzas before the session is closed */
 	/* [sasl] */
 	long scram_iterations;
+	/* [sms]: batond's end of the SMS links (seed 001) */
+	char *sms_link;	  /* listen address, "" = off */
+	char *sms_name;	  /* the buffer server sms_secret belongs to; it serves every number */
+	char *sms_secret; /* its shared secret */
+	long sms_ring;	  /* slots per direction */
+	uint64_t sms_keepalive;
+	/* [sms.NAME]: further buffer servers, each serving numbers with given prefixes */
+	struct config_sms_peer {
+		char *name, *secret, *prefixes; /* prefixes: space-separated, e.g. "+46 +47" */
+	} * sms_peers;
+	size_t n_sms_peers;
+	/* [smsbuf]: baton-smsbuf */
+	char *smsbuf_name;
+	char *smsbuf_smsc, *smsbuf_protocol, *smsbuf_user, *smsbuf_password, *smsbuf_system_type;
+	long smsbuf_window;
+	char *smsbuf_source_addr;
+	char *smsbuf_link, *smsbuf_link_secret, *smsbuf_link_ca;
+	bool smsbuf_link_plaintext;
+	long smsbuf_ring;
+	uint64_t smsbuf_keepalive, smsbuf_reconnect_max, smsbuf_retry;
 };
 
 enum config_type { CFG_STR, CFG_BOOL, CFG_INT, CFG_SIZE, CFG_DURATION };

@@ -10,6 +10,8 @@
 
 #include "core.h"
 
+const char *program_name = "batond";
+
 static noreturn void
 oom(size_t n)
 {
@@ -63,7 +65,7 @@ void
 fatal(const char *fmt, ...)
 {
 	va_list ap;
-	fputs("batond: ", stderr);
+	fprintf(stderr, "%s: ", program_name);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);

@@ -21,8 +21,8 @@
 static bool
 plain_char(unsigned char c)
 {
-	return isalnum(c) || c == '.' || c == '_' || c == '~' || c == '-' || c == '+' ||
-	       c == '@' || c == '/' || c == ':' || c == ',';
+	return isalnum(c) || c == '.' || c == '_' || c == '~' || c == '-' || c == '+' || c == '@' ||
+	       c == '/' || c == ':' || c == ',';
 }
 
 static int
@@ -96,7 +96,8 @@ link_parse(const char *data, size_t len, struct link_frame *fr, char *err, size_
 		f = &fr->f[fr->n];
 		kstart = out;
 		while (p < end && *p != '=' && *p != ' ') {
-			if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '-')) {
+			if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) ||
+			      *p == '-')) {
 				snprintf(err, errlen, "bad field name");
 				goto bad;
 			}
@@ -355,4 +356,207 @@ const char *
 sms_dir_name(int dir)
 {
 	return dir == SMS_MO ? "mo" : "mt";
+}
+
+/* ---- one end of the link ---- */
+
+static void
+peer_write(struct link_peer *p, struct buf *b)
+{
+	link_end(b);
+	p->ops->send(p, buf_head(b), buf_used(b));
+	p->sent++;
+	buf_free(b);
+}
+
+/* A frame about message seq of dir: CONF, PROC or ASK. */
+static void
+peer_about(struct link_peer *p, const char *verb, int dir, const struct sms_msg *m,
+	   const char *fields)
+{
+	struct buf b = {0};
+
+	link_begin(&b, verb);
+	link_add(&b, "dir", sms_dir_name(dir));
+	link_add_u64(&b, "seq", m->seq);
+	if (fields)
+		buf_puts(&b, fields);
+	else if (strcmp(verb, "PROC") == 0 && m->state == SMS_PROCESSED && m->extra)
+		buf_puts(&b, m->extra); /* the outcome, kept for a PROC asked for again */
+	peer_write(p, &b);
+}
+
+void
+link_peer_send(struct link_peer *p, struct sms_msg *m)
+{
+	struct buf b = {0};
+
+	link_begin(&b, "MSG");
+	link_add(&b, "dir", sms_dir_name(p->out_dir));
+	link_add_u64(&b, "slot", ring_slot(p->out, m->seq));
+	link_add_u64(&b, "seq", m->seq);
+	link_add(&b, "from", m->from ? m->from : "");
+	link_add(&b, "to", m->to ? m->to : "");
+	link_add(&b, "text", m->text ? m->text : "");
+	if (m->ref)
+		link_add(&b, "ref", m->ref);
+	if (m->extra)
+		link_add(&b, "extra", m->extra);
+	peer_write(p, &b);
+	ring_set(p->out, m, SMS_SENT);
+}
+
+void
+link_peer_resync(struct link_peer *p)
+{
+	struct sms_ring *r = p->out;
+
+	/* In seq order, oldest first, so the receiver sees them in the order they were taken. */
+	uint64_t first = r->last_retrieved >= r->size ? r->last_retrieved - r->size + 1 : 1;
+
+	for (uint64_t seq = first; seq <= r->last_retrieved; seq++) {
+		struct sms_msg *m = ring_find(r, seq);
+		if (!m || m->state == SMS_PROCESSED)
+			continue;
+		if (m->state == SMS_CONFIRMED)
+			peer_about(p, "ASK", p->out_dir, m, NULL);
+		else
+			link_peer_send(p, m);
+	}
+}
+
+void
+link_peer_confirm(struct link_peer *p, struct sms_msg *m)
+{
+	ring_set(p->in, m, SMS_CONFIRMED);
+	if (p->up)
+		peer_about(p, "CONF", !p->out_dir, m, NULL);
+}
+
+void
+link_peer_processed(struct link_peer *p, struct sms_msg *m, const char *fields)
+{
+	free(m->extra);
+	m->extra = xstrdup(fields ? fields : "");
+	ring_set(p->in, m, SMS_PROCESSED);
+	if (p->up)
+		peer_about(p, "PROC", !p->out_dir, m, fields);
+}
+
+static int
+frame_dir(const struct link_frame *fr)
+{
+	const char *d = link_get(fr, "dir");
+	if (!d)
+		return -1;
+	if (strcmp(d, "mt") == 0)
+		return SMS_MT;
+	if (strcmp(d, "mo") == 0)
+		return SMS_MO;
+	return -1;
+}
+
+/* An incoming MSG: new, a duplicate (answer with its state), or a clash (protocol error). */
+static void
+peer_msg(struct link_peer *p, const struct link_frame *fr)
+{
+	uint64_t slot, seq;
+	struct sms_msg *m;
+	const char *text = link_get(fr, "text");
+
+	if (frame_dir(fr) != !p->out_dir || !link_get_u64(fr, "slot", &slot) ||
+	    !link_get_u64(fr, "seq", &seq) || !text || strlen(text) > SMS_MAX_TEXT) {
+		p->ops->fail(p, "MSG without a valid dir, slot, seq or text");
+		return;
+	}
+	switch (ring_check(p->in, slot > UINT32_MAX ? UINT32_MAX : (unsigned)slot, seq)) {
+	case RING_OLD:
+		/* Long processed; its PROC was lost. The seq is all the sender needs. */
+		peer_about(p, "PROC", !p->out_dir, &(struct sms_msg){.seq = seq}, NULL);
+		return;
+	case RING_DUP:
+		m = ring_find(p->in, seq);
+		if (m->state >= SMS_PROCESSED)
+			peer_about(p, "PROC", !p->out_dir, m, NULL);
+		else if (m->state >= SMS_CONFIRMED)
+			peer_about(p, "CONF", !p->out_dir, m, NULL);
+		/* else: still being stored; CONF follows when it is */
+		return;
+	case RING_CLASH:
+		p->ops->fail(
+		    p, "MSG for a slot whose earlier message is not processed (rings differ)");
+		return;
+	case RING_NEW:
+		break;
+	}
+	const char *from = link_get(fr, "from"), *to = link_get(fr, "to");
+	const char *ref = link_get(fr, "ref"), *extra = link_get(fr, "extra");
+	m = ring_put(p->in, seq, SMS_RETRIEVED, xstrdup(from ? from : ""), xstrdup(to ? to : ""),
+		     xstrdup(text), ref ? xstrdup(ref) : NULL, extra ? xstrdup(extra) : NULL);
+	p->ops->received(p, m, fr);
+}
+
+/* CONF or PROC for one of our messages; ASK about one of theirs. */
+static void
+peer_ack(struct link_peer *p, const struct link_frame *fr, int state)
+{
+	uint64_t seq;
+	struct sms_msg *m;
+
+	if (frame_dir(fr) != p->out_dir || !link_get_u64(fr, "seq", &seq)) {
+		p->ops->fail(p, "acknowledgement without a valid dir or seq");
+		return;
+	}
+	m = ring_find(p->out, seq);
+	if (!m || m->state >= state)
+		return; /* a repeated acknowledgement (after a resync): already counted */
+	ring_set(p->out, m, state);
+	p->ops->acked(p, m, state, fr);
+}
+
+static void
+peer_ask(struct link_peer *p, const struct link_frame *fr)
+{
+	uint64_t seq;
+	struct sms_msg *m;
+
+	if (frame_dir(fr) != !p->out_dir || !link_get_u64(fr, "seq", &seq)) {
+		p->ops->fail(p, "ASK without a valid dir or seq");
+		return;
+	}
+	m = ring_find(p->in, seq);
+	if (!m) {
+		/* Not here: either long processed and its slot reused (answer Processed), or
+		 * never received, which a Confirmed message cannot be (our ring was lost). */
+		if (seq <= p->in->last_processed)
+			peer_about(p, "PROC", !p->out_dir, &(struct sms_msg){.seq = seq}, NULL);
+		else
+			p->ops->fail(p, "ASK about a message this end never confirmed");
+		return;
+	}
+	if (m->state >= SMS_PROCESSED)
+		peer_about(p, "PROC", !p->out_dir, m, NULL);
+	else if (m->state >= SMS_CONFIRMED)
+		peer_about(p, "CONF", !p->out_dir, m, NULL);
+}
+
+int
+link_peer_frame(struct link_peer *p, const struct link_frame *fr)
+{
+	p->received++;
+	if (strcmp(fr->verb, "MSG") == 0)
+		peer_msg(p, fr);
+	else if (strcmp(fr->verb, "CONF") == 0)
+		peer_ack(p, fr, SMS_CONFIRMED);
+	else if (strcmp(fr->verb, "PROC") == 0)
+		peer_ack(p, fr, SMS_PROCESSED);
+	else if (strcmp(fr->verb, "ASK") == 0)
+		peer_ask(p, fr);
+	else if (strcmp(fr->verb, "PING") == 0) {
+		struct buf b = {0};
+		link_begin(&b, "PONG");
+		peer_write(p, &b);
+	} else if (strcmp(fr->verb, "PONG") != 0)
+		return -1;
+	return 0;
 }

@@ -17,10 +17,10 @@
 
 #include "../core/core.h"
 
-#define LINK_VERSION	"BATON-SMS/0"
-#define LINK_MAX_LINE	(64 * 1024) /* a frame; the longest text is SMS_MAX_TEXT */
-#define LINK_MAX_FIELDS 24
-#define SMS_MAX_TEXT	4000 /* bytes of UTF-8 in one message (about 26 concatenated parts) */
+#define LINK_VERSION	 "BATON-SMS/0"
+#define LINK_MAX_LINE	 (64 * 1024) /* a frame; the longest text is SMS_MAX_TEXT */
+#define LINK_MAX_FIELDS	 24
+#define SMS_MAX_TEXT	 4000 /* bytes of UTF-8 in one message (about 26 concatenated parts) */
 #define SMS_RING_DEFAULT 255
 
 /* ---- frames ---- */
@@ -121,3 +121,59 @@ const char *sms_state_name(int state);
 const char *sms_dir_name(int dir);
 
 #endif
+
+/* ---- one end of the link: the frames that move messages between the two rings ---- */
+
+/*
+ * What an end does with the frames (docs/protocol/sms-link.md 4). An end sends one direction
+ * (batond MT, baton-smsbuf MO) and receives the other; the rings are owned by the caller, who
+ * persists what the callbacks report before it answers (the durability rule).
+ */
+struct link_peer;
+struct link_peer_ops {
+	/* Bytes of one frame for the other end. */
+	void (*send)(struct link_peer *p, const char *data, size_t len);
+	/*
+	 * A message the other end sent, new to the incoming ring (already in slot m, Retrieved
+	 * on this side). The owner stores it, then calls link_peer_confirm(); processing it
+	 * later ends with link_peer_processed().
+	 */
+	void (*received)(struct link_peer *p, struct sms_msg *m, const struct link_frame *fr);
+	/*
+	 * The other end confirmed (state Confirmed) or processed (Processed) an outgoing message;
+	 * fr is its frame (PROC may carry status, reason, msgid). The ring is already updated.
+	 */
+	void (*acked)(struct link_peer *p, struct sms_msg *m, int state,
+		      const struct link_frame *fr);
+	/* A protocol error: the owner logs why and drops the connection. */
+	void (*fail)(struct link_peer *p, const char *why);
+};
+
+struct link_peer {
+	const struct link_peer_ops *ops;
+	void *arg;
+	int out_dir;		 /* the direction this end sends */
+	struct sms_ring *out;	 /* its ring for out_dir */
+	struct sms_ring *in;	 /* its ring for the other direction */
+	bool up;		 /* handshake done: MSG frames may flow */
+	uint64_t sent, received; /* frames, for status */
+};
+
+/*
+ * Handles one frame after the handshake (MSG, CONF, PROC, ASK, PING, PONG). Returns 0, or -1 if
+ * the verb is not a message frame (the caller handles handshake frames itself).
+ */
+int link_peer_frame(struct link_peer *p, const struct link_frame *fr);
+/* Sends m (Retrieved or Sent) and marks it Sent. */
+void link_peer_send(struct link_peer *p, struct sms_msg *m);
+/* After a (re)connection: resends what was Sent but not Confirmed, asks about what was
+ * Confirmed but not Processed, then sends what is Retrieved (seed 001 FIG. 3, 309). */
+void link_peer_resync(struct link_peer *p);
+/* Receiver: m is stored: tell the sender (Confirmed). */
+void link_peer_confirm(struct link_peer *p, struct sms_msg *m);
+/*
+ * Receiver: m was processed; fields (" key=value..." already encoded, or NULL) go along with
+ * the PROC and replace m->extra, so a PROC asked for again carries them too (the owner stores
+ * them as the slot's extra, "" for none).
+ */
+void link_peer_processed(struct link_peer *p, struct sms_msg *m, const char *fields);
