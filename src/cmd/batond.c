@@ -21,6 +21,7 @@
 #include "../continuity/continuity.h"
 #include "../identity/identity.h"
 #include "../muc/muc.h"
+#include "../sms/sms.h"
 #include "../web/web.h"
 #include "../xmpp/xmpp.h"
 
@@ -38,6 +39,8 @@ usage(FILE *f)
 	    "  --cert FILE --key FILE  certificate chain and key (PEM)\n"
 	    "  --allow-plaintext     allow authentication without TLS (tests, benchmarks)\n"
 	    "  --workers N           I/O worker threads, 0 = one per core\n"
+	    "  --sms-link ADDR:PORT  where baton-smsbuf connects (sms.link)\n"
+	    "  --sms-secret SECRET   the secret of buffer server sms.name (sms.secret)\n"
 	    "  --set SECTION.KEY=VALUE  set any configuration key (repeatable)\n"
 	    "  --version             print the version\n",
 	    f);
@@ -57,6 +60,8 @@ static const struct option_map options[] = {
     {"--key", "server.key"},
     {"--workers", "server.workers"},
     {"--log-level", "server.log_level"},
+    {"--sms-link", "sms.link"},
+    {"--sms-secret", "sms.secret"},
     {NULL, NULL},
 };
 
@@ -170,6 +175,7 @@ main(int argc, char **argv)
 	pidfd = take_pidfile(cfg.data_dir, pidpath, sizeof pidpath);
 	server_add_service(&muc_service); /* XEP-0045 at conference.<domain> */
 	web_register(&cfg);
+	sms_register(&cfg);		 /* +E.164@sms.<domain>, links from baton-smsbuf */
 	server_add_ext(&continuity_ext); /* urn:baton:continuity:0 */
 	server_add_ext(&identity_ext);	 /* urn:baton:identity:0 */
 	srv = server_start(&cfg, err, sizeof err);

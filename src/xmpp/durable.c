@@ -24,6 +24,10 @@ struct durable_job {
 	struct xml_node *st;
 	struct store_offline_msg m;
 	long quota;
+	/* a service's delivery (durable_deliver): more work in the same job, and its completion */
+	int (*also)(struct store *st, void *arg);
+	void (*done)(struct worker *w, void *arg, int result);
+	void *arg;
 };
 
 static int
@@ -35,6 +39,8 @@ durable_run(struct store *st, struct store_job *job)
 
 	if (r == 0)
 		dj->m.id = id;
+	if (r == 0 && dj->also)
+		r = dj->also(st, dj->arg); /* an error undoes both: the job has its savepoint */
 	return r;
 }
 
@@ -43,7 +49,14 @@ durable_done(struct store_job *job)
 {
 	struct durable_job *dj = container_of(job, struct durable_job, job);
 
-	switch (job->result) {
+	if (dj->done && job->result != 0 && job->result != STORE_EIO) {
+		/* A service hears why its message was not stored and answers its own sender. */
+		xml_free(dj->st);
+		dj->st = NULL;
+	}
+	switch (dj->st ? job->result : 1) {
+	case 1:
+		break;
 	case 0:
 		route_stored(dj->w, dj->st, dj->m.id);
 		break;
@@ -65,9 +78,13 @@ durable_done(struct store_job *job)
 		sm_release_ack(dj->s);
 		session_unref(dj->s);
 	}
+	if (dj->done)
+		dj->done(dj->w, dj->arg, job->result);
 	offline_message_free(&dj->m);
 	free(dj);
 }
+
+static void durable_submit(struct worker *w, struct xml_node *st, struct durable_job *dj);
 
 bool
 durable_route(struct session *s, struct xml_node *st)
@@ -84,27 +101,55 @@ durable_route(struct session *s, struct xml_node *st)
 		return false;
 	if (!xml_attr(st, "to") || jid_parse(xml_attr(st, "to"), &to) < 0)
 		return false;
+	const struct xmpp_service *svc = server_service(s->w->srv, to.domain);
+	if (svc && svc->take) {
+		/* A service that keeps messages itself (SMS): it holds the ack as it sees fit. */
+		bool taken = svc->take(s, st, &to);
+		jid_free(&to);
+		return taken;
+	}
 	if (!to.local || strcmp(to.domain, cfg->domain) != 0) {
 		jid_free(&to);
 		return false;
 	}
 	dj = xcalloc(1, sizeof *dj);
-	dj->w = s->w;
-	dj->quota = cfg->offline_quota;
 	dj->m.owner = jid_bare(&to);
 	jid_free(&to);
-	/* The recipient's archive id goes into the stored copy too, so it never changes. */
-	mam_incoming_for(s->w, dj->m.owner, st);
-	dj->st = st;
-	offline_message(cfg, st, &dj->m);
 	if (sm_hold_ack(s)) {
 		dj->s = s;
 		s->jobs++;
 	}
-	dj->job.run = durable_run;
-	dj->job.atomic =
-	    true; /* store_offline_put: one INSERT, or count and insert in a savepoint */
-	dj->job.done = durable_done;
-	worker_store(s->w, &dj->job);
+	durable_submit(s->w, st, dj);
 	return true;
+}
+
+/* Stores st for dj->m.owner (set), then routes it: the common part of both ways in. */
+static void
+durable_submit(struct worker *w, struct xml_node *st, struct durable_job *dj)
+{
+	dj->w = w;
+	dj->quota = w->srv->cfg->offline_quota;
+	/* The recipient's archive id goes into the stored copy too, so it never changes. */
+	mam_incoming_for(w, dj->m.owner, st);
+	dj->st = st;
+	offline_message(w->srv->cfg, st, &dj->m);
+	dj->job.run = durable_run;
+	/* store_offline_put alone is one INSERT, or count and insert in a savepoint */
+	dj->job.atomic = dj->also == NULL;
+	dj->job.done = durable_done;
+	worker_store(w, &dj->job);
+}
+
+void
+durable_deliver(struct worker *w, struct xml_node *st, const char *owner,
+		int (*also)(struct store *st, void *arg),
+		void (*done)(struct worker *w, void *arg, int result), void *arg)
+{
+	struct durable_job *dj = xcalloc(1, sizeof *dj);
+
+	dj->m.owner = xstrdup(owner);
+	dj->also = also;
+	dj->done = done;
+	dj->arg = arg;
+	durable_submit(w, st, dj);
 }

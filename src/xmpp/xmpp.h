@@ -29,6 +29,12 @@ struct xmpp_service {
 	const char *prefix; /* "conference" serves conference.<domain> */
 	/* Takes st; to is its parsed 'to' (valid during the call). */
 	void (*route)(struct worker *w, struct xml_node *st, const struct jid *to);
+	/*
+	 * Optional: a message with a body from a local client session s, before routing. Return
+	 * true to take it (the service may hold s's XEP-0198 ack until it stored it, see
+	 * durable.c), false to let it be routed as usual.
+	 */
+	bool (*take)(struct session *s, struct xml_node *st, const struct jid *to);
 	/* Frees what the service keeps on w; called once per worker after the loops stopped. */
 	void (*free_worker)(struct worker *w);
 };

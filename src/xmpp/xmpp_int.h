@@ -368,6 +368,15 @@ void csi_free(struct session *s);
 /* Stores a message from s for a local account before routing it; false if it is not for that path.
  * Takes st when true. */
 bool durable_route(struct session *s, struct xml_node *st);
+/*
+ * A message from a service (SMS) to local account owner, delivered the same way: committed to
+ * owner's queue, with also(store, arg) in the same job (if it fails, neither is kept), then
+ * routed; done(w, arg, result) runs on w afterwards. On STORE_ENOENT (no such account) or
+ * STORE_EQUOTA the message is dropped for done to answer; on STORE_EIO it is still routed.
+ */
+void durable_deliver(struct worker *w, struct xml_node *st, const char *owner,
+		     int (*also)(struct store *st, void *arg),
+		     void (*done)(struct worker *w, void *arg, int result), void *arg);
 
 /* ---- carbons (carbons.c, XEP-0280) ---- */
 
