@@ -208,12 +208,16 @@ conn_start_tls_now(struct conn *c, struct tls_ctx *tls)
 static const char *
 tls_failure(struct conn *c, const char *what)
 {
-	static _Thread_local char msg[160];
+	static _Thread_local char msg[256];
 	const char *v = c->ssl ? tls_verify_error(c->ssl) : NULL;
+	unsigned long e = ERR_peek_error();
 
-	if (!v)
+	if (v)
+		snprintf(msg, sizeof msg, "%s: certificate refused: %s", what, v);
+	else if (e)
+		snprintf(msg, sizeof msg, "%s: %s", what, ERR_reason_error_string(e));
+	else
 		return what;
-	snprintf(msg, sizeof msg, "%s: certificate refused: %s", what, v);
 	return msg;
 }
 

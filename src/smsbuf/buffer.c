@@ -74,14 +74,13 @@ buffer_load(struct smsbuf *sb, char *err, size_t errlen)
 		}
 	}
 	log_info("smsbuf: rings loaded: MT %u busy (last %llu), MO %u busy (last %llu)",
-		 ring_busy(&sb->mt), (unsigned long long)sb->mt.last_retrieved,
-		 ring_busy(&sb->mo), (unsigned long long)sb->mo.last_retrieved);
+		 ring_busy(&sb->mt), (unsigned long long)sb->mt.last_retrieved, ring_busy(&sb->mo),
+		 (unsigned long long)sb->mo.last_retrieved);
 	return 0;
 }
 
 enum mo_verdict
-buffer_mo(struct smsbuf *sb, const char *from, const char *to, const char *text,
-	  const char *extra)
+buffer_mo(struct smsbuf *sb, const char *from, const char *to, const char *text, const char *extra)
 {
 	struct sms_msg *m;
 	int rc = 0;
@@ -116,8 +115,8 @@ collect_part(void *arg, const struct store_sms_msg *m)
 	struct parts *p = arg;
 	unsigned n;
 
-	if (!m->ref || strcmp(m->ref, p->key) != 0 || !m->extra || sscanf(m->extra, "%u", &n) != 1 ||
-	    n < 1 || n > p->total || p->text[n - 1])
+	if (!m->ref || strcmp(m->ref, p->key) != 0 || !m->extra ||
+	    sscanf(m->extra, "%u", &n) != 1 || n < 1 || n > p->total || p->text[n - 1])
 		return;
 	p->text[n - 1] = xstrdup(m->text ? m->text : "");
 	p->ids[n - 1] = m->seq;
@@ -147,13 +146,18 @@ buffer_mo_part(struct smsbuf *sb, const char *from, const char *to, unsigned ref
 	if (p.text[part - 1]) /* the SMSC sent this part again: we had it */
 		goto out;
 	if (p.have + 1 < total) {
-		struct store_sms_msg m = {.from = from, .to = to, .text = text, .ref = p.key,
-					  .extra = num, .stamp = wall_ms()};
+		struct store_sms_msg m = {.from = from,
+					  .to = to,
+					  .text = text,
+					  .ref = p.key,
+					  .extra = num,
+					  .stamp = wall_ms()};
 		if (store_sms_queue_put(sb->st, qlink, &m, &id) < 0)
 			v = MO_STORE_ERR;
 		goto out;
 	}
-	/* The last part: the joined message goes into the ring, the parts go, in one transaction. */
+	/* The last part: the joined message goes into the ring, the parts go, in one transaction.
+	 */
 	p.text[part - 1] = xstrdup(text);
 	for (unsigned i = 0; i < total; i++)
 		buf_puts(&whole, p.text[i]);

@@ -299,23 +299,40 @@ const char *
 smpp_status_text(uint32_t status)
 {
 	switch (status) {
-	case SMPP_ROK: return "ok";
-	case SMPP_RINVMSGLEN: return "invalid message length";
-	case SMPP_RINVCMDLEN: return "invalid command length";
-	case SMPP_RINVCMDID: return "invalid command id";
-	case SMPP_RINVBNDSTS: return "incorrect bind status";
-	case SMPP_RALYBND: return "already bound";
-	case SMPP_RSYSERR: return "system error";
-	case SMPP_RINVDSTADR: return "invalid destination address";
-	case SMPP_RBINDFAIL: return "bind failed";
-	case SMPP_RINVPASWD: return "invalid password";
-	case SMPP_RINVSYSID: return "invalid system id";
-	case SMPP_RMSGQFUL: return "message queue full";
-	case SMPP_RTHROTTLED: return "throttled";
-	case SMPP_RX_T_APPN: return "temporary application error";
-	case SMPP_RX_P_APPN: return "permanent application error";
-	case SMPP_RX_R_APPN: return "rejected by the application";
-	default: return "SMSC error";
+	case SMPP_ROK:
+		return "ok";
+	case SMPP_RINVMSGLEN:
+		return "invalid message length";
+	case SMPP_RINVCMDLEN:
+		return "invalid command length";
+	case SMPP_RINVCMDID:
+		return "invalid command id";
+	case SMPP_RINVBNDSTS:
+		return "incorrect bind status";
+	case SMPP_RALYBND:
+		return "already bound";
+	case SMPP_RSYSERR:
+		return "system error";
+	case SMPP_RINVDSTADR:
+		return "invalid destination address";
+	case SMPP_RBINDFAIL:
+		return "bind failed";
+	case SMPP_RINVPASWD:
+		return "invalid password";
+	case SMPP_RINVSYSID:
+		return "invalid system id";
+	case SMPP_RMSGQFUL:
+		return "message queue full";
+	case SMPP_RTHROTTLED:
+		return "throttled";
+	case SMPP_RX_T_APPN:
+		return "temporary application error";
+	case SMPP_RX_P_APPN:
+		return "permanent application error";
+	case SMPP_RX_R_APPN:
+		return "rejected by the application";
+	default:
+		return "SMSC error";
 	}
 }
 
@@ -323,19 +340,33 @@ const char *
 smpp_command_name(uint32_t id)
 {
 	switch (id) {
-	case SMPP_GENERIC_NACK: return "generic_nack";
-	case SMPP_BIND_RECEIVER: return "bind_receiver";
-	case SMPP_BIND_TRANSMITTER: return "bind_transmitter";
-	case SMPP_BIND_TRANSCEIVER: return "bind_transceiver";
-	case SMPP_BIND_TRANSCEIVER | SMPP_RESP: return "bind_transceiver_resp";
-	case SMPP_SUBMIT_SM: return "submit_sm";
-	case SMPP_SUBMIT_SM | SMPP_RESP: return "submit_sm_resp";
-	case SMPP_DELIVER_SM: return "deliver_sm";
-	case SMPP_DELIVER_SM | SMPP_RESP: return "deliver_sm_resp";
-	case SMPP_UNBIND: return "unbind";
-	case SMPP_UNBIND | SMPP_RESP: return "unbind_resp";
-	case SMPP_ENQUIRE_LINK: return "enquire_link";
-	case SMPP_ENQUIRE_LINK | SMPP_RESP: return "enquire_link_resp";
-	default: return "unknown command";
+	case SMPP_GENERIC_NACK:
+		return "generic_nack";
+	case SMPP_BIND_RECEIVER:
+		return "bind_receiver";
+	case SMPP_BIND_TRANSMITTER:
+		return "bind_transmitter";
+	case SMPP_BIND_TRANSCEIVER:
+		return "bind_transceiver";
+	case SMPP_BIND_TRANSCEIVER | SMPP_RESP:
+		return "bind_transceiver_resp";
+	case SMPP_SUBMIT_SM:
+		return "submit_sm";
+	case SMPP_SUBMIT_SM | SMPP_RESP:
+		return "submit_sm_resp";
+	case SMPP_DELIVER_SM:
+		return "deliver_sm";
+	case SMPP_DELIVER_SM | SMPP_RESP:
+		return "deliver_sm_resp";
+	case SMPP_UNBIND:
+		return "unbind";
+	case SMPP_UNBIND | SMPP_RESP:
+		return "unbind_resp";
+	case SMPP_ENQUIRE_LINK:
+		return "enquire_link";
+	case SMPP_ENQUIRE_LINK | SMPP_RESP:
+		return "enquire_link_resp";
+	default:
+		return "unknown command";
 	}
 }

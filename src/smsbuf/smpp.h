@@ -28,27 +28,27 @@
 #define SMPP_RESP	      0x80000000u /* a response's command_id = request | SMPP_RESP */
 
 /* 5.1.3 command_status values baton uses. */
-#define SMPP_ROK	     0x00
-#define SMPP_RINVMSGLEN	     0x01
-#define SMPP_RINVCMDLEN	     0x02
-#define SMPP_RINVCMDID	     0x03
-#define SMPP_RINVBNDSTS	     0x04
-#define SMPP_RALYBND	     0x05
-#define SMPP_RSYSERR	     0x08
-#define SMPP_RINVDSTADR	     0x0B
-#define SMPP_RBINDFAIL	     0x0D
-#define SMPP_RINVPASWD	     0x0E
-#define SMPP_RINVSYSID	     0x0F
-#define SMPP_RMSGQFUL	     0x14
-#define SMPP_RTHROTTLED	     0x58
-#define SMPP_RX_T_APPN	     0x64 /* ESME receiver temporary app error */
-#define SMPP_RX_P_APPN	     0x65 /* ESME receiver permanent app error */
-#define SMPP_RX_R_APPN	     0x66
-#define SMPP_HEADER	     16
-#define SMPP_MAX_PDU	     65536 /* longer command_lengths are refused */
-#define SMPP_ESM_UDHI	     0x40  /* esm_class: short_message starts with a UDH */
-#define SMPP_ESM_RECEIPT     0x04  /* esm_class of deliver_sm: an SMSC delivery receipt */
-#define SMPP_VERSION	     0x34
+#define SMPP_ROK	 0x00
+#define SMPP_RINVMSGLEN	 0x01
+#define SMPP_RINVCMDLEN	 0x02
+#define SMPP_RINVCMDID	 0x03
+#define SMPP_RINVBNDSTS	 0x04
+#define SMPP_RALYBND	 0x05
+#define SMPP_RSYSERR	 0x08
+#define SMPP_RINVDSTADR	 0x0B
+#define SMPP_RBINDFAIL	 0x0D
+#define SMPP_RINVPASWD	 0x0E
+#define SMPP_RINVSYSID	 0x0F
+#define SMPP_RMSGQFUL	 0x14
+#define SMPP_RTHROTTLED	 0x58
+#define SMPP_RX_T_APPN	 0x64 /* ESME receiver temporary app error */
+#define SMPP_RX_P_APPN	 0x65 /* ESME receiver permanent app error */
+#define SMPP_RX_R_APPN	 0x66
+#define SMPP_HEADER	 16
+#define SMPP_MAX_PDU	 65536 /* longer command_lengths are refused */
+#define SMPP_ESM_UDHI	 0x40  /* esm_class: short_message starts with a UDH */
+#define SMPP_ESM_RECEIPT 0x04  /* esm_class of deliver_sm: an SMSC delivery receipt */
+#define SMPP_VERSION	 0x34
 
 struct smpp_pdu {
 	uint32_t command_id, command_status, sequence;

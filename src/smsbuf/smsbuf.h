@@ -117,8 +117,8 @@ int buffer_load(struct smsbuf *sb, char *err, size_t errlen);
 enum mo_verdict buffer_mo(struct smsbuf *sb, const char *from, const char *to, const char *text,
 			  const char *extra);
 /* One part of a concatenated MO; the message goes into the ring once all parts are there. */
-enum mo_verdict buffer_mo_part(struct smsbuf *sb, const char *from, const char *to,
-			       unsigned ref, unsigned total, unsigned part, const char *text);
+enum mo_verdict buffer_mo_part(struct smsbuf *sb, const char *from, const char *to, unsigned ref,
+			       unsigned total, unsigned part, const char *text);
 /* The next MT to submit (Confirmed, oldest first), or NULL. */
 struct sms_msg *buffer_mt_next(struct smsbuf *sb);
 /* The SMSC took every part of MT m (ok) or refused it for good (reason). */

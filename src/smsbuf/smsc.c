@@ -127,8 +127,8 @@ smsc_fail(struct smsbuf *sb, const char *why)
 	if (!sb->stopping)
 		timer_start(sb->loop, &sb->smsc_timer, sb->smsc_backoff);
 	sb->smsc_backoff = sb->smsc_backoff * 2 > sb->cfg->smsbuf_reconnect_max
-				   ? sb->cfg->smsbuf_reconnect_max
-				   : sb->smsc_backoff * 2;
+			       ? sb->cfg->smsbuf_reconnect_max
+			       : sb->smsc_backoff * 2;
 }
 
 void
@@ -136,8 +136,9 @@ smsc_bound(struct smsbuf *sb, bool ok, const char *why)
 {
 	if (!ok) {
 		char msg[200];
-		snprintf(msg, sizeof msg, "login refused: %s (check smsbuf.smsc_user and "
-				      "smsbuf.smsc_password)",
+		snprintf(msg, sizeof msg,
+			 "login refused: %s (check smsbuf.smsc_user and "
+			 "smsbuf.smsc_password)",
 			 why);
 		log_error("smsbuf: SMSC %s: %s", sb->cfg->smsbuf_smsc, msg);
 		smsc_fail(sb, msg);
@@ -182,7 +183,8 @@ sub_begin(struct smsbuf *sb, struct sms_msg *m)
 
 	if (n < 0) {
 		free(segs);
-		buffer_mt_done(sb, m, false, NULL, "text cannot be sent as SMS (invalid or too long)");
+		buffer_mt_done(sb, m, false, NULL,
+			       "text cannot be sent as SMS (invalid or too long)");
 		return false;
 	}
 	sub_reset(sb);

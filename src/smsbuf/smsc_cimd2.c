@@ -62,8 +62,9 @@ cimd2_submit(struct smsbuf *sb, const struct smsc_part *p)
 	cimd2_begin(&b, CIMD2_SUBMIT, next_num(sb));
 	add_str(&b, CIMD2_P_DEST, p->to);
 	/* A number is an originating address (023); letters are an alphanumeric one (027). */
-	add_str(&b, src[0] && digits == strlen(src) - (src[0] == '+') ? CIMD2_P_ORIG
-								       : CIMD2_P_ALPHA_ORIG,
+	add_str(&b,
+		src[0] && digits == strlen(src) - (src[0] == '+') ? CIMD2_P_ORIG
+								  : CIMD2_P_ALPHA_ORIG,
 		src);
 	if (p->total > 1) {
 		uint8_t udh[SMS_CONCAT_UDH];
@@ -282,7 +283,8 @@ cimd2_input(struct smsbuf *sb)
 		struct cimd2_packet p;
 		char err[128];
 		size_t skip = 0;
-		long n = cimd2_parse(buf_head(&c->in), buf_used(&c->in), &p, &skip, err, sizeof err);
+		long n =
+		    cimd2_parse(buf_head(&c->in), buf_used(&c->in), &p, &skip, err, sizeof err);
 
 		if (n == 0)
 			return;

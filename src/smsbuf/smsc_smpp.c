@@ -37,7 +37,8 @@ smpp_send_header(struct smsbuf *sb, uint32_t id, uint32_t status, uint32_t seq)
 static void
 smpp_login(struct smsbuf *sb)
 {
-	struct smpp_pdu p = {.command_id = SMPP_BIND_TRANSCEIVER, .interface_version = SMPP_VERSION};
+	struct smpp_pdu p = {.command_id = SMPP_BIND_TRANSCEIVER,
+			     .interface_version = SMPP_VERSION};
 
 	p.sequence = smsc_next_seq(sb);
 	snprintf(p.system_id, sizeof p.system_id, "%s", sb->cfg->smsbuf_user);
@@ -115,7 +116,8 @@ receipt_field(const uint8_t *text, size_t n, const char *key, char *out, size_t 
 
 	out[0] = '\0';
 	for (size_t i = 0; i + kl <= n; i++) {
-		if ((i == 0 || text[i - 1] == ' ') && strncasecmp((const char *)text + i, key, kl) == 0) {
+		if ((i == 0 || text[i - 1] == ' ') &&
+		    strncasecmp((const char *)text + i, key, kl) == 0) {
 			size_t j = i + kl, o = 0;
 			while (j < n && text[j] != ' ' && o + 1 < outlen)
 				out[o++] = (char)text[j++];
@@ -129,9 +131,8 @@ static const char *
 state_name(int state)
 {
 	/* 5.2.28 message_state, as the receipt text's stat: field writes them. */
-	static const char *const names[] = {"SCHEDULED", "ENROUTE", "DELIVRD", "EXPIRED",
-					    "DELETED",	 "UNDELIV", "ACCEPTD", "UNKNOWN",
-					    "REJECTD"};
+	static const char *const names[] = {"SCHEDULED", "ENROUTE", "DELIVRD", "EXPIRED", "DELETED",
+					    "UNDELIV",	 "ACCEPTD", "UNKNOWN", "REJECTD"};
 	return state >= 0 && state < (int)ARRAY_LEN(names) ? names[state] : "UNKNOWN";
 }
 
@@ -221,8 +222,9 @@ smpp_pdu(struct smsbuf *sb, const struct smpp_pdu *p)
 		smsc_response(sb);
 		log_warn("smsbuf: SMSC sent generic_nack for request %u: %s", p->sequence,
 			 smpp_status_text(p->command_status));
-		smsc_submit_result(sb, p->sequence, (int)(p->command_status ? p->command_status : 1),
-				   false, NULL, "the SMSC did not understand the submit");
+		smsc_submit_result(sb, p->sequence,
+				   (int)(p->command_status ? p->command_status : 1), false, NULL,
+				   "the SMSC did not understand the submit");
 		break;
 	case SMPP_ENQUIRE_LINK | SMPP_RESP:
 	case SMPP_UNBIND | SMPP_RESP:
@@ -232,7 +234,9 @@ smpp_pdu(struct smsbuf *sb, const struct smpp_pdu *p)
 		v = smpp_deliver(sb, p);
 		r.command_id = SMPP_DELIVER_SM | SMPP_RESP;
 		r.sequence = p->sequence;
-		r.command_status = v == MO_OK ? SMPP_ROK : v == MO_BAD ? SMPP_RX_P_APPN : SMPP_RX_T_APPN;
+		r.command_status = v == MO_OK	 ? SMPP_ROK
+				   : v == MO_BAD ? SMPP_RX_P_APPN
+						 : SMPP_RX_T_APPN;
 		if (v == MO_FULL)
 			log_info("smsbuf: the MO ring is full; the SMSC will deliver again later");
 		smpp_send(sb, &r);

@@ -40,8 +40,8 @@ uplink_drop(struct smsbuf *sb, const char *why)
 		return;
 	timer_start(sb->loop, &sb->link_timer, sb->link_backoff);
 	sb->link_backoff = sb->link_backoff * 2 > sb->cfg->smsbuf_reconnect_max
-				   ? sb->cfg->smsbuf_reconnect_max
-				   : sb->link_backoff * 2;
+			       ? sb->cfg->smsbuf_reconnect_max
+			       : sb->link_backoff * 2;
 }
 
 /* ---- what link.c reports ---- */
@@ -235,6 +235,10 @@ uplink_tick(struct timer *t)
 		uplink_connect(sb);
 		return;
 	case UPLINK_TLS:
+		if (!conn_is_tls(sb->link)) { /* the switch happens at the end of the turn */
+			timer_start(sb->loop, t, 5);
+			return;
+		}
 		send_hello(sb, nonce_held);
 		timer_start(sb->loop, t, 3 * ka);
 		return;
