@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "../core/core.h"
+#include "../sms/link.h"
 #include "../store/store.h"
 #include "../xmpp/xmpp.h"
 
@@ -31,7 +32,9 @@ usage(FILE *f)
 	    "  identity show JID           its shared-identity settings\n"
 	    "  identity exclusive JID on|off  one active device at a time (takes effect\n"
 	    "                              when the account next loads)\n"
-	    "  status                      is batond running, how many accounts\n",
+	    "  status                      is batond running, how many accounts\n"
+	    "  sms status                  the SMS links: both rings (pointers, counts), queue,\n"
+	    "                              link and SMSC state (batond's or baton-smsbuf's data)\n",
 	    f);
 }
 
@@ -189,6 +192,82 @@ cmd_user(const struct config *cfg, bool domain_known, int argc, char **argv)
 	return 2;
 }
 
+/* ---- sms status: the mirrored rings of seed 001, as batond or baton-smsbuf keep them ---- */
+
+struct sms_rings {
+	struct sms_ring ring[2];
+};
+
+static void
+sms_load_slot(void *arg, int dir, const struct store_sms_msg *m)
+{
+	struct sms_rings *r = arg;
+	if ((dir == SMS_MT || dir == SMS_MO) && m->seq > 0)
+		ring_put(&r->ring[dir], (uint64_t)m->seq, m->state, NULL, NULL, NULL, NULL, NULL);
+}
+
+static void
+sms_print_link(void *arg, const char *link)
+{
+	struct store *st = arg;
+	struct sms_rings r;
+	struct buf v = {0};
+	char key[128];
+	long queued;
+
+	if (strncmp(link, "parts:", 6) == 0)
+		return; /* baton-smsbuf's parts of concatenated MO, counted below */
+	for (int d = 0; d < 2; d++)
+		ring_init(&r.ring[d], 65535);
+	if (store_sms_slots(st, link, sms_load_slot, &r) < 0)
+		die("cannot read the rings of %s", link);
+	printf("link %s\n", link);
+	for (const char *const *k = (const char *const[]){"link", "smsc", NULL}; *k; k++) {
+		snprintf(key, sizeof key, "state:%s:%s", *k, link);
+		buf_reset(&v);
+		if (store_sms_kv_get(st, key, &v) == 0)
+			printf("  %-5s %s\n", *k, buf_head(&v));
+	}
+	for (int d = 0; d < 2; d++) {
+		struct sms_ring *g = &r.ring[d];
+		unsigned count[5] = {0};
+		for (unsigned i = 0; i < g->size; i++)
+			if (g->slot[i].seq)
+				count[g->slot[i].state]++;
+		printf("  %s ring: last retrieved %llu, sent %llu, confirmed %llu, processed %llu; "
+		       "waiting: %u retrieved, %u sent, %u confirmed\n",
+		       d == SMS_MT ? "MT" : "MO", (unsigned long long)g->last_retrieved,
+		       (unsigned long long)g->last_sent, (unsigned long long)g->last_confirmed,
+		       (unsigned long long)g->last_processed, count[SMS_RETRIEVED], count[SMS_SENT],
+		       count[SMS_CONFIRMED]);
+		ring_free(g);
+	}
+	queued = store_sms_queue_count(st, link);
+	if (queued > 0)
+		printf("  MT queued for the ring: %ld\n", queued);
+	snprintf(key, sizeof key, "parts:%s", link);
+	queued = store_sms_queue_count(st, key);
+	if (queued > 0)
+		printf("  MO parts waiting for the rest of their message: %ld\n", queued);
+	buf_free(&v);
+}
+
+static int
+cmd_sms(const struct config *cfg, int argc, char **argv)
+{
+	struct store *st;
+	int r;
+
+	if (argc < 1 || strcmp(argv[0], "status") != 0)
+		die("sms: status");
+	st = open_store(cfg);
+	r = store_sms_links(st, sms_print_link, st);
+	store_close(st);
+	if (r < 0)
+		die("cannot read the SMS links");
+	return 0;
+}
+
 static void
 print_event(void *arg, const struct store_identity_event *e)
 {
@@ -312,6 +391,8 @@ main(int argc, char **argv)
 		r = cmd_user(&cfg, domain_known, argc - i - 1, argv + i + 1);
 	else if (strcmp(argv[i], "identity") == 0)
 		r = cmd_identity(&cfg, domain_known, argc - i - 1, argv + i + 1);
+	else if (strcmp(argv[i], "sms") == 0)
+		r = cmd_sms(&cfg, argc - i - 1, argv + i + 1);
 	else if (strcmp(argv[i], "status") == 0)
 		r = cmd_status(&cfg);
 	else {

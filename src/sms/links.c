@@ -409,6 +409,7 @@ peer_acked(struct link_peer *p, struct sms_msg *m, int state, const struct link_
 }
 
 static void conn_drop(struct sms_conn *sc, const char *why);
+static void note_state(struct sms_link *l, const char *state, const char *detail);
 
 static void
 peer_fail(struct link_peer *p, const char *why)
@@ -446,6 +447,7 @@ conn_drop(struct sms_conn *sc, const char *why)
 		return;
 	if (sc->l) {
 		log_warn("sms: link %s (%s) lost: %s", sc->l->name, sc->c->peer, why);
+		note_state(sc->l, "down", why);
 		sc->l->peer.up = false;
 		sc->l->sc = NULL;
 		sc->l = NULL;
@@ -457,6 +459,46 @@ conn_drop(struct sms_conn *sc, const char *why)
 	sc->dead = true;
 	if (!sc->busy)
 		conn_free(sc);
+}
+
+struct note_job {
+	struct store_job job;
+	char *key, *value;
+};
+
+static int
+note_run(struct store *st, struct store_job *job)
+{
+	struct note_job *nj = container_of(job, struct note_job, job);
+	return store_sms_kv_set(st, nj->key, nj->value, 0);
+}
+
+static void
+note_done(struct store_job *job)
+{
+	struct note_job *nj = container_of(job, struct note_job, job);
+	free(nj->key);
+	free(nj->value);
+	free(nj);
+}
+
+/* Records the link's state for `batonctl sms status` (fire and forget). */
+static void
+note_state(struct sms_link *l, const char *state, const char *detail)
+{
+	struct note_job *nj = xcalloc(1, sizeof *nj);
+	struct buf b = {0};
+	char stamp[32];
+
+	time_format(wall_ms(), stamp, sizeof stamp);
+	buf_printf(&b, "%s %s: %s", stamp, state, detail);
+	nj->value = buf_steal(&b);
+	buf_printf(&b, "state:link:%s", l->name);
+	nj->key = buf_steal(&b);
+	nj->job.run = note_run;
+	nj->job.atomic = true;
+	nj->job.done = note_done;
+	worker_store(sms.w, &nj->job);
 }
 
 static void
@@ -521,6 +563,9 @@ hello(struct sms_conn *sc, const struct link_frame *fr)
 	send_line(sc, &b);
 	log_info("sms: link %s is up (%s%s)", l->name, sc->c->peer,
 		 conn_is_tls(sc->c) ? ", TLS" : ", plaintext");
+	snprintf(msg, sizeof msg, "buffer server at %s%s", sc->c->peer,
+		 conn_is_tls(sc->c) ? " (TLS)" : " (plaintext)");
+	note_state(l, "up", msg);
 	l->peer.up = true;
 	link_peer_resync(&l->peer);
 	sms_link_pump(l);

@@ -7,6 +7,7 @@
  * loses nothing anyone was told had arrived (R10). Sent is not written: after a restart a
  * message not Confirmed is simply sent again, and batond recognises it (R8).
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,6 +230,25 @@ buffer_mt_done(struct smsbuf *sb, struct sms_msg *m, bool ok, const char *msgids
 	sb->mt_submitted++;
 	uplink_processed(sb, m, buf_head(&f));
 	buf_free(&f);
+}
+
+void
+buffer_note(struct smsbuf *sb, const char *what, const char *fmt, ...)
+{
+	char key[96], stamp[32];
+	struct buf v = {0};
+	va_list ap;
+
+	time_format(wall_ms(), stamp, sizeof stamp);
+	buf_printf(&v, "%s ", stamp);
+	va_start(ap, fmt);
+	char line[256];
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	buf_puts(&v, line);
+	snprintf(key, sizeof key, "state:%s:%s", what, sb->name);
+	store_sms_kv_set(sb->st, key, buf_head(&v), 0);
+	buf_free(&v);
 }
 
 void

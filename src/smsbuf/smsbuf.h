@@ -125,6 +125,9 @@ struct sms_msg *buffer_mt_next(struct smsbuf *sb);
 void buffer_mt_done(struct smsbuf *sb, struct sms_msg *m, bool ok, const char *msgids,
 		    const char *reason);
 void buffer_free(struct smsbuf *sb);
+/* Records what = "link" or "smsc" is up or down (and why) for `batonctl sms status`. */
+void buffer_note(struct smsbuf *sb, const char *what, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* smsc.c: the session toward the SMSC */
 void smsc_start(struct smsbuf *sb);

@@ -115,6 +115,7 @@ smsc_fail(struct smsbuf *sb, const char *why)
 		log_warn("smsbuf: SMSC %s: %s; reconnecting in %llu s", sb->cfg->smsbuf_smsc, why,
 			 (unsigned long long)sb->smsc_backoff / 1000);
 	snprintf(sb->smsc_error, sizeof sb->smsc_error, "%s", why);
+	buffer_note(sb, "smsc", "down: %s", why);
 	if (sb->smsc) {
 		conn_close(sb->smsc);
 		sb->smsc = NULL;
@@ -146,6 +147,7 @@ smsc_bound(struct smsbuf *sb, bool ok, const char *why)
 	}
 	log_info("smsbuf: logged in to the SMSC at %s", sb->cfg->smsbuf_smsc);
 	sb->smsc_state = SMSC_BOUND;
+	buffer_note(sb, "smsc", "up: logged in to %s (%s)", sb->cfg->smsbuf_smsc, sb->proto->name);
 	sb->smsc_backoff = 1000;
 	sb->smsc_error[0] = '\0';
 	timer_start(sb->loop, &sb->smsc_timer, 1000);

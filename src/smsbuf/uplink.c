@@ -30,6 +30,8 @@ uplink_drop(struct smsbuf *sb, const char *why)
 		log_warn("smsbuf: link to batond %s: %s; retrying in %llu s", sb->cfg->smsbuf_link,
 			 why, (unsigned long long)sb->link_backoff / 1000);
 	snprintf(sb->link_error, sizeof sb->link_error, "%s", why);
+	if (sb->link_state != UPLINK_DOWN)
+		buffer_note(sb, "link", "down: %s", why);
 	if (sb->link) {
 		conn_close(sb->link);
 		sb->link = NULL;
@@ -158,6 +160,8 @@ handshake_frame(struct smsbuf *sb, const struct link_frame *fr)
 		log_info("smsbuf: link to batond at %s is up; resending what was not confirmed",
 			 sb->cfg->smsbuf_link);
 		sb->link_state = UPLINK_UP;
+		buffer_note(sb, "link", "up: batond at %s%s", sb->cfg->smsbuf_link,
+			    sb->cfg->smsbuf_link_plaintext ? " (plaintext)" : " (TLS)");
 		sb->link_backoff = 1000;
 		sb->link_error[0] = '\0';
 		sb->peer.up = true;
