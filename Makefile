@@ -111,6 +111,8 @@ $(BUILD)/xmpp-load: bench/xmpp-load.c bench/Makefile
 bench: deps all $(BUILD)/xmpp-load
 	@scripts/deps.sh bench
 	@bench/all.sh
+	@# SMS (seed 001 R4): MT through the link with and without 200 ms RTT.
+	@/usr/bin/python3 bench/sms.py
 
 # ---- fuzzing: clang's libFuzzer, each target for FUZZ_SECONDS from its seed corpus ----
 
