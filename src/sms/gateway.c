@@ -18,8 +18,7 @@
 
 #define NS_RECEIPTS "urn:xmpp:receipts"
 #define DLR_TTL	    (7LL * 86400 * 1000) /* how long an SMSC receipt is waited for */
-#define HELP_TEXT                                                                                  \
-	"To write to someone: @name your text. Then just reply. WHO lists who is online."
+#define HELP_TEXT   "To write to someone: @name your text. Then just reply. WHO lists who is online."
 
 static const char *
 sms_domain(struct worker *w)
@@ -52,8 +51,12 @@ int
 sms_queue_mt(struct store *st, const char *link, const char *sender, const char *number,
 	     const char *text, const char *ref, bool dlr)
 {
-	struct store_sms_msg m = {.from = sender, .to = number, .text = text, .ref = ref,
-				  .extra = dlr ? "dlr" : NULL, .stamp = wall_ms()};
+	struct store_sms_msg m = {.from = sender,
+				  .to = number,
+				  .text = text,
+				  .ref = ref,
+				  .extra = dlr ? "dlr" : NULL,
+				  .stamp = wall_ms()};
 	int64_t id;
 	int r = store_sms_queue_put(st, link, &m, &id);
 
@@ -103,6 +106,9 @@ mt_done(struct store_job *job)
 	struct mt_job *mj = container_of(job, struct mt_job, job);
 
 	if (job->result == 0) {
+		struct sms_link *l = sms_link_named(mj->link);
+		if (l)
+			l->queued++;
 		worker_call(sms_worker(mj->w), pump_on_home, xstrdup(mj->link));
 	} else {
 		log_error("sms: could not queue a message for %s", mj->number);
@@ -237,7 +243,8 @@ outcome_run(struct store *st, struct store_job *job)
 		/* Each part's SMSC id leads to the message; the first "delivered" answers. */
 		char *ids = xstrdup(oj->msgids), *save = NULL;
 		int64_t exp = wall_ms() + DLR_TTL;
-		snprintf(refkey, sizeof refkey, "ref:%s:%llu", oj->link, (unsigned long long)oj->seq);
+		snprintf(refkey, sizeof refkey, "ref:%s:%llu", oj->link,
+			 (unsigned long long)oj->seq);
 		r = store_sms_kv_set(st, refkey, oj->ref, exp);
 		for (char *id = strtok_r(ids, ",", &save); r == 0 && id;
 		     id = strtok_r(NULL, ",", &save)) {
@@ -258,8 +265,11 @@ outcome_done(struct store_job *job)
 {
 	struct outcome_job *oj = container_of(job, struct outcome_job, job);
 
-	if (!oj->ok)
+	if (!oj->ok) {
+		oj->l->mt_failed++;
 		answer_sender(sms.w, oj->number, oj->ref, false, oj->reason);
+	}
+	sms_gauges(oj->l);
 	free(oj->link);
 	free(oj->number);
 	free(oj->ref);
@@ -300,9 +310,9 @@ struct mo_job {
 	uint64_t seq;
 	unsigned slot;
 	/* resolved on the storage thread */
-	char *to;     /* the recipient's bare JID */
-	char *reply;  /* an SMS back to the phone instead */
-	char *ref;    /* a report: the XMPP sender it answers */
+	char *to;    /* the recipient's bare JID */
+	char *reply; /* an SMS back to the phone instead */
+	char *ref;   /* a report: the XMPP sender it answers */
 	bool report_ok, report_final;
 	char **who; /* WHO: accounts with the number in their roster */
 	size_t nwho;
@@ -315,8 +325,8 @@ static int
 mark_processed(struct store *st, void *arg)
 {
 	struct mo_job *mj = arg;
-	return store_sms_slot_state(st, mj->link, SMS_MO, mj->slot, (int64_t)mj->seq,
-				    SMS_PROCESSED, "");
+	return store_sms_slot_state(st, mj->link, SMS_MO, mj->slot, (int64_t)mj->seq, SMS_PROCESSED,
+				    "");
 }
 
 /* The job after the MO was acted on: the reply SMS (if any) and Processed, together. */
@@ -338,6 +348,7 @@ processed(struct sms_link *l, uint64_t seq)
 	if (m && m->state < SMS_PROCESSED) {
 		l->mo_done++;
 		link_peer_processed(&l->peer, m, NULL);
+		sms_gauges(l);
 	}
 }
 
@@ -348,8 +359,10 @@ finish_done(struct store_job *job)
 
 	if (job->result == 0) {
 		processed(mj->l, mj->seq);
-		if (mj->reply)
+		if (mj->reply) {
+			mj->l->queued++;
 			sms_link_pump(mj->l);
+		}
 	} else {
 		log_error("sms: could not finish MO %llu from %s", (unsigned long long)mj->seq,
 			  mj->number);
@@ -566,9 +579,11 @@ resolve_done(struct store_job *job)
 		return;
 	}
 	if (mj->extra && strncmp(mj->extra, "report:", 7) == 0) {
-		if (mj->ref)
+		if (mj->ref) {
 			answer_sender(sms.w, mj->number, mj->ref, mj->report_ok,
 				      "The SMS could not be delivered to the phone");
+			mj->l->receipts += mj->report_ok;
+		}
 		finish(mj, NULL);
 		return;
 	}

@@ -90,14 +90,52 @@ slot_done(struct store_job *job)
 	if (job->result < 0)
 		log_error("sms: could not store slot %u of link %s", sj->slot, sj->link);
 	if (sj->then && job->result == 0) {
-		struct sms_msg *m = ring_find(sj->dir == SMS_MT ? &sj->l->mt : &sj->l->mo,
-					      (uint64_t)sj->m.seq);
+		struct sms_msg *m =
+		    ring_find(sj->dir == SMS_MT ? &sj->l->mt : &sj->l->mo, (uint64_t)sj->m.seq);
 		if (m)
 			sj->then(sj->l, m);
 	}
 	free(sj->link);
 	free(sj->extra);
 	free(sj);
+}
+
+void
+sms_gauges(struct sms_link *l)
+{
+	l->up = l->peer.up;
+	l->mt_busy = ring_busy(&l->mt);
+	l->mo_busy = ring_busy(&l->mo);
+}
+
+void
+sms_metrics(struct buf *out)
+{
+	static const struct {
+		const char *name, *type, *help;
+	} m[] = {
+	    {"baton_sms_link_up", "gauge", "a buffer server is connected on this link"},
+	    {"baton_sms_mt_queued", "gauge", "messages for phones waiting for a ring slot"},
+	    {"baton_sms_mt_ring_busy", "gauge", "MT ring slots not yet Processed"},
+	    {"baton_sms_mo_ring_busy", "gauge", "MO ring slots not yet Processed"},
+	    {"baton_sms_mt_processed_total", "counter", "MT messages the SMSC accepted or refused"},
+	    {"baton_sms_mt_failed_total", "counter", "MT messages the SMSC refused for good"},
+	    {"baton_sms_mo_processed_total", "counter", "MO messages and reports processed"},
+	    {"baton_sms_receipts_total", "counter", "delivery receipts sent to XMPP senders"},
+	};
+	for (size_t k = 0; k < ARRAY_LEN(m); k++) {
+		buf_printf(out, "# HELP %s %s.\n# TYPE %s %s\n", m[k].name, m[k].help, m[k].name,
+			   m[k].type);
+		for (size_t i = 0; i < sms.nlinks; i++) {
+			struct sms_link *l = &sms.links[i];
+			uint64_t v[] = {l->up,	    (uint64_t)(l->queued < 0 ? 0 : l->queued),
+					l->mt_busy, l->mo_busy,
+					l->mt_done, l->mt_failed,
+					l->mo_done, l->receipts};
+			buf_printf(out, "%s{link=\"%s\"} %llu\n", m[k].name, l->name,
+				   (unsigned long long)v[k]);
+		}
+	}
 }
 
 void
@@ -162,9 +200,12 @@ load_run(struct store *st, struct store_job *job)
 {
 	struct load_job *lj = container_of(job, struct load_job, job);
 
-	for (lj->cur = 0; lj->cur < sms.nlinks; lj->cur++)
-		if (store_sms_slots(st, sms.links[lj->cur].name, load_slot, lj) < 0)
+	for (lj->cur = 0; lj->cur < sms.nlinks; lj->cur++) {
+		long n = store_sms_queue_count(st, sms.links[lj->cur].name);
+		if (n < 0 || store_sms_slots(st, sms.links[lj->cur].name, load_slot, lj) < 0)
 			return STORE_EIO;
+		sms.links[lj->cur].queued = n;
+	}
 	return 0;
 }
 
@@ -192,8 +233,9 @@ load_done(struct store_job *job)
 		for (unsigned s = 0; s < l->mo.size; s++)
 			if (l->mo.slot[s].seq && l->mo.slot[s].state == SMS_CONFIRMED)
 				sms_mo(l, &l->mo.slot[s]);
-		log_info("sms: link %s: MT ring %u busy, MO ring %u busy", l->name,
-			 ring_busy(&l->mt), ring_busy(&l->mo));
+		log_info("sms: link %s: MT ring %u busy, MO ring %u busy, %ld MT queued", l->name,
+			 ring_busy(&l->mt), ring_busy(&l->mo), (long)l->queued);
+		sms_gauges(l);
 		sms_link_pump(l);
 	}
 	waits = sms.waits;
@@ -271,11 +313,16 @@ take_run(struct store *st, struct store_job *job)
 	for (size_t i = 0; i < tj->n; i++) {
 		struct take_row *r = &tj->rows[i];
 		uint64_t seq = tj->first + i;
-		struct store_sms_msg m = {.seq = (int64_t)seq, .state = SMS_RETRIEVED,
-					  .from = r->from, .to = r->to, .text = r->text,
-					  .ref = r->ref, .extra = r->extra, .stamp = wall_ms()};
-		if (store_sms_slot_put(st, tj->link, SMS_MT, (unsigned)((seq - 1) % tj->size),
-				       &m) < 0 ||
+		struct store_sms_msg m = {.seq = (int64_t)seq,
+					  .state = SMS_RETRIEVED,
+					  .from = r->from,
+					  .to = r->to,
+					  .text = r->text,
+					  .ref = r->ref,
+					  .extra = r->extra,
+					  .stamp = wall_ms()};
+		if (store_sms_slot_put(st, tj->link, SMS_MT, (unsigned)((seq - 1) % tj->size), &m) <
+			0 ||
 		    store_sms_queue_del(st, r->id) < 0)
 			return STORE_EIO;
 	}
@@ -290,6 +337,8 @@ take_done(struct store_job *job)
 	bool again = job->result == 0 && (tj->n == tj->room || l->more);
 
 	l->taking = false;
+	if (job->result == 0)
+		l->queued -= (long)tj->n;
 	for (size_t i = 0; i < tj->n; i++) {
 		struct take_row *r = &tj->rows[i];
 		if (job->result == 0) {
@@ -307,6 +356,7 @@ take_done(struct store_job *job)
 	}
 	if (job->result < 0)
 		log_error("sms: could not move queued MT into the ring of %s", l->name);
+	sms_gauges(l);
 	free(tj->rows);
 	free(tj->link);
 	free(tj);
@@ -328,7 +378,8 @@ sms_link_pump(struct sms_link *l)
 	}
 	/* Free slots in a row from the next one (a slot is reused only once Processed). */
 	while (room < l->mt.size && room < 64) {
-		const struct sms_msg *m = &l->mt.slot[ring_slot(&l->mt, l->mt.last_retrieved + 1 + room)];
+		const struct sms_msg *m =
+		    &l->mt.slot[ring_slot(&l->mt, l->mt.last_retrieved + 1 + room)];
 		if (m->seq && m->state != SMS_PROCESSED)
 			break;
 		room++;
@@ -384,9 +435,14 @@ peer_received(struct link_peer *p, struct sms_msg *m, const struct link_frame *f
 	sj->dir = SMS_MO;
 	sj->slot = ring_slot(&l->mo, m->seq);
 	sj->put = true;
-	sj->m = (struct store_sms_msg){.seq = (int64_t)m->seq, .state = SMS_CONFIRMED,
-				       .from = m->from, .to = m->to, .text = m->text,
-				       .ref = m->ref, .extra = m->extra, .stamp = m->stamp};
+	sj->m = (struct store_sms_msg){.seq = (int64_t)m->seq,
+				       .state = SMS_CONFIRMED,
+				       .from = m->from,
+				       .to = m->to,
+				       .text = m->text,
+				       .ref = m->ref,
+				       .extra = m->extra,
+				       .stamp = m->stamp};
 	sj->then = mo_stored;
 	sj->job.run = slot_run;
 	sj->job.atomic = true;
@@ -449,6 +505,7 @@ conn_drop(struct sms_conn *sc, const char *why)
 		log_warn("sms: link %s (%s) lost: %s", sc->l->name, sc->c->peer, why);
 		note_state(sc->l, "down", why);
 		sc->l->peer.up = false;
+		sc->l->up = false;
 		sc->l->sc = NULL;
 		sc->l = NULL;
 	} else {
@@ -569,6 +626,7 @@ hello(struct sms_conn *sc, const struct link_frame *fr)
 	l->peer.up = true;
 	link_peer_resync(&l->peer);
 	sms_link_pump(l);
+	sms_gauges(l);
 }
 
 static void
@@ -616,6 +674,8 @@ conn_data(struct conn *c, void *arg)
 	sc->busy = true;
 	conn_frames(sc);
 	sc->busy = false;
+	if (sc->l)
+		sms_gauges(sc->l);
 	if (sc->dead)
 		conn_free(sc);
 }

@@ -13,5 +13,7 @@
 
 /* Registers the service at sms.<domain> and, if sms.link is set, the link listener. */
 void sms_register(const struct config *cfg);
+/* Appends the SMS metrics (Prometheus text format); safe from any thread. */
+void sms_metrics(struct buf *out);
 
 #endif

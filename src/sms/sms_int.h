@@ -22,8 +22,8 @@ struct sms_conn {
 	char nonce[33];
 	uint64_t last_rx;
 	bool pinged;
-	bool busy, dead;    /* inside conn_data; dropped meanwhile (freed at its end) */
-	struct timer timer; /* handshake timeout, keepalive */
+	bool busy, dead;       /* inside conn_data; dropped meanwhile (freed at its end) */
+	struct timer timer;    /* handshake timeout, keepalive */
 	struct sms_conn *next; /* in sms.conns */
 };
 
@@ -37,8 +37,14 @@ struct sms_link {
 	struct sms_conn *sc; /* NULL while the buffer server is not connected */
 	bool taking;	     /* a queue -> ring job is running */
 	bool more;	     /* MT were queued while it ran */
-	uint64_t mt_done, mo_done;
+	/* for /metrics, read from any thread (sms_metrics) */
+	_Atomic bool up;
+	_Atomic long queued; /* MT waiting for a slot */
+	_Atomic unsigned mt_busy, mo_busy;
+	_Atomic uint64_t mt_done, mo_done, mt_failed, receipts;
 };
+/* Refreshes the gauges of l after its rings changed. */
+void sms_gauges(struct sms_link *l);
 
 struct sms_module {
 	struct worker *w; /* worker 0 */

@@ -210,6 +210,26 @@ web_stream_header(struct buf *out, const char *to, const char *version)
 	buf_puts(out, ">");
 }
 
+/*
+ * Prometheus text format (exposition format 0.0.4): what operators graph and alert on. Only
+ * for this host (a scraper, or a proxy that guards it): the numbers describe the users' traffic.
+ */
+static void
+metrics(struct http_conn *hc, struct http_request *req)
+{
+	struct buf b = {0};
+
+	if (!net_is_loopback(http_peer(hc))) {
+		web_error(hc, 403, "metrics are served to this host only\n");
+		return;
+	}
+	buf_puts(&b, "# HELP baton_up batond is running.\n# TYPE baton_up gauge\nbaton_up 1\n");
+	sms_metrics(&b);
+	http_respond(hc, 200, "Content-Type: text/plain; version=0.0.4\r\n", buf_head(&b),
+		     buf_used(&b));
+	buf_free(&b);
+}
+
 static void
 route(struct http_conn *hc, struct http_request *req, void *arg)
 {
@@ -222,6 +242,8 @@ route(struct http_conn *hc, struct http_request *req, void *arg)
 		bosh_handle(w, hc, req);
 	} else if (strcmp(p, "/m") == 0 || strncmp(p, "/m/", 3) == 0) {
 		m_handle(w, hc, req);
+	} else if (strcmp(p, "/metrics") == 0) {
+		metrics(hc, req);
 	} else if (strcmp(p, "/") == 0) {
 		http_respond(hc, 302, "Location: /m/\r\n", NULL, 0);
 	} else {

@@ -8,6 +8,7 @@
 #include "../net/net.h"
 #include "../xml/xml.h"
 #include "../xmpp/xmpp.h"
+#include "../sms/sms.h"
 #include "web.h"
 
 #define NS_FRAMING  "urn:ietf:params:xml:ns:xmpp-framing"
