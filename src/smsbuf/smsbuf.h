@@ -90,6 +90,7 @@ struct smsbuf {
 	struct {
 		uint64_t seq; /* 0 = none */
 		struct sms_seg *segs;
+		bool *acked; /* per part: the SMSC accepted it */
 		int nsegs, coding, next, done;
 		uint8_t ref;
 		struct buf msgids;

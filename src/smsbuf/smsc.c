@@ -30,6 +30,7 @@ static void
 sub_reset(struct smsbuf *sb)
 {
 	free(sb->sub.segs);
+	free(sb->sub.acked);
 	buf_free(&sb->sub.msgids);
 	memset(&sb->sub, 0, sizeof sb->sub);
 }
@@ -122,8 +123,12 @@ smsc_fail(struct smsbuf *sb, const char *why)
 	}
 	sb->smsc_state = SMSC_DOWN;
 	sb->outstanding = 0;
-	/* Parts in flight get no answer now: the message starts again with its next session. */
-	sub_reset(sb);
+	/*
+	 * Parts in flight get no answer now: they go again with the next session (the one repeat
+	 * R10 allows). Parts the SMSC accepted stay accepted.
+	 */
+	sb->sub.nreq = 0;
+	sb->sub.next = 0; /* the pump skips the parts already accepted */
 	timer_stop(sb->loop, &sb->retry_timer);
 	if (!sb->stopping)
 		timer_start(sb->loop, &sb->smsc_timer, sb->smsc_backoff);
@@ -192,6 +197,7 @@ sub_begin(struct smsbuf *sb, struct sms_msg *m)
 	sub_reset(sb);
 	sb->sub.seq = m->seq;
 	sb->sub.segs = segs;
+	sb->sub.acked = xcalloc((size_t)n, sizeof *sb->sub.acked);
 	sb->sub.nsegs = n;
 	sb->sub.coding = coding;
 	sb->sub.ref = ++sb->concat_ref;
@@ -217,6 +223,8 @@ smsc_pump(struct smsbuf *sb)
 				continue;
 			}
 		}
+		while (sb->sub.next < sb->sub.nsegs && sb->sub.acked[sb->sub.next])
+			sb->sub.next++;
 		if (sb->sub.next >= sb->sub.nsegs)
 			return; /* every part is out: wait for the answers */
 		int i = sb->sub.next++;
@@ -263,7 +271,10 @@ smsc_submit_result(struct smsbuf *sb, uint32_t req, int status, bool temporary, 
 		log_warn("smsbuf: SMSC answered a submit we did not make (number %u)", req);
 		return;
 	}
-	if (status == 0) {
+	if (status == 0 && sb->sub.acked[part]) {
+		/* cannot happen: each part has one request in flight */
+	} else if (status == 0) {
+		sb->sub.acked[part] = true;
 		if (buf_used(&sb->sub.msgids))
 			buf_puts(&sb->sub.msgids, ",");
 		buf_puts(&sb->sub.msgids, msgid ? msgid : "");
