@@ -1,0 +1,327 @@
+"""SMS through outages (seed 001 R3, R8-R11): the link proxy between baton-smsbuf and batond
+blackholes and cuts the link while MT and MO flow, baton-smsbuf and batond are killed with
+SIGKILL mid-flow and restarted, and a ring of 4 fills up: every message arrives exactly once, in
+order per direction, and nothing acknowledged is lost. SMPP toward the SMSC.
+
+Invariant: a message counts as acknowledged when its acknowledgement was observed (an MO acked
+at the SMSC double; an MT whose sender's following ping round trip completed); those must all
+arrive, once and in order. The only repeat allowed is R10's: one submit in flight toward the
+SMSC when baton-smsbuf is killed, repeated right after itself.
+"""
+
+import time
+
+import pytest
+
+import sms
+from conftest import start_server
+from helpers import free_port, stop_and_check, tostr
+from sms import Proxy, SmsBuf, Smsc, body, phone_jid
+
+LINK_PORT = free_port()
+SERVER_OPTS = {"allow_plaintext": True, "sets": sms.batond_sets(),
+               "extra_args": sms.batond_args(LINK_PORT)}
+
+# SMPP 3.4 5.1.3 temporary statuses a buffer server may answer deliver_sm with when full (R11)
+SMPP_TEMPORARY = {0x14, 0x58, 0x64}
+
+
+class Rig:
+    def __init__(self, smsc, proxy, buf):
+        self.smsc, self.proxy, self.buf = smsc, proxy, buf
+
+
+@pytest.fixture(scope="module")
+def rig(server, tmp_path_factory):
+    """SMPP SMSC, the link proxy in front of the module's batond, and baton-smsbuf through it."""
+    logdir = tmp_path_factory.mktemp("sms-outage")
+    smsc = Smsc("smpp", logdir).start()
+    proxy = Proxy(LINK_PORT, logdir).start()
+    buf = SmsBuf(smsc, proxy.port, logdir / "smsbuf-data", logdir)
+    try:
+        buf.start()
+    except BaseException:
+        buf.kill()
+        proxy.stop()
+        smsc.stop(check=False)
+        raise
+    r = Rig(smsc, proxy, buf)
+    yield r
+    try:
+        r.buf.stop()
+    finally:
+        proxy.stop()
+        smsc.stop()
+
+
+@pytest.fixture
+def smsc(rig):
+    rig.proxy.blackhole(False)
+    rig.proxy.refuse(False)
+    rig.smsc.clean()
+    yield rig.smsc
+    st = rig.smsc.state()
+    assert st["violations"] == 0, "stop-and-wait violations: %s" % st
+
+
+def localpart(c):
+    return c.bare.split("@", 1)[0]
+
+
+class Flow:
+    """MT from client a to a number and MO from that number to a, tick by tick; remembers what
+    was sent and what was acknowledged, and collects what a receives."""
+
+    def __init__(self, smsc, a, number, mo_to=None):
+        self.smsc, self.a, self.number = smsc, a, number
+        self.mo_to = mo_to or localpart(a)
+        self.mt_sent, self.mt_acked, self.mt_maybe = [], [], []
+        self.mo_sent, self.mo_ids = [], []
+        self.got = []
+
+    def mt(self, text, sync=True):
+        self.a.message(phone_jid(self.number), text)
+        self.mt_sent.append(text)
+        if sync:
+            try:
+                self.a.sync()
+            except (AssertionError, OSError):
+                self.mt_maybe.append(text)
+                raise
+            self.mt_acked.append(text)
+
+    def mo(self, text):
+        self.mo_ids.append(self.smsc.mo(self.number, "@%s %s" % (self.mo_to, text)))
+        self.mo_sent.append(text)
+
+    def pump(self, timeout=0.0):
+        for el in self.a.drain(timeout):
+            self._take(el)
+
+    def _take(self, el):
+        if el.tag.endswith("}message"):
+            assert el.get("type") != "error", "error while SMS flowed: %s" % tostr(el)
+            if body(el) is not None:
+                assert el.get("from") == phone_jid(self.number), tostr(el)
+                self.got.append(body(el))
+
+    def wait_mo(self, n, timeout=30):
+        deadline = time.monotonic() + timeout
+        while len(self.got) < n and time.monotonic() < deadline:
+            el = self.a.wait_for("message", timeout=min(0.5, deadline - time.monotonic()))
+            if el is not None:
+                self._take(el)
+        return self.got
+
+    def mt_texts(self):
+        return [s["text"] for s in self.smsc.submits() if s["to"] == self.number]
+
+
+def prefixed(a, texts):
+    return ["%s: %s" % (localpart(a), t) for t in texts]
+
+
+def test_blackhole_then_cut(smsc, rig, login):
+    a = login(presence=True)
+    a.sync()
+    f = Flow(smsc, a, sms.new_number())
+    tick = 0.2
+
+    def run(seconds, tag):
+        end = time.monotonic() + seconds
+        i = 0
+        while time.monotonic() < end:
+            f.mt("%s-mt%02d" % (tag, i))
+            f.mo("%s-mo%02d" % (tag, i))
+            f.pump(tick)
+            i += 1
+
+    run(2, "before")
+    f.pump(1.0)
+    rig.proxy.blackhole(True)
+    t0 = time.monotonic()
+    got_before = len(f.got)
+    run(15, "dark")
+    early = [t for t in f.got[got_before:] if t.startswith("dark")]
+    assert not early, "MO passed a blackholed link: %s" % early
+    n_dark_mo = len(f.mo_ids)
+    # R3/R9: the SMSC's MO are still acknowledged (the ring holds them), MT still accepted
+    smsc.wait_mo_acked(f.mo_ids[:n_dark_mo - 3], timeout=3)
+    assert f.mt_acked == f.mt_sent, "batond did not accept every MT during the outage"
+    since = rig.buf.p.log_size()
+    rig.proxy.cut()
+    rig.proxy.blackhole(False)
+    dark = time.monotonic() - t0
+    assert dark >= 15
+    rig.buf.wait_link_up(since, timeout=10)
+    run(2, "after")
+
+    f.wait_mo(len(f.mo_sent), timeout=30)
+    f.pump(1.0)
+    assert f.got == f.mo_sent, "MO at the XMPP user (%d) differ from those sent (%d)" % (
+        len(f.got), len(f.mo_sent))
+    want = prefixed(a, f.mt_sent)
+    sms.wait_until(lambda: len(f.mt_texts()) >= len(want), 30, "all %d MT" % len(want),
+                   interval=0.2)
+    time.sleep(0.5)
+    assert f.mt_texts() == want
+    smsc.wait_mo_acked(f.mo_ids)
+    assert smsc.state()["violations"] == 0
+
+
+def dedupe_one_adjacent(texts):
+    """texts with at most one element that directly repeats its predecessor removed (R10: the
+    one submit in flight at a crash may be repeated); returns (texts, repeats)."""
+    out, repeats = [], 0
+    for t in texts:
+        if out and out[-1] == t:
+            repeats += 1
+            continue
+        out.append(t)
+    return out, repeats
+
+
+def test_smsbuf_sigkill_mid_flow(smsc, rig, login):
+    smsc.config(submit_delay_ms=100)
+    a = login(presence=True)
+    a.sync()
+    f = Flow(smsc, a, sms.new_number())
+    for i in range(40):
+        f.mt("k-mt%02d" % i)
+        f.mo("k-mo%02d" % i)
+        f.pump(0.04)
+        if i == 20:
+            pending = len(f.mt_acked) - len(f.mt_texts())
+            rig.buf.kill()
+            killed = time.monotonic()
+            assert pending >= 3, "not mid-flow: only %d MT waiting at the kill" % pending
+    time.sleep(max(0.0, killed + 1.0 - time.monotonic()))
+    since = rig.buf.p.log_size()
+    rig.buf.start(wait_link=False)
+    rig.buf.wait_link_up(since)
+    for i in range(40, 50):
+        f.mt("k-mt%02d" % i)
+        f.mo("k-mo%02d" % i)
+        f.pump(0.04)
+    f.wait_mo(len(f.mo_sent), timeout=30)
+    f.pump(1.0)
+    assert f.got == f.mo_sent, "MO: sent %s\ngot %s" % (f.mo_sent, f.got)
+    want = prefixed(a, f.mt_sent)
+    sms.wait_until(lambda: len(f.mt_texts()) >= len(want), 30, "all %d MT" % len(want),
+                   interval=0.2)
+    time.sleep(0.5)
+    texts, repeats = dedupe_one_adjacent(f.mt_texts())
+    assert texts == want and repeats <= 1, "MT submits (%d, %d repeated): %s" % (
+        len(f.mt_texts()), repeats, f.mt_texts())
+    smsc.wait_mo_acked(f.mo_ids)
+
+
+def test_batond_sigkill_mid_flow(smsc, rig, server, login):
+    """MT from alice (each acknowledged by a ping round trip) and MO to bob, who is offline so
+    that each MO is Processed by being stored (R7); batond is killed mid-flow and restarted;
+    MO keep coming meanwhile. Bob then finds every MO once, in order; every MT reaches the
+    SMSC once, in order."""
+    smsc.config(submit_delay_ms=100)
+    ja, pwa = server.add_user()
+    jb, pwb = server.add_user()
+    a = login(ja, pwa, presence=True)
+    a.sync()
+    f = Flow(smsc, a, sms.new_number(), mo_to=jb.split("@")[0])
+    for i in range(20):
+        f.mt("b-mt%02d" % i)
+        f.mo("b-mo%02d" % i)
+        time.sleep(0.03)
+    since = rig.buf.p.log_size()
+    queued = len(f.mt_acked) - len(f.mt_texts())
+    server.kill()
+    assert queued >= 3, "not mid-flow: only %d MT waiting at the kill" % queued
+    # MO keep coming while batond is down: the SMSC still gets them acknowledged (R3)
+    for i in range(20, 30):
+        f.mo("b-mo%02d" % i)
+        time.sleep(0.05)
+    smsc.wait_mo_acked(f.mo_ids, timeout=10)
+    server.start()
+    rig.buf.wait_link_up(since, timeout=10)
+    a = f.a = login(ja, pwa, presence=True)
+    for i in range(20, 30):
+        f.mt("b-mt%02d" % i)
+        f.mo("b-mo%02d" % (i + 10))
+        time.sleep(0.03)
+    smsc.wait_mo_acked(f.mo_ids, timeout=15)
+    want = prefixed(a, f.mt_sent)
+    sms.wait_until(lambda: len(f.mt_texts()) >= len(want), 30, "all %d MT" % len(want),
+                   interval=0.2)
+    time.sleep(0.5)
+    assert f.mt_texts() == want, "(%d MT were not yet submitted at the kill)" % queued
+    # every MO is stored for bob by now or soon: he logs in and gets them in order
+    time.sleep(1.0)
+    b = login(jb, pwb, presence=True)
+    got = []
+    deadline = time.monotonic() + 20
+    while len(got) < len(f.mo_sent) and time.monotonic() < deadline:
+        m = b.wait_for("message", timeout=0.5)
+        if m is not None:
+            assert m.get("type") != "error" and m.get("from") == phone_jid(f.number), tostr(m)
+            got.append(body(m))
+    b.no_stanza("message", timeout=1.0)
+    assert got == f.mo_sent
+
+
+def test_ring_full_back_pressure(tmp_path_factory, tmp_path):
+    """--ring 4 and sms.ring=4, link blackholed: the SMSC's 10 MO are acknowledged until the
+    ring is full and then answered with a temporary error (retried, R11); after the link is
+    back all 10 arrive once, in order."""
+    port = free_port()
+    srv = start_server(tmp_path_factory, "sms-ring4", allow_plaintext=True,
+                       sets=sms.batond_sets(ring=4), extra_args=sms.batond_args(port))
+    smsc = proxy = buf = None
+    try:
+        smsc = Smsc("smpp", tmp_path).start()
+        proxy = Proxy(port, tmp_path).start()
+        buf = SmsBuf(smsc, proxy.port, tmp_path / "smsbuf-data", tmp_path, ring=4).start()
+        smsc.config(mo_retry_ms=300)
+        a = srv.new_user_client(presence=True)
+        a.sync()
+        number = sms.new_number()
+        proxy.blackhole(True)
+        time.sleep(0.2)
+        texts = ["r%02d" % i for i in range(10)]
+        ids = [smsc.mo(number, "@%s %s" % (localpart(a), t)) for t in texts]
+
+        def retrying():
+            mo = smsc.state()["mo"]
+            r = [m for m in mo if m["state"] == "retry" and m["attempts"] >= 2]
+            return mo if r else None
+        mo = sms.wait_until(retrying, 10, "an MO in state retry (ring full)", interval=0.1)
+        time.sleep(1.0)
+        mo = smsc.state()["mo"]
+        acked = [m for m in mo if m["state"] == "acked"]
+        retry = [m for m in mo if m["state"] == "retry"]
+        assert 1 <= len(acked) <= 4, "ring of 4: %d MO acked while the link is dark: %s" % (
+            len(acked), mo)
+        assert [m["id"] for m in acked] == ids[:len(acked)], mo
+        assert len(retry) == 1 and retry[0]["id"] == ids[len(acked)], mo
+        assert retry[0]["last_status"] in SMPP_TEMPORARY, \
+            "not a temporary SMPP error (R11): %s" % retry[0]
+        a.no_stanza("message", timeout=0.2)
+
+        since = buf.p.log_size()
+        proxy.cut()
+        proxy.blackhole(False)
+        buf.wait_link_up(since, timeout=10)
+        got = []
+        deadline = time.monotonic() + 30
+        while len(got) < 10 and time.monotonic() < deadline:
+            m = a.wait_for("message", timeout=0.5)
+            if m is not None:
+                assert m.get("type") != "error", tostr(m)
+                got.append(body(m))
+        a.no_stanza("message", timeout=1.0)
+        assert got == texts
+        smsc.wait_mo_acked(ids)
+        a.close()
+    finally:
+        for p in (buf, proxy, smsc):
+            if p is not None:
+                p.stop()
+        stop_and_check(srv)
