@@ -95,8 +95,8 @@ bool ring_has_room(const struct sms_ring *r);
 /* Number of slots holding a message not yet Processed. */
 unsigned ring_busy(const struct sms_ring *r);
 /*
- * Sender: puts a message in the next slot (Retrieved); the ring takes the strings. Returns
- * the slot's message (seq set), or NULL if the ring is full.
+ * Sender: puts a message in the next slot (Retrieved) and takes the strings. Returns the
+ * slot's message (seq set), or NULL if the ring is full (the strings stay the caller's).
  */
 struct sms_msg *ring_take(struct sms_ring *r, char *from, char *to, char *text, char *ref,
 			  char *extra);
@@ -119,8 +119,6 @@ enum ring_verdict ring_check(const struct sms_ring *r, unsigned slot, uint64_t s
 
 const char *sms_state_name(int state);
 const char *sms_dir_name(int dir);
-
-#endif
 
 /* ---- one end of the link: the frames that move messages between the two rings ---- */
 
@@ -177,3 +175,5 @@ void link_peer_confirm(struct link_peer *p, struct sms_msg *m);
  * them as the slot's extra, "" for none).
  */
 void link_peer_processed(struct link_peer *p, struct sms_msg *m, const char *fields);
+
+#endif

@@ -84,9 +84,10 @@ rd_tlvs(struct rd *r, struct smpp_pdu *p)
 		r->p += len;
 		switch (tag) {
 		case 0x001E: /* receipted_message_id, C-Octet String (5.3.2.12) */
-			if (len > 0 && len <= sizeof p->receipted_message_id) {
+			/* Some SMSCs leave out the NUL: keep every character either way. */
+			if (len > 0 && len < sizeof p->receipted_message_id) {
 				memcpy(p->receipted_message_id, v, len);
-				p->receipted_message_id[len - 1] = '\0';
+				p->receipted_message_id[len] = '\0';
 			}
 			break;
 		case 0x0427: /* message_state (5.3.2.35) */
@@ -256,6 +257,8 @@ smpp_encode(const struct smpp_pdu *p, struct buf *out)
 		put_u8(out, p->replace_if_present);
 		put_u8(out, p->data_coding);
 		put_u8(out, p->sm_default_msg_id);
+		if (p->sm_length > sizeof p->short_message)
+			fatal("smpp_encode: sm_length %zu", p->sm_length); /* a caller's bug */
 		put_u8(out, (uint8_t)p->sm_length);
 		buf_append(out, p->short_message, p->sm_length);
 		break;
@@ -348,6 +351,10 @@ smpp_command_name(uint32_t id)
 		return "bind_transmitter";
 	case SMPP_BIND_TRANSCEIVER:
 		return "bind_transceiver";
+	case SMPP_BIND_RECEIVER | SMPP_RESP:
+		return "bind_receiver_resp";
+	case SMPP_BIND_TRANSMITTER | SMPP_RESP:
+		return "bind_transmitter_resp";
 	case SMPP_BIND_TRANSCEIVER | SMPP_RESP:
 		return "bind_transceiver_resp";
 	case SMPP_SUBMIT_SM:
