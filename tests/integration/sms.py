@@ -377,9 +377,9 @@ def phone_jid(number, domain="localhost"):
 _numbers = itertools.count(secrets.randbelow(5000000) * 100)
 
 
-def new_number():
-    """A fresh E.164 number (+4670...) for one test: nobody has written to it yet."""
-    return "+4670%07d" % (next(_numbers) % 10000000)
+def new_number(prefix="+4670"):
+    """A fresh E.164 number (prefix and 7 digits) for one test: nobody has written to it."""
+    return "%s%07d" % (prefix, next(_numbers) % 10000000)
 
 
 def body(el):

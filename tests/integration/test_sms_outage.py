@@ -19,7 +19,11 @@ from helpers import free_port, stop_and_check, tostr
 from sms import Proxy, SmsBuf, Smsc, body, phone_jid
 
 LINK_PORT = free_port()
-SERVER_OPTS = {"allow_plaintext": True, "sets": sms.batond_sets(),
+# a second buffer server, "cimd", serves +4671 (R1: one batond, one buffer server per SMSC)
+CIMD_NAME, CIMD_SECRET, CIMD_PREFIX = "cimd", "cimd-s3cret", "+4671"
+SERVER_OPTS = {"allow_plaintext": True,
+               "sets": sms.batond_sets() + ["sms.%s.secret=%s" % (CIMD_NAME, CIMD_SECRET),
+                                            "sms.%s.prefixes=%s" % (CIMD_NAME, CIMD_PREFIX)],
                "extra_args": sms.batond_args(LINK_PORT)}
 
 # SMPP 3.4 5.1.3 temporary statuses a buffer server may answer deliver_sm with when full (R11)
@@ -51,6 +55,27 @@ def rig(server, tmp_path_factory):
         r.buf.stop()
     finally:
         proxy.stop()
+        smsc.stop()
+
+
+@pytest.fixture(scope="module")
+def rig_cimd(server, tmp_path_factory):
+    """A CIMD2 SMSC and the buffer server "cimd" for +4671 numbers, linked directly."""
+    logdir = tmp_path_factory.mktemp("sms-outage-cimd")
+    smsc = Smsc("cimd2", logdir).start()
+    buf = SmsBuf(smsc, LINK_PORT, logdir / "smsbuf-data", logdir, secret=CIMD_SECRET,
+                 name=CIMD_NAME)
+    try:
+        buf.start()
+    except BaseException:
+        buf.kill()
+        smsc.stop(check=False)
+        raise
+    r = Rig(smsc, None, buf)
+    yield r
+    try:
+        r.buf.stop()
+    finally:
         smsc.stop()
 
 
@@ -181,11 +206,11 @@ def dedupe_one_adjacent(texts):
     return out, repeats
 
 
-def test_smsbuf_sigkill_mid_flow(smsc, rig, login):
+def smsbuf_sigkill_mid_flow(smsc, rig, login, number):
     smsc.config(submit_delay_ms=100)
     a = login(presence=True)
     a.sync()
-    f = Flow(smsc, a, sms.new_number())
+    f = Flow(smsc, a, number)
     for i in range(40):
         f.mt("k-mt%02d" % i)
         f.mo("k-mo%02d" % i)
@@ -214,6 +239,46 @@ def test_smsbuf_sigkill_mid_flow(smsc, rig, login):
     assert texts == want and repeats <= 1, "MT submits (%d, %d repeated): %s" % (
         len(f.mt_texts()), repeats, f.mt_texts())
     smsc.wait_mo_acked(f.mo_ids)
+
+
+def test_smsbuf_sigkill_mid_flow(smsc, rig, login):
+    smsbuf_sigkill_mid_flow(smsc, rig, login, sms.new_number())
+
+
+def test_smsbuf_sigkill_mid_flow_cimd2(rig_cimd, login):
+    rig_cimd.smsc.clean()
+    smsbuf_sigkill_mid_flow(rig_cimd.smsc, rig_cimd, login, sms.new_number(CIMD_PREFIX))
+    assert rig_cimd.smsc.state()["violations"] == 0
+
+
+def test_two_buffer_servers_by_prefix(smsc, rig_cimd, login):
+    """MT go to the buffer server whose prefix matches (+4671: cimd), every other number to
+    the default one (smsbuf); MO come in from both."""
+    rig_cimd.smsc.clean()
+    a = login(presence=True)
+    a.sync()
+    n0, n1 = sms.new_number(), sms.new_number(CIMD_PREFIX)
+    a.message(phone_jid(n0), "via smpp")
+    a.message(phone_jid(n1), "via cimd2")
+    s0 = smsc.wait_submits(1, 10)
+    s1 = rig_cimd.smsc.wait_submits(1, 10)
+    time.sleep(0.3)
+    assert [(s["to"], s["text"]) for s in smsc.submits()] == [
+        (n0, "%s: via smpp" % localpart(a))], s0
+    assert [(s["to"], s["text"]) for s in rig_cimd.smsc.submits()] == [
+        (n1, "%s: via cimd2" % localpart(a))], s1
+    smsc.mo(n0, "from smpp")
+    rig_cimd.smsc.mo(n1, "from cimd2")
+    got = {}
+    for _ in range(2):
+        m = a.expect("message", timeout=10)
+        got[m.get("from")] = body(m)
+    assert got == {phone_jid(n0): "from smpp", phone_jid(n1): "from cimd2"}
+    # the reply to the CIMD2 phone goes back through cimd, not smsbuf
+    a.message(phone_jid(n1), "back")
+    rig_cimd.smsc.wait_submits(2, 10)
+    assert len(smsc.submits()) == 1
+    assert rig_cimd.smsc.state()["violations"] == 0
 
 
 def test_batond_sigkill_mid_flow(smsc, rig, server, login):
@@ -265,6 +330,39 @@ def test_batond_sigkill_mid_flow(smsc, rig, server, login):
             got.append(body(m))
     b.no_stanza("message", timeout=1.0)
     assert got == f.mo_sent
+
+
+def test_link_latency_does_not_limit_throughput(smsc, rig, login):
+    """R4: with 200 ms RTT on the link, MT throughput stays at 70 % or more of that with no added
+    delay (the SMSC's own pace, 20 ms a submit); stop-and-wait over the link would give 5/s."""
+    smsc.config(receipts="none")
+    a = login(presence=True)
+    a.sync()
+    n = 60
+
+    def run(tag):
+        number = sms.new_number()
+        t0 = time.monotonic()
+        for i in range(n):
+            a.message(phone_jid(number), "%s%02d" % (tag, i))
+        a.sync()
+        smsc.wait_submits(n, 30, pred=lambda s: s["to"] == number)
+        took = time.monotonic() - t0
+        texts = [s["text"] for s in smsc.submits() if s["to"] == number]
+        assert texts == ["%s: %s%02d" % (localpart(a), tag, i) for i in range(n)]
+        return took
+
+    base = run("fast")
+    rig.proxy.delay(100)
+    try:
+        slow = run("slow")
+    finally:
+        rig.proxy.delay(0)
+    print("R4: base %.2fs, 200ms RTT %.2fs" % (base, slow))
+    # 0.2 s: the first message's own extra round trip is latency, not throughput
+    assert slow - 0.2 <= base / 0.7, \
+        "%d MT took %.2fs with 200 ms RTT against %.2fs without (%.0f%%)" % (
+            n, slow, base, 100 * base / max(slow - 0.2, 1e-3))
 
 
 def test_ring_full_back_pressure(tmp_path_factory, tmp_path):
