@@ -281,6 +281,7 @@ static const struct {
     {7, "Cannot find information"},
     {8, "Parameter formatting error"},
     {9, "Requested operation failed"},
+    {10, "Temporary congestion"}, /* jcimd; Kannel retries it: not in [SMSCC] */
     /* login */
     {100, "Invalid login"},
     {101, "Incorrect access type"},

@@ -103,6 +103,7 @@ smsc_connect(struct smsbuf *sb)
 	}
 	sb->smsc_state = SMSC_CONNECTING;
 	sb->outstanding = 0;
+	sb->seq = 0; /* request numbers start again with each session (CIMD2 3.1: 001) */
 	timer_start(sb->loop, &sb->smsc_timer, BIND_TIMEOUT);
 }
 

@@ -240,8 +240,12 @@ packet(struct smsbuf *sb, const struct cimd2_packet *p)
 		smsc_response(sb);
 		break;
 	case CIMD2_NACK:
-		/* Our packet was garbled on the way: answer it as a temporary failure. */
 		smsc_response(sb);
+		if (sb->smsc_state == SMSC_BINDING) {
+			smsc_bound(sb, false, "the SMSC could not read the login packet");
+			break;
+		}
+		/* Our packet was garbled on the way: answer it as a temporary failure. */
 		log_warn("smsbuf: the SMSC could not read our packet %d", p->num);
 		smsc_submit_result(sb, (uint32_t)p->num, 1, true, NULL, "garbled packet");
 		break;
