@@ -50,6 +50,21 @@ def wait_until(pred, timeout=5.0, what="condition", interval=0.05):
         time.sleep(interval)
 
 
+def quiet(smsc, settle=1.0, timeout=20.0):
+    """Waits until smsc has seen no new submit or MO state change for settle seconds (what an
+    earlier, failed test left in flight has gone out); gives up silently after timeout."""
+    deadline = time.monotonic() + timeout
+    last, since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        st = smsc.state()
+        now = (st["submit_pdus"], [(m["id"], m["state"]) for m in st["mo"]])
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= settle:
+            return
+        time.sleep(0.1)
+
+
 def http(port, method, path, body=None, timeout=5):
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path), data=data,
