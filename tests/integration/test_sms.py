@@ -312,6 +312,25 @@ def test_receipt_long_message_once(smsc, login):
     a.no_stanza("message", timeout=1.0)
 
 
+def test_undeliverable_receipt_is_error_not_receipt(smsc, login):
+    """An SMSC report "undeliverable" is a permanent failure (R14): the sender who asked gets
+    an error for that message, and no <received/>."""
+    smsc.config(receipts="undeliverable")
+    a = online(login)
+    number = sms.new_number()
+    id_ = a.message(phone_jid(number), "into the void",
+                    extra="<request xmlns='%s'/>" % NS_RECEIPTS)
+    subs = smsc.wait_submits(1, 10, pred=lambda s: s["to"] == number)
+    assert subs[0]["dlr"] is True, subs[0]
+    e = a.expect("message", timeout=10, what="answer to the undeliverable report")
+    assert e.find(q(NS_RECEIPTS, "received")) is None, "receipt for an undelivered SMS: %s" % (
+        tostr(e))
+    assert e.get("type") == "error" and e.get("id") == id_, tostr(e)
+    assert e.get("from") == phone_jid(number), tostr(e)
+    assert stanza_error(e)[1] == "service-unavailable", tostr(e)
+    a.no_stanza("message", timeout=0.5)
+
+
 def test_rejection_becomes_error(smsc, gw, login):
     a = online(login)
     number = sms.new_number()
@@ -435,6 +454,41 @@ def test_smsc_restart_mid_flow(smsc, gw, login):
     dedup = [t for k, t in enumerate(texts) if k == 0 or texts[k - 1] != t]
     assert dedup == want and len(texts) - len(dedup) <= 1, texts
     assert smsc.state()["binds"] == binds + 1, smsc.state()
+    smsc.wait_mo_acked(mos)
+    a.no_stanza("message", timeout=0.3)
+
+
+def test_smsc_refuses_bind_then_accepts(smsc, gw, login):
+    """The SMSC restarts and refuses the bind for a while: smsbuf logs the refusal and keeps
+    trying (R16); MT wait in the rings and batond, MO wait at the SMSC; once the bind is
+    accepted everything arrives once, in order."""
+    a = online(login)
+    number = sms.new_number()
+    smsc.config(refuse_bind=True)
+    since = gw.buf.p.log_size()
+    binds = smsc.state()["binds"]
+    smsc.post("/drop")
+    sms.wait_until(lambda: not smsc.state()["bound"], 5, "the SMSC connection dropped")
+    for i in range(5):
+        a.message(phone_jid(number), "w%d" % i)
+    a.sync()
+    mos = [smsc.mo(number, "@%s v%d" % (localpart(a), i)) for i in range(3)]
+    refused = sms.wait_until(
+        lambda: [ln for ln in gw.buf.p.log_text(since).splitlines()
+                 if "smsbuf: SMSC" in ln and "login refused" in ln], 10,
+        "smsbuf logging the refused bind/login")
+    time.sleep(1.0)
+    assert smsc.submits() == [] and smsc.state()["binds"] == binds, smsc.state()
+    a.no_stanza("message", timeout=0.2)
+    smsc.config(refuse_bind=False)
+    smsc.wait_bound(timeout=10)
+    got = [body(a.expect("message", timeout=10)) for _ in range(3)]
+    assert got == ["v0", "v1", "v2"], (got, refused)
+    subs = smsc.wait_submits(5, 10, pred=lambda s: s["to"] == number)
+    time.sleep(0.3)
+    assert [s["text"] for s in smsc.submits()] == [
+        "%s: w%d" % (localpart(a), i) for i in range(5)]
+    assert len(subs) == 5
     smsc.wait_mo_acked(mos)
     a.no_stanza("message", timeout=0.3)
 

@@ -290,6 +290,31 @@ def test_two_buffer_servers_by_prefix(smsc, rig_cimd, login):
     assert rig_cimd.smsc.state()["violations"] == 0
 
 
+def test_receipt_survives_smsbuf_sigkill(smsc, rig, login):
+    """A receipt requested before baton-smsbuf is killed (the SMSC's report comes while it is
+    down, and waits for the next bind) still reaches the sender once, with the right id."""
+    smsc.config(receipt_delay_ms=1500)
+    a = login(presence=True)
+    a.sync()
+    number = sms.new_number()
+    NS_RECEIPTS = "urn:xmpp:receipts"
+    id_ = a.message(phone_jid(number), "confirm me", extra="<request xmlns='%s'/>" % NS_RECEIPTS)
+    subs = smsc.wait_submits(1, 10, pred=lambda s: s["to"] == number)
+    assert subs[0]["dlr"] is True
+    time.sleep(0.2)
+    rig.buf.kill()
+    time.sleep(2.0)
+    since = rig.buf.p.log_size()
+    rig.buf.start(wait_link=False)
+    rig.buf.wait_link_up(since)
+    r = a.expect("message", timeout=15, what="XEP-0184 receipt after the restart")
+    rec = r.find("{%s}received" % NS_RECEIPTS)
+    assert rec is not None and rec.get("id") == id_, tostr(r)
+    assert r.get("from") == phone_jid(number), tostr(r)
+    a.no_stanza("message", timeout=1.0)
+    assert [s["text"] for s in smsc.submits()] == ["%s: confirm me" % localpart(a)]
+
+
 def test_batond_sigkill_mid_flow(smsc, rig, server, login):
     """MT from alice (each acknowledged by a ping round trip) and MO to bob, who is offline so
     that each MO is Processed by being stored (R7); batond is killed mid-flow and restarted;
@@ -372,6 +397,33 @@ def test_link_latency_does_not_limit_throughput(smsc, rig, login):
     assert slow - 0.2 <= base / 0.7, \
         "%d MT took %.2fs with 200 ms RTT against %.2fs without (%.0f%%)" % (
             n, slow, base, 100 * base / max(slow - 0.2, 1e-3))
+
+
+def test_receipt_survives_batond_sigkill(smsc, rig, server, login):
+    """A receipt whose SMSC report reaches smsbuf while batond is down is delivered after
+    batond's restart, once, to the same full JID (the sender logs in again with the same
+    resource)."""
+    smsc.config(receipt_delay_ms=800)
+    jid, pw = server.add_user()
+    a = login(jid, pw, presence=True, resource="sms-dlr")
+    a.sync()
+    number = sms.new_number()
+    NS_RECEIPTS = "urn:xmpp:receipts"
+    id_ = a.message(phone_jid(number), "confirm me too",
+                    extra="<request xmlns='%s'/>" % NS_RECEIPTS)
+    smsc.wait_submits(1, 10, pred=lambda s: s["to"] == number)
+    since = rig.buf.p.log_size()
+    server.kill()
+    # the report goes out to smsbuf meanwhile (one deliver_sm, acknowledged)
+    time.sleep(1.5)
+    server.start()
+    rig.buf.wait_link_up(since, timeout=10)
+    a = login(jid, pw, presence=True, resource="sms-dlr")
+    r = a.expect("message", timeout=15, what="XEP-0184 receipt after batond's restart")
+    rec = r.find("{%s}received" % NS_RECEIPTS)
+    assert rec is not None and rec.get("id") == id_, tostr(r)
+    assert r.get("from") == phone_jid(number), tostr(r)
+    a.no_stanza("message", timeout=1.0)
 
 
 def test_ring_full_back_pressure(tmp_path_factory, tmp_path):
