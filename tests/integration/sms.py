@@ -65,6 +65,24 @@ def quiet(smsc, settle=1.0, timeout=20.0):
         time.sleep(0.1)
 
 
+def log_offsets(*procs):
+    """{Proc: current log size}: where this test's part of each log begins."""
+    return [(p, p.log_size()) for p in procs if p is not None]
+
+
+def show_logs(request, offsets, n=40):
+    """Writes the tails of the logs since offsets to the terminal (after a failed test: batond's
+    stderr is attached by conftest, these are baton-smsbuf's, the SMSC's and the proxy's)."""
+    tr = request.config.pluginmanager.get_plugin("terminalreporter")
+    for p, since in offsets:
+        text = "---- %s log (%s), during %s:\n%s" % (p.name, p.logpath, request.node.name,
+                                                       p.tail(n, since))
+        if tr is not None:
+            tr.write_line(text)
+        else:
+            print(text)
+
+
 def http(port, method, path, body=None, timeout=5):
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path), data=data,

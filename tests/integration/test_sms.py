@@ -64,10 +64,12 @@ def smsc(gw, request):
     After a failed test, what it left in flight is let out first (and smsbuf restarted if it
     is no longer bound), so that the next tests do not inherit the failure."""
     failed_before = request.session.testsfailed
+    offsets = sms.log_offsets(gw.buf.p, gw.smsc.p)
     gw.smsc.clean()
     yield gw.smsc
     st = gw.smsc.state()
     if request.session.testsfailed > failed_before:
+        sms.show_logs(request, offsets)
         try:
             gw.smsc.wait_bound(timeout=5)
         except AssertionError:

@@ -84,10 +84,12 @@ def smsc(rig, server, request):
     """The SMPP rig's SMSC, reset; after a failed test the link is opened again, a killed
     batond or smsbuf restarted and what was in flight let out, so later tests start clean."""
     failed_before = request.session.testsfailed
+    offsets = sms.log_offsets(rig.buf.p, rig.smsc.p, rig.proxy.p)
     rig.smsc.clean()
     yield rig.smsc
     st = rig.smsc.state()
     if request.session.testsfailed > failed_before:
+        sms.show_logs(request, offsets)
         rig.proxy.blackhole(False)
         rig.proxy.delay(0)
         if not server.alive():
