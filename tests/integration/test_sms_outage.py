@@ -1,7 +1,9 @@
-"""SMS through outages (seed 001 R3, R8-R11): the link proxy between baton-smsbuf and batond
-blackholes and cuts the link while MT and MO flow, baton-smsbuf and batond are killed with
-SIGKILL mid-flow and restarted, and a ring of 4 fills up: every message arrives exactly once, in
-order per direction, and nothing acknowledged is lost. SMPP toward the SMSC.
+"""SMS through outages (seed 001 R1, R3, R4, R8-R11): the link proxy between baton-smsbuf and
+batond blackholes and cuts the link while MT and MO flow, baton-smsbuf and batond are killed
+with SIGKILL mid-flow and restarted (receipts pending too), and a ring of 4 fills up: every
+message arrives exactly once, in order per direction, and nothing acknowledged is lost. Also
+200 ms RTT on the link against throughput, and a second buffer server on the same batond. SMPP
+through the proxy; CIMD2 for the second buffer server ("cimd", numbers +4671).
 
 Invariant: a message counts as acknowledged when its acknowledgement was observed (an MO acked
 at the SMSC double; an MT whose sender's following ping round trip completed); those must all
