@@ -24,8 +24,9 @@ import helpers
 from helpers import free_port
 
 SMS_DIR = os.path.join(helpers.REPO, "tests", "sms")
-SMSBUF = os.path.abspath(os.environ.get("SMSBUF",
-                                        os.path.join(helpers.REPO, "build", "baton-smsbuf")))
+# next to the batond under test (scripts/test.sh sets BATOND to $build/batond), or $SMSBUF
+SMSBUF = os.path.abspath(os.environ.get(
+    "SMSBUF", os.path.join(os.path.dirname(helpers.BATOND), "baton-smsbuf")))
 PYTHON = "/usr/bin/python3"
 SMSC_USER, SMSC_PASSWORD = "baton", "s3cret"
 SHORT_CODE = "12345"
