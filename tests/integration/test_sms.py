@@ -10,9 +10,13 @@ SMSC; the SMSC's stop-and-wait violations are asserted to be 0 after every test 
 SMSC stops; absence is only asserted after a bounded wait.
 """
 
+import subprocess
 import time
+import urllib.request
 
 import pytest
+
+import helpers
 
 import sms
 from conftest import start_server
@@ -602,3 +606,38 @@ def test_wrong_secret_refused(own):
     a.no_stanza("message", timeout=0.5)
     assert "sms: link smsbuf is up" not in srv.stderr_text()
     a.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# operations
+
+
+def test_status_and_metrics(smsc, gw, login, server):
+    """`batonctl sms status` on both data directories and batond's /metrics describe the link
+    after traffic both ways (R5, R16)."""
+    a = online(login)
+    number = sms.new_number()
+    mt(smsc, a, number, "stat")
+    smsc.mo(number, "@%s back" % localpart(a))
+    assert body(a.expect("message", timeout=10)) == "back"
+    deadline = time.monotonic() + 10
+    while True:
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % server.http_port) as r:
+            text = r.read().decode()
+        series = dict(line.rsplit(" ", 1) for line in text.splitlines()
+                      if line and not line.startswith("#"))
+        if (series.get('baton_sms_mt_ring_busy{link="smsbuf"}') == "0"
+                and series.get('baton_sms_mo_ring_busy{link="smsbuf"}') == "0"):
+            break
+        assert time.monotonic() < deadline, text
+        time.sleep(0.1)
+    assert series['baton_sms_link_up{link="smsbuf"}'] == "1"
+    assert int(series['baton_sms_mt_processed_total{link="smsbuf"}']) >= 1
+    assert int(series['baton_sms_mo_processed_total{link="smsbuf"}']) >= 1
+    for data in (server.datadir, gw.buf.datadir):
+        out = subprocess.run([helpers.BATONCTL, "--data", data, "sms", "status"], check=True,
+                             capture_output=True, text=True, timeout=20).stdout
+        assert "link smsbuf" in out and "link  " in out, out
+        for d in ("MT", "MO"):
+            line = next(l for l in out.splitlines() if l.strip().startswith(d + " ring"))
+            assert "waiting: 0 retrieved, 0 sent, 0 confirmed" in line, out

@@ -397,10 +397,13 @@ def test_link_latency_does_not_limit_throughput(smsc, rig, login):
     finally:
         rig.proxy.delay(0)
     print("R4: base %.2fs, 200ms RTT %.2fs" % (base, slow))
-    # 0.2 s: the first message's own extra round trip is latency, not throughput
-    assert slow - 0.2 <= base / 0.7, \
-        "%d MT took %.2fs with 200 ms RTT against %.2fs without (%.0f%%)" % (
-            n, slow, base, 100 * base / max(slow - 0.2, 1e-3))
+    # Not a speed target (bench/sms.py measures R4): the link must be windowed. Waiting for
+    # each acknowledgement would take n round trips; allow a third of that, far above the
+    # SMSC's own pace even on a loaded machine.
+    stop_and_wait = n * 0.2
+    assert slow < stop_and_wait / 3, \
+        "%d MT took %.2fs with 200 ms RTT (%.2fs without): the link waits for acknowledgements" % (
+            n, slow, base)
 
 
 def test_receipt_survives_batond_sigkill(smsc, rig, server, login):
