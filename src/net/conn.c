@@ -479,22 +479,14 @@ linger_expired(struct timer *t)
 	conn_fail(c, "linger timeout");
 }
 
-struct conn *
-conn_accept(struct loop *loop, int lfd, struct tls_ctx *tls, const struct conn_cb *cb, void *arg)
+/* A connection on socket fd, not yet watched by the loop. */
+static struct conn *
+conn_new(struct loop *loop, int fd, const struct conn_cb *cb, void *arg)
 {
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof ss;
-	int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	struct conn *c;
+	struct conn *c = xcalloc(1, sizeof *c);
 	int one = 1;
 
-	if (fd < 0) {
-		if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-			log_warn("accept: %s", strerror(errno));
-		return NULL;
-	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	c = xcalloc(1, sizeof *c);
 	c->io.fd = fd;
 	c->io.fn = conn_io;
 	c->loop = loop;
@@ -505,6 +497,23 @@ conn_accept(struct loop *loop, int lfd, struct tls_ctx *tls, const struct conn_c
 	c->out_max = 4 << 20;
 	c->rate_timer.fn = rate_resume;
 	c->linger_timer.fn = linger_expired;
+	return c;
+}
+
+struct conn *
+conn_accept(struct loop *loop, int lfd, struct tls_ctx *tls, const struct conn_cb *cb, void *arg)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	struct conn *c;
+
+	if (fd < 0) {
+		if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+			log_warn("accept: %s", strerror(errno));
+		return NULL;
+	}
+	c = conn_new(loop, fd, cb, arg);
 	net_format_addr(&ss, c->peer, sizeof c->peer);
 	if (loop_io_add(loop, &c->io, LOOP_IN) < 0) {
 		close(fd);
@@ -524,7 +533,7 @@ conn_connect(struct loop *loop, const char *addr, const struct conn_cb *cb, void
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
 	char host[256], port[16];
 	struct conn *c;
-	int fd, r, one = 1;
+	int fd, r;
 
 	if (net_split_addr(addr, host, sizeof host, port, sizeof port) < 0) {
 		snprintf(err, errlen, "%s: not host:port", addr);
@@ -541,23 +550,11 @@ conn_connect(struct loop *loop, const char *addr, const struct conn_cb *cb, void
 		freeaddrinfo(res);
 		return NULL;
 	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	r = connect(fd, res->ai_addr, res->ai_addrlen);
-	c = xcalloc(1, sizeof *c);
-	c->io.fd = fd;
-	c->io.fn = conn_io;
-	c->loop = loop;
-	c->cb = cb;
-	c->arg = arg;
-	c->id = __atomic_add_fetch(&conn_next_id, 1, __ATOMIC_RELAXED);
-	c->in_max = 65536;
-	c->out_max = 4 << 20;
-	c->rate_timer.fn = rate_resume;
-	c->linger_timer.fn = linger_expired;
-	snprintf(c->peer, sizeof c->peer, "%s", addr);
-	freeaddrinfo(res);
 	/* Refused at once or in progress, the answer comes as an event: one path for both. */
-	(void)r;
+	(void)connect(fd, res->ai_addr, res->ai_addrlen);
+	freeaddrinfo(res);
+	c = conn_new(loop, fd, cb, arg);
+	snprintf(c->peer, sizeof c->peer, "%s", addr);
 	c->connecting = 1;
 	if (loop_io_add(loop, &c->io, LOOP_OUT) < 0) {
 		snprintf(err, errlen, "%s: epoll: %s", addr, strerror(errno));
