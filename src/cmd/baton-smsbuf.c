@@ -158,7 +158,7 @@ take_lock(const char *dir)
 
 struct sigwatch {
 	struct loop_io io;
-	struct loop *loop;
+	struct smsbuf *sb;
 };
 
 static void
@@ -169,7 +169,8 @@ on_signal(struct loop_io *io, uint32_t events)
 
 	if (read(io->fd, &si, sizeof si) == (ssize_t)sizeof si)
 		log_info("smsbuf: %s: shutting down", strsignal((int)si.ssi_signo));
-	loop_stop(w->loop);
+	uplink_stop(w->sb);
+	smsc_shutdown(w->sb);
 }
 
 int
@@ -209,7 +210,7 @@ main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
 	sb.loop = loop_new(0);
 	net_loop_init(sb.loop);
-	sw.loop = sb.loop;
+	sw.sb = &sb;
 	sw.io.fd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
 	sw.io.fn = on_signal;
 	if (sw.io.fd < 0 || loop_io_add(sb.loop, &sw.io, LOOP_IN) < 0)

@@ -132,6 +132,9 @@ void buffer_note(struct smsbuf *sb, const char *what, const char *fmt, ...)
 
 /* smsc.c: the session toward the SMSC */
 void smsc_start(struct smsbuf *sb);
+/* SIGTERM: finish the request in flight, unbind / log out, then stop the loop (2 s at most). */
+void smsc_shutdown(struct smsbuf *sb);
+/* After the loop: close the session, free its state. */
 void smsc_stop(struct smsbuf *sb);
 /* Something may be submitted now (an MT arrived, a response came). */
 void smsc_pump(struct smsbuf *sb);

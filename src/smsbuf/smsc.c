@@ -77,6 +77,10 @@ smsc_tick(struct timer *t)
 		smsc_fail(sb, "no answer to the login");
 		return;
 	case SMSC_BOUND:
+		if (sb->stopping) {
+			loop_stop(sb->loop);
+			return;
+		}
 		if (sb->outstanding && idle >= RESPONSE_TIMEOUT) {
 			smsc_fail(sb, "the SMSC stopped answering");
 			return;
@@ -86,7 +90,8 @@ smsc_tick(struct timer *t)
 			sb->proto->keepalive(sb);
 		timer_start(sb->loop, t, ka < 1000 ? ka : 1000);
 		return;
-	default:
+	default: /* shutting down and the SMSC did not answer in time */
+		loop_stop(sb->loop);
 		return;
 	}
 }
@@ -131,7 +136,9 @@ smsc_fail(struct smsbuf *sb, const char *why)
 	sb->sub.nreq = 0;
 	sb->sub.next = 0; /* the pump skips the parts already accepted */
 	timer_stop(sb->loop, &sb->retry_timer);
-	if (!sb->stopping)
+	if (sb->stopping)
+		loop_stop(sb->loop); /* shutting down: the SMSC closed first */
+	else
 		timer_start(sb->loop, &sb->smsc_timer, sb->smsc_backoff);
 	sb->smsc_backoff = sb->smsc_backoff * 2 > sb->cfg->smsbuf_reconnect_max
 			       ? sb->cfg->smsbuf_reconnect_max
@@ -179,6 +186,36 @@ smsc_response(struct smsbuf *sb)
 {
 	if (sb->outstanding)
 		sb->outstanding--;
+	if (!sb->stopping || sb->outstanding)
+		return;
+	/* Shutting down: the answer we waited for came; log out, then stop on its answer. */
+	if (sb->smsc_state == SMSC_BOUND) {
+		sb->smsc_state = SMSC_UNBINDING;
+		sb->proto->logout(sb);
+	} else if (sb->smsc_state == SMSC_UNBINDING) {
+		loop_stop(sb->loop);
+	}
+}
+
+void
+smsc_shutdown(struct smsbuf *sb)
+{
+	if (sb->stopping) { /* a second signal: now */
+		loop_stop(sb->loop);
+		return;
+	}
+	sb->stopping = true;
+	timer_stop(sb->loop, &sb->retry_timer);
+	if (sb->smsc_state != SMSC_BOUND) {
+		loop_stop(sb->loop);
+		return;
+	}
+	/* An unbind / logout when the window is free (what is in flight is answered first). */
+	if (sb->outstanding == 0) {
+		sb->smsc_state = SMSC_UNBINDING;
+		sb->proto->logout(sb);
+	}
+	timer_start(sb->loop, &sb->smsc_timer, 2000); /* the SMSC gets this long to answer */
 }
 
 /* Splits the current MT into parts once, when its turn comes. */
@@ -328,8 +365,6 @@ smsc_stop(struct smsbuf *sb)
 	sb->stopping = true;
 	timer_stop(sb->loop, &sb->smsc_timer);
 	timer_stop(sb->loop, &sb->retry_timer);
-	if (sb->smsc && sb->smsc_state == SMSC_BOUND && sb->outstanding == 0)
-		sb->proto->logout(sb);
 	if (sb->smsc) {
 		conn_close(sb->smsc);
 		sb->smsc = NULL;

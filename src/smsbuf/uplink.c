@@ -296,7 +296,6 @@ uplink_start(struct smsbuf *sb)
 void
 uplink_stop(struct smsbuf *sb)
 {
-	sb->stopping = true;
 	timer_stop(sb->loop, &sb->link_timer);
 	if (sb->link) {
 		conn_close(sb->link);
