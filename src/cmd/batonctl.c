@@ -83,14 +83,20 @@ read_password(const char *arg, char *out, size_t n)
 	out[strcspn(out, "\r\n")] = 0;
 }
 
+/* The stored form of jid's password: SCRAM keys, and digest HA1s for SIP (realm: the domain). */
 static void
-make_creds(const struct config *cfg, const char *password, unsigned char blob[SASL_CREDS_BLOB])
+make_creds(const struct config *cfg, const char *jid, const char *password,
+	   unsigned char blob[SASL_CREDS_BLOB])
 {
 	unsigned char salt[SASL_SALT_LEN];
 	struct sasl_creds c;
+	const char *at = strchr(jid, '@');
+	char user[1024];
 
+	snprintf(user, sizeof user, "%.*s", (int)(at - jid), jid);
 	rand_bytes(salt, sizeof salt);
-	if (sasl_creds_derive(password, salt, (uint32_t)cfg->scram_iterations, &c) < 0)
+	if (sasl_creds_derive(password, salt, (uint32_t)cfg->scram_iterations, &c) < 0 ||
+	    sasl_creds_digest(&c, user, at + 1, password) < 0)
 		die("the password must be non-empty valid UTF-8");
 	sasl_creds_encode(&c, blob);
 }
@@ -157,7 +163,7 @@ cmd_user(const struct config *cfg, bool domain_known, int argc, char **argv)
 	    (argc == 2 || argc == 3)) {
 		jid = account_jid(cfg, domain_known, argv[1]);
 		read_password(argc == 3 ? argv[2] : NULL, password, sizeof password);
-		make_creds(cfg, password, blob);
+		make_creds(cfg, jid, password, blob);
 		memset(password, 0, sizeof password);
 		st = open_store(cfg);
 		if (argv[0][0] == 'a')

@@ -122,9 +122,11 @@ submit(struct session *s, struct xml_node *iq, enum reg_op op, char *jid,
 	worker_store(s->w, &rj->job);
 }
 
-/* Derives the stored form of password; returns 0 or -1 (not acceptable). */
-static int
-make_creds(const struct config *cfg, const char *password, unsigned char out[SASL_CREDS_BLOB])
+/* Derives the stored form of user's password (SCRAM keys and digest HA1s) into out; returns
+ * its length, or -1 (not acceptable). */
+static long
+make_creds(const struct config *cfg, const char *user, const char *password,
+	   unsigned char out[SASL_CREDS_BLOB])
 {
 	unsigned char salt[SASL_SALT_LEN];
 	struct sasl_creds c;
@@ -132,10 +134,10 @@ make_creds(const struct config *cfg, const char *password, unsigned char out[SAS
 	if (!password || strlen(password) > PASSWORD_MAX)
 		return -1;
 	rand_bytes(salt, sizeof salt);
-	if (sasl_creds_derive(password, salt, (uint32_t)cfg->scram_iterations, &c) < 0)
+	if (sasl_creds_derive(password, salt, (uint32_t)cfg->scram_iterations, &c) < 0 ||
+	    sasl_creds_digest(&c, user, cfg->domain, password) < 0)
 		return -1;
-	sasl_creds_encode(&c, out);
-	return 0;
+	return (long)sasl_creds_encode(&c, out);
 }
 
 static struct xml_node *
@@ -193,7 +195,7 @@ register_iq(struct session *s, struct xml_node *st)
 	username = field(q, "username");
 	password = field(q, "password");
 	if (!username || !password || jid_norm_local(username, &local) < 0 ||
-	    make_creds(cfg, password, creds) < 0) {
+	    make_creds(cfg, local, password, creds) != SASL_CREDS_BLOB) {
 		/* XEP-0077 3.1: required information missing or unusable. */
 		session_reply_error(s, st, "modify", "not-acceptable", NULL);
 		goto done;

@@ -213,6 +213,7 @@ sasl_creds_derive(const char *password, const unsigned char salt[SASL_SALT_LEN],
 	/* Passwords are OpaqueString (RFC 8265 section 4.2), as resourceparts are. */
 	if (jid_norm_resource(password, &pw) < 0)
 		return -1;
+	memset(&c, 0, sizeof c);
 	memcpy(c.salt, salt, SASL_SALT_LEN);
 	c.iterations = iterations;
 	if (scram_keys(EVP_sha1(), pw, salt, iterations, c.sha1_stored, c.sha1_server) < 0 ||
@@ -226,12 +227,31 @@ fail:
 	return rc;
 }
 
-void
+int
+sasl_creds_digest(struct sasl_creds *c, const char *user, const char *realm, const char *password)
+{
+	struct buf b = {0};
+	unsigned int n = 0;
+	int rc = 0;
+
+	if (!password || !*password)
+		return -1;
+	buf_printf(&b, "%s:%s:%s", user, realm, password);
+	if (EVP_Digest(buf_head(&b), buf_used(&b), c->ha1_md5, &n, EVP_md5(), NULL) != 1 ||
+	    EVP_Digest(buf_head(&b), buf_used(&b), c->ha1_sha256, &n, EVP_sha256(), NULL) != 1)
+		rc = -1;
+	OPENSSL_cleanse(b.data, b.len);
+	buf_free(&b);
+	c->has_digest = rc == 0;
+	return rc;
+}
+
+size_t
 sasl_creds_encode(const struct sasl_creds *c, unsigned char out[SASL_CREDS_BLOB])
 {
 	unsigned char *p = out;
 
-	memcpy(p, "BSC1", 4), p += 4;
+	memcpy(p, c->has_digest ? "BSC2" : "BSC1", 4), p += 4;
 	memcpy(p, c->salt, SASL_SALT_LEN), p += SASL_SALT_LEN;
 	*p++ = (unsigned char)(c->iterations >> 24);
 	*p++ = (unsigned char)(c->iterations >> 16);
@@ -240,7 +260,12 @@ sasl_creds_encode(const struct sasl_creds *c, unsigned char out[SASL_CREDS_BLOB]
 	memcpy(p, c->sha1_stored, 20), p += 20;
 	memcpy(p, c->sha1_server, 20), p += 20;
 	memcpy(p, c->sha256_stored, 32), p += 32;
-	memcpy(p, c->sha256_server, 32);
+	memcpy(p, c->sha256_server, 32), p += 32;
+	if (!c->has_digest)
+		return SASL_CREDS_BLOB1;
+	memcpy(p, c->ha1_md5, 16), p += 16;
+	memcpy(p, c->ha1_sha256, 32);
+	return SASL_CREDS_BLOB;
 }
 
 int
@@ -249,8 +274,11 @@ sasl_creds_decode(const unsigned char *blob, size_t n, struct sasl_creds *out)
 	const unsigned char *p = blob;
 	struct sasl_creds c;
 
-	if (n != SASL_CREDS_BLOB || memcmp(p, "BSC1", 4) != 0)
+	bool v2 = n == SASL_CREDS_BLOB && memcmp(p, "BSC2", 4) == 0;
+
+	if (!v2 && (n != SASL_CREDS_BLOB1 || memcmp(p, "BSC1", 4) != 0))
 		return -1;
+	memset(&c, 0, sizeof c);
 	p += 4;
 	memcpy(c.salt, p, SASL_SALT_LEN), p += SASL_SALT_LEN;
 	c.iterations = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
@@ -260,7 +288,12 @@ sasl_creds_decode(const unsigned char *blob, size_t n, struct sasl_creds *out)
 	memcpy(c.sha1_stored, p, 20), p += 20;
 	memcpy(c.sha1_server, p, 20), p += 20;
 	memcpy(c.sha256_stored, p, 32), p += 32;
-	memcpy(c.sha256_server, p, 32);
+	memcpy(c.sha256_server, p, 32), p += 32;
+	if (v2) {
+		c.has_digest = 1;
+		memcpy(c.ha1_md5, p, 16), p += 16;
+		memcpy(c.ha1_sha256, p, 32);
+	}
 	*out = c;
 	return 0;
 }

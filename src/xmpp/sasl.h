@@ -23,6 +23,13 @@ struct sasl_creds {
 	uint32_t iterations;
 	unsigned char sha1_stored[20], sha1_server[20];
 	unsigned char sha256_stored[32], sha256_server[32];
+	/*
+	 * HTTP digest for SIP (RFC 2617, RFC 8760): HA1 = H(user ":" realm ":" password) with MD5
+	 * and SHA-256, kept when the password was set with sasl_creds_digest(). A uint32_t, so the
+	 * struct has no padding bytes and compares whole.
+	 */
+	uint32_t has_digest;
+	unsigned char ha1_md5[16], ha1_sha256[32];
 };
 
 /*
@@ -33,12 +40,22 @@ int sasl_creds_derive(const char *password, const unsigned char salt[SASL_SALT_L
 		      uint32_t iterations, struct sasl_creds *out);
 
 /*
- * The stored form of credentials, opaque to the store: magic "BSC1", then salt,
- * iterations (big-endian u32) and the four keys, SASL_CREDS_BLOB bytes in all.
+ * Adds the digest HA1s for SIP (user: the account's localpart, realm: the domain; the
+ * password as typed, which is what a SIP phone hashes). Returns 0, or -1 if it is empty.
  */
-#define SASL_CREDS_BLOB (4 + SASL_SALT_LEN + 4 + 20 + 20 + 32 + 32)
-void sasl_creds_encode(const struct sasl_creds *c, unsigned char out[SASL_CREDS_BLOB]);
-/* Returns 0, or -1 if blob is not a credentials record of this version (out unchanged). */
+int sasl_creds_digest(struct sasl_creds *c, const char *user, const char *realm,
+		      const char *password);
+
+/*
+ * The stored form of credentials, opaque to the store: magic "BSC1", then salt,
+ * iterations (big-endian u32) and the four keys (SASL_CREDS_BLOB1 bytes); or magic "BSC2",
+ * the same, then the MD5 and SHA-256 HA1s (SASL_CREDS_BLOB bytes).
+ */
+#define SASL_CREDS_BLOB1 (4 + SASL_SALT_LEN + 4 + 20 + 20 + 32 + 32)
+#define SASL_CREDS_BLOB	 (SASL_CREDS_BLOB1 + 16 + 32)
+/* Writes the blob; returns its length (BSC2 if c has the digest HA1s, else BSC1). */
+size_t sasl_creds_encode(const struct sasl_creds *c, unsigned char out[SASL_CREDS_BLOB]);
+/* Returns 0, or -1 if blob is not a credentials record of either version (out unchanged). */
 int sasl_creds_decode(const unsigned char *blob, size_t n, struct sasl_creds *out);
 
 enum sasl_result {

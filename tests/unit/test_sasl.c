@@ -620,7 +620,7 @@ test_creds(void)
 
 	memset(salt, 7, sizeof salt);
 	CHECK(sasl_creds_derive("secret", salt, 100000, &c) == 0, "derive");
-	sasl_creds_encode(&c, blob);
+	CHECK(sasl_creds_encode(&c, blob) == SASL_CREDS_BLOB1, "BSC1 length");
 	CHECK(memcmp(blob, "BSC1", 4) == 0, "magic");
 	CHECK(memcmp(blob + 4, salt, SASL_SALT_LEN) == 0, "salt position");
 	CHECK(blob[20] == 0x00 && blob[21] == 0x01 && blob[22] == 0x86 && blob[23] == 0xa0,
@@ -631,23 +631,44 @@ test_creds(void)
 		  memcmp(blob + 96, c.sha256_server, 32) == 0,
 	      "key positions");
 	memset(&d, 0, sizeof d);
-	CHECK(sasl_creds_decode(blob, sizeof blob, &d) == 0 && memcmp(&c, &d, sizeof c) == 0,
+	CHECK(sasl_creds_decode(blob, SASL_CREDS_BLOB1, &d) == 0 && memcmp(&c, &d, sizeof c) == 0,
 	      "round trip");
+	/* BSC2: the same and the digest HA1s (RFC 2617 3.2.2.2: H(user:realm:password)). */
+	CHECK(sasl_creds_digest(&c, "Mufasa", "testrealm@host.com", "Circle Of Life") == 0 &&
+		  c.has_digest,
+	      "digest");
+	{
+		static const unsigned char md5[16] = {0x93, 0x9e, 0x75, 0x78, 0xed, 0x9e,
+						      0x3c, 0x51, 0x8a, 0x45, 0x2a, 0xce,
+						      0xe7, 0x63, 0xbc, 0xe9};
+		CHECK(memcmp(c.ha1_md5, md5, 16) == 0, "HA1 of RFC 2617 3.5");
+	}
+	CHECK(sasl_creds_encode(&c, blob) == SASL_CREDS_BLOB && memcmp(blob, "BSC2", 4) == 0,
+	      "BSC2 length and magic");
+	memset(&d, 0, sizeof d);
+	CHECK(sasl_creds_decode(blob, SASL_CREDS_BLOB, &d) == 0 && memcmp(&c, &d, sizeof c) == 0,
+	      "BSC2 round trip");
+	CHECK(sasl_creds_decode(blob, SASL_CREDS_BLOB1, &d) < 0, "BSC2 cut to BSC1 length");
+	CHECK(sasl_creds_digest(&c, "u", "r", "") < 0, "empty digest password");
+	c.has_digest = 0;
+	memset(c.ha1_md5, 0, 16);
+	memset(c.ha1_sha256, 0, 32);
+	sasl_creds_encode(&c, blob);
 
 	/* Corrupt blobs leave out unchanged. */
 	memset(&e, 0x5a, sizeof e);
 	d = e;
-	CHECK(sasl_creds_decode(blob, sizeof blob - 1, &d) < 0, "short blob");
+	CHECK(sasl_creds_decode(blob, SASL_CREDS_BLOB1 - 1, &d) < 0, "short blob");
 	memcpy(bad, blob, sizeof blob);
-	bad[SASL_CREDS_BLOB] = 0;
-	CHECK(sasl_creds_decode(bad, sizeof bad, &d) < 0, "long blob");
+	bad[SASL_CREDS_BLOB1] = 0;
+	CHECK(sasl_creds_decode(bad, SASL_CREDS_BLOB1 + 1, &d) < 0, "long blob");
 	CHECK(sasl_creds_decode(blob, 0, &d) < 0, "empty blob");
 	memcpy(bad, blob, sizeof blob);
 	bad[3] = '2';
-	CHECK(sasl_creds_decode(bad, SASL_CREDS_BLOB, &d) < 0, "magic BSC2");
+	CHECK(sasl_creds_decode(bad, SASL_CREDS_BLOB1, &d) < 0, "magic BSC2 at BSC1 length");
 	memcpy(bad, blob, sizeof blob);
 	memset(bad + 20, 0, 4);
-	CHECK(sasl_creds_decode(bad, SASL_CREDS_BLOB, &d) < 0, "zero iterations");
+	CHECK(sasl_creds_decode(bad, SASL_CREDS_BLOB1, &d) < 0, "zero iterations");
 	CHECK(memcmp(&d, &e, sizeof d) == 0, "out changed by a failed decode");
 
 	/* Derivation: normalisation, salts, refusals. */
