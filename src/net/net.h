@@ -63,6 +63,26 @@ struct conn {
  */
 int net_listen(const char *addr, char *err, size_t errlen);
 
+/* ---- datagrams (SIP over UDP) ---- */
+
+/* A peer's address, copyable; text is "ip:port" for logs and Via received/rport. */
+struct net_addr {
+	unsigned char raw[128]; /* a struct sockaddr_storage */
+	unsigned len;
+	char text[64];
+	char ip[48];
+	unsigned port;
+};
+
+/* A non-blocking UDP socket bound to "host:port"; the fd, or -1 with a one-line reason in err. */
+int net_udp_bind(const char *addr, char *err, size_t errlen);
+/* One datagram into buf: its length, or -1 if none is waiting (EAGAIN) or on error. */
+long net_udp_recv(int fd, void *buf, size_t n, struct net_addr *from);
+/* Sends one datagram; 0 or -1 (dropped: UDP gives no other promise). */
+int net_udp_send(int fd, const struct net_addr *to, const void *data, size_t n);
+/* Resolves "host:port" (or host and port) to an address; 0 or -1. */
+int net_addr_resolve(const char *host, unsigned port, struct net_addr *out);
+
 /* ---- per-loop setup ---- */
 
 /* Installs the turn-end flush/reap hook in loop; call once on each loop's thread. */

@@ -172,6 +172,9 @@ worker_main(void *arg)
 	}
 	if (w->id == 0)
 		offline_start_sweeper(w);
+	for (int i = 0; i < w->srv->nservices; i++)
+		if (w->srv->services[i]->start_worker)
+			w->srv->services[i]->start_worker(w);
 	w->trim.fn = trim_fired;
 	timer_start(w->loop, &w->trim, TRIM_EVERY_MS);
 	loop_run(w->loop);
