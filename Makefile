@@ -50,6 +50,7 @@ test_gsm_OBJ   := $(BUILD)/obj/smsbuf/gsm.o $(CORE_OBJ)
 test_cimd2_OBJ := $(BUILD)/obj/smsbuf/cimd2.o $(CORE_OBJ)
 test_smpp_OBJ  := $(BUILD)/obj/smsbuf/smpp.o $(CORE_OBJ)
 test_smslink_OBJ := $(BUILD)/obj/sms/link.o $(CORE_OBJ)
+test_sipdigest_OBJ := $(BUILD)/obj/sip/digest.o $(CORE_OBJ)
 
 .PHONY: all run test unit integration fuzz format format-check deps test-deps clean bench
 all: $(PROGS)
@@ -119,7 +120,7 @@ bench: deps all $(BUILD)/xmpp-load
 FUZZ_SECONDS ?= 30
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_LIBS    := $(wildcard src/core/*.c src/xml/*.c src/net/*.c) src/xmpp/jid.c src/xmpp/sasl.c \
-		src/web/form.c $(wildcard src/smsbuf/gsm.c src/smsbuf/cimd2.c src/smsbuf/smpp.c src/sms/link.c)
+		src/web/form.c $(wildcard src/smsbuf/gsm.c src/smsbuf/cimd2.c src/smsbuf/smpp.c src/sms/link.c src/sip/digest.c)
 FUZZ_CFLAGS  := -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -Isrc
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIBS)
