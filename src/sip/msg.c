@@ -98,62 +98,62 @@ set_err(char *err, size_t errlen, const char *why)
 static const struct {
 	const char *name, *compact;
 } sip_names[] = {
-	{"Accept", NULL},
-	{"Accept-Contact", "a"},
-	{"Accept-Encoding", NULL},
-	{"Accept-Language", NULL},
-	{"Alert-Info", NULL},
-	{"Allow", NULL},
-	{"Allow-Events", "u"},
-	{"Authentication-Info", NULL},
-	{"Authorization", NULL},
-	{"Call-ID", "i"},
-	{"Call-Info", NULL},
-	{"Contact", "m"},
-	{"Content-Disposition", NULL},
-	{"Content-Encoding", "e"},
-	{"Content-Language", NULL},
-	{"Content-Length", "l"},
-	{"Content-Type", "c"},
-	{"CSeq", NULL},
-	{"Date", NULL},
-	{"Error-Info", NULL},
-	{"Event", "o"},
-	{"Expires", NULL},
-	{"From", "f"},
-	{"Identity", "y"},
-	{"In-Reply-To", NULL},
-	{"Max-Forwards", NULL},
-	{"MIME-Version", NULL},
-	{"Min-Expires", NULL},
-	{"Organization", NULL},
-	{"Path", NULL},
-	{"Priority", NULL},
-	{"Proxy-Authenticate", NULL},
-	{"Proxy-Authorization", NULL},
-	{"Proxy-Require", NULL},
-	{"Record-Route", NULL},
-	{"Refer-To", "r"},
-	{"Referred-By", "b"},
-	{"Reject-Contact", "j"},
-	{"Reply-To", NULL},
-	{"Request-Disposition", "d"},
-	{"Require", NULL},
-	{"Retry-After", NULL},
-	{"Route", NULL},
-	{"Server", NULL},
-	{"Service-Route", NULL},
-	{"Session-Expires", "x"},
-	{"Subject", "s"},
-	{"Subscription-State", NULL},
-	{"Supported", "k"},
-	{"Timestamp", NULL},
-	{"To", "t"},
-	{"Unsupported", NULL},
-	{"User-Agent", NULL},
-	{"Via", "v"},
-	{"Warning", NULL},
-	{"WWW-Authenticate", NULL},
+    {"Accept", NULL},
+    {"Accept-Contact", "a"},
+    {"Accept-Encoding", NULL},
+    {"Accept-Language", NULL},
+    {"Alert-Info", NULL},
+    {"Allow", NULL},
+    {"Allow-Events", "u"},
+    {"Authentication-Info", NULL},
+    {"Authorization", NULL},
+    {"Call-ID", "i"},
+    {"Call-Info", NULL},
+    {"Contact", "m"},
+    {"Content-Disposition", NULL},
+    {"Content-Encoding", "e"},
+    {"Content-Language", NULL},
+    {"Content-Length", "l"},
+    {"Content-Type", "c"},
+    {"CSeq", NULL},
+    {"Date", NULL},
+    {"Error-Info", NULL},
+    {"Event", "o"},
+    {"Expires", NULL},
+    {"From", "f"},
+    {"Identity", "y"},
+    {"In-Reply-To", NULL},
+    {"Max-Forwards", NULL},
+    {"MIME-Version", NULL},
+    {"Min-Expires", NULL},
+    {"Organization", NULL},
+    {"Path", NULL},
+    {"Priority", NULL},
+    {"Proxy-Authenticate", NULL},
+    {"Proxy-Authorization", NULL},
+    {"Proxy-Require", NULL},
+    {"Record-Route", NULL},
+    {"Refer-To", "r"},
+    {"Referred-By", "b"},
+    {"Reject-Contact", "j"},
+    {"Reply-To", NULL},
+    {"Request-Disposition", "d"},
+    {"Require", NULL},
+    {"Retry-After", NULL},
+    {"Route", NULL},
+    {"Server", NULL},
+    {"Service-Route", NULL},
+    {"Session-Expires", "x"},
+    {"Subject", "s"},
+    {"Subscription-State", NULL},
+    {"Supported", "k"},
+    {"Timestamp", NULL},
+    {"To", "t"},
+    {"Unsupported", NULL},
+    {"User-Agent", NULL},
+    {"Via", "v"},
+    {"Warning", NULL},
+    {"WWW-Authenticate", NULL},
 };
 #define CANON_MAX 20 /* longest canonical name plus NUL */
 
@@ -864,7 +864,8 @@ sip_parse_via(const char *value, struct sip_via *v)
 		if (i < n)
 			i++;
 	} else {
-		while (i < n && (is_alnum((unsigned char)s[i]) || in_set((unsigned char)s[i], "-._")))
+		while (i < n &&
+		       (is_alnum((unsigned char)s[i]) || in_set((unsigned char)s[i], "-._")))
 			i++;
 	}
 	hl = i - h;
@@ -895,8 +896,8 @@ sip_parse_via(const char *value, struct sip_via *v)
 		w += strlen(w) + 1;
 	}
 	if (param_lookup(params, "received", w, n + 1)) {
-		if (!valid_host(w, strlen(w)) && !(*w && strspn(w, "0123456789abcdefABCDEF:.") ==
-							     strlen(w)))
+		if (!valid_host(w, strlen(w)) &&
+		    !(*w && strspn(w, "0123456789abcdefABCDEF:.") == strlen(w)))
 			goto fail;
 		r.received = w;
 		w += strlen(w) + 1;
@@ -1216,7 +1217,8 @@ sip_parse(const char *data, size_t len, bool tcp, struct sip_msg *m, char *err, 
 				goto bad;
 			}
 			k = sws(data, line, e);
-			*w++ = ' ';
+			if (w != val) /* the value is trimmed on the left already */
+				*w++ = ' ';
 			memcpy(w, data + k, e - k);
 			w += e - k;
 		} else {
@@ -1244,8 +1246,8 @@ sip_parse(const char *data, size_t len, bool tcp, struct sip_msg *m, char *err, 
 				goto bad;
 			}
 			c = canon_n(data + line, nl);
-			m->hdr[m->nhdr].name = c ? dup_part(&w, c, strlen(c))
-						 : dup_part(&w, data + line, nl);
+			m->hdr[m->nhdr].name =
+			    c ? dup_part(&w, c, strlen(c)) : dup_part(&w, data + line, nl);
 			k = sws(data, k + 1, e);
 			val = m->hdr[m->nhdr++].value = w;
 			memcpy(w, data + k, e - k);
@@ -1356,13 +1358,13 @@ valid_entries(const struct sip_msg *m, const char *name, bool contact)
 			bool ok;
 			entries++;
 			if (contact) {
-				struct sip_addr a;
+				struct sip_addr a = {0};
 				ok = sip_parse_addr(one, &a) == 0;
 				/* 10.2.2: "*" stands alone */
-				if (ok && a.star && (entries > 1 || e < n || count_hdr(m, name) > 1))
+				if (ok && a.star &&
+				    (entries > 1 || e < n || count_hdr(m, name) > 1))
 					ok = false;
-				if (ok)
-					sip_addr_free(&a);
+				sip_addr_free(&a);
 			} else {
 				struct sip_via via;
 				ok = sip_parse_via(one, &via) == 0;
@@ -1472,7 +1474,8 @@ sip_write_response(struct buf *out, const struct sip_msg *req, int status, const
 
 	if (status < 100 || status > 699 || !reason || has_crlf(reason) ||
 	    (totag && !all_token(totag, strlen(totag))))
-		fatal("sip_write_response: bad status %d, reason or tag", status); /* caller's bug */
+		fatal("sip_write_response: bad status %d, reason or tag",
+		      status); /* caller's bug */
 	buf_printf(out, "SIP/2.0 %d %s\r\n", status, reason);
 	/* 8.2.6.2: Via (all, in order), From, To, Call-ID and CSeq are copied */
 	for (v = sip_hdr(req, "Via"); v; v = sip_hdr_next(req, "Via", v))

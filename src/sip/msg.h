@@ -56,8 +56,7 @@ struct sip_msg {
  * with m->keepalive set and nothing else in m. On success the caller frees m with
  * sip_msg_free(); on any other return m holds nothing to free.
  */
-long sip_parse(const char *data, size_t len, bool tcp, struct sip_msg *m, char *err,
-	       size_t errlen);
+long sip_parse(const char *data, size_t len, bool tcp, struct sip_msg *m, char *err, size_t errlen);
 /* Frees what m owns; m is zeroed. Safe on a zeroed or keep-alive m. */
 void sip_msg_free(struct sip_msg *m);
 
