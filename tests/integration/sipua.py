@@ -390,7 +390,8 @@ class Response(SipMessage):
         return [parse_challenge(v) for v in self.headers.getall(name)]
 
 
-_REQUIRED = ("Via", "From", "To", "Call-ID", "CSeq")  # RFC 3261 8.1.1 (Max-Forwards: not in responses)
+# RFC 3261 8.1.1 (Max-Forwards is not in responses, so it is not checked here)
+_REQUIRED = ("Via", "From", "To", "Call-ID", "CSeq")
 
 
 def _split_head(data):
@@ -802,6 +803,7 @@ REASONS = {100: "Trying", 180: "Ringing", 200: "OK", 202: "Accepted", 400: "Bad 
            503: "Service Unavailable", 603: "Decline"}
 
 ALLOW = "MESSAGE, OPTIONS, NOTIFY, SUBSCRIBE"
+_T0 = time.monotonic()
 ACCEPT = "text/plain, message/cpim, message/imdn+xml, message/external-body"
 
 
@@ -855,12 +857,13 @@ class SipUA:
         self._stx = {}
         self._stop = threading.Event()
         self._threads = []
-        self._t0 = time.monotonic()
+        self._t0 = _T0  # one clock for every UA, so that their logs interleave
         self._reg_call_id = "%s@%s" % (secrets.token_hex(8), local_host)  # 10.2.4: one Call-ID
         self._reg_cseq = 0
         self._reg_contact = None
         self.conn = None
         self._all_conns = []
+        self._closed = set()  # TCP connections that are gone
         self.closed_by_peer = threading.Event()
         if self.transport == "udp":
             self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -984,9 +987,10 @@ class SipUA:
                 self._log("<", src, b"(connection closed by peer)")
                 with self._cond:
                     self._raw.append(b"")
+                    self._closed.add(conn)
                     self._cond.notify_all()
                 self.closed_by_peer.set()
-                break
+                return
             try:
                 msgs = framer.feed(data)
             except ParseError as e:
@@ -1001,6 +1005,9 @@ class SipUA:
             framer.problems = []
             for m in msgs:
                 self._on_data(m, src, conn, stream=True)
+        with self._cond:
+            self._closed.add(conn)
+            self._cond.notify_all()
 
     def _send(self, data, dest=None, conn=None):
         if self.transport == "udp":
@@ -1018,7 +1025,11 @@ class SipUA:
             except OSError:
                 addr = None
             self._log(">", addr, data)
-            conn.sendall(data)
+            try:
+                conn.sendall(data)
+            except OSError as e:
+                raise AssertionError("%s: sending on the TCP connection failed: %r\nlog:\n%s"
+                                     % (self.aor, e, self.report()))
 
     def close(self):
         """Stops the threads and closes every socket."""
@@ -1288,6 +1299,7 @@ class SipUA:
         timer_f = timeout if timeout is not None else self.timer_f
         with self._cond:
             self._ctx[key] = tx
+            conn = self.conn
         start = time.monotonic()
         deadline = start + timer_f
         interval = self.t1
@@ -1297,7 +1309,7 @@ class SipUA:
         with self._cond:
             while tx.final is None:
                 now = time.monotonic()
-                if now >= deadline:
+                if now >= deadline or conn in self._closed:
                     break
                 if self.transport == "udp" and now >= next_send:
                     interval = self.t2 if tx.responses else min(2 * interval, self.t2)
@@ -1316,9 +1328,10 @@ class SipUA:
                 self._done.add(key)
         if tx.final is None:
             raise AssertionError(
-                "%s: no final response to %s within %.1fs (%d cop%s sent over %s; "
+                "%s: no final response to %s %s (%d cop%s sent over %s; "
                 "provisional: %s)\nlog:\n%s"
-                % (self.aor, tx.first_line, timer_f, len(tx.sends),
+                % (self.aor, tx.first_line, "before the connection closed"
+                   if conn in self._closed else "within %.1fs" % timer_f, len(tx.sends),
                    "y" if len(tx.sends) == 1 else "ies", self.transport.upper(),
                    [r.first_line for r in tx.responses] or "none", self.report()))
         tx.final.provisional = tx.responses[:-1]

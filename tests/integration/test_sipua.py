@@ -599,7 +599,12 @@ def test_tcp_two_requests_in_one_segment(uas):
                 if n in ("Via", "From", "To", "Call-ID", "CSeq")) + b"Content-Length: 0\r\n\r\n")
             t.join(5)
             assert not t.is_alive()
-            # the peer closing is seen
+        # the peer closing is seen, and a transaction on that connection fails at once
         assert ua.closed_by_peer.wait(2)
+        start = time.monotonic()
+        with pytest.raises(AssertionError) as e:
+            ua.options(timeout=10)
+        assert time.monotonic() - start < 2
+        assert "connection closed" in str(e.value) or "sending" in str(e.value)
     finally:
         lsock.close()
