@@ -31,8 +31,9 @@ WEB_OBJ   := $(call objs,src/web/*.c)
 CONT_OBJ  := $(call objs,src/continuity/*.c)
 ID_OBJ    := $(call objs,src/identity/*.c)
 SMS_OBJ   := $(call objs,src/sms/*.c)
+SIP_OBJ   := $(call objs,src/sip/*.c)
 SMSBUF_OBJ := $(call objs,src/smsbuf/*.c)
-LIB_OBJ   := $(SMS_OBJ) $(WEB_OBJ) $(ID_OBJ) $(CONT_OBJ) $(MUC_OBJ) $(XMPP_OBJ) $(NET_OBJ) $(STORE_OBJ) $(XML_OBJ) $(CORE_OBJ)
+LIB_OBJ   := $(SIP_OBJ) $(SMS_OBJ) $(WEB_OBJ) $(ID_OBJ) $(CONT_OBJ) $(MUC_OBJ) $(XMPP_OBJ) $(NET_OBJ) $(STORE_OBJ) $(XML_OBJ) $(CORE_OBJ)
 
 PROGS := $(BUILD)/batond $(BUILD)/batonctl $(BUILD)/baton-smsbuf
 
@@ -50,6 +51,7 @@ test_gsm_OBJ   := $(BUILD)/obj/smsbuf/gsm.o $(CORE_OBJ)
 test_cimd2_OBJ := $(BUILD)/obj/smsbuf/cimd2.o $(CORE_OBJ)
 test_smpp_OBJ  := $(BUILD)/obj/smsbuf/smpp.o $(CORE_OBJ)
 test_smslink_OBJ := $(BUILD)/obj/sms/link.o $(CORE_OBJ)
+test_sipmsg_OBJ := $(BUILD)/obj/sip/msg.o $(CORE_OBJ)
 test_sipdigest_OBJ := $(BUILD)/obj/sip/digest.o $(CORE_OBJ)
 
 .PHONY: all run test unit integration fuzz format format-check deps test-deps clean bench
@@ -120,7 +122,7 @@ bench: deps all $(BUILD)/xmpp-load
 FUZZ_SECONDS ?= 30
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_LIBS    := $(wildcard src/core/*.c src/xml/*.c src/net/*.c) src/xmpp/jid.c src/xmpp/sasl.c \
-		src/web/form.c $(wildcard src/smsbuf/gsm.c src/smsbuf/cimd2.c src/smsbuf/smpp.c src/sms/link.c src/sip/digest.c)
+		src/web/form.c $(wildcard src/smsbuf/gsm.c src/smsbuf/cimd2.c src/smsbuf/smpp.c src/sms/link.c src/sip/digest.c src/sip/msg.c)
 FUZZ_CFLAGS  := -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -Isrc
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIBS)

@@ -21,6 +21,7 @@
 #include "../continuity/continuity.h"
 #include "../identity/identity.h"
 #include "../muc/muc.h"
+#include "../sip/sip.h"
 #include "../sms/sms.h"
 #include "../web/web.h"
 #include "../xmpp/xmpp.h"
@@ -39,6 +40,7 @@ usage(FILE *f)
 	    "  --cert FILE --key FILE  certificate chain and key (PEM)\n"
 	    "  --allow-plaintext     allow authentication without TLS (tests, benchmarks)\n"
 	    "  --workers N           I/O worker threads, 0 = one per core\n"
+	    "  --sip ADDR:PORT       SIP over UDP and TCP (sip.listen)\n"
 	    "  --sms-link ADDR:PORT  where baton-smsbuf connects (sms.link)\n"
 	    "  --sms-secret SECRET   the secret of buffer server sms.name (sms.secret)\n"
 	    "  --set SECTION.KEY=VALUE  set any configuration key (repeatable)\n"
@@ -60,6 +62,7 @@ static const struct option_map options[] = {
     {"--key", "server.key"},
     {"--workers", "server.workers"},
     {"--log-level", "server.log_level"},
+    {"--sip", "sip.listen"},
     {"--sms-link", "sms.link"},
     {"--sms-secret", "sms.secret"},
     {NULL, NULL},
@@ -175,7 +178,9 @@ main(int argc, char **argv)
 	pidfd = take_pidfile(cfg.data_dir, pidpath, sizeof pidpath);
 	server_add_service(&muc_service); /* XEP-0045 at conference.<domain> */
 	web_register(&cfg);
-	sms_register(&cfg);		 /* +E.164@sms.<domain>, links from baton-smsbuf */
+	sms_register(&cfg);
+	if (sip_register(&cfg, err, sizeof err) < 0) /* SIP users, sip:user@<domain> */
+		fatal("%s", err);	 /* +E.164@sms.<domain>, links from baton-smsbuf */
 	server_add_ext(&continuity_ext); /* urn:baton:continuity:0 */
 	server_add_ext(&identity_ext);	 /* urn:baton:identity:0 */
 	srv = server_start(&cfg, err, sizeof err);

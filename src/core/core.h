@@ -279,6 +279,13 @@ struct config {
 		char *name, *secret, *prefixes; /* prefixes: space-separated, e.g. "+46 +47" */
 	} * sms_peers;
 	size_t n_sms_peers;
+	/* [sip] (seed 004) */
+	char *sip_listen;	  /* UDP and TCP, "" = off */
+	char *sip_disposition;	  /* store | instant: a MESSAGE without the flag */
+	uint64_t sip_t1;	  /* ms, RFC 3261 T1 */
+	uint64_t sip_min_expires; /* ms */
+	uint64_t sip_max_expires; /* ms */
+	uint64_t sip_nonce_ttl;	  /* ms */
 	/* [smsbuf]: baton-smsbuf */
 	char *smsbuf_name;
 	char *smsbuf_smsc, *smsbuf_protocol, *smsbuf_user, *smsbuf_password, *smsbuf_system_type;

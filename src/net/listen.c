@@ -168,10 +168,8 @@ net_udp_recv(int fd, void *buf, size_t n, struct net_addr *from)
 int
 net_udp_send(int fd, const struct net_addr *to, const void *data, size_t n)
 {
-	return sendto(fd, data, n, MSG_NOSIGNAL, (const struct sockaddr *)to->raw, to->len) ==
-			   (ssize_t)n
-		       ? 0
-		       : -1;
+	ssize_t r = sendto(fd, data, n, MSG_NOSIGNAL, (const struct sockaddr *)to->raw, to->len);
+	return r == (ssize_t)n ? 0 : -1;
 }
 
 int

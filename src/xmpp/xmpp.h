@@ -35,7 +35,7 @@ struct xmpp_service {
 	 * durable.c), false to let it be routed as usual.
 	 */
 	bool (*take)(struct session *s, struct xml_node *st, const struct jid *to);
-	/* Optional: runs once on each worker's thread as it starts (watch a socket, arm a timer). */
+	/* Optional: runs on each worker's thread as it starts (watch a socket, arm a timer). */
 	void (*start_worker)(struct worker *w);
 	/* Frees what the service keeps on w; called once per worker after the loops stopped. */
 	void (*free_worker)(struct worker *w);

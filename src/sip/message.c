@@ -1,0 +1,418 @@
+/*
+ * SIP MESSAGE (RFC 3428) with seed 004's flag: `Content-Disposition: instant` is delivered now
+ * or refused (480), never stored; `store&fwd` (also `S&F`, any case) is stored when it cannot
+ * be delivered now, answered 202, and goes out at the recipient's next REGISTER; without a
+ * flag sip.default_disposition decides. The final 200 comes only once the recipient's device
+ * answered 2xx (R26). A stored MESSAGE is an ordinary stored message of the account (the
+ * offline queue, durable.c), so the recipient's XMPP devices get it too.
+ *
+ * Invariant: a stored MESSAGE leaves storage only after a device acknowledged it (a SIP 2xx
+ * here, an XMPP ack there), in arrival order, once per device.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sip_int.h"
+
+/* What a MESSAGE carries to its recipient, live or from storage. */
+struct sip_im {
+	char *from;  /* sender's bare JID (user@domain) */
+	char *to;    /* recipient's bare JID */
+	char *text;  /* the body (text/plain, UTF-8) */
+	char *disposition; /* "instant", "store&fwd" or NULL */
+	int64_t stored;	   /* offline id, 0 if not stored */
+};
+
+static void
+im_free(struct sip_im *im)
+{
+	free(im->from);
+	free(im->to);
+	free(im->text);
+	free(im->disposition);
+	free(im);
+}
+
+/* ---- sending a MESSAGE to a registered contact ---- */
+
+/* Sends im to binding b; done(arg, status) with the final status (408 if no answer). */
+static void
+send_to_binding(const struct sip_binding *b, const struct sip_im *im,
+		void (*done)(void *arg, int status, const struct sip_msg *resp), void *arg)
+{
+	struct buf h = {0}, req = {0};
+	char branch[40], tag[17], cid[25];
+
+	sip_new_branch(branch);
+	rand_id(tag, 16);
+	rand_id(cid, 24);
+	buf_printf(&h, "Via: SIP/2.0/%s %s;branch=%s;rport\r\n", b->peer.tcp ? "TCP" : "UDP",
+		   sip.host, branch);
+	buf_printf(&h, "Max-Forwards: 70\r\nFrom: <sip:%s>;tag=%s\r\nTo: <sip:%s>\r\n", im->from,
+		   tag, im->to);
+	buf_printf(&h, "Call-ID: %s@%s\r\nCSeq: 1 MESSAGE\r\n", cid, sip.cfg->domain);
+	buf_puts(&h, "Content-Type: text/plain;charset=UTF-8\r\n");
+	if (im->disposition) /* R2: the flag travels with the message */
+		buf_printf(&h, "Content-Disposition: %s\r\n", im->disposition);
+	sip_write_request(&req, "MESSAGE", b->contact, buf_head(&h), im->text, strlen(im->text));
+	buf_free(&h);
+	sip_request(&b->peer, branch, &req, done, arg);
+}
+
+/* ---- storing ---- */
+
+static struct xml_node *
+im_stanza(const struct sip_im *im, const char *id)
+{
+	struct xml_node *st = stanza_new("message", im->from, im->to, "chat", id);
+	struct xml_node *s;
+
+	xml_add_text(xml_add_el(st, "body", NULL), im->text, strlen(im->text));
+	s = xml_add_el(st, "sip", NS_SIP);
+	if (im->disposition)
+		xml_set_attr(s, "disposition", im->disposition);
+	return st;
+}
+
+struct live {
+	struct sip_req *r;
+	struct sip_im *im;
+};
+
+static void
+stored(struct worker *w, void *arg, int result)
+{
+	struct live *lv = arg;
+	struct sip_req *r = lv->r;
+
+	switch (result) {
+	case 0:
+		/* R5: stored, not delivered: 202, never 200 (R26). */
+		sip_reply(r, 202, "Accepted (stored until the recipient is back)", NULL, NULL, 0);
+		break;
+	case STORE_ENOENT:
+		sip_reply(r, 404, "Not Found", NULL, NULL, 0);
+		break;
+	case STORE_EQUOTA:
+		sip_reply(r, 486, "Busy Here (the recipient's message store is full)", NULL, NULL,
+			  0);
+		break;
+	default:
+		sip_reply(r, 500, "Server Internal Error (could not store the message)", NULL, NULL,
+			  0);
+		break;
+	}
+	im_free(lv->im);
+	free(lv);
+}
+
+static void
+store_im(struct live *lv)
+{
+	char id[17];
+	struct xml_node *st;
+
+	rand_id(id, 16);
+	st = im_stanza(lv->im, id);
+	durable_deliver(sip.w, st, lv->im->to, NULL, stored, lv);
+}
+
+/* ---- a MESSAGE from a SIP user ---- */
+
+static bool
+is_instant(const struct sip_im *im)
+{
+	if (im->disposition)
+		return strcmp(im->disposition, "instant") == 0;
+	return strcmp(sip.cfg->sip_disposition, "instant") == 0;
+}
+
+static void
+forwarded(void *arg, int status, const struct sip_msg *resp)
+{
+	struct live *lv = arg;
+
+	if (status >= 200 && status < 300) {
+		sip_reply(lv->r, 200, "OK", NULL, NULL, 0); /* R26: the device took it */
+		im_free(lv->im);
+		free(lv);
+		return;
+	}
+	log_info("sip: MESSAGE %s -> %s: the contact answered %d", lv->im->from, lv->im->to,
+		 status);
+	if (is_instant(lv->im)) {
+		/* R4: instant is never stored; the UA's failure, or 480. */
+		int code = status >= 400 && status < 700 && status != 408 ? status : 480;
+		sip_reply(lv->r, code, code == 480 ? "Temporarily Unavailable" : "Not Delivered",
+			  NULL, NULL, 0);
+		im_free(lv->im);
+		free(lv);
+		return;
+	}
+	store_im(lv); /* R6: kept pending, sent again at the next registration */
+}
+
+/* The text of a body: text/plain as is; anything else is refused (415). */
+static char *
+body_text(const struct sip_msg *m)
+{
+	const char *ct = sip_hdr(m, "Content-Type");
+
+	if (ct && strncasecmp(ct, "text/plain", 10) != 0)
+		return NULL;
+	if (memchr(m->body, '\0', m->body_len))
+		return NULL;
+	return xstrndup(m->body, m->body_len);
+}
+
+void
+sip_message(struct sip_req *r)
+{
+	struct sip_addr from;
+	struct sip_uri ru, fu;
+	struct sip_im *im;
+	struct sip_aor *a;
+	struct live *lv;
+	char disp[32];
+	const char *dh;
+	bool ours;
+
+	/* The sender is the authenticated user (a MESSAGE from sip:bob sent by alice: 403). */
+	if (sip_parse_addr(sip_hdr(&r->m, "From"), &from) < 0 || !from.uri ||
+	    sip_parse_uri(from.uri, &fu) < 0) {
+		if (from.mem)
+			sip_addr_free(&from);
+		sip_reply(r, 400, "Bad Request (From)", NULL, NULL, 0);
+		return;
+	}
+	ours = fu.user && strcmp(fu.user, r->user) == 0 &&
+	       strcasecmp(fu.host, sip.cfg->domain) == 0;
+	sip_uri_free(&fu);
+	sip_addr_free(&from);
+	if (!ours) {
+		sip_reply(r, 403, "Forbidden (From is not you)", NULL, NULL, 0);
+		return;
+	}
+	if (sip_parse_uri(r->m.uri, &ru) < 0 || !ru.user) {
+		if (ru.mem)
+			sip_uri_free(&ru);
+		sip_reply(r, 416, "Unsupported URI Scheme", NULL, NULL, 0);
+		return;
+	}
+	if (strcasecmp(ru.host, sip.cfg->domain) != 0) {
+		/* No relaying: only local users are served (PROTOCOL.md 5). */
+		sip_uri_free(&ru);
+		sip_reply(r, 403, "Forbidden (not a domain served here)", NULL, NULL, 0);
+		return;
+	}
+	im = xcalloc(1, sizeof *im);
+	im->text = body_text(&r->m);
+	if (!im->text) {
+		sip_uri_free(&ru);
+		im_free(im);
+		sip_reply(r, 415, "Unsupported Media Type", "Accept: text/plain\r\n", NULL, 0);
+		return;
+	}
+	im->from = xstrdup(r->bare);
+	struct jid j;
+	char *to = xmalloc(strlen(ru.user) + strlen(sip.cfg->domain) + 2);
+	sprintf(to, "%s@%s", ru.user, sip.cfg->domain);
+	sip_uri_free(&ru);
+	if (jid_parse(to, &j) < 0 || !j.local) {
+		free(to);
+		im_free(im);
+		sip_reply(r, 404, "Not Found", NULL, NULL, 0);
+		return;
+	}
+	free(to);
+	im->to = jid_bare(&j);
+	jid_free(&j);
+	/* R1: the flag, any case, parameters tolerated, S&F an alias of store&fwd. */
+	dh = sip_hdr(&r->m, "Content-Disposition");
+	if (dh && sip_disposition(dh, disp, sizeof disp) == 0) {
+		if (strcmp(disp, "instant") == 0)
+			im->disposition = xstrdup("instant");
+		else if (strcmp(disp, "store&fwd") == 0 || strcmp(disp, "s&f") == 0)
+			im->disposition = xstrdup("store&fwd");
+	}
+	lv = xcalloc(1, sizeof *lv);
+	lv->r = r;
+	lv->im = im;
+	a = sip_aor_get(im->to);
+	if (a && a->bindings) {
+		send_to_binding(a->bindings, im, forwarded, lv);
+		return;
+	}
+	if (is_instant(im)) {
+		/* R4: nobody to deliver to now. */
+		sip_reply(r, 480, "Temporarily Unavailable", NULL, NULL, 0);
+		im_free(im);
+		free(lv);
+		return;
+	}
+	store_im(lv);
+}
+
+/* ---- what is stored goes out at registration (R7), in order, once (R14) ---- */
+
+struct pending {
+	struct store_job job;
+	char *bare;
+	int64_t after;
+	struct sip_im **items;
+	size_t n, cap, next;
+};
+
+static void pending_next(struct pending *p);
+
+static void
+pending_collect(void *arg, const struct store_offline_msg *m)
+{
+	struct pending *p = arg;
+	struct xml_node *st = xml_parse(m->stanza, m->len);
+	struct xml_node *body = st ? xml_child(st, "body", NULL) : NULL;
+	struct xml_node *s = st ? xml_child(st, "sip", NS_SIP) : NULL;
+	struct sip_im *im;
+	struct jid fj;
+
+	p->after = m->id;
+	if (!body || !xml_attr(st, "from") || jid_parse(xml_attr(st, "from"), &fj) < 0) {
+		xml_free(st);
+		return;
+	}
+	im = xcalloc(1, sizeof *im);
+	im->from = jid_bare(&fj);
+	jid_free(&fj);
+	im->to = xstrdup(p->bare);
+	im->text = xml_text(body);
+	if (s && xml_attr(s, "disposition"))
+		im->disposition = xstrdup(xml_attr(s, "disposition"));
+	im->stored = m->id;
+	if (p->n == p->cap) {
+		p->cap = p->cap ? 2 * p->cap : 16;
+		p->items = xrealloc(p->items, p->cap * sizeof *p->items);
+	}
+	p->items[p->n++] = im;
+	xml_free(st);
+}
+
+static int
+pending_run(struct store *st, struct store_job *job)
+{
+	struct pending *p = container_of(job, struct pending, job);
+	return store_offline_load(st, p->bare, p->after, wall_ms(), 20, pending_collect, p);
+}
+
+static void
+pending_end(struct pending *p)
+{
+	struct sip_aor *a = sip_aor_get(p->bare);
+
+	for (size_t i = p->next; i < p->n; i++)
+		im_free(p->items[i]);
+	free(p->items);
+	free(p->bare);
+	free(p);
+	if (a) {
+		a->delivering = false;
+		if (!a->bindings)
+			sip_aor_get(a->bare); /* the expiry sweep drops it */
+	}
+}
+
+static void
+pending_loaded(struct store_job *job)
+{
+	struct pending *p = container_of(job, struct pending, job);
+
+	if (job->result < 0 || p->n == 0) {
+		pending_end(p);
+		return;
+	}
+	pending_next(p);
+}
+
+struct del_job {
+	struct store_job job;
+	char *owner;
+	int64_t id;
+};
+
+static int
+del_run(struct store *st, struct store_job *job)
+{
+	struct del_job *d = container_of(job, struct del_job, job);
+	return store_offline_delete_ids(st, d->owner, &d->id, 1);
+}
+
+static void
+del_done(struct store_job *job)
+{
+	struct del_job *d = container_of(job, struct del_job, job);
+	free(d->owner);
+	free(d);
+}
+
+static void
+pending_sent(void *arg, int status, const struct sip_msg *resp)
+{
+	struct pending *p = arg;
+	struct sip_im *im = p->items[p->next];
+
+	if (status < 200 || status >= 300) {
+		/* R6: it stays stored, for the next registration (or an XMPP device). */
+		log_info("sip: stored message for %s not taken (%d); kept", p->bare, status);
+		pending_end(p);
+		return;
+	}
+	/* R14: delivered, so deleted; the next one only now, to keep the order. */
+	struct del_job *d = xcalloc(1, sizeof *d);
+	d->owner = xstrdup(p->bare);
+	d->id = im->stored;
+	d->job.run = del_run;
+	d->job.atomic = true;
+	d->job.done = del_done;
+	worker_store(sip.w, &d->job);
+	im_free(im);
+	p->next++;
+	pending_next(p);
+}
+
+static void
+pending_next(struct pending *p)
+{
+	struct sip_aor *a = sip_aor_get(p->bare);
+
+	if (!a || !a->bindings) {
+		pending_end(p);
+		return;
+	}
+	if (p->next == p->n) { /* this page is done: the next one */
+		free(p->items);
+		p->items = NULL;
+		p->n = p->cap = p->next = 0;
+		memset(&p->job, 0, sizeof p->job);
+		p->job.run = pending_run;
+		p->job.done = pending_loaded;
+		worker_store(sip.w, &p->job);
+		return;
+	}
+	send_to_binding(a->bindings, p->items[p->next], pending_sent, p);
+}
+
+void
+sip_deliver_pending(struct sip_aor *a)
+{
+	struct pending *p;
+
+	if (a->delivering)
+		return;
+	a->delivering = true;
+	p = xcalloc(1, sizeof *p);
+	p->bare = xstrdup(a->bare);
+	p->job.run = pending_run;
+	p->job.done = pending_loaded;
+	worker_store(sip.w, &p->job);
+}

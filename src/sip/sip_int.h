@@ -1,0 +1,118 @@
+/*
+ * sip_int: what the files of batond's SIP module share: transport and transactions
+ * (transport.c), digest authentication (auth.c), the registrar (registrar.c) and messages
+ * (message.c).
+ *
+ * Invariant: everything here is owned by the SIP worker (sip.w).
+ */
+#ifndef BATON_SIP_INT_H
+#define BATON_SIP_INT_H
+
+#include "../net/net.h"
+#include "../xmpp/xmpp_int.h"
+#include "digest.h"
+#include "msg.h"
+#include "sip.h"
+
+#define NS_SIP "urn:baton:sip:0" /* what a stored MESSAGE keeps of its SIP form */
+
+/* A TCP connection from a UA; requests to that UA go back over it (RFC 3261 18.2.2). */
+struct sip_tcp {
+	struct conn *c;
+	struct sip_tcp *next;
+	unsigned refs; /* bindings and transactions that send over it */
+	bool dead, busy;
+};
+
+/* Where a message came from or goes to: a UDP address, or a TCP connection. */
+struct sip_peer {
+	struct net_addr addr;
+	struct sip_tcp *tcp; /* NULL: UDP */
+};
+
+/* A request in the works (waiting for credentials, storage, a recipient's answer). */
+struct sip_req {
+	struct sip_msg m;
+	struct sip_peer peer;
+	char *user; /* the authenticated localpart */
+	char *bare; /* user@domain */
+	void (*next)(struct sip_req *r);
+	struct store_job job; /* for the steps that ask the store */
+	struct buf creds;
+	int result;
+	void *arg;
+};
+
+/* One registered contact of an address of record (RFC 3261 10.3). */
+struct sip_binding {
+	struct sip_binding *next;
+	char *contact; /* the Contact URI */
+	struct sip_peer peer;
+	int64_t expires; /* wall ms */
+	char *call_id;
+	uint32_t cseq;
+};
+
+struct sip_aor {
+	char *bare;
+	struct sip_binding *bindings; /* newest first */
+	bool delivering;	      /* stored messages are going out to it */
+};
+
+/* A request we sent (client transaction, 17.1.2), waiting for its final response. */
+struct sip_ctx {
+	char branch[40];
+	struct buf bytes;
+	struct sip_peer peer;
+	uint64_t next_send, interval, deadline; /* monotonic ms */
+	void (*done)(void *arg, int status, const struct sip_msg *resp);
+	void *arg;
+};
+
+struct sip_module {
+	const struct config *cfg;
+	struct worker *w;
+	int udp_fd;
+	struct loop_io udp_io;
+	uint8_t key[32]; /* nonces */
+	struct digest_replay *replay;
+	struct hmap aors; /* bare JID -> struct sip_aor */
+	struct hmap stx;  /* server transactions: branch + method -> struct sip_stx */
+	struct hmap ctx;  /* client transactions: branch -> struct sip_ctx */
+	struct sip_tcp *tcps;
+	struct timer tick;
+	char host[300]; /* our Via sent-by */
+	unsigned long seq;
+};
+extern struct sip_module sip;
+
+/* transport.c */
+void sip_send(const struct sip_peer *to, const char *data, size_t len);
+/* Answers request r (and remembers the answer for retransmissions); frees r. */
+void sip_reply(struct sip_req *r, int status, const char *reason, const char *extra,
+	       const char *body, size_t body_len);
+/* Sends a request (bytes with our Via branch in it) and calls done once with the final status
+ * (408 on timeout). */
+void sip_request(const struct sip_peer *to, const char *branch, struct buf *bytes,
+		 void (*done)(void *arg, int status, const struct sip_msg *resp), void *arg);
+void sip_new_branch(char out[40]);
+void sip_peer_copy(struct sip_peer *dst, const struct sip_peer *src);
+void sip_peer_release(struct sip_peer *p);
+/* Runs fn on the SIP worker from any worker. */
+void sip_call(struct worker *w, void (*fn)(struct worker *w, void *arg), void *arg);
+
+/* auth.c: digest (401 for REGISTER, 407 otherwise); on success r->user is set and next(r) runs */
+void sip_auth(struct sip_req *r, void (*next)(struct sip_req *r));
+
+/* registrar.c */
+void sip_registrar(struct sip_req *r);
+struct sip_aor *sip_aor_get(const char *bare);
+void sip_bindings_expire(void);
+void sip_aors_free(void);
+
+/* message.c */
+void sip_message(struct sip_req *r);
+/* Sends what is stored for aor's account to its newest binding, in order, once. */
+void sip_deliver_pending(struct sip_aor *aor);
+
+#endif
