@@ -252,8 +252,10 @@ smsc_pump(struct smsbuf *sb)
 
 		if (!sb->sub.seq) {
 			m = buffer_mt_next(sb);
-			if (!m || !sub_begin(sb, m))
+			if (!m)
 				return;
+			if (!sub_begin(sb, m))
+				continue; /* refused at once (Processed): the next one */
 		} else {
 			m = ring_find(&sb->mt, sb->sub.seq);
 			if (!m) { /* cannot happen: the slot is not reused before Processed */
