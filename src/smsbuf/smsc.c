@@ -245,7 +245,7 @@ sub_begin(struct smsbuf *sb, struct sms_msg *m)
 void
 smsc_pump(struct smsbuf *sb)
 {
-	while (sb->smsc_state == SMSC_BOUND && !timer_armed(&sb->retry_timer) &&
+	while (sb->smsc_state == SMSC_BOUND && !sb->stopping && !timer_armed(&sb->retry_timer) &&
 	       sb->outstanding < (unsigned)sb->cfg->smsbuf_window &&
 	       sb->sub.nreq < ARRAY_LEN(sb->sub.req)) {
 		struct sms_msg *m;

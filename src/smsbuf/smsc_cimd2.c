@@ -238,6 +238,7 @@ packet(struct smsbuf *sb, const struct cimd2_packet *p)
 	case CIMD2_ALIVE + CIMD2_RESP:
 	case CIMD2_LOGOUT + CIMD2_RESP:
 		smsc_response(sb);
+		smsc_pump(sb); /* an MT may have come while the keepalive held the window */
 		break;
 	case CIMD2_NACK:
 		smsc_response(sb);

@@ -229,6 +229,7 @@ smpp_pdu(struct smsbuf *sb, const struct smpp_pdu *p)
 	case SMPP_ENQUIRE_LINK | SMPP_RESP:
 	case SMPP_UNBIND | SMPP_RESP:
 		smsc_response(sb);
+		smsc_pump(sb); /* an MT may have come while the keepalive held the window */
 		break;
 	case SMPP_DELIVER_SM:
 		v = smpp_deliver(sb, p);
