@@ -819,7 +819,7 @@ class _ServerTx:
     def __init__(self, request):
         self.request = request
         self.to_tag = secrets.token_hex(4)
-        self.response = None  # final response bytes, resent on retransmissions (17.2.2)
+        self.response = None  # latest response bytes, resent on retransmissions (17.2.2)
 
 
 class SipUA:
@@ -1217,8 +1217,8 @@ class SipUA:
         data = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8") + body
         if status >= 200:
             req.response = data
-            if st is not None:
-                st.response = data
+        if st is not None and req.response in (None, data):
+            st.response = data  # 17.2.2: the latest response is resent to a retransmission
         self._send(data, self._reply_addr(req), req.conn)
         return data
 

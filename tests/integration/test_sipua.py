@@ -512,6 +512,29 @@ def test_udp_retransmission_timing_and_timer_f(uas):
     assert req.copies == len(stamps)
 
 
+def test_udp_provisional_response_slows_retransmission_to_t2(uas):
+    t1, t2 = 0.05, 0.3
+    a, b = pair(uas, "udp", t1=t1, t2=t2)
+    a.answer = None
+    result = {}
+    t = threading.Thread(target=lambda: result.setdefault("r", b.message(a.contact_uri, "p")))
+    t.start()
+    req = a.expect_request(timeout=2)
+    a.respond(req, 100)
+    time.sleep(1.0)
+    a.respond(req, 200)
+    t.join(5)
+    r = result["r"]
+    assert r.status == 200 and {p.status for p in r.provisional} == {100}
+    assert r.provisional[0].nameaddr("To").tag is None  # no tag on 100 (8.2.6.1)
+    gaps = [y - x for x, y in zip(r.sends, r.sends[1:])]
+    # the first retransmission was already due at T1; after the 100 the interval is T2
+    assert len(gaps) >= 2 and all(t2 - 0.01 <= g <= t2 + 0.08 for g in gaps[1:]), gaps
+    # retransmissions in Proceeding got the 100 again (17.2.2)
+    hundreds = [line for line in a.log if " > " in line and "SIP/2.0 100" in line]
+    assert len(hundreds) == len(r.provisional) >= 3
+
+
 def test_udp_retransmitted_request_gets_the_same_response(uas):
     a, b = pair(uas, "udp")
     data = (b"MESSAGE %s SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bKraw1;rport\r\n"
