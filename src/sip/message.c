@@ -18,9 +18,9 @@
 
 /* What a MESSAGE carries to its recipient, live or from storage. */
 struct sip_im {
-	char *from;  /* sender's bare JID (user@domain) */
-	char *to;    /* recipient's bare JID */
-	char *text;  /* the body (text/plain, UTF-8) */
+	char *from;	   /* sender's bare JID (user@domain) */
+	char *to;	   /* recipient's bare JID */
+	char *text;	   /* the body (text/plain, UTF-8) */
 	char *disposition; /* "instant", "store&fwd" or NULL */
 	int64_t stored;	   /* offline id, 0 if not stored */
 };
@@ -187,8 +187,8 @@ sip_message(struct sip_req *r)
 		sip_reply(r, 400, "Bad Request (From)", NULL, NULL, 0);
 		return;
 	}
-	ours = fu.user && strcmp(fu.user, r->user) == 0 &&
-	       strcasecmp(fu.host, sip.cfg->domain) == 0;
+	ours =
+	    fu.user && strcmp(fu.user, r->user) == 0 && strcasecmp(fu.host, sip.cfg->domain) == 0;
 	sip_uri_free(&fu);
 	sip_addr_free(&from);
 	if (!ours) {

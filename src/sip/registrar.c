@@ -230,8 +230,9 @@ sip_registrar(struct sip_req *r)
 		return;
 	}
 	if (status) {
-		sip_reply(r, status, status == 500 ? "Server Internal Error (CSeq out of order)"
-						   : "Bad Request (Contact)",
+		sip_reply(r, status,
+			  status == 500 ? "Server Internal Error (CSeq out of order)"
+					: "Bad Request (Contact)",
 			  NULL, NULL, 0);
 		aor_drop_if_empty(a);
 		return;

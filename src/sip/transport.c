@@ -97,7 +97,8 @@ stx_key(const struct sip_msg *m, const struct sip_peer *p, char *out, size_t n)
 	struct sip_via v;
 	const char *via = sip_hdr(m, "Via");
 
-	if (via && sip_parse_via(via, &v) == 0 && v.branch && strncmp(v.branch, "z9hG4bK", 7) == 0) {
+	if (via && sip_parse_via(via, &v) == 0 && v.branch &&
+	    strncmp(v.branch, "z9hG4bK", 7) == 0) {
 		snprintf(out, n, "%s %s %s", v.branch, m->method, p->addr.text);
 		sip_via_free(&v);
 		return;
@@ -298,8 +299,8 @@ udp_readable(struct loop_io *io, uint32_t events)
 		if (n < 0)
 			return;
 		if (n > SIP_MAX_MSG) {
-			log_info("sip: %s: a %ld-byte datagram, over the limit; dropped", p.addr.text,
-				 n);
+			log_info("sip: %s: a %ld-byte datagram, over the limit; dropped",
+				 p.addr.text, n);
 			continue;
 		}
 		incoming(buf, (size_t)n, &p);
