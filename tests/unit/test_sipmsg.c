@@ -445,7 +445,7 @@ test_rfc4475_fields(void)
 	struct sip_addr a;
 	struct sip_via v;
 	struct sip_uri u;
-	char meth[64], buf[64], *list[8], *mem;
+	char meth[64], buf[64], *list[8], *mem = NULL;
 	uint32_t seq;
 	const char *s;
 
