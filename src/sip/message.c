@@ -79,7 +79,37 @@ im_stanza(const struct sip_im *im, const char *id)
 struct live {
 	struct sip_req *r;
 	struct sip_im *im;
+	bool online; /* an XMPP device of the recipient is available */
 };
+
+static void
+answer_stored(struct worker *w, void *arg)
+{
+	struct live *lv = arg;
+
+	/* R26: 200 once a device has it (the routed copy reached an available XMPP session,
+	 * whose ack deletes the stored one); 202 if it only waits in storage (R5). */
+	if (lv->online)
+		sip_reply(lv->r, 200, "OK", NULL, NULL, 0);
+	else
+		sip_reply(lv->r, 202, "Accepted (stored until the recipient is back)", NULL, NULL,
+			  0);
+	im_free(lv->im);
+	free(lv);
+}
+
+/* On the recipient's home worker, after the stored copy was routed there (mail order). */
+static void
+check_online(struct worker *w, void *arg)
+{
+	struct live *lv = arg;
+	struct account *a = hmap_get(&w->accounts, lv->im->to);
+
+	for (struct session *s = a ? a->sessions : NULL; s; s = s->acct_next)
+		if (s->available)
+			lv->online = true;
+	sip_call(w, answer_stored, lv);
+}
 
 static void
 stored(struct worker *w, void *arg, int result)
@@ -89,9 +119,8 @@ stored(struct worker *w, void *arg, int result)
 
 	switch (result) {
 	case 0:
-		/* R5: stored, not delivered: 202, never 200 (R26). */
-		sip_reply(r, 202, "Accepted (stored until the recipient is back)", NULL, NULL, 0);
-		break;
+		worker_call(server_home(w->srv, lv->im->to), check_online, lv);
+		return;
 	case STORE_ENOENT:
 		sip_reply(r, 404, "Not Found", NULL, NULL, 0);
 		break;
@@ -267,35 +296,49 @@ struct pending {
 
 static void pending_next(struct pending *p);
 
+/*
+ * A stored message for owner as a MESSAGE, or NULL if it has no body. from_sip says whether it
+ * came from SIP (stored because its SIP delivery failed).
+ */
+static struct sip_im *
+im_from_stored(const char *stanza, size_t len, const char *owner, int64_t id, bool *from_sip)
+{
+	struct xml_node *st = xml_parse(stanza, len);
+	struct xml_node *body = st ? xml_child(st, "body", NULL) : NULL;
+	struct xml_node *s = st ? xml_child(st, "sip", NS_SIP) : NULL;
+	struct sip_im *im = NULL;
+	struct jid fj;
+
+	if (from_sip)
+		*from_sip = s != NULL;
+	if (body && xml_attr(st, "from") && jid_parse(xml_attr(st, "from"), &fj) == 0) {
+		im = xcalloc(1, sizeof *im);
+		im->from = jid_bare(&fj);
+		jid_free(&fj);
+		im->to = xstrdup(owner);
+		im->text = xml_text(body);
+		if (s && xml_attr(s, "disposition"))
+			im->disposition = xstrdup(xml_attr(s, "disposition"));
+		im->stored = id;
+	}
+	xml_free(st);
+	return im;
+}
+
 static void
 pending_collect(void *arg, const struct store_offline_msg *m)
 {
 	struct pending *p = arg;
-	struct xml_node *st = xml_parse(m->stanza, m->len);
-	struct xml_node *body = st ? xml_child(st, "body", NULL) : NULL;
-	struct xml_node *s = st ? xml_child(st, "sip", NS_SIP) : NULL;
-	struct sip_im *im;
-	struct jid fj;
+	struct sip_im *im = im_from_stored(m->stanza, m->len, p->bare, m->id, NULL);
 
 	p->after = m->id;
-	if (!body || !xml_attr(st, "from") || jid_parse(xml_attr(st, "from"), &fj) < 0) {
-		xml_free(st);
+	if (!im)
 		return;
-	}
-	im = xcalloc(1, sizeof *im);
-	im->from = jid_bare(&fj);
-	jid_free(&fj);
-	im->to = xstrdup(p->bare);
-	im->text = xml_text(body);
-	if (s && xml_attr(s, "disposition"))
-		im->disposition = xstrdup(xml_attr(s, "disposition"));
-	im->stored = m->id;
 	if (p->n == p->cap) {
 		p->cap = p->cap ? 2 * p->cap : 16;
 		p->items = xrealloc(p->items, p->cap * sizeof *p->items);
 	}
 	p->items[p->n++] = im;
-	xml_free(st);
 }
 
 static int
@@ -340,6 +383,8 @@ struct del_job {
 	int64_t id;
 };
 
+static void delete_stored(const char *owner, int64_t id);
+
 static int
 del_run(struct store *st, struct store_job *job)
 {
@@ -368,13 +413,7 @@ pending_sent(void *arg, int status, const struct sip_msg *resp)
 		return;
 	}
 	/* R14: delivered, so deleted; the next one only now, to keep the order. */
-	struct del_job *d = xcalloc(1, sizeof *d);
-	d->owner = xstrdup(p->bare);
-	d->id = im->stored;
-	d->job.run = del_run;
-	d->job.atomic = true;
-	d->job.done = del_done;
-	worker_store(sip.w, &d->job);
+	delete_stored(p->bare, im->stored);
 	im_free(im);
 	p->next++;
 	pending_next(p);
@@ -415,4 +454,73 @@ sip_deliver_pending(struct sip_aor *a)
 	p->job.run = pending_run;
 	p->job.done = pending_loaded;
 	worker_store(sip.w, &p->job);
+}
+
+/* ---- live: a message stored for an account goes to its SIP device as well ---- */
+
+static void
+delete_stored(const char *owner, int64_t id)
+{
+	struct del_job *d = xcalloc(1, sizeof *d);
+
+	d->owner = xstrdup(owner);
+	d->id = id;
+	d->job.run = del_run;
+	d->job.atomic = true;
+	d->job.done = del_done;
+	worker_store(sip.w, &d->job);
+}
+
+struct observed {
+	char *owner, *stanza;
+	size_t len;
+	int64_t id;
+};
+
+static void
+live_sent(void *arg, int status, const struct sip_msg *resp)
+{
+	struct sip_im *im = arg;
+
+	/* The SIP device took it: the stored copy goes, as with an XMPP device's ack. */
+	if (status >= 200 && status < 300)
+		delete_stored(im->to, im->stored);
+	else
+		log_info("sip: message for %s not taken by its SIP device (%d); it stays stored",
+			 im->to, status);
+	im_free(im);
+}
+
+static void
+observed_on_sip_worker(struct worker *w, void *arg)
+{
+	struct observed *o = arg;
+	struct sip_aor *a = sip_aor_get(o->owner);
+	bool from_sip = false;
+	struct sip_im *im;
+
+	/* While stored messages are going out they come in order with the rest (R14). */
+	if (a && a->bindings && !a->delivering) {
+		im = im_from_stored(o->stanza, o->len, o->owner, o->id, &from_sip);
+		/* One that came from SIP was offered to the SIP device already (and failed). */
+		if (im && !from_sip)
+			send_to_binding(a->bindings, im, live_sent, im);
+		else if (im)
+			im_free(im);
+	}
+	free(o->owner);
+	free(o->stanza);
+	free(o);
+}
+
+void
+sip_observe(struct worker *w, const char *owner, int64_t id, const char *stanza, size_t len)
+{
+	struct observed *o = xcalloc(1, sizeof *o);
+
+	o->owner = xstrdup(owner);
+	o->stanza = xstrndup(stanza, len);
+	o->len = len;
+	o->id = id;
+	sip_call(w, observed_on_sip_worker, o);
 }

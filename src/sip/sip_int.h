@@ -114,5 +114,7 @@ void sip_aors_free(void);
 void sip_message(struct sip_req *r);
 /* Sends what is stored for aor's account to its newest binding, in order, once. */
 void sip_deliver_pending(struct sip_aor *aor);
+/* durable_observer: a message stored for owner goes to its SIP device too (PROTOCOL.md 5). */
+void sip_observe(struct worker *w, const char *owner, int64_t id, const char *stanza, size_t len);
 
 #endif

@@ -489,5 +489,6 @@ sip_register(const struct config *cfg, char *err, size_t errlen)
 	snprintf(sip.host, sizeof sip.host, "%s", cfg->sip_listen);
 	server_add_service(&sip_service);
 	server_add_listener(cfg->sip_listen, tcp_accept);
+	durable_observer = sip_observe;
 	return 0;
 }

@@ -58,6 +58,9 @@ durable_done(struct store_job *job)
 	case 1:
 		break;
 	case 0:
+		/* Other devices of the account (SIP) get the stored copy as well. */
+		if (durable_observer)
+			durable_observer(dj->w, dj->m.owner, dj->m.id, dj->m.stanza, dj->m.len);
 		route_stored(dj->w, dj->st, dj->m.id);
 		break;
 	case STORE_EQUOTA:
@@ -85,6 +88,9 @@ durable_done(struct store_job *job)
 }
 
 static void durable_submit(struct worker *w, struct xml_node *st, struct durable_job *dj);
+
+void (*durable_observer)(struct worker *w, const char *owner, int64_t id, const char *stanza,
+			 size_t len);
 
 bool
 durable_route(struct session *s, struct xml_node *st)

@@ -374,6 +374,13 @@ bool durable_route(struct session *s, struct xml_node *st);
  * routed; done(w, arg, result) runs on w afterwards. On STORE_ENOENT (no such account) or
  * STORE_EQUOTA the message is dropped for done to answer; on STORE_EIO it is still routed.
  */
+/*
+ * Set by a module with devices that are not sessions (SIP, before server_start): called on the
+ * storing worker for every message committed to owner's queue, with the stored stanza; the
+ * module may deliver it too and delete it (store_offline_delete_ids) when its device took it.
+ */
+extern void (*durable_observer)(struct worker *w, const char *owner, int64_t id, const char *stanza,
+				size_t len);
 void durable_deliver(struct worker *w, struct xml_node *st, const char *owner,
 		     int (*also)(struct store *st, void *arg),
 		     void (*done)(struct worker *w, void *arg, int result), void *arg);
