@@ -16,6 +16,9 @@
 
 #include "sip_int.h"
 
+#define NS_RECEIPTS "urn:xmpp:receipts"
+#define NS_AMP	    "http://jabber.org/protocol/amp"
+
 /* What a MESSAGE carries to its recipient, live or from storage. */
 struct sip_im {
 	char *from;	   /* sender's bare JID (user@domain) */
@@ -23,6 +26,12 @@ struct sip_im {
 	char *text;	   /* the body (text/plain, UTF-8) */
 	char *disposition; /* "instant", "store&fwd" or NULL */
 	int64_t stored;	   /* offline id, 0 if not stored */
+	int64_t expires;   /* wall ms the sender's Expires allows it to wait, 0 = none */
+	char *msgid;	   /* its id (IMDN Message-ID, or the XMPP id) */
+	char *reply_to;	   /* who asked for a delivery report (XEP-0184 / IMDN), or NULL */
+	bool want_failure; /* IMDN negative-delivery: a report if it expires */
+	int report;	   /* this is a report about msgid: 1 delivered, -1 failed, 0 not one */
+	bool offered;	   /* stored after its SIP delivery failed (the device was tried) */
 };
 
 static void
@@ -32,6 +41,8 @@ im_free(struct sip_im *im)
 	free(im->to);
 	free(im->text);
 	free(im->disposition);
+	free(im->msgid);
+	free(im->reply_to);
 	free(im);
 }
 
@@ -53,10 +64,26 @@ send_to_binding(const struct sip_binding *b, const struct sip_im *im,
 	buf_printf(&h, "Max-Forwards: 70\r\nFrom: <sip:%s>;tag=%s\r\nTo: <sip:%s>\r\n", im->from,
 		   tag, im->to);
 	buf_printf(&h, "Call-ID: %s@%s\r\nCSeq: 1 MESSAGE\r\n", cid, sip.cfg->domain);
-	buf_puts(&h, "Content-Type: text/plain;charset=UTF-8\r\n");
-	if (im->disposition) /* R2: the flag travels with the message */
-		buf_printf(&h, "Content-Disposition: %s\r\n", im->disposition);
-	sip_write_request(&req, "MESSAGE", b->contact, buf_head(&h), im->text, strlen(im->text));
+	if (im->report) {
+		/* R11: the delivery report, RFC 5438 7.2: CPIM around message/imdn+xml. */
+		struct buf body = {0}, from = {0}, to = {0};
+		buf_printf(&from, "sip:%s", im->from);
+		buf_printf(&to, "sip:%s", im->to);
+		sip_imdn_report(&body, buf_head(&from), buf_head(&to), im->msgid ? im->msgid : "",
+				buf_head(&from), im->report > 0);
+		buf_puts(&h, "Content-Type: message/cpim\r\nContent-Disposition: notification\r\n");
+		sip_write_request(&req, "MESSAGE", b->contact, buf_head(&h), buf_head(&body),
+				  buf_used(&body));
+		buf_free(&body);
+		buf_free(&from);
+		buf_free(&to);
+	} else {
+		buf_puts(&h, "Content-Type: text/plain;charset=UTF-8\r\n");
+		if (im->disposition) /* R2: the flag travels with the message */
+			buf_printf(&h, "Content-Disposition: %s\r\n", im->disposition);
+		sip_write_request(&req, "MESSAGE", b->contact, buf_head(&h), im->text,
+				  strlen(im->text));
+	}
 	buf_free(&h);
 	sip_request(&b->peer, branch, &req, done, arg);
 }
@@ -70,10 +97,59 @@ im_stanza(const struct sip_im *im, const char *id)
 	struct xml_node *s;
 
 	xml_add_text(xml_add_el(st, "body", NULL), im->text, strlen(im->text));
+	/* The report requests in their XMPP form: whoever delivers it (SIP or XMPP) answers. */
+	if (im->reply_to)
+		xml_add_el(st, "request", NS_RECEIPTS); /* XEP-0184 */
+	if (im->want_failure) {
+		/* XEP-0079: notified if it is never delivered (expiry), which becomes IMDN failed.
+		 */
+		struct xml_node *amp = xml_add_el(st, "amp", NS_AMP);
+		struct xml_node *rule = xml_add_el(amp, "rule", NULL);
+		xml_set_attr(rule, "condition", "deliver");
+		xml_set_attr(rule, "value", "none");
+		xml_set_attr(rule, "action", "notify");
+	}
 	s = xml_add_el(st, "sip", NS_SIP);
+	if (im->offered)
+		xml_set_attr(s, "offered", "1");
 	if (im->disposition)
 		xml_set_attr(s, "disposition", im->disposition);
 	return st;
+}
+
+static void
+report_stored(struct worker *w, void *arg, int result)
+{
+	if (result != 0 && result != STORE_ENOENT)
+		log_info("sip: a delivery report could not be stored (%d)", result);
+}
+
+/*
+ * im reached a device: its sender, if it asked (XEP-0184 request or IMDN positive-delivery),
+ * gets a receipt, stored and routed like any message, so a SIP sender's device gets it as an
+ * IMDN (R11, R12) and an XMPP sender's as <received/>. Never on storing, only on delivery.
+ */
+static void
+report_delivered(const struct sip_im *im)
+{
+	struct xml_node *st, *r;
+	struct jid j;
+	char id[17];
+
+	if (!im->reply_to || !*im->reply_to || !im->msgid || jid_parse(im->reply_to, &j) < 0)
+		return;
+	rand_id(id, 16);
+	st = stanza_new("message", im->to, im->reply_to, NULL, id);
+	r = xml_add_el(st, "received", NS_RECEIPTS);
+	xml_set_attr(r, "id", im->msgid);
+	if (strcmp(j.domain, sip.cfg->domain) == 0 && j.local) {
+		char *bare = jid_bare(&j);
+		durable_deliver(sip.w, st, bare, 0, NULL, report_stored, NULL);
+		free(bare);
+	} else {
+		route(sip.w, st);
+	}
+	jid_free(&j);
 }
 
 struct live {
@@ -144,8 +220,8 @@ store_im(struct live *lv)
 	struct xml_node *st;
 
 	rand_id(id, 16);
-	st = im_stanza(lv->im, id);
-	durable_deliver(sip.w, st, lv->im->to, NULL, stored, lv);
+	st = im_stanza(lv->im, lv->im->msgid ? lv->im->msgid : id);
+	durable_deliver(sip.w, st, lv->im->to, lv->im->expires, NULL, stored, lv);
 }
 
 /* ---- a MESSAGE from a SIP user ---- */
@@ -165,6 +241,7 @@ forwarded(void *arg, int status, const struct sip_msg *resp)
 
 	if (status >= 200 && status < 300) {
 		sip_reply(lv->r, 200, "OK", NULL, NULL, 0); /* R26: the device took it */
+		report_delivered(lv->im);
 		im_free(lv->im);
 		free(lv);
 		return;
@@ -180,20 +257,34 @@ forwarded(void *arg, int status, const struct sip_msg *resp)
 		free(lv);
 		return;
 	}
+	lv->im->offered = true;
 	store_im(lv); /* R6: kept pending, sent again at the next registration */
 }
 
-/* The text of a body: text/plain as is; anything else is refused (415). */
-static char *
-body_text(const struct sip_msg *m)
+/*
+ * The text of a body into im: text/plain as is, or message/cpim around text/plain with the
+ * IMDN requests (R12); -1 for anything else (415).
+ */
+static int
+body_text(const struct sip_msg *m, struct sip_im *im)
 {
 	const char *ct = sip_hdr(m, "Content-Type");
+	struct sip_cpim c;
 
-	if (ct && strncasecmp(ct, "text/plain", 10) != 0)
-		return NULL;
-	if (memchr(m->body, '\0', m->body_len))
-		return NULL;
-	return xstrndup(m->body, m->body_len);
+	if (ct && strncasecmp(ct, "message/cpim", 12) == 0) {
+		if (sip_cpim_parse(m->body, m->body_len, &c) < 0)
+			return -1;
+		im->text = c.text;
+		im->msgid = c.msgid;
+		if (c.positive && c.msgid)
+			im->reply_to = xstrdup(""); /* the sender: set by the caller */
+		im->want_failure = c.negative && c.msgid;
+		return 0;
+	}
+	if ((ct && strncasecmp(ct, "text/plain", 10) != 0) || memchr(m->body, '\0', m->body_len))
+		return -1;
+	im->text = xstrndup(m->body, m->body_len);
+	return 0;
 }
 
 void
@@ -237,14 +328,22 @@ sip_message(struct sip_req *r)
 		return;
 	}
 	im = xcalloc(1, sizeof *im);
-	im->text = body_text(&r->m);
-	if (!im->text) {
+	if (body_text(&r->m, im) < 0) {
 		sip_uri_free(&ru);
 		im_free(im);
-		sip_reply(r, 415, "Unsupported Media Type", "Accept: text/plain\r\n", NULL, 0);
+		sip_reply(r, 415, "Unsupported Media Type", "Accept: text/plain, message/cpim\r\n",
+			  NULL, 0);
 		return;
 	}
 	im->from = xstrdup(r->bare);
+	if (im->reply_to) {
+		free(im->reply_to);
+		im->reply_to = xstrdup(r->bare);
+	}
+	/* R13: the sender may shorten how long it waits in storage (RFC 3261 20.19). */
+	const char *exp = sip_hdr(&r->m, "Expires");
+	if (exp && *exp >= '0' && *exp <= '9')
+		im->expires = wall_ms() + 1000 * (int64_t)strtol(exp, NULL, 10);
 	struct jid j;
 	char *to = xmalloc(strlen(ru.user) + strlen(sip.cfg->domain) + 2);
 	sprintf(to, "%s@%s", ru.user, sip.cfg->domain);
@@ -309,17 +408,43 @@ im_from_stored(const char *stanza, size_t len, const char *owner, int64_t id, bo
 	struct sip_im *im = NULL;
 	struct jid fj;
 
+	struct xml_node *rcv = st ? xml_child(st, "received", NS_RECEIPTS) : NULL;
+	struct xml_node *amp = st ? xml_child(st, "amp", NS_AMP) : NULL;
+	const char *from = st ? xml_attr(st, "from") : NULL;
+
 	if (from_sip)
-		*from_sip = s != NULL;
-	if (body && xml_attr(st, "from") && jid_parse(xml_attr(st, "from"), &fj) == 0) {
-		im = xcalloc(1, sizeof *im);
-		im->from = jid_bare(&fj);
-		jid_free(&fj);
-		im->to = xstrdup(owner);
+		*from_sip = s && xml_attr(s, "offered");
+	/* An AMP notice about a message never delivered comes from the server; the report is the
+	 * original recipient's (amp/@to). */
+	if (amp && xml_attr(amp, "status") && strcmp(xml_attr(amp, "status"), "notify") == 0)
+		from = xml_attr(amp, "to");
+	if (!st || !from || jid_parse(from, &fj) < 0) {
+		xml_free(st);
+		return NULL;
+	}
+	im = xcalloc(1, sizeof *im);
+	im->from = jid_bare(&fj);
+	jid_free(&fj);
+	im->to = xstrdup(owner);
+	im->stored = id;
+	if (body) {
 		im->text = xml_text(body);
 		if (s && xml_attr(s, "disposition"))
 			im->disposition = xstrdup(xml_attr(s, "disposition"));
-		im->stored = id;
+		if (xml_attr(st, "id"))
+			im->msgid = xstrdup(xml_attr(st, "id"));
+		/* XEP-0184: its sender (full JID) hears when a SIP device takes it. */
+		if (xml_child(st, "request", NS_RECEIPTS) && im->msgid)
+			im->reply_to = xstrdup(xml_attr(st, "from"));
+	} else if (rcv && xml_attr(rcv, "id")) {
+		im->report = 1; /* R23: an XMPP receipt becomes an IMDN "delivered" */
+		im->msgid = xstrdup(xml_attr(rcv, "id"));
+	} else if (amp && xml_attr(st, "id")) {
+		im->report = -1; /* R13: expired undelivered: IMDN "failed" */
+		im->msgid = xstrdup(xml_attr(st, "id"));
+	} else {
+		im_free(im);
+		im = NULL;
 	}
 	xml_free(st);
 	return im;
@@ -414,6 +539,7 @@ pending_sent(void *arg, int status, const struct sip_msg *resp)
 	}
 	/* R14: delivered, so deleted; the next one only now, to keep the order. */
 	delete_stored(p->bare, im->stored);
+	report_delivered(im);
 	im_free(im);
 	p->next++;
 	pending_next(p);
@@ -483,9 +609,10 @@ live_sent(void *arg, int status, const struct sip_msg *resp)
 	struct sip_im *im = arg;
 
 	/* The SIP device took it: the stored copy goes, as with an XMPP device's ack. */
-	if (status >= 200 && status < 300)
+	if (status >= 200 && status < 300) {
 		delete_stored(im->to, im->stored);
-	else
+		report_delivered(im);
+	} else
 		log_info("sip: message for %s not taken by its SIP device (%d); it stays stored",
 			 im->to, status);
 	im_free(im);

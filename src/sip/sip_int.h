@@ -110,6 +110,19 @@ struct sip_aor *sip_aor_get(const char *bare);
 void sip_bindings_expire(void);
 void sip_aors_free(void);
 
+/* imdn.c: message/cpim (RFC 3862) with IMDN (RFC 5438) */
+struct sip_cpim {
+	char *text;		 /* the encapsulated text/plain content */
+	char *msgid;		 /* imdn.Message-ID, or NULL */
+	bool positive, negative; /* the delivery reports asked for */
+};
+/* Reads a message/cpim body; -1 if it does not carry text/plain. */
+int sip_cpim_parse(const char *body, size_t len, struct sip_cpim *c);
+void sip_cpim_free(struct sip_cpim *c);
+/* Appends a message/cpim body with a message/imdn+xml delivery report about message id about. */
+void sip_imdn_report(struct buf *out, const char *from_uri, const char *to_uri, const char *about,
+		     const char *recipient_uri, bool delivered);
+
 /* message.c */
 void sip_message(struct sip_req *r);
 /* Sends what is stored for aor's account to its newest binding, in order, once. */

@@ -422,7 +422,7 @@ deliver(struct mo_job *mj, const char *body)
 	st = stanza_new("message", from, mj->to, "chat", id);
 	struct xml_node *b = xml_add_el(st, "body", NULL);
 	xml_add_text(b, body, strlen(body));
-	durable_deliver(sms.w, st, mj->to, mark_processed, delivered, mj);
+	durable_deliver(sms.w, st, mj->to, 0, mark_processed, delivered, mj);
 }
 
 /* ---- WHO: the accounts with the number in their roster that are online ---- */

@@ -87,7 +87,8 @@ durable_done(struct store_job *job)
 	free(dj);
 }
 
-static void durable_submit(struct worker *w, struct xml_node *st, struct durable_job *dj);
+static void durable_submit(struct worker *w, struct xml_node *st, struct durable_job *dj,
+			   int64_t expires);
 
 void (*durable_observer)(struct worker *w, const char *owner, int64_t id, const char *stanza,
 			 size_t len);
@@ -125,13 +126,13 @@ durable_route(struct session *s, struct xml_node *st)
 		dj->s = s;
 		s->jobs++;
 	}
-	durable_submit(s->w, st, dj);
+	durable_submit(s->w, st, dj, 0);
 	return true;
 }
 
 /* Stores st for dj->m.owner (set), then routes it: the common part of both ways in. */
 static void
-durable_submit(struct worker *w, struct xml_node *st, struct durable_job *dj)
+durable_submit(struct worker *w, struct xml_node *st, struct durable_job *dj, int64_t expires)
 {
 	dj->w = w;
 	dj->quota = w->srv->cfg->offline_quota;
@@ -139,6 +140,9 @@ durable_submit(struct worker *w, struct xml_node *st, struct durable_job *dj)
 	mam_incoming_for(w, dj->m.owner, st);
 	dj->st = st;
 	offline_message(w->srv->cfg, st, &dj->m);
+	/* A sender's own limit (SIP Expires) only ever shortens offline.expiry. */
+	if (expires > 0 && expires < dj->m.expires_ms)
+		dj->m.expires_ms = expires;
 	dj->job.run = durable_run;
 	/* store_offline_put alone is one INSERT, or count and insert in a savepoint */
 	dj->job.atomic = dj->also == NULL;
@@ -147,7 +151,7 @@ durable_submit(struct worker *w, struct xml_node *st, struct durable_job *dj)
 }
 
 void
-durable_deliver(struct worker *w, struct xml_node *st, const char *owner,
+durable_deliver(struct worker *w, struct xml_node *st, const char *owner, int64_t expires,
 		int (*also)(struct store *st, void *arg),
 		void (*done)(struct worker *w, void *arg, int result), void *arg)
 {
@@ -157,5 +161,5 @@ durable_deliver(struct worker *w, struct xml_node *st, const char *owner,
 	dj->also = also;
 	dj->done = done;
 	dj->arg = arg;
-	durable_submit(w, st, dj);
+	durable_submit(w, st, dj, expires);
 }

@@ -54,7 +54,11 @@ put_run(struct store *st, struct store_job *job)
 	struct put_job *pj = container_of(job, struct put_job, job);
 	int64_t id;
 
-	return store_offline_put(st, &pj->m, pj->quota, &id);
+	int r = store_offline_put(st, &pj->m, pj->quota, &id);
+
+	if (r == 0)
+		pj->m.id = id;
+	return r;
 }
 
 static void
@@ -65,6 +69,8 @@ put_done(struct store_job *job)
 	switch (job->result) {
 	case 0:
 		log_debug("offline: stored a message for %s", pj->m.owner);
+		if (durable_observer) /* the account's other kind of device (SIP) */
+			durable_observer(pj->w, pj->m.owner, pj->m.id, pj->m.stanza, pj->m.len);
 		break;
 	case STORE_EQUOTA:
 		log_info("offline: %s has %ld messages waiting; refusing more", pj->m.owner,

@@ -371,7 +371,8 @@ bool durable_route(struct session *s, struct xml_node *st);
 /*
  * A message from a service (SMS) to local account owner, delivered the same way: committed to
  * owner's queue, with also(store, arg) in the same job (if it fails, neither is kept), then
- * routed; done(w, arg, result) runs on w afterwards. On STORE_ENOENT (no such account) or
+ * routed; done(w, arg, result) runs on w afterwards. expires (wall ms, 0 = none) shortens how
+ * long it may wait in storage. On STORE_ENOENT (no such account) or
  * STORE_EQUOTA the message is dropped for done to answer; on STORE_EIO it is still routed.
  */
 /*
@@ -381,7 +382,7 @@ bool durable_route(struct session *s, struct xml_node *st);
  */
 extern void (*durable_observer)(struct worker *w, const char *owner, int64_t id, const char *stanza,
 				size_t len);
-void durable_deliver(struct worker *w, struct xml_node *st, const char *owner,
+void durable_deliver(struct worker *w, struct xml_node *st, const char *owner, int64_t expires,
 		     int (*also)(struct store *st, void *arg),
 		     void (*done)(struct worker *w, void *arg, int result), void *arg);
 
