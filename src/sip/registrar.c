@@ -19,6 +19,50 @@ sip_aor_get(const char *bare)
 	return hmap_get(&sip.aors, bare);
 }
 
+/* ---- the SIP device in the account's presence (PROTOCOL.md 5) ---- */
+
+struct device_change {
+	char *bare;
+	bool up;
+};
+
+static void
+device_on_account(struct account *a, void *arg)
+{
+	struct device_change *d = arg;
+	char full[400];
+
+	snprintf(full, sizeof full, "%s/sip", d->bare);
+	if (a->state == AS_READY) {
+		struct xml_node *st = NULL;
+		if (d->up) {
+			st = stanza_new("presence", NULL, NULL, NULL, NULL);
+			xml_add_text(xml_add_el(st, "status", NULL), "SIP", 3);
+		}
+		presence_device(a, full, st);
+	}
+	free(d->bare);
+	free(d);
+}
+
+static void
+device_on_home(struct worker *w, void *arg)
+{
+	struct device_change *d = arg;
+	account_with(w, d->bare, device_on_account, d);
+}
+
+/* The account's SIP device (resource "sip") is there while it has a binding. */
+static void
+device_presence(const char *bare, bool up)
+{
+	struct device_change *d = xcalloc(1, sizeof *d);
+
+	d->bare = xstrdup(bare);
+	d->up = up;
+	worker_call(server_home(sip.w->srv, bare), device_on_home, d);
+}
+
 static void
 binding_free(struct sip_binding *b)
 {
@@ -56,6 +100,8 @@ sip_bindings_expire(void)
 			log_info("sip: registration of %s at %s expired", a->bare, b->contact);
 			*pp = b->next;
 			binding_free(b);
+			if (!a->bindings)
+				device_presence(a->bare, false);
 		}
 		if (!a->bindings && !a->delivering) {
 			aor_drop_if_empty(a);
@@ -176,6 +222,7 @@ sip_registrar(struct sip_req *r)
 	}
 	sip_parse_cseq(sip_hdr(&r->m, "CSeq"), &cseq, method, sizeof method);
 	a = sip_aor_get(r->bare);
+	bool had = a && a->bindings;
 	if (!a) {
 		a = xcalloc(1, sizeof *a);
 		a->bare = xstrdup(r->bare);
@@ -245,6 +292,8 @@ sip_registrar(struct sip_req *r)
 	log_info("sip: %s registered %zu contact(s) from %s", a->bare, n, r->peer.addr.text);
 	sip_reply(r, 200, "OK", buf_head(&h), NULL, 0);
 	buf_free(&h);
+	if (had != (a->bindings != NULL))
+		device_presence(a->bare, a->bindings != NULL);
 	if (added)
 		sip_deliver_pending(a);
 	else

@@ -62,6 +62,9 @@ roster_clear(struct hmap *m)
 static void
 account_free(struct account *a)
 {
+	const char *k;
+	void *v;
+
 	for (struct xmpp_ext **e = xmpp_exts; *e; e++)
 		if ((*e)->account_free)
 			(*e)->account_free(a);
@@ -70,6 +73,9 @@ account_free(struct account *a)
 	roster_clear(&a->roster);
 	hmap_free(&a->blocked);
 	hmap_free(&a->live);
+	for (size_t i = 0; hmap_next(&a->devices, &i, &k, &v);)
+		xml_free(v);
+	hmap_free(&a->devices);
 	free(a->bare);
 	free(a);
 }
@@ -79,14 +85,14 @@ idle_expired(struct timer *t)
 {
 	struct account *a = container_of(t, struct account, idle);
 
-	if (!a->sessions && !a->refs && !a->waits)
+	if (!a->sessions && !a->refs && !a->waits && !a->devices.count)
 		account_free(a);
 }
 
 void
 account_maybe_unload(struct account *a)
 {
-	if (a->sessions || a->refs || a->waits)
+	if (a->sessions || a->refs || a->waits || a->devices.count)
 		return;
 	/* Missing accounts are not cached: batonctl may create them at any moment. */
 	if (a->state == AS_MISSING)

@@ -126,6 +126,12 @@ initial_presence(struct session *s)
 			xml_free(c);
 		}
 	}
+	for (size_t i = 0; hmap_next(&a->devices, &i, &k, &v);) {
+		struct xml_node *c = xml_copy(v);
+		xml_set_attr(c, "to", s->full);
+		session_send(s, c);
+		xml_free(c);
+	}
 	presence_send_pending(s);
 }
 
@@ -217,10 +223,42 @@ presence_unavailable_for(struct account *a, const char *full, const struct hmap 
 static void
 send_current_presence(struct account *a, const char *to)
 {
+	const char *k;
+	void *v;
+
 	for (struct session *s = a->sessions; s; s = s->acct_next) {
 		if (s->available && s->presence)
 			send_copy(a->w, s->presence, s->full, to);
 	}
+	for (size_t i = 0; hmap_next(&a->devices, &i, &k, &v);)
+		send_copy(a->w, v, k, to);
+}
+
+void
+presence_device(struct account *a, const char *full, struct xml_node *st)
+{
+	const char *k;
+	void *v;
+	struct xml_node *old = hmap_del(&a->devices, full);
+
+	xml_free(old);
+	if (!st) {
+		if (old)
+			presence_unavailable_for(a, full, NULL);
+		account_maybe_unload(a);
+		return;
+	}
+	xml_set_attr(st, "from", full);
+	hmap_put(&a->devices, full, st);
+	/* RFC 6121 4.2.2 as for a resource: the subscribers, and the account's own resources. */
+	for (size_t i = 0; hmap_next(&a->roster, &i, &k, &v);) {
+		struct roster_item *it = v;
+		if ((it->sub & SUB_FROM) && !block_matches_str(a, it->contact))
+			send_copy(a->w, st, full, it->contact);
+	}
+	for (struct session *o = a->sessions; o; o = o->acct_next)
+		if (o->available)
+			send_copy(a->w, st, full, o->full);
 }
 
 static void

@@ -279,6 +279,8 @@ struct account {
 	uint64_t roster_ver;
 	struct hmap blocked; /* JIDs the account blocks (XEP-0191), as stored */
 	struct hmap live;    /* stored message id -> sessions holding it unconfirmed (durable.c) */
+	struct hmap devices; /* full JID -> its available presence, for devices that are not
+				sessions (a SIP registration); the account stays loaded with one */
 	struct account_wait *waits, *waits_tail; /* work waiting for the load */
 	struct timer idle;
 	unsigned refs;		 /* pending jobs that point to the account */
@@ -337,6 +339,12 @@ void presence_outbound(struct session *s, struct xml_node *st);
 /* A presence stanza arriving at a local account on its home worker. Takes st. */
 void presence_inbound(struct account *a, struct xml_node *st, const struct jid *to,
 		      const struct jid *from);
+/*
+ * A device of a that is not a session (a SIP registration, resource full) becomes available
+ * with presence st (taken; from and to are set here), or goes away (st NULL): its contacts and
+ * the account's own resources see it like a resource's presence, probes are answered with it.
+ */
+void presence_device(struct account *a, const char *full, struct xml_node *st);
 /* The session went away: broadcast unavailable if it was available. */
 void presence_session_end(struct session *s);
 /* Unavailable presence from full (a resource already gone) to everyone who saw it available. */
