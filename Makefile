@@ -116,6 +116,8 @@ bench: deps all $(BUILD)/xmpp-load
 	@bench/all.sh
 	@# SMS (seed 001 R4): MT through the link with and without 200 ms RTT.
 	@/usr/bin/python3 bench/sms.py
+	@# SIP (issue 9): MESSAGE transactions/s, baton and Kamailio with msilo.
+	@/usr/bin/python3 bench/sip.py
 
 # ---- fuzzing: clang's libFuzzer, each target for FUZZ_SECONDS from its seed corpus ----
 

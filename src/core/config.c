@@ -105,6 +105,9 @@ const struct config_key config_keys[] = {
       "shortest registration accepted (423 Interval Too Brief below)"),
     K("sip", "max_expires", CFG_DURATION, sip_max_expires, "1h",
       "longest registration granted (longer requests are shortened)"),
+    K("sip", "digest", CFG_STR, sip_digest, "SHA-256 MD5",
+      "digest algorithms offered, most preferred first (RFC 8760 2.4); phones that only "
+      "read the first challenge may need MD5 first"),
     K("sip", "nonce_ttl", CFG_DURATION, sip_nonce_ttl, "5m",
       "a digest nonce older than this is answered with stale=true"),
     K("sms", "link", CFG_STR, sms_link, "",

@@ -286,6 +286,7 @@ struct config {
 	uint64_t sip_min_expires; /* ms */
 	uint64_t sip_max_expires; /* ms */
 	uint64_t sip_nonce_ttl;	  /* ms */
+	char *sip_digest;	  /* algorithms offered, in order of preference */
 	/* [smsbuf]: baton-smsbuf */
 	char *smsbuf_name;
 	char *smsbuf_smsc, *smsbuf_protocol, *smsbuf_user, *smsbuf_password, *smsbuf_system_type;

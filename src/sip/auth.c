@@ -30,11 +30,19 @@ challenge(struct sip_req *r, bool stale)
 	char nonce[128];
 
 	digest_nonce(sip.key, realm, wall_ms(), nonce, sizeof nonce);
-	/* RFC 8760 2.4: one challenge per algorithm, the preferred (SHA-256) first. */
-	for (int alg = DIGEST_SHA256; alg >= DIGEST_MD5; alg--) {
-		buf_printf(&h, "%s: ", hname);
-		digest_challenge(&h, alg, realm, nonce, stale);
-		buf_puts(&h, "\r\n");
+	/* RFC 8760 2.4: one challenge per algorithm, in sip.digest's order of preference. */
+	for (const char *p = sip.cfg->sip_digest; *p;) {
+		size_t n = strcspn(p, " ,");
+		int alg = n == 7 && strncasecmp(p, "SHA-256", 7) == 0 ? DIGEST_SHA256
+			  : n == 3 && strncasecmp(p, "MD5", 3) == 0   ? DIGEST_MD5
+								      : -1;
+		if (alg >= 0) {
+			buf_printf(&h, "%s: ", hname);
+			digest_challenge(&h, alg, realm, nonce, stale);
+			buf_puts(&h, "\r\n");
+		}
+		p += n;
+		p += strspn(p, " ,");
 	}
 	if (is_register(r))
 		sip_reply(r, 401, "Unauthorized", buf_head(&h), NULL, 0);
@@ -129,6 +137,18 @@ sip_auth(struct sip_req *r, void (*next)(struct sip_req *r))
 		challenge(r, false);
 		return;
 	}
+	/* Only an algorithm we offer (an operator may have turned MD5 off). */
+	if (!strcasestr(sip.cfg->sip_digest, c->alg == DIGEST_SHA256 ? "SHA-256" : "MD5")) {
+		digest_cred_free(c);
+		free(c);
+		challenge(r, false);
+		return;
+	}
+	/*
+	 * RFC 2617 3.2.2.5 wants the digest uri to name the Request-URI's resource; phones (and
+	 * sipp) put the proxy's address there. The response is computed over the uri they gave,
+	 * and each (nonce, nc) is accepted once, so a looser match gives nothing away.
+	 */
 	fresh = digest_nonce_check(sip.key, sip.cfg->domain, c->nonce, wall_ms(),
 				   (int64_t)sip.cfg->sip_nonce_ttl);
 	if (fresh != 0) { /* forged (-1) or old (1): a new nonce; stale only if it was ours */

@@ -480,6 +480,11 @@ sip_register(const struct config *cfg, char *err, size_t errlen)
 {
 	if (!*cfg->sip_listen)
 		return 0;
+	if (!strcasestr(cfg->sip_digest, "MD5") && !strcasestr(cfg->sip_digest, "SHA-256")) {
+		snprintf(err, errlen, "sip.digest must name MD5, SHA-256 or both (is '%s')",
+			 cfg->sip_digest);
+		return -1;
+	}
 	sip.cfg = cfg;
 	sip.udp_fd = net_udp_bind(cfg->sip_listen, err, errlen);
 	if (sip.udp_fd < 0)
