@@ -156,6 +156,7 @@ struct live {
 	struct sip_req *r;
 	struct sip_im *im;
 	bool online; /* an XMPP device of the recipient is available */
+	int status;  /* instant without a SIP device: the answer */
 };
 
 static void
@@ -249,8 +250,12 @@ forwarded(void *arg, int status, const struct sip_msg *resp)
 	log_info("sip: MESSAGE %s -> %s: the contact answered %d", lv->im->from, lv->im->to,
 		 status);
 	if (is_instant(lv->im)) {
-		/* R4: instant is never stored; the UA's failure, or 480. */
+		/* R4: instant is never stored; the UA's failure, or 480 for no answer. A 503 from
+		 * the UA would say this server is unavailable: 500 instead (RFC 3261 16.7 step 6).
+		 */
 		int code = status >= 400 && status < 700 && status != 408 ? status : 480;
+		if (code == 503)
+			code = 500;
 		sip_reply(lv->r, code, code == 480 ? "Temporarily Unavailable" : "Not Delivered",
 			  NULL, NULL, 0);
 		im_free(lv->im);
@@ -259,6 +264,55 @@ forwarded(void *arg, int status, const struct sip_msg *resp)
 	}
 	lv->im->offered = true;
 	store_im(lv); /* R6: kept pending, sent again at the next registration */
+}
+
+/* ---- instant, without a SIP device: the account's XMPP devices, now or never ---- */
+
+static void
+instant_answer(struct worker *w, void *arg)
+{
+	struct live *lv = arg;
+	int status = lv->status;
+
+	/* A report, if asked for, comes from the XMPP client's receipt (R23), as for stored ones.
+	 */
+	sip_reply(lv->r, status,
+		  status == 200	  ? "OK"
+		  : status == 404 ? "Not Found"
+				  : "Temporarily Unavailable",
+		  NULL, NULL, 0);
+	im_free(lv->im);
+	free(lv);
+}
+
+static void
+instant_account(struct account *a, void *arg)
+{
+	struct live *lv = arg;
+
+	if (a->state != AS_READY) {
+		lv->status = 404;
+	} else if (!account_best_session(a)) {
+		lv->status = 480; /* R4: nobody there; never stored */
+	} else {
+		/* To the resources, never into storage: instant is not stored (R3), hence no-store.
+		 */
+		char id[17];
+		struct xml_node *st;
+		rand_id(id, 16);
+		st = im_stanza(lv->im, lv->im->msgid ? lv->im->msgid : id);
+		xml_add_el(st, "no-store", "urn:xmpp:hints");
+		route(a->w, st);
+		lv->status = 200;
+	}
+	sip_call(a->w, instant_answer, lv);
+}
+
+static void
+instant_home(struct worker *w, void *arg)
+{
+	struct live *lv = arg;
+	account_with(w, lv->im->to, instant_account, lv);
 }
 
 /*
@@ -374,10 +428,8 @@ sip_message(struct sip_req *r)
 		return;
 	}
 	if (is_instant(im)) {
-		/* R4: nobody to deliver to now. */
-		sip_reply(r, 480, "Temporarily Unavailable", NULL, NULL, 0);
-		im_free(im);
-		free(lv);
+		/* No SIP device: an available XMPP device takes it now, or it fails (R4). */
+		worker_call(server_home(sip.w->srv, im->to), instant_home, lv);
 		return;
 	}
 	store_im(lv);

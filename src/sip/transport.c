@@ -7,6 +7,7 @@
  * Invariant: every request gets exactly one final response, through sip_reply(), which also
  * frees it; responses and requests go back over the transport they came on.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,6 +260,62 @@ request(struct sip_req *r)
 	}
 }
 
+/*
+ * RFC 3261 18.3 / 21.4.1: a datagram that does not parse as a request still gets a 400 if the
+ * headers a response needs can be found in it (a tolerant line scan; nothing else is trusted).
+ */
+static void
+answer_unparsable(const char *data, size_t len, const struct sip_peer *peer, int status,
+		  const char *why)
+{
+	static const char *const need[][2] = {
+	    {"via", "v"}, {"from", "f"}, {"to", "t"}, {"call-id", "i"}, {"cseq", NULL}};
+	const char *p = data, *end = data + len;
+	struct buf hdrs = {0}, out = {0};
+	bool seen[ARRAY_LEN(need)] = {0};
+
+	if (len < 8 || memcmp(data, "SIP/2.0 ", 8) == 0 || memchr(data, '\0', len))
+		return; /* a response, or binary: never answered */
+	p = memchr(p, '\n', len);
+	while (p && ++p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *e = nl ? nl : end, *colon;
+		size_t n;
+		if (e > p && e[-1] == '\r')
+			e--;
+		if (e == p)
+			break; /* the end of the headers */
+		colon = memchr(p, ':', (size_t)(e - p));
+		n = colon ? (size_t)(colon - p) : 0;
+		while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+			n--;
+		for (size_t i = 0; colon && i < ARRAY_LEN(need); i++) {
+			if ((strlen(need[i][0]) == n && strncasecmp(p, need[i][0], n) == 0) ||
+			    (need[i][1] && n == 1 && tolower((unsigned char)*p) == *need[i][1])) {
+				buf_append(&hdrs, p, (size_t)(e - p));
+				buf_puts(&hdrs, "\r\n");
+				seen[i] = true;
+			}
+		}
+		p = nl;
+	}
+	for (size_t i = 0; i < ARRAY_LEN(need); i++)
+		if (!seen[i])
+			goto out;
+	buf_printf(&out, "SIP/2.0 %d %s (%s)\r\n", status,
+		   status == 505   ? "Version Not Supported"
+		   : status == 413 ? "Request Entity Too Large"
+		   : status == 513 ? "Message Too Large"
+				   : "Bad Request",
+		   why);
+	buf_append(&out, buf_head(&hdrs), buf_used(&hdrs));
+	buf_puts(&out, "Content-Length: 0\r\n\r\n");
+	sip_send(peer, buf_head(&out), buf_used(&out));
+out:
+	buf_free(&hdrs);
+	buf_free(&out);
+}
+
 /* One message from peer; data is one datagram, or a stream's next message. */
 static long
 incoming(const char *data, size_t len, const struct sip_peer *peer)
@@ -268,8 +325,11 @@ incoming(const char *data, size_t len, const struct sip_peer *peer)
 	long n = sip_parse(data, len, peer->tcp != NULL, &r->m, err, sizeof err);
 
 	if (n <= 0 || r->m.keepalive) {
-		if (n < 0)
+		if (n < 0) {
 			log_info("sip: %s: unreadable message (%ld): %s", peer->addr.text, -n, err);
+			if (!peer->tcp)
+				answer_unparsable(data, len, peer, (int)-n, err);
+		}
 		if (n > 0)
 			sip_msg_free(&r->m);
 		free(r);
