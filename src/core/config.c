@@ -298,12 +298,33 @@ set_sms_peer(struct config *c, const char *name, const char *key, const char *va
 	return 0;
 }
 
+/* [sip.alias] +15550100 = alice: a telephone number that is another name of an account. */
+static int
+set_sip_alias(struct config *c, const char *number, const char *user, char *err, size_t errlen)
+{
+	size_t digits = strspn(number + (number[0] == '+'), "0123456789");
+
+	if (digits < 3 || number[(number[0] == '+') + digits] != '\0' || !*user ||
+	    strchr(user, '@')) {
+		snprintf(err, errlen, "sip.alias.%s = %s: want +<digits> = <localpart>", number,
+			 user);
+		return -1;
+	}
+	c->sip_aliases = xrealloc(c->sip_aliases, (c->n_sip_aliases + 1) * sizeof *c->sip_aliases);
+	c->sip_aliases[c->n_sip_aliases].number = xstrdup(number);
+	c->sip_aliases[c->n_sip_aliases].user = xstrdup(user);
+	c->n_sip_aliases++;
+	return 0;
+}
+
 static int
 set_one(struct config *c, const char *section, const char *key, const char *value, char *err,
 	size_t errlen)
 {
 	const struct config_key *k = key_find(section, key);
 
+	if (!k && strcmp(section, "sip.alias") == 0)
+		return set_sip_alias(c, key, value, err, errlen);
 	if (!k && strncmp(section, "sms.", 4) == 0 && section[4])
 		return set_sms_peer(c, section + 4, key, value, err, errlen);
 
@@ -416,6 +437,13 @@ config_free(struct config *c)
 	free(c->sms_peers);
 	c->sms_peers = NULL;
 	c->n_sms_peers = 0;
+	for (size_t i = 0; i < c->n_sip_aliases; i++) {
+		free(c->sip_aliases[i].number);
+		free(c->sip_aliases[i].user);
+	}
+	free(c->sip_aliases);
+	c->sip_aliases = NULL;
+	c->n_sip_aliases = 0;
 	for (const struct config_key *k = config_keys; k->section; k++) {
 		if (k->type == CFG_STR) {
 			char **field = (char **)((char *)c + k->offset);

@@ -287,6 +287,11 @@ struct config {
 	uint64_t sip_max_expires; /* ms */
 	uint64_t sip_nonce_ttl;	  /* ms */
 	char *sip_digest;	  /* algorithms offered, in order of preference */
+	/* [sip.alias]: telephone numbers (tel:+15550100) that name an account's localpart */
+	struct config_alias {
+		char *number, *user;
+	} * sip_aliases;
+	size_t n_sip_aliases;
 	/* [smsbuf]: baton-smsbuf */
 	char *smsbuf_name;
 	char *smsbuf_smsc, *smsbuf_protocol, *smsbuf_user, *smsbuf_password, *smsbuf_system_type;

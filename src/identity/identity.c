@@ -248,17 +248,23 @@ owed_fired(struct timer *t)
 	}
 }
 
-/* Closes old: <conflict/> with <superseded/> (PROTOCOL.md 2), then nothing more. */
+/*
+ * Closes old: <conflict/> with <superseded/> (PROTOCOL.md 2), then nothing more. by is the new
+ * session, or NULL for a device that is not one (a SIP registration, by_full), which cannot
+ * take rooms over.
+ */
 static void
-supersede(struct session *old, struct session *by, const char *reason, int64_t gen)
+supersede(struct session *old, struct session *by, const char *by_full, const char *reason,
+	  int64_t gen)
 {
 	struct iacct *ia = ia_of(old->acct);
 	struct buf b = {0};
 
-	log_info("identity %s: %s supersedes %s (%s, gen %lld)", old->acct->bare, by->full,
+	log_info("identity %s: %s supersedes %s (%s, gen %lld)", old->acct->bare, by_full,
 		 old->full, reason, (long long)gen);
 	/* Rooms and conversations go to the new device with no leave or join (R14-R18). */
-	continuity_take_over(old, by);
+	if (by)
+		continuity_take_over(old, by);
 	/*
 	 * R26: contacts do not see the account go offline: the old resource's unavailable
 	 * waits for the new device's available presence (or identity.hold).
@@ -277,7 +283,7 @@ supersede(struct session *old, struct session *by, const char *reason, int64_t g
 	}
 	buf_puts(&b, "<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
 		     "<superseded xmlns='" NS_ID "' by='");
-	xml_escape(&b, by->full, strlen(by->full), true);
+	xml_escape(&b, by_full, strlen(by_full), true);
 	buf_puts(&b, "' reason='");
 	xml_escape(&b, reason, strlen(reason), true);
 	buf_printf(&b, "' gen='%lld'/>", (long long)gen);
@@ -310,9 +316,50 @@ id_bound(struct session *s, const struct xml_node *bind_iq)
 		if (o == s || o->state == SS_CLOSED)
 			continue;
 		prev = o;
-		supersede(o, s, reason, ia->id.gen);
+		supersede(o, s, s->full, reason, ia->id.gen);
 	}
-	save(a, prev ? prev->resource : (h ? xml_attr(h, "prev") : NULL), s->resource, reason);
+	/* A SIP registration is a device of the identity as well (R2): it goes too. */
+	const char *k;
+	void *v;
+	const char *prev_dev = NULL;
+	for (size_t i = 0; device_drop && hmap_next(&a->devices, &i, &k, &v);) {
+		log_info("identity %s: %s supersedes the device %s (%s)", a->bare, s->full, k,
+			 reason);
+		device_drop(a->w, a->bare, k);
+		prev_dev = k;
+	}
+	save(a,
+	     prev	? prev->resource
+	     : prev_dev ? strchr(prev_dev, '/') + 1
+			: (h ? xml_attr(h, "prev") : NULL),
+	     s->resource, reason);
+}
+
+/* A device that is not a session registered: in exclusive mode it supersedes the sessions. */
+static void
+id_device(struct account *a, const char *full, bool up)
+{
+	struct iacct *ia = a->ext[identity_ext.slot];
+	struct session *prev = NULL;
+	const char *k;
+	void *v;
+
+	if (!up || !ia || !ia->id.exclusive)
+		return;
+	ia->id.gen++;
+	for (struct session *o = a->sessions, *next; o; o = next) {
+		next = o->acct_next;
+		if (o->state == SS_CLOSED)
+			continue;
+		prev = o;
+		supersede(o, NULL, full, "registration", ia->id.gen);
+	}
+	/* Another kind of device of the same account (a second SIP identity form): it goes. */
+	for (size_t i = 0; device_drop && hmap_next(&a->devices, &i, &k, &v);)
+		if (strcmp(k, full) != 0)
+			device_drop(a->w, a->bare, k);
+	if (prev)
+		save(a, prev->resource, strchr(full, '/') + 1, "registration");
 }
 
 static void
@@ -423,4 +470,5 @@ struct xmpp_ext identity_ext = {
     .auth_token = id_auth_token,
     .load = id_load,
     .account_free = id_account_free,
+    .device = id_device,
 };

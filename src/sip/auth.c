@@ -15,6 +15,8 @@
 #include "../store/store.h"
 #include "sip_int.h"
 
+static char *bare_of(const char *user, bool alias);
+
 static bool
 is_register(const struct sip_req *r)
 {
@@ -157,7 +159,10 @@ sip_auth(struct sip_req *r, void (*next)(struct sip_req *r))
 		challenge(r, fresh == 1);
 		return;
 	}
-	/* The username is the account's localpart ("alice" or "alice@<domain>"). */
+	/*
+	 * The username is the account's localpart ("alice" or "alice@<domain>"): the private
+	 * identity HA1 was made with; a number alias is a public identity (To, From, R-URI) only.
+	 */
 	at = strchr(c->username, '@');
 	if (at && strcmp(at + 1, sip.cfg->domain) != 0) {
 		digest_cred_free(c);
@@ -167,16 +172,15 @@ sip_auth(struct sip_req *r, void (*next)(struct sip_req *r))
 	}
 	if (at)
 		*at = '\0';
-	r->bare = xmalloc(strlen(c->username) + strlen(sip.cfg->domain) + 2);
-	sprintf(r->bare, "%s@%s", c->username, sip.cfg->domain);
-	if (jid_parse(r->bare, &j) < 0 || !j.local) {
+	r->bare = bare_of(c->username, false);
+	if (!r->bare || jid_parse(r->bare, &j) < 0) {
+		free(r->bare);
+		r->bare = NULL;
 		digest_cred_free(c);
 		free(c);
 		refuse(r, "not a username");
 		return;
 	}
-	free(r->bare);
-	r->bare = jid_bare(&j);
 	r->user = xstrdup(j.local);
 	jid_free(&j);
 	r->next = next;
@@ -185,4 +189,59 @@ sip_auth(struct sip_req *r, void (*next)(struct sip_req *r))
 	r->job.run = creds_run;
 	r->job.done = creds_done;
 	worker_store(sip.w, &r->job);
+}
+
+/* ---- which account a URI or a digest username names ---- */
+
+/* The account localpart a telephone number is an alias of ([sip.alias]), or NULL. */
+static const char *
+alias_of(const char *number)
+{
+	for (size_t i = 0; i < sip.cfg->n_sip_aliases; i++)
+		if (strcmp(sip.cfg->sip_aliases[i].number, number) == 0)
+			return sip.cfg->sip_aliases[i].user;
+	return NULL;
+}
+
+/* localpart (or, with alias, a number alias) -> the account's bare JID, or NULL. */
+static char *
+bare_of(const char *user, bool alias_ok)
+{
+	const char *alias = alias_ok ? alias_of(user) : NULL;
+	struct buf b = {0};
+	struct jid j;
+	char *bare = NULL;
+
+	buf_printf(&b, "%s@%s", alias ? alias : user, sip.cfg->domain);
+	if (jid_parse(buf_head(&b), &j) == 0) {
+		if (j.local && !j.resource)
+			bare = jid_bare(&j);
+		jid_free(&j);
+	}
+	buf_free(&b);
+	return bare;
+}
+
+char *
+sip_uri_account(const char *uri)
+{
+	struct sip_uri u;
+	char *bare = NULL;
+
+	/* RFC 3966: tel:+15550100;params, an identity form of seed 003 R2. */
+	if (uri && strncasecmp(uri, "tel:", 4) == 0) {
+		char number[64];
+		size_t n = strcspn(uri + 4, ";");
+		if (n == 0 || n >= sizeof number)
+			return NULL;
+		memcpy(number, uri + 4, n);
+		number[n] = '\0';
+		return alias_of(number) ? bare_of(number, true) : NULL;
+	}
+	if (!uri || sip_parse_uri(uri, &u) < 0)
+		return NULL;
+	if (u.user && strcasecmp(u.host, sip.cfg->domain) == 0)
+		bare = bare_of(u.user, true);
+	sip_uri_free(&u);
+	return bare;
 }

@@ -345,45 +345,47 @@ void
 sip_message(struct sip_req *r)
 {
 	struct sip_addr from;
-	struct sip_uri ru, fu;
+	struct sip_uri ru = {0};
 	struct sip_im *im;
 	struct sip_aor *a;
 	struct live *lv;
-	char disp[32];
+	char disp[32], *sender, *to;
 	const char *dh;
 	bool ours;
 
-	/* The sender is the authenticated user (a MESSAGE from sip:bob sent by alice: 403). */
-	if (sip_parse_addr(sip_hdr(&r->m, "From"), &from) < 0 || !from.uri ||
-	    sip_parse_uri(from.uri, &fu) < 0) {
+	/* The sender is the authenticated user in any form of its identity (sip:, tel: alias);
+	 * a MESSAGE from sip:bob sent by alice gets 403. */
+	if (sip_parse_addr(sip_hdr(&r->m, "From"), &from) < 0 || !from.uri) {
 		if (from.mem)
 			sip_addr_free(&from);
 		sip_reply(r, 400, "Bad Request (From)", NULL, NULL, 0);
 		return;
 	}
-	ours =
-	    fu.user && strcmp(fu.user, r->user) == 0 && strcasecmp(fu.host, sip.cfg->domain) == 0;
-	sip_uri_free(&fu);
+	sender = sip_uri_account(from.uri);
+	ours = sender && strcmp(sender, r->bare) == 0;
+	free(sender);
 	sip_addr_free(&from);
 	if (!ours) {
 		sip_reply(r, 403, "Forbidden (From is not you)", NULL, NULL, 0);
 		return;
 	}
-	if (sip_parse_uri(r->m.uri, &ru) < 0 || !ru.user) {
-		if (ru.mem)
+	to = sip_uri_account(r->m.uri);
+	if (!to) {
+		bool tel = strncasecmp(r->m.uri, "tel:", 4) == 0;
+		bool local = !tel && sip_parse_uri(r->m.uri, &ru) == 0 &&
+			     strcasecmp(ru.host, sip.cfg->domain) == 0;
+		if (!tel && ru.mem)
 			sip_uri_free(&ru);
-		sip_reply(r, 416, "Unsupported URI Scheme", NULL, NULL, 0);
-		return;
-	}
-	if (strcasecmp(ru.host, sip.cfg->domain) != 0) {
 		/* No relaying: only local users are served (PROTOCOL.md 5). */
-		sip_uri_free(&ru);
-		sip_reply(r, 403, "Forbidden (not a domain served here)", NULL, NULL, 0);
+		if (local || tel)
+			sip_reply(r, 404, "Not Found", NULL, NULL, 0);
+		else
+			sip_reply(r, 403, "Forbidden (not a domain served here)", NULL, NULL, 0);
 		return;
 	}
 	im = xcalloc(1, sizeof *im);
+	im->to = to;
 	if (body_text(&r->m, im) < 0) {
-		sip_uri_free(&ru);
 		im_free(im);
 		sip_reply(r, 415, "Unsupported Media Type", "Accept: text/plain, message/cpim\r\n",
 			  NULL, 0);
@@ -398,19 +400,6 @@ sip_message(struct sip_req *r)
 	const char *exp = sip_hdr(&r->m, "Expires");
 	if (exp && *exp >= '0' && *exp <= '9')
 		im->expires = wall_ms() + 1000 * (int64_t)strtol(exp, NULL, 10);
-	struct jid j;
-	char *to = xmalloc(strlen(ru.user) + strlen(sip.cfg->domain) + 2);
-	sprintf(to, "%s@%s", ru.user, sip.cfg->domain);
-	sip_uri_free(&ru);
-	if (jid_parse(to, &j) < 0 || !j.local) {
-		free(to);
-		im_free(im);
-		sip_reply(r, 404, "Not Found", NULL, NULL, 0);
-		return;
-	}
-	free(to);
-	im->to = jid_bare(&j);
-	jid_free(&j);
 	/* R1: the flag, any case, parameters tolerated, S&F an alias of store&fwd. */
 	dh = sip_hdr(&r->m, "Content-Disposition");
 	if (dh && sip_disposition(dh, disp, sizeof disp) == 0) {

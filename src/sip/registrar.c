@@ -129,21 +129,20 @@ sip_aors_free(void)
 	hmap_free(&sip.aors);
 }
 
-/* The To URI names the authenticated user's own address of record (10.3 step 5). */
+/* The To URI names the authenticated user's own address of record (10.3 step 5), in any of
+ * its forms (sip:, tel: alias). */
 static bool
 own_aor(struct sip_req *r)
 {
 	struct sip_addr to;
-	struct sip_uri u;
-	bool ok = false;
+	char *bare;
+	bool ok;
 
 	if (sip_parse_addr(sip_hdr(&r->m, "To"), &to) < 0)
 		return false;
-	if (to.uri && sip_parse_uri(to.uri, &u) == 0) {
-		ok = u.user && strcasecmp(u.host, sip.cfg->domain) == 0 &&
-		     strcmp(u.user, r->user) == 0;
-		sip_uri_free(&u);
-	}
+	bare = sip_uri_account(to.uri);
+	ok = bare && strcmp(bare, r->bare) == 0;
+	free(bare);
 	sip_addr_free(&to);
 	return ok;
 }
@@ -298,4 +297,31 @@ sip_registrar(struct sip_req *r)
 		sip_deliver_pending(a);
 	else
 		aor_drop_if_empty(a);
+}
+
+/* ---- superseded (shared identity in exclusive mode, seed 003 R2/R3) ---- */
+
+static void
+drop_on_sip_worker(struct worker *w, void *arg)
+{
+	char *bare = arg;
+	struct sip_aor *a = sip_aor_get(bare);
+
+	if (a && a->bindings) {
+		log_info("sip: the registration of %s is superseded by another device", bare);
+		while (a->bindings) {
+			struct sip_binding *b = a->bindings;
+			a->bindings = b->next;
+			binding_free(b);
+		}
+		device_presence(bare, false);
+		aor_drop_if_empty(a);
+	}
+	free(bare);
+}
+
+void
+sip_device_drop(struct worker *w, const char *bare, const char *full)
+{
+	sip_call(w, drop_on_sip_worker, xstrdup(bare));
 }

@@ -103,10 +103,15 @@ void sip_call(struct worker *w, void (*fn)(struct worker *w, void *arg), void *a
 
 /* auth.c: digest (401 for REGISTER, 407 otherwise); on success r->user is set and next(r) runs */
 void sip_auth(struct sip_req *r, void (*next)(struct sip_req *r));
+/* The bare JID of the account a URI names: sip:user@<domain>, sip:+number@<domain> or
+ * tel:+number with a [sip.alias] (seed 003 R2); NULL if none. */
+char *sip_uri_account(const char *uri);
 
 /* registrar.c */
 void sip_registrar(struct sip_req *r);
 struct sip_aor *sip_aor_get(const char *bare);
+/* device_drop (xmpp_int.h): another device of the identity superseded the registration. */
+void sip_device_drop(struct worker *w, const char *bare, const char *full);
 void sip_bindings_expire(void);
 void sip_aors_free(void);
 

@@ -555,5 +555,6 @@ sip_register(const struct config *cfg, char *err, size_t errlen)
 	server_add_service(&sip_service);
 	server_add_listener(cfg->sip_listen, tcp_accept);
 	durable_observer = sip_observe;
+	device_drop = sip_device_drop;
 	return 0;
 }

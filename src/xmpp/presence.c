@@ -234,6 +234,8 @@ send_current_presence(struct account *a, const char *to)
 		send_copy(a->w, v, k, to);
 }
 
+void (*device_drop)(struct worker *w, const char *bare, const char *full);
+
 void
 presence_device(struct account *a, const char *full, struct xml_node *st)
 {
@@ -250,6 +252,9 @@ presence_device(struct account *a, const char *full, struct xml_node *st)
 	}
 	xml_set_attr(st, "from", full);
 	hmap_put(&a->devices, full, st);
+	for (struct xmpp_ext **e = xmpp_exts; *e; e++) /* identity: it may supersede sessions */
+		if ((*e)->device)
+			(*e)->device(a, full, true);
 	/* RFC 6121 4.2.2 as for a resource: the subscribers, and the account's own resources. */
 	for (size_t i = 0; hmap_next(&a->roster, &i, &k, &v);) {
 		struct roster_item *it = v;

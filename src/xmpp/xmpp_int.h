@@ -81,7 +81,15 @@ struct xmpp_ext {
 	void (*session_end)(struct session *s);
 	void (*session_free)(struct session *s);
 	void (*account_free)(struct account *a);
+	/* a device that is not a session (presence_device) became available (up) or went away */
+	void (*device)(struct account *a, const char *full, bool up);
 };
+/*
+ * Set by the module that owns devices that are not sessions (SIP): called on a's home worker
+ * when such a device must go (superseded in exclusive mode); the module drops it, and its
+ * presence_device(NULL) follows.
+ */
+extern void (*device_drop)(struct worker *w, const char *bare, const char *full);
 void server_add_ext(struct xmpp_ext *ext);
 /* The registered extensions, NULL-terminated. */
 extern struct xmpp_ext *xmpp_exts[XMPP_EXT_MAX + 1];
