@@ -203,6 +203,32 @@ def test_xmpp_chat_refused_by_sip_device_stays_stored(server, login, uas, then):
             tostr(m)
 
 
+def test_stored_from_sip_and_xmpp_in_order(server, login, uas):
+    """R14: messages stored from SIP and from XMPP for one account reach its SIP device at the
+    REGISTER in arrival order, each once."""
+    bob_jid, bob_pw = server.add_user()
+    ua = uas(bob_jid, bob_pw)
+    alice = uas()
+    carol = login()
+    sent = []
+    for i in range(4):
+        text = "mixed %d" % i
+        if i % 2 == 0:
+            ok(alice.message(ua.aor, text, disposition="store&fwd"), 202)
+        else:
+            carol.message(bob_jid, text)
+            carol.sync()
+        sent.append(text)
+    time.sleep(0.2)
+    ok(ua.register(60))
+    got = [ua.expect_request("MESSAGE", timeout=3) for _ in sent]
+    assert [m.text() for m in got] == sent, "R14: out of order: %s" % [m.text() for m in got]
+    assert [m.nameaddr("From").uri for m in got] == [alice.aor, "sip:" + carol.bare] * 2
+    time.sleep(0.3)
+    ok(ua.register(60))
+    ua.no_request(1.0)
+
+
 def test_xmpp_receipt_only_after_sip_200(server, login, uas):
     """XEP-0184: the XMPP sender's <received/> comes from user@domain after the UA's 200,
     not when the MESSAGE is sent."""
