@@ -1129,6 +1129,7 @@ class SipUA:
             return
         with self._cond:
             st = self._stx.get(key)
+            new = st is None
             if st is not None:
                 st.request.copies += 1
                 resend = st.response
@@ -1136,9 +1137,6 @@ class SipUA:
             else:
                 st = _ServerTx(req)
                 self._stx[key] = st
-                self.requests.append(req)
-                self._queue.append(req)
-                self._cond.notify_all()
                 resend, first = None, req
         if resend is not None:
             self._send(resend, self._reply_addr(first), first.conn)
@@ -1150,6 +1148,14 @@ class SipUA:
             decision = (500, "Answer Policy Failed", None)
         if decision is not None:
             self.respond(first, *decision)
+        # Queued only once answered: a test that closes the UA right after expect_request
+        # must not race the automatic answer. A retransmission is not queued again.
+        if not new:
+            return
+        with self._cond:
+            self.requests.append(req)
+            self._queue.append(req)
+            self._cond.notify_all()
 
     def _decide(self, req):
         pol = self.answer
