@@ -249,6 +249,33 @@ owed_fired(struct timer *t)
 }
 
 /*
+ * Has every device of a that is not a session (but keep) dropped; returns the full JID of one
+ * of them (to free), or NULL. The names are copied first: dropping one may change a->devices
+ * at once when its module runs on this worker.
+ */
+static char *
+drop_devices(struct account *a, const char *by, const char *reason, const char *keep)
+{
+	char *names[8], *last = NULL;
+	size_t n = 0;
+	const char *k;
+	void *v;
+
+	for (size_t i = 0;
+	     device_drop && n < ARRAY_LEN(names) && hmap_next(&a->devices, &i, &k, &v);)
+		if (!keep || strcmp(k, keep) != 0)
+			names[n++] = xstrdup(k);
+	for (size_t i = 0; i < n; i++) {
+		log_info("identity %s: %s supersedes the device %s (%s)", a->bare, by, names[i],
+			 reason);
+		device_drop(a->w, a->bare, names[i]);
+		free(last);
+		last = names[i];
+	}
+	return last;
+}
+
+/*
  * Closes old: <conflict/> with <superseded/> (PROTOCOL.md 2), then nothing more. by is the new
  * session, or NULL for a device that is not one (a SIP registration, by_full), which cannot
  * take rooms over.
@@ -319,20 +346,13 @@ id_bound(struct session *s, const struct xml_node *bind_iq)
 		supersede(o, s, s->full, reason, ia->id.gen);
 	}
 	/* A SIP registration is a device of the identity as well (R2): it goes too. */
-	const char *k;
-	void *v;
-	const char *prev_dev = NULL;
-	for (size_t i = 0; device_drop && hmap_next(&a->devices, &i, &k, &v);) {
-		log_info("identity %s: %s supersedes the device %s (%s)", a->bare, s->full, k,
-			 reason);
-		device_drop(a->w, a->bare, k);
-		prev_dev = k;
-	}
+	char *prev_dev = drop_devices(a, s->full, reason, NULL);
 	save(a,
 	     prev	? prev->resource
 	     : prev_dev ? strchr(prev_dev, '/') + 1
 			: (h ? xml_attr(h, "prev") : NULL),
 	     s->resource, reason);
+	free(prev_dev);
 }
 
 /* A device that is not a session registered: in exclusive mode it supersedes the sessions. */
@@ -341,8 +361,6 @@ id_device(struct account *a, const char *full, bool up)
 {
 	struct iacct *ia = a->ext[identity_ext.slot];
 	struct session *prev = NULL;
-	const char *k;
-	void *v;
 
 	if (!up || !ia || !ia->id.exclusive)
 		return;
@@ -354,10 +372,8 @@ id_device(struct account *a, const char *full, bool up)
 		prev = o;
 		supersede(o, NULL, full, "registration", ia->id.gen);
 	}
-	/* Another kind of device of the same account (a second SIP identity form): it goes. */
-	for (size_t i = 0; device_drop && hmap_next(&a->devices, &i, &k, &v);)
-		if (strcmp(k, full) != 0)
-			device_drop(a->w, a->bare, k);
+	/* Another kind of device of the same account: it goes. */
+	free(drop_devices(a, full, "registration", full));
 	if (prev)
 		save(a, prev->resource, strchr(full, '/') + 1, "registration");
 }

@@ -320,8 +320,27 @@ drop_on_sip_worker(struct worker *w, void *arg)
 	free(bare);
 }
 
+struct drop_mail {
+	struct mail mail;
+	struct worker *w;
+	char *bare;
+};
+
+static void
+drop_mail(struct loop *loop, struct mail *m)
+{
+	struct drop_mail *d = container_of(m, struct drop_mail, mail);
+	drop_on_sip_worker(d->w, d->bare);
+	free(d);
+}
+
 void
 sip_device_drop(struct worker *w, const char *bare, const char *full)
 {
-	sip_call(w, drop_on_sip_worker, xstrdup(bare));
+	/* Always by mail, even from the SIP worker itself: the caller is walking the account. */
+	struct drop_mail *d = xcalloc(1, sizeof *d);
+	d->w = sip_home(w);
+	d->bare = xstrdup(bare);
+	d->mail.fn = drop_mail;
+	loop_post(worker_loop(d->w), &d->mail);
 }

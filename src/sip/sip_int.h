@@ -98,6 +98,8 @@ void sip_request(const struct sip_peer *to, const char *branch, struct buf *byte
 void sip_new_branch(char out[40]);
 void sip_peer_copy(struct sip_peer *dst, const struct sip_peer *src);
 void sip_peer_release(struct sip_peer *p);
+/* The SIP worker, seen from any worker w. */
+struct worker *sip_home(struct worker *w);
 /* Runs fn on the SIP worker from any worker. */
 void sip_call(struct worker *w, void (*fn)(struct worker *w, void *arg), void *arg);
 

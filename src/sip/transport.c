@@ -77,7 +77,7 @@ sip_send(const struct sip_peer *to, const char *data, size_t len)
 }
 
 /* The SIP worker: the second one if there are two or more (the first has SMS and sweeps). */
-static struct worker *
+struct worker *
 sip_home(struct worker *w)
 {
 	return &w->srv->workers[w->srv->nworkers > 1 ? 1 : 0];
