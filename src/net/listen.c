@@ -48,11 +48,15 @@ net_split_addr(const char *addr, char *host, size_t hn, char *port, size_t pn)
 	return 0;
 }
 
-int
-net_listen(const char *addr, char *err, size_t errlen)
+/*
+ * A non-blocking socket of type bound to "host:port" (a TCP listener with SO_REUSEADDR and
+ * listen(), or a UDP socket). Returns the fd or -1 with a one-line reason in err.
+ */
+static int
+bind_addr(const char *addr, int type, char *err, size_t errlen)
 {
 	char host[256], port[16];
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+	struct addrinfo hints = {.ai_socktype = type, .ai_flags = AI_PASSIVE};
 	struct addrinfo *res = NULL;
 	int fd = -1, one = 1, r;
 
@@ -65,20 +69,29 @@ net_listen(const char *addr, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s", addr, gai_strerror(r));
 		return -1;
 	}
-	fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = socket(res->ai_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		goto fail;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 1024) < 0)
+	if (type == SOCK_STREAM)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 ||
+	    (type == SOCK_STREAM && listen(fd, 1024) < 0))
 		goto fail;
 	freeaddrinfo(res);
 	return fd;
 fail:
-	snprintf(err, errlen, "cannot listen on %s: %s", addr, strerror(errno));
+	snprintf(err, errlen, "cannot listen on %s%s: %s", addr, type == SOCK_DGRAM ? " (UDP)" : "",
+		 strerror(errno));
 	if (fd >= 0)
 		close(fd);
 	freeaddrinfo(res);
 	return -1;
+}
+
+int
+net_listen(const char *addr, char *err, size_t errlen)
+{
+	return bind_addr(addr, SOCK_STREAM, err, errlen);
 }
 
 void
@@ -126,30 +139,7 @@ addr_fill(struct net_addr *a, const struct sockaddr_storage *ss, socklen_t len)
 int
 net_udp_bind(const char *addr, char *err, size_t errlen)
 {
-	char host[256], port[16];
-	struct addrinfo hints = {.ai_socktype = SOCK_DGRAM, .ai_flags = AI_PASSIVE};
-	struct addrinfo *res = NULL;
-	int fd = -1, r;
-
-	if (net_split_addr(addr, host, sizeof host, port, sizeof port) < 0) {
-		snprintf(err, errlen, "bad listen address '%s': expected HOST:PORT", addr);
-		return -1;
-	}
-	r = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
-	if (r != 0) {
-		snprintf(err, errlen, "%s: %s", addr, gai_strerror(r));
-		return -1;
-	}
-	fd = socket(res->ai_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) < 0) {
-		snprintf(err, errlen, "cannot listen on %s (UDP): %s", addr, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		freeaddrinfo(res);
-		return -1;
-	}
-	freeaddrinfo(res);
-	return fd;
+	return bind_addr(addr, SOCK_DGRAM, err, errlen);
 }
 
 long
