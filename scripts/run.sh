@@ -9,6 +9,7 @@ DOMAIN="${BATON_DOMAIN:-localhost}"
 C2S="${BATON_C2S:-127.0.0.1:5222}"
 C2S_TLS="${BATON_C2S_TLS:-127.0.0.1:5223}"
 HTTP="${BATON_HTTP:-127.0.0.1:5280}"
+SIP="${BATON_SIP-127.0.0.1:5060}" # BATON_SIP= (empty) for no SIP
 DEMO="demo@$DOMAIN"
 
 mkdir -p "$DATA"
@@ -21,6 +22,8 @@ if [ ! -s "$DATA/demo-password" ]; then
 	(umask 077 && printf '%s\n' "$pw" >"$DATA/demo-password")
 fi
 pw=$(cat "$DATA/demo-password")
+# Set again each time: an account made by an older baton then has its SIP digest keys too.
+"$BUILD/batonctl" --data "$DATA" user passwd "$DEMO" "$pw" >/dev/null
 
 cat <<INFO
 
@@ -34,6 +37,9 @@ cat <<INFO
   Or in a browser, no JavaScript needed:  http://$HTTP/m/  (user: demo)
   Web clients (Converse.js):  ws://$HTTP/xmpp-websocket  or BOSH  http://$HTTP/http-bind
 
+  A SIP phone (softphone) is another device of the same account:
+      user demo, domain $DOMAIN, password as above, registrar/proxy ${SIP:-(SIP off)} (UDP or TCP)
+
   For example:  profanity, then /connect $DEMO server 127.0.0.1 port ${C2S##*:} tls allow
   More users:   $BUILD/batonctl --data $DATA user add alice@$DOMAIN PASSWORD
   Status:       $BUILD/batonctl --data $DATA status
@@ -41,4 +47,4 @@ cat <<INFO
 
 INFO
 exec "$BUILD/batond" --data "$DATA" --domain "$DOMAIN" --c2s "$C2S" --c2s-tls "$C2S_TLS" \
-	--http "$HTTP"
+	--http "$HTTP" --sip "$SIP"

@@ -461,6 +461,8 @@ prefs_apply(struct cacct *ca, const struct xml_node *p)
 	ca->transfer_on_movement = cont_truthy(xml_attr(p, "transfer_on_movement"));
 	free(ca->handover_to);
 	ca->handover_to = h && *h ? xstrdup(h) : NULL;
+	ca->ask_participation =
+	    xml_attr(p, "participation") && strcmp(xml_attr(p, "participation"), "ask") == 0;
 }
 
 struct xml_node *
@@ -474,6 +476,7 @@ cont_prefs_element(const struct cacct *ca)
 	xml_set_attr(p, "transfer_on_movement", ca->transfer_on_movement ? "true" : "false");
 	if (ca->handover_to)
 		xml_set_attr(p, "handover_to", ca->handover_to);
+	xml_set_attr(p, "participation", ca->ask_participation ? "ask" : "open");
 	return p;
 }
 
@@ -631,6 +634,8 @@ cont_iq(struct session *s, struct xml_node *st)
 		iq_priority(s, st, q);
 	else if (strcmp(q->name, "session-preferences") == 0)
 		iq_session_prefs(s, st, q, set);
+	else if (set && strcmp(q->name, "participation") == 0)
+		cont_participation(s, st, q);
 	else if (strcmp(q->name, "preferences") == 0)
 		iq_preferences(s, st, q, set);
 	else if (strcmp(q->name, "redeem") == 0)
@@ -654,4 +659,95 @@ cont_iq(struct session *s, struct xml_node *st)
 		reply_ok(s, st, NULL);
 	} else
 		reply_error(s, st, "cancel", "feature-not-implemented", NULL);
+}
+
+/* ---- R5: participation requests ---- */
+
+struct drop_job {
+	struct store_job job;
+	char *owner, *peer;
+	int64_t ids[256];
+	size_t n;
+};
+
+static void
+drop_collect(void *arg, const struct store_offline_msg *m)
+{
+	struct drop_job *dj = arg;
+	char *b = cont_bare_of(m->sender);
+
+	if (b && strcmp(b, dj->peer) == 0 && dj->n < ARRAY_LEN(dj->ids))
+		dj->ids[dj->n++] = m->id;
+	free(b);
+}
+
+static int
+drop_run(struct store *st, struct store_job *job)
+{
+	struct drop_job *dj = container_of(job, struct drop_job, job);
+	int r = store_offline_load(st, dj->owner, 0, wall_ms(), 0, drop_collect, dj);
+	return r < 0 ? r : store_offline_delete_ids(st, dj->owner, dj->ids, dj->n);
+}
+
+static void
+drop_done(struct store_job *job)
+{
+	struct drop_job *dj = container_of(job, struct drop_job, job);
+	free(dj->owner);
+	free(dj->peer);
+	free(dj);
+}
+
+void
+cont_participation(struct session *s, struct xml_node *st, const struct xml_node *q)
+{
+	struct cacct *ca = ca_of(s->acct);
+	const char *id = xml_attr(q, "id"), *answer = xml_attr(q, "answer");
+	const char *k;
+	void *v;
+	char *peer = NULL, *sender = NULL;
+	size_t idl = id ? strlen(id) : 0;
+
+	for (size_t i = 0; id && hmap_next(&ca->asked, &i, &k, &v);) {
+		if (strncmp(v, id, idl) == 0 && ((char *)v)[idl] == ' ') {
+			peer = xstrdup(k);
+			sender = xstrdup((char *)v + idl + 1);
+		}
+	}
+	if (!peer || !answer || (strcmp(answer, "accept") != 0 && strcmp(answer, "decline") != 0)) {
+		free(peer);
+		free(sender);
+		session_reply_error(
+		    s, st, "cancel", "item-not-found",
+		    "No such participation request (or no answer='accept|decline')");
+		xml_free(st);
+		return;
+	}
+	free(hmap_del(&ca->asked, peer));
+	if (strcmp(answer, "accept") == 0) {
+		/* The held messages are the account's stored ones: its devices get them now. */
+		hmap_put(&ca->participants, peer, (void *)1);
+		for (struct session *o = s->acct->sessions; o; o = o->acct_next)
+			if (o->available)
+				offline_deliver(o);
+	} else {
+		/* Declined: the sender is told, and what it sent is never delivered. */
+		struct xml_node *m = stanza_new("message", s->acct->bare, sender, "error", NULL);
+		struct xml_node *e = xml_add_el(m, "error", NULL);
+		xml_set_attr(e, "type", "cancel");
+		xml_add_el(e, "not-acceptable", "urn:ietf:params:xml:ns:xmpp-stanzas");
+		xml_add_text(xml_add_el(e, "text", "urn:ietf:params:xml:ns:xmpp-stanzas"),
+			     "The recipient declined the conversation", 39);
+		route(s->w, m);
+		struct drop_job *dj = xcalloc(1, sizeof *dj);
+		dj->owner = xstrdup(s->acct->bare);
+		dj->peer = xstrdup(peer);
+		dj->job.run = drop_run;
+		dj->job.done = drop_done;
+		worker_store(s->w, &dj->job);
+	}
+	log_info("continuity %s: %s %s", s->acct->bare, answer, peer);
+	free(peer);
+	free(sender);
+	reply_ok(s, st, NULL);
 }

@@ -224,6 +224,8 @@ cont_seen(struct session *s, const struct xml_node *st, bool out)
 	peer = cont_bare_of(xml_attr(st, out ? "to" : "from"));
 	if (peer && s->acct && strcmp(peer, s->acct->bare) != 0) {
 		cont_note_conv(s, peer);
+		if (out) /* R5: whom the account writes to may write back */
+			hmap_put(&ca_of(s->acct)->participants, peer, (void *)1);
 		if (out) {
 			/* The conversation follows the device the person last wrote from. */
 			struct cacct *ca = ca_of(s->acct);
@@ -400,6 +402,8 @@ cont_account_free(struct account *a)
 		cont_done_wait_free(w);
 	}
 	hmap_free_all(&ca->pulls, free);
+	hmap_free(&ca->participants);
+	hmap_free_all(&ca->asked, free);
 	free(ca->handover_to);
 	free(ca);
 	a->ext[continuity_ext.slot] = NULL;
@@ -444,6 +448,54 @@ continuity_take_over(struct session *from, struct session *to)
 	}
 }
 
+/*
+ * R5: with participation='ask', a chat from someone the account has not accepted (or written
+ * to) waits in storage, and the account's devices get a participation request instead; the
+ * answer (cont_participation) delivers it or tells the sender.
+ */
+static int
+cont_barred(struct account *a, const struct xml_node *st)
+{
+	struct cacct *ca = a->ext[continuity_ext.slot];
+	const char *type = xml_attr(st, "type");
+	char *peer;
+	int keep = 0;
+
+	if (!ca || !ca->ask_participation || !xml_child(st, "body", NS_CLIENT) ||
+	    (type && strcmp(type, "chat") != 0 && strcmp(type, "normal") != 0))
+		return 0;
+	peer = cont_bare_of(xml_attr(st, "from"));
+	if (!peer || strcmp(peer, a->bare) == 0 || hmap_get(&ca->participants, peer) ||
+	    strchr(peer, '@') == NULL) {
+		free(peer);
+		return 0;
+	}
+	/* Asked of a person who is there: with no device available it is an offline message. */
+	for (struct session *s = a->sessions; s && !keep; s = s->acct_next)
+		keep = s->available;
+	if (keep && !hmap_get(&ca->asked, peer)) {
+		char id[17];
+		struct xml_node *m, *p;
+		struct buf v = {0};
+		rand_id(id, 16);
+		/* "id full-JID": the full JID, because an error to a bare JID is dropped (RFC 6121
+		 * 8.5.2.1.1) and a decline must reach the sender. */
+		buf_printf(&v, "%s %s", id, xml_attr(st, "from"));
+		hmap_put(&ca->asked, peer, buf_steal(&v));
+		m = stanza_new("message", a->bare, a->bare, "normal", id);
+		p = xml_add_el(m, "participate", NS_CONT);
+		xml_set_attr(p, "id", id);
+		xml_set_attr(p, "from", xml_attr(st, "from"));
+		for (struct session *s = a->sessions; s; s = s->acct_next)
+			if (s->available)
+				session_send(s, m);
+		xml_free(m);
+		log_info("continuity %s: asked whether %s may start a conversation", a->bare, peer);
+	}
+	free(peer);
+	return keep;
+}
+
 struct xmpp_ext continuity_ext = {
     .ns = NS_CONT,
     .iq = cont_iq,
@@ -459,4 +511,5 @@ struct xmpp_ext continuity_ext = {
     .result_prefix = "cont-seat-",
     .auth_token = cont_auth_token,
     .adapt = cont_adapt,
+    .barred = cont_barred,
 };

@@ -109,7 +109,11 @@ struct cacct {
 	bool auto_transfer_on_connect; /* R14: a device that connects takes over at once */
 	bool transfer_on_movement;     /* R16: so does one that reports it moved */
 	char *handover_to; /* R34: accounts this one may hand conversations to, space separated */
-	struct hmap redirect;	  /* peer bare JID -> struct bound: handed to another account */
+	/* R5: a new correspondent's first message waits for the account's accept */
+	bool ask_participation;
+	struct hmap participants; /* bare JID -> (void *)1: may write (accepted, or written to) */
+	struct hmap asked;    /* bare JID -> "id full-JID" (malloc'd) of a request not answered */
+	struct hmap redirect; /* peer bare JID -> struct bound: handed to another account */
 	struct done_wait *waits;  /* accepted transfers whose rooms have not confirmed yet */
 	struct xml_node *restore; /* stored transfers read with the account, not yet rebuilt */
 	bool held;		  /* we hold a reference on the account (something pending) */
@@ -164,6 +168,8 @@ void xfer_auto_offer(struct session *src, struct session *s);
 void xfer_launch(struct xfer *x, struct session *s, struct xml_node *st);
 struct session *cont_other_device(struct session *s);
 bool cont_truthy(const char *v);
+/* R5: the account answered participation request id (accept or decline). */
+void cont_participation(struct session *s, struct xml_node *st, const struct xml_node *q);
 struct xml_node *cont_prefs_element(const struct cacct *ca);
 void *cont_load(struct store *st, const char *bare);
 void cont_iq(struct session *s, struct xml_node *st);
