@@ -480,50 +480,79 @@ cont_prefs_element(const struct cacct *ca)
 	return p;
 }
 
-struct prefs_job {
+#define REDIRECTS_KEY "redirects " NS_CONT /* conversations handed to other accounts (R34) */
+
+/* Keeps el (taken) in the account's private storage under key (fire and forget). */
+struct keep_job {
 	struct store_job job;
 	char *owner;
+	const char *key;
 	struct buf xml;
 };
 
 static int
-prefs_run(struct store *st, struct store_job *job)
+keep_run(struct store *st, struct store_job *job)
 {
-	struct prefs_job *pj = container_of(job, struct prefs_job, job);
-	return store_private_set(st, pj->owner, PREFS_KEY, buf_head(&pj->xml), buf_used(&pj->xml));
+	struct keep_job *kj = container_of(job, struct keep_job, job);
+	return store_private_set(st, kj->owner, kj->key, buf_head(&kj->xml), buf_used(&kj->xml));
 }
 
 static void
-prefs_done(struct store_job *job)
+keep_done(struct store_job *job)
 {
-	struct prefs_job *pj = container_of(job, struct prefs_job, job);
+	struct keep_job *kj = container_of(job, struct keep_job, job);
 
 	if (job->result < 0)
-		log_error("continuity %s: could not store the preferences", pj->owner);
-	free(pj->owner);
-	buf_free(&pj->xml);
-	free(pj);
+		log_error("continuity %s: could not store %s", kj->owner, kj->key);
+	free(kj->owner);
+	buf_free(&kj->xml);
+	free(kj);
+}
+
+static void
+keep(struct account *a, const char *key, struct xml_node *el)
+{
+	struct keep_job *kj = xcalloc(1, sizeof *kj);
+
+	kj->owner = xstrdup(a->bare);
+	kj->key = key;
+	xml_write(&kj->xml, el, NULL);
+	xml_free(el);
+	kj->job.run = keep_run;
+	kj->job.done = keep_done;
+	worker_store(a->w, &kj->job);
+}
+
+void
+cont_redirects_save(struct account *a)
+{
+	struct cacct *ca = ca_of(a);
+	struct xml_node *r = xml_el_new("redirects", NS_CONT);
+	const char *k;
+	void *v;
+
+	for (size_t i = 0; hmap_next(&ca->redirect, &i, &k, &v);) {
+		struct bound *b = v;
+		struct xml_node *e = xml_add_el(r, "redirect", NULL);
+		xml_set_attr(e, "peer", k);
+		xml_set_attr(e, "to", b->to);
+		if (b->from)
+			xml_set_attr(e, "from", b->from);
+	}
+	keep(a, REDIRECTS_KEY, r);
 }
 
 static void
 iq_preferences(struct session *s, struct xml_node *st, struct xml_node *q, bool set)
 {
 	struct cacct *ca = ca_of(s->acct);
-	struct xml_node *p;
 
 	if (!set) {
 		reply_ok(s, st, cont_prefs_element(ca));
 		return;
 	}
 	prefs_apply(ca, q);
-	struct prefs_job *pj = xcalloc(1, sizeof *pj);
-	pj->owner = xstrdup(s->acct->bare);
-	p = cont_prefs_element(ca);
-	xml_write(&pj->xml, p, NULL);
-	xml_free(p);
-	pj->job.run = prefs_run;
-	pj->job.done = prefs_done;
-	worker_store(s->w, &pj->job);
+	keep(s->acct, PREFS_KEY, cont_prefs_element(ca));
 	reply_ok(s, st, NULL);
 }
 
@@ -550,6 +579,21 @@ cont_load(struct store *st, const char *bare)
 	if (store_private_get(st, bare, PREFS_KEY, &b) == 0 &&
 	    (p = xml_parse(buf_head(&b), buf_used(&b)))) {
 		prefs_apply(ca, p);
+		xml_free(p);
+	}
+	buf_reset(&b);
+	/* R34: conversations handed to another account keep going there after a restart. */
+	if (store_private_get(st, bare, REDIRECTS_KEY, &b) == 0 &&
+	    (p = xml_parse(buf_head(&b), buf_used(&b)))) {
+		for (struct xml_node *e = xml_child(p, "redirect", NS_CONT); e;
+		     e = xml_next(e, "redirect", NS_CONT)) {
+			if (!xml_attr(e, "peer") || !xml_attr(e, "to"))
+				continue;
+			struct bound *bd = xcalloc(1, sizeof *bd);
+			bd->to = xstrdup(xml_attr(e, "to"));
+			bd->from = xml_attr(e, "from") ? xstrdup(xml_attr(e, "from")) : NULL;
+			cont_bound_free(hmap_put(&ca->redirect, xml_attr(e, "peer"), bd));
+		}
 		xml_free(p);
 	}
 	buf_free(&b);

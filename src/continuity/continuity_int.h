@@ -168,6 +168,8 @@ void xfer_auto_offer(struct session *src, struct session *s);
 void xfer_launch(struct xfer *x, struct session *s, struct xml_node *st);
 struct session *cont_other_device(struct session *s);
 bool cont_truthy(const char *v);
+/* R34: keeps the account's redirects (conversations handed to other accounts) in storage. */
+void cont_redirects_save(struct account *a);
 /* R5: the account answered participation request id (accept or decline). */
 void cont_participation(struct session *s, struct xml_node *st, const struct xml_node *q);
 struct xml_node *cont_prefs_element(const struct cacct *ca);

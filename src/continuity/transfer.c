@@ -1085,7 +1085,7 @@ accept_foreign(struct xfer *x)
 	struct cacct *ca = ca_of(a);
 	struct session *from = cont_session_of(a, x->source);
 	struct csess *fcs = from ? cs_of(from) : NULL;
-	bool move = x->mode != MODE_COPY;
+	bool move = x->mode != MODE_COPY, redirected = false;
 	struct read_job *rj = catchup_begin(x, x->offered_to);
 	char seat_id[40];
 	struct done_wait *w = begin_accept(x, x->offered_to);
@@ -1118,6 +1118,7 @@ accept_foreign(struct xfer *x)
 			b->from = from ? xstrdup(from->resource) : NULL;
 			cont_bound_free(hmap_put(&ca->redirect, it->jid, b));
 			cont_bound_free(hmap_del(&ca->bind, it->jid));
+			redirected = true;
 			if (fcs)
 				free(hmap_del(&fcs->convs, it->jid));
 		}
@@ -1127,6 +1128,8 @@ accept_foreign(struct xfer *x)
 			route(a->w, m);
 		}
 	}
+	if (redirected)
+		cont_redirects_save(a);
 	catchup_submit(x, rj);
 	log_info("continuity %s: transfer %s accepted by %s (another account)", a->bare, x->id,
 		 x->offered_to);
