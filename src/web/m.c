@@ -280,20 +280,6 @@ send_stanza(struct msess *m, struct xml_node *st)
 	buf_free(&b);
 }
 
-static struct xml_node *
-stanza(const char *name, const char *to, const char *type, const char *id)
-{
-	struct xml_node *st = xml_el_new(name, NS_CLIENT);
-
-	if (to)
-		xml_set_attr(st, "to", to);
-	if (type)
-		xml_set_attr(st, "type", type);
-	if (id)
-		xml_set_attr(st, "id", id);
-	return st;
-}
-
 static void
 add_text_el(struct xml_node *parent, const char *name, const char *text)
 {
@@ -454,8 +440,8 @@ on_presence(struct msess *m, struct xml_node *st)
 static void
 reply_iq(struct msess *m, const struct xml_node *iq, bool ok)
 {
-	struct xml_node *r =
-	    stanza("iq", xml_attr(iq, "from"), ok ? "result" : "error", xml_attr(iq, "id"));
+	struct xml_node *r = stanza_new("iq", NULL, xml_attr(iq, "from"), ok ? "result" : "error",
+					xml_attr(iq, "id"));
 
 	if (!ok) {
 		/* RFC 6120 8.4: a thin client offers no services to others. */
@@ -471,13 +457,13 @@ after_bind(struct msess *m)
 {
 	struct xml_node *st;
 
-	st = stanza("iq", NULL, "get", "m-roster");
+	st = stanza_new("iq", NULL, NULL, "get", "m-roster");
 	xml_add_el(st, "query", NS_ROSTER);
 	send_stanza(m, st);
-	st = stanza("iq", NULL, "set", "m-carbons");
+	st = stanza_new("iq", NULL, NULL, "set", "m-carbons");
 	xml_add_el(st, "enable", NS_CARBONS);
 	send_stanza(m, st);
-	send_stanza(m, stanza("presence", NULL, NULL, NULL));
+	send_stanza(m, stanza_new("presence", NULL, NULL, NULL, NULL));
 }
 
 static void
@@ -927,7 +913,7 @@ ask_history(struct msess *m, struct convo *c)
 	struct xml_node *iq, *q, *x, *f, *set;
 
 	snprintf(m->qid, sizeof m->qid, "m-h%u", ++m->seq);
-	iq = stanza("iq", NULL, "set", m->qid);
+	iq = stanza_new("iq", NULL, NULL, "set", m->qid);
 	q = xml_add_el(iq, "query", NS_MAM);
 	xml_set_attr(q, "queryid", m->qid);
 	x = xml_add_el(q, "x", "jabber:x:data");
@@ -1150,7 +1136,7 @@ do_post(struct msess *m, struct http_conn *hc, struct http_request *req, const c
 		struct convo *c = convo_get(m, jid, true);
 		text = web_form_get(data, len, "body");
 		if (text && *text && strlen(text) <= m->cfg->stanza_size / 2) {
-			st = stanza("message", jid, c->room ? "groupchat" : "chat", NULL);
+			st = stanza_new("message", NULL, jid, c->room ? "groupchat" : "chat", NULL);
 			add_text_el(st, "body", text);
 			if (!c->room)
 				convo_add(c, wall_ms(), true, m->bare, text, NULL);
@@ -1171,7 +1157,7 @@ do_post(struct msess *m, struct http_conn *hc, struct http_request *req, const c
 		c->nick = xstrdup(nick);
 		snprintf(room_nick, sizeof room_nick, "%s/%s", jid, nick);
 		/* XEP-0045 7.2: join, with the last messages as history. */
-		st = stanza("presence", room_nick, NULL, NULL);
+		st = stanza_new("presence", NULL, room_nick, NULL, NULL);
 		struct xml_node *x = xml_add_el(st, "x", NS_MUC);
 		struct xml_node *h = xml_add_el(x, "history", NULL);
 		xml_set_attr(h, "maxstanzas", "20");
@@ -1184,20 +1170,22 @@ do_post(struct msess *m, struct http_conn *hc, struct http_request *req, const c
 			char room_nick[3200];
 			snprintf(room_nick, sizeof room_nick, "%s/%s", jid, c->nick);
 			c->joined = false;
-			send_stanza(m, stanza("presence", room_nick, "unavailable", NULL));
+			send_stanza(m,
+				    stanza_new("presence", NULL, room_nick, "unavailable", NULL));
 		}
 	} else if (strcmp(what, "add") == 0) {
 		/* RFC 6121 2.3 and 3.1: into the roster, and ask to see their presence. */
-		st = stanza("iq", NULL, "set", "m-add");
+		st = stanza_new("iq", NULL, NULL, "set", "m-add");
 		struct xml_node *q = xml_add_el(st, "query", NS_ROSTER);
 		xml_set_attr(xml_add_el(q, "item", NULL), "jid", jid);
 		send_stanza(m, st);
-		send_stanza(m, stanza("presence", jid, "subscribe", NULL));
+		send_stanza(m, stanza_new("presence", NULL, jid, "subscribe", NULL));
 	} else if (strcmp(what, "approve") == 0) {
 		struct convo *c = convo_get(m, jid, false);
 		if (c)
 			c->asks = false;
-		send_stanza(m, stanza("presence", jid, "subscribed", NULL)); /* RFC 6121 3.1.4 */
+		send_stanza(
+		    m, stanza_new("presence", NULL, jid, "subscribed", NULL)); /* RFC 6121 3.1.4 */
 	}
 	redirect(hc, buf_head(&back), NULL);
 done:

@@ -60,6 +60,10 @@ const struct config *worker_config(struct worker *w);
 /* Runs fn(w, arg) on worker w's thread (directly if it is the calling one). */
 void worker_call(struct worker *w, void (*fn)(struct worker *w, void *arg), void *arg);
 
+/* Returns a new stanza element name in jabber:client with from/to/type/id set where non-NULL. */
+struct xml_node *stanza_new(const char *name, const char *from, const char *to, const char *type,
+			    const char *id);
+
 /* ---- client sessions over any transport ---- */
 
 /*

@@ -537,9 +537,6 @@ void stanza_thread_done(void);
 /* True if st carries type='error' (never answered with another error, RFC 6120 8.3.1). */
 bool stanza_is_error(const struct xml_node *st);
 
-/* Returns a new stanza element name in jabber:client with from/to/type/id set where non-NULL. */
-struct xml_node *stanza_new(const char *name, const char *from, const char *to, const char *type,
-			    const char *id);
 /* True for stanzas of the three kinds in jabber:client. */
 bool stanza_is(const struct xml_node *st, const char *name);
 
