@@ -67,10 +67,10 @@ $(BUILD)/batond: $(BUILD)/obj/cmd/batond.o $(LIB_OBJ)
 $(BUILD)/batonctl: $(BUILD)/obj/cmd/batonctl.o $(LIB_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# The SMSC buffer server: its codecs and ring, the link codec it shares with batond (sms/link.c),
-# storage for its ring, and the network layer.
+# The SMSC buffer server: its codecs and ring (kept on disk by its own journal), the link codec
+# it shares with batond (sms/link.c), and the network layer.
 $(BUILD)/baton-smsbuf: $(BUILD)/obj/cmd/baton-smsbuf.o $(SMSBUF_OBJ) $(BUILD)/obj/sms/link.o \
-		$(NET_OBJ) $(STORE_OBJ) $(CORE_OBJ)
+		$(NET_OBJ) $(CORE_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/obj/tests/%.o: tests/unit/%.c

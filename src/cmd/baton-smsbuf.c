@@ -40,6 +40,7 @@ usage(FILE *f)
 	      "  --data DIR              where the ring is kept (server.data)\n"
 	      "  --ring N                slots per direction (smsbuf.ring)\n"
 	      "  --name NAME             this buffer server's name (smsbuf.name)\n"
+	      "  --status                print the rings, parts and state in --data, and exit\n"
 	      "  --set SECTION.KEY=VALUE set any configuration key (repeatable)\n"
 	      "  --version               print the version\n",
 	      f);
@@ -64,6 +65,8 @@ static const struct {
     {"--log-level", "server.log_level"},
 };
 
+static bool status_only; /* --status: print the rings of --data and exit */
+
 static void
 parse_args(struct config *cfg, int argc, char **argv)
 {
@@ -82,6 +85,10 @@ parse_args(struct config *cfg, int argc, char **argv)
 		if (strcmp(a, "--version") == 0) {
 			puts("baton-smsbuf " BATON_VERSION);
 			exit(0);
+		}
+		if (strcmp(a, "--status") == 0) {
+			status_only = true;
+			continue;
 		}
 		if (strcmp(a, "--link-plaintext") == 0) {
 			config_set(cfg, "smsbuf.link_plaintext", "true", err, sizeof err);
@@ -188,14 +195,22 @@ main(int argc, char **argv)
 	parse_args(&cfg, argc, argv);
 	if (log_set_level(cfg.log_level) < 0)
 		fatal("server.log_level must be error, warn, info or debug");
-	check_config(&cfg);
-	lockfd = take_lock(cfg.data_dir);
 	sb.cfg = &cfg;
 	sb.name = cfg.smsbuf_name;
-	sb.st = store_open(&cfg, err, sizeof err);
-	if (!sb.st)
-		fatal("%s", err);
-	if (buffer_load(&sb, err, sizeof err) < 0)
+	if (status_only) {
+		/* Read-only, with or without a running buffer server (its journal is append-only).
+		 */
+		log_level_current = LOG_ERROR;
+		if (buffer_load(&sb, false, err, sizeof err) < 0)
+			fatal("%s", err);
+		buffer_status(&sb, stdout);
+		buffer_free(&sb);
+		config_free(&cfg);
+		return 0;
+	}
+	check_config(&cfg);
+	lockfd = take_lock(cfg.data_dir);
+	if (buffer_load(&sb, true, err, sizeof err) < 0)
 		fatal("%s", err);
 	if (!cfg.smsbuf_link_plaintext) {
 		sb.tls = tls_client_ctx_new(cfg.smsbuf_link_ca, cfg.domain, err, sizeof err);
@@ -230,7 +245,6 @@ main(int argc, char **argv)
 	net_loop_free(sb.loop);
 	loop_free(sb.loop);
 	buffer_free(&sb);
-	store_close(sb.st);
 	tls_ctx_free(sb.tls);
 	config_free(&cfg);
 	close(lockfd);

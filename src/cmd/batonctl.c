@@ -221,8 +221,6 @@ sms_print_link(void *arg, const char *link)
 	char key[128];
 	long queued;
 
-	if (strncmp(link, "parts:", 6) == 0)
-		return; /* baton-smsbuf's parts of concatenated MO, counted below */
 	for (int d = 0; d < 2; d++)
 		ring_init(&r.ring[d], 65535);
 	if (store_sms_slots(st, link, sms_load_slot, &r) < 0)
@@ -251,10 +249,6 @@ sms_print_link(void *arg, const char *link)
 	queued = store_sms_queue_count(st, link);
 	if (queued > 0)
 		printf("  MT queued for the ring: %ld\n", queued);
-	snprintf(key, sizeof key, "parts:%s", link);
-	queued = store_sms_queue_count(st, key);
-	if (queued > 0)
-		printf("  MO parts waiting for the rest of their message: %ld\n", queued);
 	buf_free(&v);
 }
 

@@ -1,8 +1,8 @@
 /*
- * The buffer of baton-smsbuf: its two rings (seed 001 FIG. 2) kept in the store of its data
- * directory, the assembly of concatenated MO messages, and the outcome of MT submits.
+ * The buffer of baton-smsbuf: its two rings (seed 001 FIG. 2), kept on disk by journal.c, the
+ * assembly of concatenated MO messages, and the outcome of MT submits.
  *
- * Invariant: every state a message reaches is written with a synchronous store call before
+ * Invariant: every state a message reaches is written to the journal before
  * the caller acts on it (answers the SMSC, confirms to batond), so a SIGKILL at any moment
  * loses nothing anyone was told had arrived (R10). Sent is not written: after a restart a
  * message not Confirmed is simply sent again, and batond recognises it (R8).
@@ -14,42 +14,17 @@
 
 #include "smsbuf.h"
 
-#define PARTS_LINK "parts:" /* queue of MO parts waiting for the rest of their message */
-
+/* Takes m back out of the ring (its record could not be written): as if it never came. */
 static void
-persist(struct smsbuf *sb, int dir, const struct sms_msg *m, int *rc)
+untake(struct sms_ring *r, struct sms_msg *m)
 {
-	struct sms_ring *r = dir == SMS_MT ? &sb->mt : &sb->mo;
-	struct store_sms_msg sm = {
-	    .seq = (int64_t)m->seq,
-	    .state = m->state,
-	    .from = m->from,
-	    .to = m->to,
-	    .text = m->text,
-	    .ref = m->ref,
-	    .extra = m->extra,
-	    .stamp = m->stamp,
-	};
-	int r2 = store_sms_slot_put(sb->st, sb->name, dir, ring_slot(r, m->seq), &sm);
-	if (r2 < 0 && rc)
-		*rc = r2;
-}
-
-static void
-load_slot(void *arg, int dir, const struct store_sms_msg *m)
-{
-	struct smsbuf *sb = arg;
-	struct sms_ring *r = dir == SMS_MT ? &sb->mt : &sb->mo;
-
-	if (m->seq <= 0 || (dir != SMS_MT && dir != SMS_MO))
-		return;
-	ring_put(r, (uint64_t)m->seq, m->state, xstrdup(m->from ? m->from : ""),
-		 xstrdup(m->to ? m->to : ""), m->text ? xstrdup(m->text) : NULL,
-		 m->ref ? xstrdup(m->ref) : NULL, m->extra ? xstrdup(m->extra) : NULL);
+	m->state = SMS_PROCESSED;
+	r->last_retrieved--;
+	m->seq = 0;
 }
 
 int
-buffer_load(struct smsbuf *sb, char *err, size_t errlen)
+buffer_load(struct smsbuf *sb, bool write, char *err, size_t errlen)
 {
 	unsigned size = (unsigned)sb->cfg->smsbuf_ring;
 
@@ -59,10 +34,8 @@ buffer_load(struct smsbuf *sb, char *err, size_t errlen)
 	}
 	ring_init(&sb->mt, size);
 	ring_init(&sb->mo, size);
-	if (store_sms_slots(sb->st, sb->name, load_slot, sb) < 0) {
-		snprintf(err, errlen, "cannot read the rings from the store");
+	if (journal_open(sb, write, err, errlen) < 0)
 		return -1;
-	}
 	/* A ring written with another size does not mirror batond's any more. */
 	for (int dir = SMS_MT; dir <= SMS_MO; dir++) {
 		struct sms_ring *r = dir == SMS_MT ? &sb->mt : &sb->mo;
@@ -84,18 +57,13 @@ enum mo_verdict
 buffer_mo(struct smsbuf *sb, const char *from, const char *to, const char *text, const char *extra)
 {
 	struct sms_msg *m;
-	int rc = 0;
 
 	if (!ring_has_room(&sb->mo))
 		return MO_FULL;
 	m = ring_take(&sb->mo, xstrdup(from), xstrdup(to), xstrdup(text), NULL,
 		      extra ? xstrdup(extra) : NULL);
-	persist(sb, SMS_MO, m, &rc);
-	if (rc < 0) {
-		/* Not on disk: forget it, the SMSC will deliver it again. */
-		m->state = SMS_PROCESSED;
-		sb->mo.last_retrieved--;
-		m->seq = 0;
+	if (journal_slot(sb, SMS_MO, m) < 0) {
+		untake(&sb->mo, m); /* not on disk: the SMSC will deliver it again */
 		return MO_STORE_ERR;
 	}
 	sb->mo_received++;
@@ -103,95 +71,33 @@ buffer_mo(struct smsbuf *sb, const char *from, const char *to, const char *text,
 	return MO_OK;
 }
 
-struct parts {
-	char key[96];
-	unsigned have, total;
-	char *text[256];
-	int64_t ids[256];
-};
-
-static void
-collect_part(void *arg, const struct store_sms_msg *m)
-{
-	struct parts *p = arg;
-	unsigned n;
-
-	if (!m->ref || strcmp(m->ref, p->key) != 0 || !m->extra ||
-	    sscanf(m->extra, "%u", &n) != 1 || n < 1 || n > p->total || p->text[n - 1])
-		return;
-	p->text[n - 1] = xstrdup(m->text ? m->text : "");
-	p->ids[n - 1] = m->seq;
-	p->have++;
-}
-
 enum mo_verdict
 buffer_mo_part(struct smsbuf *sb, const char *from, const char *to, unsigned ref, unsigned total,
 	       unsigned part, const char *text)
 {
-	struct parts p = {.total = total};
-	char qlink[160], num[16];
-	struct buf whole = {0};
-	enum mo_verdict v = MO_OK;
-	int64_t id;
+	char key[96], *whole = NULL;
+	struct sms_msg *m;
 
 	if (total < 2 || total > 255 || part < 1 || part > total)
 		return buffer_mo(sb, from, to, text, NULL);
 	/* A whole message needs a slot: refuse the parts until there is one (R11). */
 	if (!ring_has_room(&sb->mo))
 		return MO_FULL;
-	snprintf(qlink, sizeof qlink, PARTS_LINK "%s", sb->name);
-	snprintf(p.key, sizeof p.key, "%s %u %u", from, ref, total);
-	snprintf(num, sizeof num, "%u", part);
-	if (store_sms_queue_list(sb->st, qlink, 0, 0, collect_part, &p) < 0)
+	snprintf(key, sizeof key, "%s %u %u", from, ref, total);
+	if (journal_part(sb, key, from, to, total, part, text, &whole) < 0)
 		return MO_STORE_ERR;
-	if (p.text[part - 1]) /* the SMSC sent this part again: we had it */
-		goto out;
-	if (p.have + 1 < total) {
-		struct store_sms_msg m = {.from = from,
-					  .to = to,
-					  .text = text,
-					  .ref = p.key,
-					  .extra = num,
-					  .stamp = wall_ms()};
-		if (store_sms_queue_put(sb->st, qlink, &m, &id) < 0)
-			v = MO_STORE_ERR;
-		goto out;
-	}
-	/* The last part: the joined message goes into the ring, the parts go, in one transaction.
-	 */
-	p.text[part - 1] = xstrdup(text);
-	for (unsigned i = 0; i < total; i++)
-		buf_puts(&whole, p.text[i]);
-	if (store_begin(sb->st) < 0) {
-		v = MO_STORE_ERR;
-		goto out;
-	}
-	for (unsigned i = 0; i < total; i++)
-		if (p.ids[i] && store_sms_queue_del(sb->st, p.ids[i]) < 0)
-			v = MO_STORE_ERR;
-	if (v == MO_OK) {
-		struct sms_msg *m = ring_take(&sb->mo, xstrdup(from), xstrdup(to),
-					      xstrdup(buf_head(&whole)), NULL, NULL);
-		int rc = 0;
-		persist(sb, SMS_MO, m, &rc);
-		if (rc < 0 || store_commit(sb->st) < 0) {
-			m->state = SMS_PROCESSED;
-			sb->mo.last_retrieved--;
-			m->seq = 0;
-			v = MO_STORE_ERR;
-		}
-	}
-	if (v != MO_OK) {
-		store_rollback(sb->st);
-		goto out;
+	if (!whole)
+		return MO_OK; /* kept until the rest comes */
+	m = ring_take(&sb->mo, xstrdup(from), xstrdup(to), whole, NULL, NULL);
+	if (journal_whole(sb, m, key) < 0) {
+		/* The parts were forgotten with the record that failed: the SMSC sends the last
+		 * one again, and its earlier parts are still in the journal for the next start. */
+		untake(&sb->mo, m);
+		return MO_STORE_ERR;
 	}
 	sb->mo_received++;
 	uplink_pump(sb);
-out:
-	for (unsigned i = 0; i < total; i++)
-		free(p.text[i]);
-	buf_free(&whole);
-	return v;
+	return MO_OK;
 }
 
 struct sms_msg *
@@ -222,8 +128,7 @@ buffer_mt_done(struct smsbuf *sb, struct sms_msg *m, bool ok, const char *msgids
 		link_add(&f, "reason", reason ? reason : "refused by the SMSC");
 	}
 	/* The outcome replaces what came with the message: batond may ask for it again. */
-	if (store_sms_slot_state(sb->st, sb->name, SMS_MT, ring_slot(&sb->mt, m->seq),
-				 (int64_t)m->seq, SMS_PROCESSED, buf_head(&f)) < 0)
+	if (journal_state(sb, SMS_MT, m, SMS_PROCESSED, buf_head(&f)) < 0)
 		log_error("smsbuf: could not record MT %llu as processed; it may be submitted "
 			  "again after a restart",
 			  (unsigned long long)m->seq);
@@ -235,20 +140,44 @@ buffer_mt_done(struct smsbuf *sb, struct sms_msg *m, bool ok, const char *msgids
 void
 buffer_note(struct smsbuf *sb, const char *what, const char *fmt, ...)
 {
-	char key[96], stamp[32];
+	char stamp[32], line[256];
 	struct buf v = {0};
 	va_list ap;
 
 	time_format(wall_ms(), stamp, sizeof stamp);
-	buf_printf(&v, "%s ", stamp);
 	va_start(ap, fmt);
-	char line[256];
 	vsnprintf(line, sizeof line, fmt, ap);
 	va_end(ap);
-	buf_puts(&v, line);
-	snprintf(key, sizeof key, "state:%s:%s", what, sb->name);
-	store_sms_kv_set(sb->st, key, buf_head(&v), 0);
+	buf_printf(&v, "%s %s", stamp, line);
+	journal_note(sb, what, buf_head(&v));
 	buf_free(&v);
+}
+
+void
+buffer_status(struct smsbuf *sb, FILE *out)
+{
+	fprintf(out, "buffer server %s (%s)\n", sb->name, sb->cfg->data_dir);
+	if (sb->note_smsc)
+		fprintf(out, "  smsc  %s\n", sb->note_smsc);
+	if (sb->note_link)
+		fprintf(out, "  link  %s\n", sb->note_link);
+	for (int d = SMS_MT; d <= SMS_MO; d++) {
+		struct sms_ring *g = d == SMS_MT ? &sb->mt : &sb->mo;
+		unsigned count[5] = {0};
+		for (unsigned i = 0; i < g->size; i++)
+			if (g->slot[i].seq)
+				count[g->slot[i].state]++;
+		fprintf(
+		    out,
+		    "  %s ring: last retrieved %llu, sent %llu, confirmed %llu, processed %llu; "
+		    "waiting: %u retrieved, %u sent, %u confirmed\n",
+		    d == SMS_MT ? "MT" : "MO", (unsigned long long)g->last_retrieved,
+		    (unsigned long long)g->last_sent, (unsigned long long)g->last_confirmed,
+		    (unsigned long long)g->last_processed, count[SMS_RETRIEVED], count[SMS_SENT],
+		    count[SMS_CONFIRMED]);
+	}
+	if (sb->parts.count)
+		fprintf(out, "  MO messages with parts still to come: %zu\n", sb->parts.count);
 }
 
 void
@@ -256,4 +185,5 @@ buffer_free(struct smsbuf *sb)
 {
 	ring_free(&sb->mt);
 	ring_free(&sb->mo);
+	journal_close(sb);
 }

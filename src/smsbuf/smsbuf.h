@@ -5,18 +5,18 @@
  * two mirrored rings on disk (buffer.c).
  *
  * Invariant: a message is in the ring on disk before anyone is told it arrived: the SMSC's
- * deliver is answered, and batond's MSG confirmed, only after the store call returned.
+ * deliver is answered, and batond's MSG confirmed, only after its journal record was written.
  */
 #ifndef BATON_SMSBUF_H
 #define BATON_SMSBUF_H
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "../core/core.h"
 #include "../net/net.h"
 #include "../sms/link.h"
-#include "../store/store.h"
 #include "gsm.h"
 
 struct smsbuf;
@@ -70,8 +70,12 @@ enum mo_verdict {
 struct smsbuf {
 	const struct config *cfg;
 	struct loop *loop;
-	struct store *st;
 	const char *name;
+	/* the journal on disk (journal.c) */
+	int jfd;
+	unsigned long jrecords;
+	struct hmap parts; /* "from ref total" -> MO parts waiting for the rest */
+	char *note_smsc, *note_link;
 	struct sms_ring mt, mo; /* the mirrored rings (link.h) */
 	bool stopping;
 
@@ -112,8 +116,24 @@ struct smsbuf {
 	char link_error[160];
 };
 
-/* buffer.c: the rings on disk */
-int buffer_load(struct smsbuf *sb, char *err, size_t errlen);
+/* journal.c: the rings, parts and state on disk (DATA/ring.log); every call returns 0 or -1 */
+int journal_open(struct smsbuf *sb, bool write, char *err, size_t errlen);
+int journal_slot(struct smsbuf *sb, int dir, const struct sms_msg *m);
+int journal_state(struct smsbuf *sb, int dir, const struct sms_msg *m, int state,
+		  const char *extra);
+/* Keeps part n of total of key; when it completes the message, *whole gets the joined text
+ * (to free) and the parts are forgotten (journal_whole records it with the message's slot). */
+int journal_part(struct smsbuf *sb, const char *key, const char *from, const char *to,
+		 unsigned total, unsigned n, const char *text, char **whole);
+int journal_whole(struct smsbuf *sb, const struct sms_msg *m, const char *key);
+void journal_note(struct smsbuf *sb, const char *what, const char *text);
+int journal_compact(struct smsbuf *sb);
+void journal_close(struct smsbuf *sb);
+
+/* buffer.c: the rings */
+int buffer_load(struct smsbuf *sb, bool write, char *err, size_t errlen);
+/* Prints both rings, the parts waiting and the SMSC and link state (baton-smsbuf --status). */
+void buffer_status(struct smsbuf *sb, FILE *out);
 /* An MO text (whole), or a report (extra "report:<stat>:<msgid>"): into the MO ring. */
 enum mo_verdict buffer_mo(struct smsbuf *sb, const char *from, const char *to, const char *text,
 			  const char *extra);

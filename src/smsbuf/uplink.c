@@ -61,18 +61,9 @@ static void
 peer_received(struct link_peer *p, struct sms_msg *m, const struct link_frame *fr)
 {
 	struct smsbuf *sb = sb_of(p);
-	struct store_sms_msg sm = {
-	    .seq = (int64_t)m->seq,
-	    .state = SMS_CONFIRMED,
-	    .from = m->from,
-	    .to = m->to,
-	    .text = m->text,
-	    .ref = m->ref,
-	    .extra = m->extra,
-	    .stamp = m->stamp,
-	};
 
-	if (store_sms_slot_put(sb->st, sb->name, SMS_MT, ring_slot(&sb->mt, m->seq), &sm) < 0) {
+	m->state = SMS_CONFIRMED; /* on disk as stored here; link_peer_confirm() says so */
+	if (journal_slot(sb, SMS_MT, m) < 0) {
 		/* Not stored, not confirmed: batond sends it again after the reconnection. */
 		m->seq = 0;
 		m->state = SMS_FREE;
@@ -89,8 +80,7 @@ peer_acked(struct link_peer *p, struct sms_msg *m, int state, const struct link_
 {
 	struct smsbuf *sb = sb_of(p);
 
-	if (store_sms_slot_state(sb->st, sb->name, SMS_MO, ring_slot(&sb->mo, m->seq),
-				 (int64_t)m->seq, state, NULL) < 0)
+	if (journal_state(sb, SMS_MO, m, state, NULL) < 0)
 		log_error("smsbuf: could not record MO %llu as %s", (unsigned long long)m->seq,
 			  sms_state_name(state));
 	/* A slot came free: the SMSC may deliver again what we made it keep (R11). */

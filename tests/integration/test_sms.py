@@ -613,7 +613,8 @@ def test_wrong_secret_refused(own):
 
 
 def test_status_and_metrics(smsc, gw, login, server):
-    """`batonctl sms status` on both data directories and batond's /metrics describe the link
+    """`batonctl sms status` (batond's rings), `baton-smsbuf --status` (the buffer server's) and
+    batond's /metrics describe the link
     after traffic both ways (R5, R16)."""
     a = online(login)
     number = sms.new_number()
@@ -634,10 +635,15 @@ def test_status_and_metrics(smsc, gw, login, server):
     assert series['baton_sms_link_up{link="smsbuf"}'] == "1"
     assert int(series['baton_sms_mt_processed_total{link="smsbuf"}']) >= 1
     assert int(series['baton_sms_mo_processed_total{link="smsbuf"}']) >= 1
-    for data in (server.datadir, gw.buf.datadir):
-        out = subprocess.run([helpers.BATONCTL, "--data", data, "sms", "status"], check=True,
-                             capture_output=True, text=True, timeout=20).stdout
-        assert "link smsbuf" in out and "link  " in out, out
+    out = subprocess.run([helpers.BATONCTL, "--data", server.datadir, "sms", "status"],
+                         check=True, capture_output=True, text=True, timeout=20).stdout
+    assert "link smsbuf" in out and "link  " in out and "up:" in out, out
+    # The buffer server's own view, from its journal, while it runs.
+    out2 = subprocess.run([sms.SMSBUF, "--data", gw.buf.datadir, "--name", "smsbuf", "--status"],
+                          check=True, capture_output=True, text=True, timeout=20).stdout
+    assert "smsc  " in out2 and "link  " in out2 and "up:" in out2, out2
+    for text in (out, out2):
         for d in ("MT", "MO"):
-            line = next(l for l in out.splitlines() if l.strip().startswith(d + " ring"))
-            assert "waiting: 0 retrieved, 0 sent, 0 confirmed" in line, out
+            line = next(l for l in text.splitlines() if l.strip().startswith(d + " ring"))
+            assert "waiting: 0 retrieved, 0 sent, 0 confirmed" in line, text
+            assert "processed 0;" not in line, text  # traffic went through both rings
