@@ -88,17 +88,6 @@ cont_hold_account(struct account *a, bool hold)
 	}
 }
 
-static void
-hmap_free_all(struct hmap *m, void (*fn)(void *))
-{
-	const char *k;
-	void *v;
-
-	for (size_t it = 0; hmap_next(m, &it, &k, &v);)
-		fn(v);
-	hmap_free(m);
-}
-
 void
 cont_bound_free(void *p)
 {

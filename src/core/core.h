@@ -118,6 +118,8 @@ void *hmap_put(struct hmap *m, const char *key, void *value);
 /* Removes; returns the removed value or NULL. */
 void *hmap_del(struct hmap *m, const char *key);
 void hmap_free(struct hmap *m);
+/* Calls fn on every value, then frees the map. */
+void hmap_free_all(struct hmap *m, void (*fn)(void *));
 /* Iteration: for (size_t i = 0; hmap_next(m, &i, &k, &v);) ... ; do not modify while iterating. */
 bool hmap_next(const struct hmap *m, size_t *iter, const char **key, void **value);
 

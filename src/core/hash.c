@@ -185,3 +185,14 @@ hmap_free(struct hmap *m)
 	free(m->slots);
 	memset(m, 0, sizeof *m);
 }
+
+void
+hmap_free_all(struct hmap *m, void (*fn)(void *))
+{
+	const char *k;
+	void *v;
+
+	for (size_t it = 0; hmap_next(m, &it, &k, &v);)
+		fn(v);
+	hmap_free(m);
+}

@@ -138,8 +138,8 @@ parts_get(struct smsbuf *sb, const char *key, const char *from, const char *to, 
 }
 
 int
-journal_part(struct smsbuf *sb, const char *key, const char *from, const char *to,
-	     unsigned total, unsigned n, const char *text, char **whole)
+journal_part(struct smsbuf *sb, const char *key, const char *from, const char *to, unsigned total,
+	     unsigned n, const char *text, char **whole)
 {
 	struct parts *p = parts_get(sb, key, from, to, total);
 	struct buf b = {0}, w = {0};
@@ -370,11 +370,7 @@ journal_close(struct smsbuf *sb)
 	if (sb->jfd >= 0)
 		close(sb->jfd);
 	sb->jfd = -1;
-	const char *k;
-	void *v;
-	for (size_t i = 0; hmap_next(&sb->parts, &i, &k, &v);)
-		parts_free(v);
-	hmap_free(&sb->parts);
+	hmap_free_all(&sb->parts, parts_free);
 	free(sb->note_smsc);
 	free(sb->note_link);
 }
