@@ -106,6 +106,8 @@ class XmlStream:
         self.backlog = []
         self.stream_error = None
         self.closed = False  # the peer closed the stream or the connection
+        self.sent_close = False  # we sent </stream:stream>
+        self.answer_close = False  # answer the peer's </stream:stream> (the server's part)
 
     def send(self, x):
         if isinstance(x, ET.Element):
@@ -131,6 +133,10 @@ class XmlStream:
                                      % (self.raw.data[-500:], self.stream_error))
         return dict(self.parser.root.attrib)
 
+    def pump(self, timeout):
+        """Reads once (up to timeout) into the backlog; False once the stream is closed."""
+        return self._pump(timeout)
+
     def _pump(self, timeout):
         if self.closed:
             return False
@@ -146,6 +152,11 @@ class XmlStream:
                     self.stream_error = next((local(c.tag) for c in el
                                               if local(c.tag) != "text"), None)
                 self.backlog.append(el)
+        if self.parser.closed and self.answer_close and not self.sent_close:
+            self.try_send("</stream:stream>")  # RFC 6120 4.4: close in turn, then the socket
+            self.sent_close = True
+            self.raw.close()
+            self.raw.eof = True
         if self.raw.eof or self.parser.closed:
             self.closed = True
             return False
@@ -219,8 +230,8 @@ class XmlStream:
         return "stream"
 
     def close(self):
-        if not self.closed:
-            self.try_send("</stream:stream>")
+        if not self.closed and not self.sent_close:
+            self.sent_close = self.try_send("</stream:stream>")
             deadline = time.monotonic() + 1.0
             while not self.closed and time.monotonic() < deadline:
                 try:
@@ -364,6 +375,7 @@ class Acceptor:
                                  % (self.port, timeout))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         st = XmlStream(sock)
+        st.answer_close = True
         self.streams.append(st)
         attrs = st.header_attrs()
         sid = secrets.token_hex(8)
@@ -535,6 +547,20 @@ class Biboumi(_Proc):
         env = {k: v for k, v in os.environ.items() if not k.startswith("BIBOUMI_")}
         self._spawn([BIBOUMI, self.conf], env=env)
         return self
+
+    def stop(self, timeout=5.0, streams=()):
+        """SIGTERM. biboumi then quits IRC, ends its XMPP stream and waits for the server to
+        end its own: streams (an Acceptor's) are read meanwhile so that they answer."""
+        if self.proc is not None and self.proc.poll() is None and streams:
+            self.proc.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while self.proc.poll() is None and time.monotonic() < deadline:
+                for st in streams:
+                    try:
+                        st.pump(0.05)
+                    except ET.ParseError:
+                        st.abort()
+        return super().stop(timeout)
 
     def wait_log(self, pattern, timeout=10.0):
         rx = re.compile(pattern)
