@@ -33,6 +33,12 @@
 #define DNS_ADDR_MAX 32
 /* RFC 1035 §2.3.4: 255 octets on the wire, so at most 253 characters plus a final dot. */
 #define DNS_NAME_MAX 254
+/*
+ * One UDP socket carries every query of a loop: a burst of lookups (all the s2s peers at
+ * start-up) brings a burst of answers, which must not overflow the socket before the loop reads
+ * them, or they cost a retransmission. The kernel caps this at net.core.rmem_max.
+ */
+#define DNS_RCVBUF (1 << 20)
 
 void dns_loop_free(void);
 
@@ -374,9 +380,10 @@ chan_open(struct dns_chan *c)
 	 */
 	opt.domains = NULL;
 	opt.ndomains = 0;
+	opt.socket_receive_buffer_size = DNS_RCVBUF;
 	rc = ares_init_options(&c->ch, &opt,
 			       ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_SOCK_STATE_CB |
-				   ARES_OPT_LOOKUPS | ARES_OPT_DOMAINS);
+				   ARES_OPT_LOOKUPS | ARES_OPT_DOMAINS | ARES_OPT_SOCK_RCVBUF);
 	if (rc != ARES_SUCCESS) {
 		c->ch = NULL;
 		return rc;
