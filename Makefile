@@ -2,7 +2,7 @@
 # described in README.md. `make test SANITIZE=1` builds into build/san with ASan+UBSan.
 
 CC      ?= cc
-PKGS    := expat openssl sqlite3 inih
+PKGS    := expat openssl sqlite3 inih libcares
 SANITIZE ?= 0
 
 ifeq ($(SANITIZE),1)
@@ -53,6 +53,7 @@ test_smpp_OBJ  := $(BUILD)/obj/smsbuf/smpp.o $(CORE_OBJ)
 test_smslink_OBJ := $(BUILD)/obj/sms/link.o $(CORE_OBJ)
 test_sipmsg_OBJ := $(BUILD)/obj/sip/msg.o $(CORE_OBJ)
 test_sipdigest_OBJ := $(BUILD)/obj/sip/digest.o $(CORE_OBJ)
+test_dns_OBJ   := $(NET_OBJ) $(CORE_OBJ)
 
 .PHONY: all run test unit integration fuzz format format-check deps test-deps clean bench
 all: $(PROGS)

@@ -8,7 +8,7 @@ set -eu
 RUN_PKGS="build-essential pkg-config libexpat1-dev libssl-dev libsqlite3-dev libinih-dev
 libunistring-dev libhttp-parser-dev libwslay-dev libc-ares-dev openssl"
 TEST_PKGS="python3 python3-slixmpp python3-pytest clang clang-format libclang-rt-14-dev sqlite3 w3m chromium
-sip-tester"
+sip-tester biboumi ngircd prosody"
 
 BENCH_PKGS="prosody ejabberd lua-dbi-sqlite3 kamailio kamailio-sqlite-modules sip-tester"
 

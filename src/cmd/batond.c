@@ -40,6 +40,8 @@ usage(FILE *f)
 	    "  --cert FILE --key FILE  certificate chain and key (PEM)\n"
 	    "  --allow-plaintext     allow authentication without TLS (tests, benchmarks)\n"
 	    "  --workers N           I/O worker threads, 0 = one per core\n"
+	    "  --s2s ADDR:PORT       server-to-server port: federation on (s2s.listen)\n"
+	    "  --component ADDR:PORT  XEP-0114 component port (component.listen)\n"
 	    "  --sip ADDR:PORT       SIP over UDP and TCP (sip.listen)\n"
 	    "  --sms-link ADDR:PORT  where baton-smsbuf connects (sms.link)\n"
 	    "  --sms-secret SECRET   the secret of buffer server sms.name (sms.secret)\n"
@@ -62,6 +64,8 @@ static const struct option_map options[] = {
     {"--key", "server.key"},
     {"--workers", "server.workers"},
     {"--log-level", "server.log_level"},
+    {"--s2s", "s2s.listen"},
+    {"--component", "component.listen"},
     {"--sip", "sip.listen"},
     {"--sms-link", "sms.link"},
     {"--sms-secret", "sms.secret"},

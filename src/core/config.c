@@ -110,6 +110,26 @@ const struct config_key config_keys[] = {
       "read the first challenge may need MD5 first"),
     K("sip", "nonce_ttl", CFG_DURATION, sip_nonce_ttl, "5m",
       "a digest nonce older than this is answered with stale=true"),
+    K("s2s", "listen", CFG_STR, s2s_listen, "",
+      "where other XMPP servers connect (conventionally port 5269), e.g. 0.0.0.0:5269; "
+      "federation is on only when this is set"),
+    K("s2s", "ca_file", CFG_STR, s2s_ca_file, "",
+      "PEM file of the CAs trusted for peer servers' certificates; empty = the system's"),
+    K("s2s", "dialback", CFG_BOOL, s2s_dialback, "true",
+      "XEP-0220 dialback for peers whose certificate does not verify; false = certificates "
+      "only"),
+    K("s2s", "resolver", CFG_STR, s2s_resolver, "",
+      "DNS server (ip:port) for SRV and address lookups; empty = /etc/resolv.conf"),
+    K("s2s", "idle_timeout", CFG_DURATION, s2s_idle_timeout, "10m",
+      "a server-to-server stream with no traffic this long is closed"),
+    K("s2s", "connect_timeout", CFG_DURATION, s2s_connect_timeout, "30s",
+      "time to reach and authenticate with a peer before queued stanzas bounce"),
+    K("s2s", "queue_max", CFG_INT, s2s_queue_max, "1000",
+      "stanzas held for a peer domain while its connection is being set up; more bounce"),
+    K("s2s", "max_per_domain", CFG_INT, s2s_max_per_domain, "8",
+      "incoming connections one peer domain may hold open"),
+    K("component", "listen", CFG_STR, component_listen, "",
+      "where XEP-0114 external components connect, e.g. 127.0.0.1:5347; empty = off"),
     K("sms", "link", CFG_STR, sms_link, "",
       "where batond accepts SMS links from baton-smsbuf (TLS and a shared secret), e.g. "
       "127.0.0.1:5290; empty = off"),
@@ -317,11 +337,77 @@ set_sip_alias(struct config *c, const char *number, const char *user, char *err,
 	return 0;
 }
 
+/* Keyed families: SECTION.PREFIX<name> = value, any name. */
+static const struct config_family {
+	const char *section, *prefix;
+	size_t pairs, count; /* offsets of the array and its length in struct config */
+} config_families[] = {
+    {"s2s", "route.", offsetof(struct config, s2s_routes), offsetof(struct config, n_s2s_routes)},
+    {"component", "secret.", offsetof(struct config, component_secrets),
+     offsetof(struct config, n_component_secrets)},
+    {NULL, NULL, 0, 0},
+};
+
+static const struct config_family *
+family_find(const char *section, const char *key)
+{
+	for (const struct config_family *f = config_families; f->section; f++) {
+		size_t n = strlen(f->prefix);
+		if (!strcmp(f->section, section) && !strncmp(key, f->prefix, n) && key[n])
+			return f;
+	}
+	return NULL;
+}
+
+static void
+pairs_free(struct config_pair *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(p[i].key);
+		free(p[i].value);
+	}
+	free(p);
+}
+
+const char *
+config_pair_get(const struct config_pair *pairs, size_t n, const char *key)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(pairs[i].key, key) == 0)
+			return pairs[i].value;
+	return NULL;
+}
+
+static void
+set_pair(struct config *c, const struct config_family *f, const char *name, const char *value)
+{
+	struct config_pair **pairs = (struct config_pair **)((char *)c + f->pairs);
+	size_t *n = (size_t *)((char *)c + f->count);
+
+	for (size_t i = 0; i < *n; i++) {
+		if (strcmp((*pairs)[i].key, name) == 0) {
+			free((*pairs)[i].value);
+			(*pairs)[i].value = xstrdup(value);
+			return;
+		}
+	}
+	*pairs = xrealloc(*pairs, (*n + 1) * sizeof **pairs);
+	(*pairs)[*n].key = xstrdup(name);
+	(*pairs)[*n].value = xstrdup(value);
+	(*n)++;
+}
+
 static int
 set_one(struct config *c, const char *section, const char *key, const char *value, char *err,
 	size_t errlen)
 {
 	const struct config_key *k = key_find(section, key);
+	const struct config_family *f = k ? NULL : family_find(section, key);
+
+	if (f) {
+		set_pair(c, f, key + strlen(f->prefix), value);
+		return 0;
+	}
 
 	if (!k && strcmp(section, "sip.alias") == 0)
 		return set_sip_alias(c, key, value, err, errlen);
@@ -417,6 +503,14 @@ config_set(struct config *c, const char *dotted, const char *value, char *err, s
 	const char *dot = strrchr(dotted, '.');
 	char section[64];
 
+	/* s2s.route.example.org: the family's name has dots of its own. */
+	for (const struct config_family *f = config_families; f->section; f++) {
+		size_t n = strlen(f->section);
+		if (!strncmp(dotted, f->section, n) && dotted[n] == '.' &&
+		    family_find(f->section, dotted + n + 1))
+			return set_one(c, f->section, dotted + n + 1, value, err, errlen);
+	}
+
 	if (!dot || dot == dotted || (size_t)(dot - dotted) >= sizeof section) {
 		snprintf(err, errlen, "bad key '%s': expected SECTION.KEY", dotted);
 		return -1;
@@ -444,6 +538,13 @@ config_free(struct config *c)
 	free(c->sip_aliases);
 	c->sip_aliases = NULL;
 	c->n_sip_aliases = 0;
+	for (const struct config_family *f = config_families; f->section; f++) {
+		struct config_pair **pairs = (struct config_pair **)((char *)c + f->pairs);
+		size_t *n = (size_t *)((char *)c + f->count);
+		pairs_free(*pairs, *n);
+		*pairs = NULL;
+		*n = 0;
+	}
 	for (const struct config_key *k = config_keys; k->section; k++) {
 		if (k->type == CFG_STR) {
 			char **field = (char **)((char *)c + k->offset);

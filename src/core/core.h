@@ -222,6 +222,13 @@ void loop_drain(struct loop *loop);
  * SECTION.KEY in the table of config.c, with its default; docs/config.md documents
  * every key and a unit test holds the two together.
  */
+/* One entry of a keyed family such as s2s.route.<domain> = host:port. */
+struct config_pair {
+	char *key, *value;
+};
+/* The value of key among pairs, or NULL. */
+const char *config_pair_get(const struct config_pair *pairs, size_t n, const char *key);
+
 struct config {
 	/* [server] */
 	char *domain;
@@ -294,6 +301,20 @@ struct config {
 		char *number, *user;
 	} * sip_aliases;
 	size_t n_sip_aliases;
+	/* [s2s]: federation (RFC 6120 section 13) */
+	char *s2s_listen;   /* "" = federation off */
+	char *s2s_ca_file;  /* CAs trusted for peers' certificates; "" = the system's */
+	bool s2s_dialback;  /* XEP-0220 when certificates do not do */
+	char *s2s_resolver; /* DNS server ip:port; "" = /etc/resolv.conf */
+	uint64_t s2s_idle_timeout, s2s_connect_timeout; /* ms */
+	long s2s_queue_max; /* stanzas held per peer domain while connecting */
+	long s2s_max_per_domain;
+	struct config_pair *s2s_routes; /* route.<domain> = host:port */
+	size_t n_s2s_routes;
+	/* [component]: XEP-0114 external components */
+	char *component_listen;
+	struct config_pair *component_secrets; /* secret.<domain> = secret */
+	size_t n_component_secrets;
 	/* [smsbuf]: baton-smsbuf */
 	char *smsbuf_name;
 	char *smsbuf_smsc, *smsbuf_protocol, *smsbuf_user, *smsbuf_password, *smsbuf_system_type;

@@ -108,6 +108,7 @@ conn_free(struct conn *c)
 		SSL_free(c->ssl);
 	buf_free(&c->in);
 	buf_free(&c->out);
+	free(c->tls_host);
 	free(c);
 }
 
@@ -190,7 +191,7 @@ transport_write(struct conn *c, const char *p, size_t n)
 static void
 conn_start_tls_now(struct conn *c, struct tls_ctx *tls)
 {
-	c->ssl = tls_new_ssl(tls, c->io.fd);
+	c->ssl = tls_new_ssl(tls, c->io.fd, c->tls_host);
 	if (!c->ssl) {
 		conn_fail(c, "TLS setup failed");
 		return;
@@ -457,6 +458,7 @@ net_loop_free(struct loop *loop)
 
 	if (!st || st->loop != loop)
 		return;
+	dns_loop_free();
 	while (st->all) {
 		struct conn *c = st->all;
 		/* An owner still holding c (an idle HTTP connection) frees its side now. */
@@ -594,6 +596,27 @@ conn_starttls(struct conn *c, struct tls_ctx *tls)
 	c->tls_pending = 1;
 	c->tls_ctx_pending = tls;
 	conn_mark_dirty(c);
+}
+
+void
+conn_starttls_host(struct conn *c, struct tls_ctx *tls, const char *host)
+{
+	free(c->tls_host);
+	c->tls_host = xstrdup(host);
+	if (buf_used(&c->out) == 0 && !c->connecting && !c->dead) {
+		/* Nothing plaintext to send first: TLS now, so what is written next is inside it.
+		 */
+		buf_reset(&c->in);
+		conn_start_tls_now(c, tls);
+		return;
+	}
+	conn_starttls(c, tls);
+}
+
+bool
+conn_tls_peer_ok(const struct conn *c, const char *domain)
+{
+	return tls_peer_ok(c->ssl, domain);
 }
 
 size_t

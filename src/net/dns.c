@@ -40,8 +40,6 @@
  */
 #define DNS_RCVBUF (1 << 20)
 
-void dns_loop_free(void);
-
 struct dns_chan;
 
 /* A socket c-ares asked us to watch. */

@@ -50,6 +50,7 @@ struct conn {
 	struct conn *dirty_next;
 	struct conn *all_next, *all_prev; /* every connection of the loop */
 	struct tls_ctx *tls_ctx_pending;  /* STARTTLS once the plaintext output is sent */
+	char *tls_host;			  /* client: the name sent in the handshake */
 	unsigned dirty : 1, closing : 1, dead : 1, paused : 1, tls_pending : 1,
 	    want_read_to_write : 1, want_write_to_read : 1, eof : 1, resume_read : 1, fin_sent : 1,
 	    overflow : 1, connecting : 1;
@@ -82,6 +83,38 @@ long net_udp_recv(int fd, void *buf, size_t n, struct net_addr *from);
 int net_udp_send(int fd, const struct net_addr *to, const void *data, size_t n);
 /* Resolves "host:port" (or host and port) to an address; 0 or -1. */
 int net_addr_resolve(const char *host, unsigned port, struct net_addr *out);
+
+/* ---- asynchronous DNS (dns.c, c-ares): SRV and address lookups on the calling loop ---- */
+
+/* One SRV record (RFC 2782). */
+struct dns_srv {
+	unsigned priority, weight, port;
+	char target[256]; /* "." means the service is decidedly not available */
+};
+
+/*
+ * Results come back on the loop that asked, after the call returned (never inside it).
+ * status is 0, or -ENOENT (no such name / no record of that type), -ETIMEDOUT, -ECANCELED
+ * (the loop is being freed: the callee only frees arg), or -EIO (any other failure).
+ * Arrays are valid only during the callback.
+ */
+typedef void (*dns_srv_fn)(void *arg, int status, const struct dns_srv *recs, size_t n);
+/* Addresses as numeric strings ("192.0.2.1", "2001:db8::1"), IPv4 and IPv6 both. */
+typedef void (*dns_addr_fn)(void *arg, int status, const char *const *addrs, size_t n);
+
+/*
+ * Uses server "ip:port" (or "ip", port 53) for lookups on every loop from now on instead of
+ * /etc/resolv.conf; NULL or "" restores the system's. Call before the loops start.
+ * Returns 0, or -1 with a one-line reason in err.
+ */
+int dns_set_server(const char *server, char *err, size_t errlen);
+/* Looks up the SRV records of name (e.g. "_xmpp-server._tcp.example.org"), unsorted. */
+void dns_srv(struct loop *loop, const char *name, dns_srv_fn fn, void *arg);
+/* Looks up the addresses of host (/etc/hosts first, then DNS; an IP literal is its own). */
+void dns_addr(struct loop *loop, const char *host, dns_addr_fn fn, void *arg);
+/* After loop_run() returned, on the loop's thread: ends the thread's lookups with -ECANCELED and
+ * frees its resolver state (net_loop_free() calls it). */
+void dns_loop_free(void);
 
 /* ---- per-loop setup ---- */
 
@@ -121,6 +154,10 @@ void conn_write(struct conn *c, const void *data, size_t n);
  * Unread plaintext input is discarded: it cannot be trusted (RFC 6120 5.4.3.3).
  */
 void conn_starttls(struct conn *c, struct tls_ctx *tls);
+/* conn_starttls() as client of an s2s context, naming host in the handshake (SNI). */
+void conn_starttls_host(struct conn *c, struct tls_ctx *tls, const char *host);
+/* After the handshake: does the peer's certificate chain to a trusted CA and name domain? */
+bool conn_tls_peer_ok(const struct conn *c, const char *domain);
 bool conn_is_tls(const struct conn *c);
 /* Bytes queued for the peer and not yet handed to the kernel. */
 size_t conn_out_pending(const struct conn *c);
@@ -269,6 +306,15 @@ struct tls_ctx *tls_ctx_new(const char *cert, const char *key, const char *data_
  * empty) and carry host (RFC 6125). NULL with a one-line reason in err.
  */
 struct tls_ctx *tls_client_ctx_new(const char *ca_file, const char *host, char *err, size_t errlen);
+/*
+ * A context for server-to-server streams (RFC 6120 13, XEP-0178): our certificate (as
+ * tls_ctx_new) presented as server or, with client, as client; the peer's certificate is
+ * asked for and checked against ca_file (the system's CAs if empty) but never fails the
+ * handshake: the stream asks conn_tls_peer_ok() and decides (dialback may still do).
+ */
+struct tls_ctx *tls_s2s_ctx_new(const char *cert, const char *key, const char *data_dir,
+				const char *domain, const char *ca_file, bool client, char *err,
+				size_t errlen);
 void tls_ctx_free(struct tls_ctx *t);
 
 #endif

@@ -8,8 +8,11 @@
 
 #include "net.h"
 
-/* Returns a new server-side SSL on fd in accept state (an SSL *), or NULL. */
-void *tls_new_ssl(struct tls_ctx *t, int fd);
+/* A new SSL on fd (an SSL *): accept state, or connect state naming host (SNI) for a client
+ * context; NULL on failure. */
+void *tls_new_ssl(struct tls_ctx *t, int fd, const char *host);
+/* Does the peer's certificate chain to a trusted CA and name domain? */
+bool tls_peer_ok(void *ssl, const char *domain);
 /* Splits "host:port" or "[v6]:port" into its parts; returns 0 or -1. */
 int net_split_addr(const char *addr, char *host, size_t hn, char *port, size_t pn);
 /* Is t a client context (tls_client_ctx_new)? Then the SSL is in connect state. */

@@ -24,7 +24,8 @@
 
 struct tls_ctx {
 	SSL_CTX *ctx;
-	char *host; /* client: the name the server's certificate must carry */
+	bool client;
+	char *host; /* client: the name the server's certificate must carry (NULL: checked later) */
 };
 
 static const char *
@@ -143,28 +144,59 @@ out:
 	return rc;
 }
 
-struct tls_ctx *
-tls_ctx_new(const char *cert, const char *key, const char *data_dir, const char *domain, char *err,
-	    size_t errlen)
+/* Loads cert and key into ctx, the self-signed pair of data_dir if both are empty. */
+static int
+ctx_use_identity(SSL_CTX *ctx, const char *cert, const char *key, const char *data_dir,
+		 const char *domain, char *err, size_t errlen)
 {
 	char certpath[4096], keypath[4096];
-	struct tls_ctx *t;
-	SSL_CTX *ctx;
 
 	if (!*cert && !*key) {
 		snprintf(certpath, sizeof certpath, "%s/cert.pem", data_dir);
 		snprintf(keypath, sizeof keypath, "%s/key.pem", data_dir);
 		if (access(certpath, R_OK) != 0 || access(keypath, R_OK) != 0) {
 			if (make_self_signed(certpath, keypath, domain, err, errlen) < 0)
-				return NULL;
+				return -1;
 		}
 		cert = certpath;
 		key = keypath;
 	} else if (!*cert || !*key) {
 		snprintf(err, errlen, "server.cert and server.key must be given together");
-		return NULL;
+		return -1;
 	}
-	ctx = SSL_CTX_new(TLS_server_method());
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+		snprintf(err, errlen, "cannot load certificate %s: %s", cert, ssl_error());
+		return -1;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		snprintf(err, errlen, "cannot load private key %s: %s", key, ssl_error());
+		return -1;
+	}
+	return 0;
+}
+
+/* Trusts the CAs of ca_file, or the system's if it is empty. */
+static int
+ctx_load_cas(SSL_CTX *ctx, const char *ca_file, char *err, size_t errlen)
+{
+	if (ca_file && *ca_file) {
+		if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
+			snprintf(err, errlen, "cannot load CA file %s: %s", ca_file, ssl_error());
+			return -1;
+		}
+	} else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+		snprintf(err, errlen, "cannot load the system's CA certificates: %s", ssl_error());
+		return -1;
+	}
+	return 0;
+}
+
+static SSL_CTX *
+ctx_new(const SSL_METHOD *method, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(method);
+
 	if (!ctx) {
 		snprintf(err, errlen, "SSL_CTX_new: %s", ssl_error());
 		return NULL;
@@ -174,20 +206,75 @@ tls_ctx_new(const char *cert, const char *key, const char *data_dir, const char 
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
 				  SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
-		snprintf(err, errlen, "cannot load certificate %s: %s", cert, ssl_error());
-		SSL_CTX_free(ctx);
-		return NULL;
-	}
-	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
-	    SSL_CTX_check_private_key(ctx) != 1) {
-		snprintf(err, errlen, "cannot load private key %s: %s", key, ssl_error());
-		SSL_CTX_free(ctx);
-		return NULL;
-	}
-	t = xcalloc(1, sizeof *t);
+	return ctx;
+}
+
+static struct tls_ctx *
+tls_wrap(SSL_CTX *ctx, bool client, const char *host)
+{
+	struct tls_ctx *t = xcalloc(1, sizeof *t);
+
 	t->ctx = ctx;
+	t->client = client;
+	t->host = host ? xstrdup(host) : NULL;
 	return t;
+}
+
+struct tls_ctx *
+tls_ctx_new(const char *cert, const char *key, const char *data_dir, const char *domain, char *err,
+	    size_t errlen)
+{
+	SSL_CTX *ctx = ctx_new(TLS_server_method(), err, errlen);
+
+	if (!ctx)
+		return NULL;
+	if (ctx_use_identity(ctx, cert, key, data_dir, domain, err, errlen) < 0) {
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return tls_wrap(ctx, false, NULL);
+}
+
+/* The handshake goes on whatever the peer's certificate: the stream judges it afterwards. */
+static int
+verify_later(int ok, X509_STORE_CTX *x)
+{
+	return 1;
+}
+
+struct tls_ctx *
+tls_s2s_ctx_new(const char *cert, const char *key, const char *data_dir, const char *domain,
+		const char *ca_file, bool client, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = ctx_new(client ? TLS_client_method() : TLS_server_method(), err, errlen);
+
+	if (!ctx)
+		return NULL;
+	if (ctx_use_identity(ctx, cert, key, data_dir, domain, err, errlen) < 0 ||
+	    ctx_load_cas(ctx, ca_file, err, errlen) < 0) {
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	/* As server this asks for the peer's certificate (RFC 6120 13.7.2.1, XEP-0178). */
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_later);
+	return tls_wrap(ctx, client, NULL);
+}
+
+bool
+tls_peer_ok(void *ssl, const char *domain)
+{
+	X509 *x;
+	bool ok;
+
+	if (!ssl || SSL_get_verify_result(ssl) != X509_V_OK)
+		return false;
+	x = SSL_get1_peer_certificate(ssl);
+	if (!x)
+		return false; /* no certificate also reads X509_V_OK */
+	/* RFC 6125 6.4: the DNS-ID of the certificate names the domain (wildcards included). */
+	ok = X509_check_host(x, domain, 0, 0, NULL) == 1;
+	X509_free(x);
+	return ok;
 }
 
 void
@@ -201,7 +288,7 @@ tls_ctx_free(struct tls_ctx *t)
 }
 
 void *
-tls_new_ssl(struct tls_ctx *t, int fd)
+tls_new_ssl(struct tls_ctx *t, int fd, const char *host)
 {
 	SSL *ssl = SSL_new(t->ctx);
 
@@ -211,12 +298,14 @@ tls_new_ssl(struct tls_ctx *t, int fd)
 		SSL_free(ssl);
 		return NULL;
 	}
-	if (!t->host) {
+	if (!t->client) {
 		SSL_set_accept_state(ssl);
 		return ssl;
 	}
 	/* RFC 6125 6: the reference identity is the name we meant to reach. */
-	if (SSL_set_tlsext_host_name(ssl, t->host) != 1 || SSL_set1_host(ssl, t->host) != 1) {
+	char *sni = (char *)(host ? host : t->host); /* SSL_ctrl's prototype is not const */
+	if ((t->host && SSL_set1_host(ssl, t->host) != 1) ||
+	    (sni && SSL_set_tlsext_host_name(ssl, sni) != 1)) {
 		SSL_free(ssl);
 		return NULL;
 	}
@@ -227,7 +316,7 @@ tls_new_ssl(struct tls_ctx *t, int fd)
 bool
 tls_is_client(const struct tls_ctx *t)
 {
-	return t->host != NULL;
+	return t->client;
 }
 
 const char *
@@ -240,30 +329,14 @@ tls_verify_error(void *ssl)
 struct tls_ctx *
 tls_client_ctx_new(const char *ca_file, const char *host, char *err, size_t errlen)
 {
-	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-	struct tls_ctx *t;
+	SSL_CTX *ctx = ctx_new(TLS_client_method(), err, errlen);
 
-	if (!ctx) {
-		snprintf(err, errlen, "SSL_CTX_new: %s", ssl_error());
+	if (!ctx)
 		return NULL;
-	}
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-	if (ca_file && *ca_file) {
-		if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
-			snprintf(err, errlen, "cannot load CA file %s: %s", ca_file, ssl_error());
-			SSL_CTX_free(ctx);
-			return NULL;
-		}
-	} else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
-		snprintf(err, errlen, "cannot load the system's CA certificates: %s", ssl_error());
+	if (ctx_load_cas(ctx, ca_file, err, errlen) < 0) {
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
-	t = xcalloc(1, sizeof *t);
-	t->ctx = ctx;
-	t->host = xstrdup(host);
-	return t;
+	return tls_wrap(ctx, true, host);
 }

@@ -265,3 +265,16 @@ xml_text(const struct xml_node *el)
 	}
 	return buf_steal(&b);
 }
+
+void
+xml_rename_ns(struct xml_node *n, const char *from, const char *to)
+{
+	if (!n->name)
+		return;
+	if (strcmp(n->ns, from) == 0) {
+		free(n->ns);
+		n->ns = xstrdup(to);
+	}
+	for (struct xml_node *c = n->first; c; c = c->next)
+		xml_rename_ns(c, from, to);
+}

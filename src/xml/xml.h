@@ -47,6 +47,10 @@ void xml_free(struct xml_node *n);
 /* Returns a deep copy (detached); caller owns it. */
 struct xml_node *xml_copy(const struct xml_node *n);
 
+/* Moves n and every descendant in namespace from to namespace to (jabber:client <-> jabber:server).
+ */
+void xml_rename_ns(struct xml_node *n, const char *from, const char *to);
+
 /* Returns the attribute value or NULL. */
 const char *xml_attr(const struct xml_node *el, const char *name);
 /* Sets (copying) or, with value NULL, removes an attribute. */

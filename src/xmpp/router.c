@@ -1,8 +1,9 @@
 /*
  * router: where a stanza goes (RFC 6120 section 10, RFC 6121 section 8). A stanza
  * for user@domain is posted to that account's home worker and handled there with
- * the account loaded; stanzas for the domain itself are the server's; anything for
- * another domain fails with remote-server-not-found until federation exists.
+ * the account loaded; stanzas for the domain itself are the server's; those for a
+ * component's domain go to the component (component.c), anything else to another server
+ * (s2s.c).
  *
  * Invariant: route() always consumes the stanza, and delivery to an account happens
  * only on its home worker, so the rules below read the account without locks.
@@ -93,11 +94,13 @@ route_stored_id(struct worker *w, struct xml_node *st, int64_t stored)
 		return;
 	}
 	if (strcmp(to.domain, srv->cfg->domain) != 0) {
-		/* RFC 6120 8.3.3.15; issue 10 (federation) replaces this. */
+		/* RFC 6120 10.4: a component's domain, or another server's. */
+		if (component_domain(srv, to.domain))
+			component_route(w, st, &to);
+		else
+			s2s_route(w, st, &from, &to);
 		jid_free(&to);
 		jid_free(&from);
-		route_error(w, st, "cancel", "remote-server-not-found", NULL);
-		xml_free(st);
 		return;
 	}
 	if (!to.local) {

@@ -57,7 +57,33 @@ extra_accept(struct loop_io *io, uint32_t events)
 	struct worker *w = worker_current();
 	int i = (int)(io - w->extra_io);
 
-	listeners[i].accept(w, io->fd);
+	w->srv->extra_accept[i](w, io->fd);
+}
+
+/* Binds addr for accept, watched by every worker; 0 or -1 with err. */
+static int
+listen_extra(struct server *srv, const char *addr, void (*accept)(struct worker *w, int fd),
+	     char *err, size_t errlen)
+{
+	int fd;
+
+	if (srv->nextra == (int)ARRAY_LEN(srv->extra_fd)) {
+		snprintf(err, errlen, "too many listeners");
+		return -1;
+	}
+	if ((fd = net_listen(addr, err, errlen)) < 0)
+		return -1;
+	srv->extra_fd[srv->nextra] = fd;
+	srv->extra_accept[srv->nextra++] = accept;
+	log_info("listening on %s", addr);
+	return 0;
+}
+
+bool
+server_hosts(const struct server *srv, const char *domain)
+{
+	return strcmp(domain, srv->cfg->domain) == 0 || server_service(srv, domain) ||
+	       component_domain(srv, domain);
 }
 
 void
@@ -168,7 +194,7 @@ worker_main(void *arg)
 		fatal("worker %d: cannot watch the c2s TLS listener", w->id);
 	for (int i = 0; i < w->srv->nextra; i++) {
 		if (loop_io_add(w->loop, &w->extra_io[i], LOOP_IN) < 0)
-			fatal("worker %d: cannot watch listener %s", w->id, listeners[i].addr);
+			fatal("worker %d: cannot watch a listener", w->id);
 	}
 	if (w->id == 0)
 		offline_start_sweeper(w);
@@ -200,6 +226,8 @@ free_server(struct server *srv)
 	}
 	free(srv->workers);
 	tls_ctx_free(srv->tls);
+	s2s_free(srv);
+	component_free(srv);
 	for (int i = 0; i < srv->nservices; i++)
 		free(srv->service_domains[i]);
 	free(srv);
@@ -241,16 +269,20 @@ server_start(const struct config *cfg, char *err, size_t errlen)
 	if (*cfg->c2s_tls_listen &&
 	    (srv->c2s_tls_fd = net_listen(cfg->c2s_tls_listen, err, errlen)) < 0)
 		goto fail;
-	for (; srv->nextra < nlisteners; srv->nextra++) {
-		int fd = net_listen(listeners[srv->nextra].addr, err, errlen);
-		if (fd < 0)
+	for (int i = 0; i < nlisteners; i++)
+		if (listen_extra(srv, listeners[i].addr, listeners[i].accept, err, errlen) < 0)
 			goto fail;
-		srv->extra_fd[srv->nextra] = fd;
-	}
+	if (*cfg->s2s_listen && listen_extra(srv, cfg->s2s_listen, s2s_accept, err, errlen) < 0)
+		goto fail;
+	if (*cfg->component_listen &&
+	    listen_extra(srv, cfg->component_listen, component_accept, err, errlen) < 0)
+		goto fail;
 	/* The certificate first: a bad one is reported before anything is written. */
 	srv->tls =
 	    tls_ctx_new(cfg->cert_file, cfg->key_file, cfg->data_dir, cfg->domain, err, errlen);
 	if (!srv->tls)
+		goto fail;
+	if (s2s_init(srv, err, errlen) < 0 || component_init(srv, err, errlen) < 0)
 		goto fail;
 	if (!(st = store_open(cfg, err, errlen)))
 		goto fail;
@@ -281,8 +313,6 @@ server_start(const struct config *cfg, char *err, size_t errlen)
 	log_info("serving %s with %d workers (c2s %s, direct TLS %s)", cfg->domain, srv->nworkers,
 		 *cfg->c2s_listen ? cfg->c2s_listen : "off",
 		 *cfg->c2s_tls_listen ? cfg->c2s_tls_listen : "off");
-	for (int i = 0; i < srv->nextra; i++)
-		log_info("listening on %s", listeners[i].addr);
 	return srv;
 fail:
 	free_server(srv);
@@ -312,6 +342,8 @@ worker_begin_stop(struct worker *w, void *arg)
 		loop_io_del(w->loop, &w->extra_io[i]);
 	while (w->sessions)
 		session_shutdown(w->sessions);
+	s2s_worker_stop(w);
+	component_worker_stop(w);
 	w->stop_timer.fn = stop_timer_fired;
 	timer_start(w->loop, &w->stop_timer, SHUTDOWN_FLUSH_MS);
 }

@@ -31,6 +31,9 @@
 #define NS_SM	       "urn:xmpp:sm:3"
 #define NS_CSI	       "urn:xmpp:csi:0"
 #define NS_VERSION     "jabber:iq:version"
+#define NS_SERVER      "jabber:server"
+#define NS_DIALBACK    "jabber:server:dialback"
+#define NS_COMPONENT   "jabber:component:accept"
 
 struct server;
 struct worker;
@@ -116,9 +119,11 @@ struct worker {
 	struct timer offline_sweep; /* worker 0 only: expires old offline messages */
 	struct timer trim;	    /* frees the parsers of idle sessions (memory per connection) */
 	unsigned long push_seq;	    /* ids of server-generated iqs */
-	struct hmap rooms;
-	/* MUC rooms homed here (muc.c) */ /* the last archive id this worker gave out */
-	bool stopping; /* server_stop() began: drop new work, free what arrives */
+	struct hmap rooms;	    /* MUC rooms homed here (muc.c) */
+	struct hmap s2s_out; /* "local remote" -> struct s2s_out, for remote domains homed here */
+	struct hmap s2s_in;  /* id -> struct s2s_in accepted on this worker */
+	struct hmap comps;   /* domain -> struct component connected on this worker */
+	bool stopping;	     /* server_stop() began: drop new work, free what arrives */
 };
 
 struct server {
@@ -128,8 +133,12 @@ struct server {
 	struct store_thread *store;
 	struct tls_ctx *tls;
 	int c2s_fd, c2s_tls_fd;
-	int extra_fd[4]; /* server_add_listener() */
+	int extra_fd[8]; /* server_add_listener(), then s2s and components */
+	void (*extra_accept[8])(struct worker *w, int fd);
 	int nextra;
+	struct tls_ctx *s2s_tls_in, *s2s_tls_out; /* NULL: federation off */
+	struct s2s_shared *s2s;			  /* s2s.c: counts across workers */
+	struct comp_registry *comps;		  /* component.c: domain -> worker */
 	int64_t started;
 	_Atomic bool stopping; /* routing drops stanzas instead of posting them */
 	char key[33]; /* random per process: marks stanzas the server made for its own services */
@@ -317,6 +326,67 @@ bool account_is_live(const struct account *a, int64_t id);
 struct roster_item *account_roster_add(struct account *a, const char *contact);
 void account_roster_del(struct account *a, const char *contact);
 void account_free_all(struct worker *w);
+
+/* ---- streams with other servers and components (pstream.c) ---- */
+
+struct pstream {
+	struct conn *c;
+	struct xml_stream *parser;
+	struct {
+		bool open, fresh, root_ok;	/* fresh: not yet taken by the owner */
+		char *from, *to, *id, *version; /* as sent, or NULL */
+		char *ns;			/* the default namespace */
+	} header;
+	struct xml_node *q_head, *q_tail; /* parsed, not yet handled */
+	int parse_error;
+	bool peer_closed;
+	size_t max_stanza;
+	int max_depth;
+};
+
+void pstream_init(struct pstream *p, struct conn *c, size_t max_stanza, int max_depth);
+/* Parses what is in p->c->in; the header and elements wait for the owner. */
+void pstream_input(struct pstream *p);
+/* The next element parsed, or NULL; the caller owns it. */
+struct xml_node *pstream_next(struct pstream *p);
+/* A new stream on the same connection (after STARTTLS, SASL): a fresh parser and header. */
+void pstream_restart(struct pstream *p);
+/* Writes our stream header (from, to, id may be NULL). */
+void pstream_open(struct pstream *p, const char *ns, const char *from, const char *to,
+		  const char *id);
+void pstream_write(struct pstream *p, const char *text);
+/* Writes stanza st (in jabber:client) as an element of a stream whose namespace is ns. */
+void pstream_send(struct pstream *p, struct xml_node *st, const char *ns);
+/* A stream error and the end of our stream (RFC 6120 4.9); the owner then closes. */
+void pstream_error(struct pstream *p, const char *condition, const char *text);
+/* Frees the parser and queue and closes the connection (its output is still sent). */
+void pstream_free(struct pstream *p);
+
+/* ---- federation (s2s.c, RFC 6120 section 13) ---- */
+
+/* Sets up federation on srv if s2s.listen is set: TLS contexts, resolver; 0 or -1 with err. */
+int s2s_init(struct server *srv, char *err, size_t errlen);
+void s2s_free(struct server *srv);
+/* Accepts incoming server streams on the s2s listener. */
+void s2s_accept(struct worker *w, int fd);
+/* Sends st (owned) from one of our domains to a remote domain; errors go back to the sender. */
+void s2s_route(struct worker *w, struct xml_node *st, const struct jid *from, const struct jid *to);
+/* The worker is stopping: close every stream with <system-shutdown/>, bounce what waits. */
+void s2s_worker_stop(struct worker *w);
+
+/* ---- external components (component.c, XEP-0114) ---- */
+
+int component_init(struct server *srv, char *err, size_t errlen);
+void component_free(struct server *srv);
+void component_accept(struct worker *w, int fd);
+/* Whether domain is a configured component's. */
+bool component_domain(const struct server *srv, const char *domain);
+/* Hands st (owned) to the component serving to's domain; bounces if it is not connected. */
+void component_route(struct worker *w, struct xml_node *st, const struct jid *to);
+void component_worker_stop(struct worker *w);
+
+/* Whether domain is served here: ours, a service's (conference.) or a component's. */
+bool server_hosts(const struct server *srv, const char *domain);
 
 /* ---- routing (router.c) ---- */
 

@@ -68,7 +68,8 @@ def comp(server):
 
 @pytest.fixture
 def user(login):
-    return login(presence=True)
+    # roster=True: roster pushes go only to resources that asked for the roster (RFC 6121 2.1.6)
+    return login(presence=True, roster=True)
 
 
 def expect_refused(c, condition, timeout=5.0):
