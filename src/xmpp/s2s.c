@@ -90,9 +90,9 @@ struct s2s_in {
 	char stream_id[17];
 	char *local; /* the domain the stream was opened to */
 	bool tls, sasl_done, closed;
-	bool hold; /* in_data() is running: in_close() leaves the freeing to it */
-	struct hmap authed;   /* remote domains authenticated on this stream */
-	struct hmap counted;  /* those of them counted in s2s_shared */
+	bool hold;	     /* in_data() is running: in_close() leaves the freeing to it */
+	struct hmap authed;  /* remote domains authenticated on this stream */
+	struct hmap counted; /* those of them counted in s2s_shared */
 	struct timer idle;
 	uint64_t last_io;
 };
@@ -105,8 +105,8 @@ static void out_connected(struct conn *c, void *arg);
 static void in_data(struct conn *c, void *arg);
 static void in_closed(struct conn *c, void *arg, const char *reason);
 
-static const struct conn_cb out_cb = {.data = out_data, .closed = out_closed,
-				      .connected = out_connected};
+static const struct conn_cb out_cb = {
+    .data = out_data, .closed = out_closed, .connected = out_connected};
 static const struct conn_cb in_cb = {.data = in_data, .closed = in_closed};
 
 static const struct config *
@@ -124,8 +124,8 @@ s2s_init(struct server *srv, char *err, size_t errlen)
 
 	if (!*cfg->s2s_listen)
 		return 0;
-	srv->s2s_tls_in = tls_s2s_ctx_new(cfg->cert_file, cfg->key_file, cfg->data_dir,
-					  cfg->domain, cfg->s2s_ca_file, false, err, errlen);
+	srv->s2s_tls_in = tls_s2s_ctx_new(cfg->cert_file, cfg->key_file, cfg->data_dir, cfg->domain,
+					  cfg->s2s_ca_file, false, err, errlen);
 	if (!srv->s2s_tls_in)
 		return -1;
 	srv->s2s_tls_out = tls_s2s_ctx_new(cfg->cert_file, cfg->key_file, cfg->data_dir,
@@ -210,9 +210,9 @@ dialback_key(const struct server *srv, const char *receiving, const char *origin
 static bool
 is_stanza(const struct xml_node *el, const char *ns)
 {
-	return strcmp(el->ns, ns) == 0 && (strcmp(el->name, "message") == 0 ||
-					   strcmp(el->name, "presence") == 0 ||
-					   strcmp(el->name, "iq") == 0);
+	return strcmp(el->ns, ns) == 0 &&
+	       (strcmp(el->name, "message") == 0 || strcmp(el->name, "presence") == 0 ||
+		strcmp(el->name, "iq") == 0);
 }
 
 /* The domain of a JID string, normalized; NULL if it is not a JID. Caller frees. */
@@ -291,7 +291,8 @@ out_end(struct s2s_out *o, const char *condition)
 		o->q_head = st->next;
 		st->next = NULL;
 		/* RFC 6120 8.3.3.15-16: not found is final, a timeout may pass. */
-		route_error(w, st, strcmp(condition, "remote-server-timeout") == 0 ? "wait" : "cancel",
+		route_error(w, st,
+			    strcmp(condition, "remote-server-timeout") == 0 ? "wait" : "cancel",
 			    condition, o->why);
 		xml_free(st);
 	}
@@ -540,13 +541,24 @@ srv_tcp_done(void *arg, int status, const struct dns_srv *recs, size_t n)
 	srv_done(arg, status, recs, n, false);
 }
 
+/* s2s.route.<domain>, or that of the nearest parent domain (conference.b.test -> b.test). */
+static const char *
+static_route(const struct config *cfg, const char *domain)
+{
+	for (const char *d = domain; d; d = strchr(d, '.') ? strchr(d, '.') + 1 : NULL) {
+		const char *r = config_pair_get(cfg->s2s_routes, cfg->n_s2s_routes, d);
+		if (r)
+			return r;
+	}
+	return NULL;
+}
+
 static struct s2s_out *
 out_new(struct worker *w, const char *local, const char *remote, const char *key)
 {
 	const struct config *cfg = cfg_of(w);
 	struct s2s_out *o = xcalloc(1, sizeof *o);
-	const char *route_to =
-	    config_pair_get(cfg->s2s_routes, cfg->n_s2s_routes, remote);
+	const char *route_to = static_route(cfg, remote);
 	char name[300];
 
 	o->w = w;
@@ -741,8 +753,7 @@ out_element(struct s2s_out *o, struct xml_node *el)
 		out_verify_answer(o, el);
 		return true;
 	}
-	log_debug("s2s %s -> %s: ignored <%s xmlns='%s'/>", o->local, o->remote, el->name,
-		  el->ns);
+	log_debug("s2s %s -> %s: ignored <%s xmlns='%s'/>", o->local, o->remote, el->name, el->ns);
 	return true;
 }
 
@@ -840,8 +851,7 @@ s2s_route(struct worker *w, struct xml_node *st, const struct jid *from, const s
 	}
 	if (!server_hosts(srv, from->domain)) {
 		/* We relay nothing between two other servers. */
-		log_info("s2s: dropped a stanza from %s to %s: not ours", from->domain,
-			 to->domain);
+		log_info("s2s: dropped a stanza from %s to %s: not ours", from->domain, to->domain);
 		xml_free(st);
 		return;
 	}
@@ -970,7 +980,8 @@ in_features(struct s2s_in *in)
 			buf_puts(&b, "<mechanisms xmlns='" NS_SASL
 				     "'><mechanism>EXTERNAL</mechanism></mechanisms>");
 		if (cfg->s2s_dialback)
-			buf_puts(&b, "<dialback xmlns='" NS_DIALBACK_FEATURE "'><errors/></dialback>");
+			buf_puts(&b,
+				 "<dialback xmlns='" NS_DIALBACK_FEATURE "'><errors/></dialback>");
 	}
 	buf_puts(&b, "</stream:features>");
 	pstream_write(&in->p, buf_head(&b));
@@ -1043,14 +1054,16 @@ in_sasl(struct s2s_in *in, struct xml_node *el)
 	const char *domain = in->p.header.from;
 
 	if (!mech || strcmp(mech, "EXTERNAL") != 0) {
-		pstream_write(&in->p, "<failure xmlns='" NS_SASL "'><invalid-mechanism/></failure>");
+		pstream_write(&in->p,
+			      "<failure xmlns='" NS_SASL "'><invalid-mechanism/></failure>");
 		free(text);
 		return;
 	}
 	/* XEP-0178 3 step 7: the authzid is the peer's domain, or "=" / empty for the header's. */
 	if (*text && strcmp(text, "=") != 0) {
 		if (base64_decode(&authz, text, strlen(text)) < 0) {
-			pstream_write(&in->p, "<failure xmlns='" NS_SASL "'><incorrect-encoding/></failure>");
+			pstream_write(&in->p, "<failure xmlns='" NS_SASL
+					      "'><incorrect-encoding/></failure>");
 			free(text);
 			return;
 		}
@@ -1127,7 +1140,10 @@ verify_answer(struct worker *w, void *arg)
 		struct xml_node *r = xml_el_new("result", NS_DIALBACK);
 		xml_set_attr(r, "from", v->local);
 		xml_set_attr(r, "to", v->remote);
-		xml_set_attr(r, "type", v->result > 0 ? "valid" : v->result == 0 ? "invalid" : "error");
+		xml_set_attr(r, "type",
+			     v->result > 0    ? "valid"
+			     : v->result == 0 ? "invalid"
+					      : "error");
 		if (v->result < 0) { /* XEP-0220 2.4: we could not ask the peer's domain */
 			struct xml_node *e = xml_add_el(r, "error", NS_SERVER);
 			xml_set_attr(e, "type", "cancel");
@@ -1319,7 +1335,7 @@ s2s_worker_stop(struct worker *w)
 		size_t i = 0;
 		if (!hmap_next(&w->s2s_out, &i, &k, &v))
 			break;
-		snprintf(((struct s2s_out *)v)->why, sizeof ((struct s2s_out *)v)->why,
+		snprintf(((struct s2s_out *)v)->why, sizeof((struct s2s_out *)v)->why,
 			 "server shutting down");
 		out_end(v, "remote-server-timeout");
 	}
