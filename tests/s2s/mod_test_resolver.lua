@@ -24,6 +24,10 @@ end
 -- net.dns keeps its resolver class private; every resolver object has it as metatable.
 local class = getmetatable(dns.resolver());
 
+-- No random delay before each query (net.dns adds up to a second, against timing
+-- fingerprints): it would only slow every new s2s connection of the tests down.
+class.jitter, class.retry_jitter = false, false;
+
 function class:adddefaultnameservers()
 	self:addnameserver(host);
 end
