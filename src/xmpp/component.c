@@ -172,7 +172,8 @@ comp_header(struct component *comp)
 
 	comp->p.header.fresh = false;
 	rand_id(comp->stream_id, sizeof comp->stream_id - 1);
-	/* A stream that is refused gets a header without an id, then the error (RFC 6120 4.9.1.2). */
+	/* A stream that is refused gets a header without an id, then the error (RFC 6120 4.9.1.2).
+	 */
 	pstream_open(&comp->p, NS_COMPONENT, known ? to : srv->cfg->domain, NULL,
 		     known && ns_ok ? comp->stream_id : NULL);
 	if (!ns_ok) {

@@ -151,8 +151,8 @@ pstream_open(struct pstream *p, const char *ns, const char *from, const char *to
 {
 	struct buf b = {0};
 
-	buf_printf(&b, "<?xml version='1.0'?><stream:stream xmlns='%s' xmlns:stream='" NS_STREAM "'",
-		   ns);
+	buf_printf(
+	    &b, "<?xml version='1.0'?><stream:stream xmlns='%s' xmlns:stream='" NS_STREAM "'", ns);
 	if (strcmp(ns, NS_SERVER) == 0)
 		buf_puts(&b, " xmlns:db='" NS_DIALBACK "'");
 	if (from) {

@@ -25,6 +25,7 @@
 #define NS_DIALBACK_FEATURE "urn:xmpp:features:dialback"
 #define S2S_PORT	    5269
 #define S2S_READ_MAX	    65536
+#define S2S_VERIFY_MAX	    8 /* dialback checks one incoming stream may have pending */
 
 /* Counts of authenticated incoming streams per peer domain, shared by the workers. */
 struct s2s_shared {
@@ -91,6 +92,7 @@ struct s2s_in {
 	char *local; /* the domain the stream was opened to */
 	bool tls, sasl_done, closed;
 	bool hold;	     /* in_data() is running: in_close() leaves the freeing to it */
+	int verifying;	     /* dialback checks asked for and not answered yet */
 	struct hmap authed;  /* remote domains authenticated on this stream */
 	struct hmap counted; /* those of them counted in s2s_shared */
 	struct timer idle;
@@ -1103,6 +1105,9 @@ in_dialback_result(struct s2s_in *in, struct xml_node *el)
 		in_error(in, "bad-format", "db:result needs from, to and a key");
 	} else if (!server_hosts(srv, to)) {
 		in_error(in, "host-unknown", NULL);
+	} else if (in->verifying >= S2S_VERIFY_MAX) {
+		/* Each check opens a stream to the claimed domain: a peer may not make us flood. */
+		in_error(in, "policy-violation", "too many dialback requests at once");
 	} else if (hmap_get(&in->authed, from)) {
 		struct xml_node *r = xml_el_new("result", NS_DIALBACK);
 		xml_set_attr(r, "from", to);
@@ -1118,6 +1123,7 @@ in_dialback_result(struct s2s_in *in, struct xml_node *el)
 		v->remote = from;
 		v->in_w = in->w;
 		v->in_id = in->id;
+		in->verifying++;
 		worker_call(server_home(srv, from), verify_arrive, v);
 		return;
 	}
@@ -1138,6 +1144,7 @@ verify_answer(struct worker *w, void *arg)
 	in = w->stopping ? NULL : hmap_get(&w->s2s_in, key);
 	if (in && !in->closed) {
 		struct xml_node *r = xml_el_new("result", NS_DIALBACK);
+		in->verifying--;
 		xml_set_attr(r, "from", v->local);
 		xml_set_attr(r, "to", v->remote);
 		xml_set_attr(r, "type",
