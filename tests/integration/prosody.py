@@ -8,6 +8,8 @@ every Prosody runs from its own directory on its own loopback address and ports,
 wait has a deadline.
 """
 
+import atexit
+import base64
 import os
 import shutil
 import signal
@@ -15,6 +17,7 @@ import socket
 import ssl
 import subprocess
 import time
+from xml.sax.saxutils import escape, quoteattr
 
 from helpers import (NS_SASL, NS_STREAM, NS_TLS, REPO, Client, Raw, ServerError, StreamParser,
                      q, tostr)
@@ -81,6 +84,8 @@ class PKI:
 class Prosody:
     """One private Prosody: domain with a MUC at conference.<domain>, c2s and s2s on host."""
 
+    running = []  # started and not yet stopped; killed at interpreter exit
+
     def __init__(self, workdir, domain, cert, key, cafile, dns, host="127.0.0.2",
                  loglevel="debug"):
         self.dir = str(workdir)
@@ -124,6 +129,7 @@ class Prosody:
         self.proc = subprocess.Popen([PROSODY, "--config", self.config, "-F"],
                                      stdin=subprocess.DEVNULL, stdout=self._out,
                                      stderr=subprocess.STDOUT, cwd=self.dir)
+        Prosody.running.append(self)
         deadline = time.monotonic() + timeout
         pending = [self.c2s_port, self.s2s_port]
         while pending:
@@ -171,6 +177,8 @@ class Prosody:
         return self.start()
 
     def _close_out(self):
+        if self in Prosody.running:
+            Prosody.running.remove(self)
         if self._out:
             self._out.close()
             self._out = None
@@ -243,6 +251,12 @@ class Prosody:
             c.send_presence()
             c.sync()
         return c
+
+
+@atexit.register
+def _kill_leftovers():
+    for p in list(Prosody.running):
+        p.kill()
 
 
 class ProsodyClient(Client):
@@ -368,7 +382,6 @@ class RawS2S:
     def sasl_external(self, authzid=None):
         """RFC 6120 6.4 / XEP-0178: EXTERNAL with authzid = our domain ('=' for none).
         Returns True on <success/> (and restarts the stream), False on <failure/>."""
-        import base64
         payload = "=" if authzid is None else base64.b64encode(authzid.encode()).decode()
         self.send("<auth xmlns='%s' mechanism='EXTERNAL'>%s</auth>" % (NS_SASL, payload))
         el = self.expect(lambda e: e.tag in (q(NS_SASL, "success"), q(NS_SASL, "failure")),
@@ -393,7 +406,6 @@ class RawS2S:
         return el.get("type")
 
     def message(self, frm, to, body, id_="s2s1"):
-        from xml.sax.saxutils import escape, quoteattr
         self.send("<message from=%s to=%s type='chat' id=%s><body>%s</body></message>"
                   % (quoteattr(frm), quoteattr(to), quoteattr(id_), escape(body)))
 
@@ -401,3 +413,51 @@ class RawS2S:
         self.raw.try_send("</stream:stream>")
         self.raw.close()
         self.closed = True
+
+
+def main():
+    """Manual use: python3 tests/integration/prosody.py [BATON_S2S_PORT] starts a DNS stub and
+    a Prosody (prosody.test on 127.0.0.2, user alice/alice) routing baton.test to
+    127.0.0.1:BATON_S2S_PORT, prints what batond needs, and runs until Ctrl-C."""
+    import sys
+    import tempfile
+
+    import dnsstub
+    baton_port = int(sys.argv[1]) if len(sys.argv) > 1 else 5269
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, on_term)
+    top = tempfile.mkdtemp(prefix="prosody-s2s-")
+    pki = PKI(os.path.join(top, "pki"))
+    ca = pki.make_ca("ca")
+    pc = pki.leaf("ca", "prosody.test", "conference.prosody.test")
+    bc = pki.leaf("ca", "baton.test", "conference.baton.test")
+    dns = dnsstub.DNSStub().start()
+    p = Prosody(os.path.join(top, "prosody"), "prosody.test", pc[0], pc[1], ca,
+                (dns.host, dns.port))
+    for dom, host, port in (("prosody.test", p.host, p.s2s_port),
+                            ("conference.prosody.test", p.host, p.s2s_port),
+                            ("baton.test", "127.0.0.1", baton_port),
+                            ("conference.baton.test", "127.0.0.1", baton_port)):
+        dns.add_srv("_xmpp-server._tcp." + dom, "xmpp-" + dom, port)
+        dns.add_a("xmpp-" + dom, host)
+    p.add_user("alice", "alice")
+    p.start()
+    print("prosody.test: c2s %s:%d s2s %s:%d, log %s" % (p.host, p.c2s_port, p.host, p.s2s_port,
+                                                         p.log_path))
+    print("batond --domain baton.test --s2s 127.0.0.1:%d --cert %s --key %s "
+          "--set s2s.ca_file=%s --set s2s.resolver=%s:%d" % (baton_port, bc[0], bc[1], ca,
+                                                              dns.host, dns.port))
+    try:
+        while p.alive():
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        p.stop()
+        dns.stop()
+
+
+if __name__ == "__main__":
+    main()
