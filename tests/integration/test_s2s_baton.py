@@ -59,6 +59,8 @@ def fed(tmp_path_factory):
             sets.append("s2s.ca_file=%s/%s.pem" % (pki, dom))
         if dom == "d.test":
             sets.append("s2s.dialback=false")
+        if dom == "c.test":
+            sets.append("s2s.idle_timeout=2s")
         srv = Server(str(base / dom), domain=dom, allow_plaintext=True, sets=sets,
                      extra_args=["--s2s", "127.0.0.1:%d" % ports[dom],
                                  "--cert", "%s/%s.pem" % (pki, dom),
@@ -237,3 +239,16 @@ def test_hostile_peer_cannot_spoof(fed):
     a, b = user(fed["a.test"]), user(fed["b.test"])
     a.message(b.bare, "still here")
     b.expect_message(body="still here")
+
+
+def test_idle_streams_close_and_reopen(fed):
+    """c.test closes server streams idle for s2s.idle_timeout (2 s); the next stanza reopens."""
+    a, c = user(fed["a.test"]), user(fed["c.test"])
+    c.message(a.bare, "one")
+    a.expect_message(body="one")
+    deadline = time.monotonic() + 8
+    while "c.test -> a.test: closed (idle)" not in fed["c.test"].stderr_text():
+        assert time.monotonic() < deadline, "c.test kept an idle stream open"
+        time.sleep(0.3)
+    c.message(a.bare, "two")
+    assert a.expect_message(body="two").get("from") == c.jid
