@@ -28,8 +28,8 @@ struct service {
 bool
 extdisco_enabled(const struct config *cfg)
 {
-	return cfg->extdisco_services && cfg->extdisco_services[strspn(cfg->extdisco_services,
-								       " \t")] != '\0';
+	return cfg->extdisco_services &&
+	       cfg->extdisco_services[strspn(cfg->extdisco_services, " \t")] != '\0';
 }
 
 bool
@@ -153,7 +153,7 @@ extdisco_iq(struct worker *w, struct xml_node *st)
 		goto done;
 	}
 	/* Only the server's own users learn credentials (section 3.2: restricted services). */
-	if (jid_parse(xml_attr(st, "from"), &from) == 0) {
+	if (xml_attr(st, "from") && jid_parse(xml_attr(st, "from"), &from) == 0) {
 		if (from.local && strcmp(from.domain, cfg->domain) == 0)
 			user = jid_bare(&from);
 		jid_free(&from);
@@ -172,10 +172,10 @@ extdisco_iq(struct worker *w, struct xml_node *st)
 	}
 	/* <credentials><service host='...' type='...' [port='...']/></credentials>: section 3.3 */
 	struct xml_node *ask = xml_child(q, "service", NS_EXTDISCO);
-	const char *host = xml_attr(ask, "host");
-	const char *stype = xml_attr(ask, "type");
-	const char *port = xml_attr(ask, "port");
-	if (!ask || !host) {
+	const char *host = ask ? xml_attr(ask, "host") : NULL;
+	const char *stype = ask ? xml_attr(ask, "type") : NULL;
+	const char *port = ask ? xml_attr(ask, "port") : NULL;
+	if (!host) {
 		route_error(w, st, "modify", "bad-request", "Name the service: host and type");
 		goto done;
 	}
@@ -212,10 +212,11 @@ extdisco_check(const struct config *cfg, char *err, size_t errlen)
 		if ((r = next_service(&list, &sv)) == 0)
 			break;
 		if (r < 0) {
-			snprintf(err, errlen,
-				 "extdisco.services: bad entry '%.*s' (want type:host:port:transport, "
-				 "type stun|stuns|turn|turns, transport udp|tcp)",
-				 (int)strcspn(entry, " \t"), entry);
+			snprintf(
+			    err, errlen,
+			    "extdisco.services: bad entry '%.*s' (want type:host:port:transport, "
+			    "type stun|stuns|turn|turns, transport udp|tcp)",
+			    (int)strcspn(entry, " \t"), entry);
 			return -1;
 		}
 	}

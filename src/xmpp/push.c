@@ -16,17 +16,17 @@
 
 #include "xmpp_int.h"
 
-#define NS_PUSH		"urn:xmpp:push:0"
-#define NS_PUBSUB	"http://jabber.org/protocol/pubsub"
-#define NS_XDATA	"jabber:x:data"
-#define NS_SUMMARY	"urn:xmpp:push:summary"
-#define NS_PUBOPTS	"http://jabber.org/protocol/pubsub#publish-options"
-#define PUSH_ID		"push-" /* our publishes: push-<seq>-<node> */
-#define NODE_MAX	1024
-#define OPTIONS_MAX	4096
-#define BODY_MAX	512	 /* characters of a body sent to an app server */
-#define INCLUDE_BODY	"include-body" /* baton's opt-in field, see docs/protocols.md */
-#define PUSH_PER_ACCT	16 /* registrations an account may keep */
+#define NS_PUSH	      "urn:xmpp:push:0"
+#define NS_PUBSUB     "http://jabber.org/protocol/pubsub"
+#define NS_XDATA      "jabber:x:data"
+#define NS_SUMMARY    "urn:xmpp:push:summary"
+#define NS_PUBOPTS    "http://jabber.org/protocol/pubsub#publish-options"
+#define PUSH_ID	      "push-" /* our publishes: push-<seq>-<node> */
+#define NODE_MAX      1024
+#define OPTIONS_MAX   4096
+#define BODY_MAX      512	     /* characters of a body sent to an app server */
+#define INCLUDE_BODY  "include-body" /* baton's opt-in field, see docs/protocols.md */
+#define PUSH_PER_ACCT 16	     /* registrations an account may keep */
 
 bool
 push_is(const struct xml_node *st)
@@ -79,8 +79,9 @@ set_done(struct store_job *job)
 	session_unref(s);
 	if (s->state != SS_CLOSED) {
 		if (job->result == 0) {
-			log_info("%s: push %s %s node %s", s->id, sj->remove ? "disabled for" : "to",
-				 sj->jid, sj->node ? sj->node : "(all)");
+			log_info("%s: push %s %s node %s", s->id,
+				 sj->remove ? "disabled for" : "to", sj->jid,
+				 sj->node ? sj->node : "(all)");
 			session_reply(s, sj->iq, NULL);
 		} else if (job->result == STORE_EQUOTA) {
 			session_reply_error(s, sj->iq, "wait", "resource-constraint",
@@ -223,8 +224,8 @@ keep_reg(void *arg, const struct store_push *p)
 		nj->cap = nj->cap ? nj->cap * 2 : 4;
 		nj->regs = xrealloc(nj->regs, nj->cap * sizeof *nj->regs);
 	}
-	nj->regs[nj->n++] = (struct store_push){xstrdup(p->jid), xstrdup(p->node),
-						xstrdup(p->options), p->body};
+	nj->regs[nj->n++] =
+	    (struct store_push){xstrdup(p->jid), xstrdup(p->node), xstrdup(p->options), p->body};
 }
 
 static int
@@ -259,8 +260,8 @@ publish_iq(struct notify_job *nj, const struct store_push *p)
 	ps = xml_add_el(iq, "pubsub", NS_PUBSUB);
 	pub = xml_add_el(ps, "publish", NS_PUBSUB);
 	xml_set_attr(pub, "node", p->node);
-	x = xml_add_el(xml_add_el(xml_add_el(pub, "item", NS_PUBSUB), "notification", NS_PUSH),
-		       "x", NS_XDATA);
+	x = xml_add_el(xml_add_el(xml_add_el(pub, "item", NS_PUBSUB), "notification", NS_PUSH), "x",
+		       NS_XDATA);
 	xml_set_attr(x, "type", "submit");
 	add_field(x, "FORM_TYPE", NS_SUMMARY);
 	snprintf(count, sizeof count, "%ld", nj->count > 0 ? nj->count : 1);
