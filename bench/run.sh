@@ -86,6 +86,7 @@ start_baton() {
 	[ "$1" = off ] && archive=false
 	"$BUILD/batond" --data "$2" --domain localhost --c2s "127.0.0.1:$3" --c2s-tls "" \
 		--allow-plaintext --set limits.rate=0 --set c2s.registration=open \
+		--set c2s.registration_rate=0 \
 		--set archive.enabled=$archive --set offline.quota=0 \
 		--set limits.send_queue=64M --set limits.auth_timeout=300s \
 		--set server.log_level=warn 2>"$2/batond.log" &

@@ -1,7 +1,7 @@
 /*
- * batonctl: administration from the command line: accounts (add, del, list, passwd)
- * and status. It opens the database directly, so it works whether batond runs or not
- * (SQLite's WAL and busy timeout let both use it at once).
+ * batonctl: administration from the command line: accounts (add, del, list, passwd),
+ * invitations to register, and status. It opens the database directly, so it works whether batond
+ * runs or not (SQLite's WAL and busy timeout let both use it at once).
  *
  * Invariant: a password never reaches the disk; only SCRAM salted keys are stored.
  */
@@ -32,6 +32,11 @@ usage(FILE *f)
 	    "  identity show JID           its shared-identity settings\n"
 	    "  identity exclusive JID on|off  one active device at a time (takes effect\n"
 	    "                              when the account next loads)\n"
+	    "  invite [--uses N] [--expires DURATION]\n"
+	    "                              an invitation for c2s.registration = token: prints the\n"
+	    "                              token and an xmpp: URI (defaults: 1 use, 7d)\n"
+	    "  invite list                 invitations: uses left, expiry\n"
+	    "  invite revoke TOKEN         delete an invitation\n"
 	    "  status                      is batond running, how many accounts\n"
 	    "  sms status                  the SMS links: both rings (pointers, counts), queue,\n"
 	    "                              link and SMSC state (batond's or baton-smsbuf's data)\n",
@@ -321,6 +326,79 @@ cmd_identity(const struct config *cfg, bool domain_known, int argc, char **argv)
 	return 0;
 }
 
+/* ---- invitations (c2s.registration = token) ---- */
+
+static void
+print_invite(void *arg, const char *token, long uses, int64_t expires, int64_t created)
+{
+	int64_t now = *(int64_t *)arg;
+	char when[32];
+
+	time_format(expires, when, sizeof when);
+	printf("%s uses=%ld expires=%s%s\n", token, uses, when,
+	       uses <= 0	? " (used up)"
+	       : expires <= now ? " (expired)"
+				: "");
+}
+
+static int
+cmd_invite(const struct config *cfg, int argc, char **argv)
+{
+	long uses = 1;
+	uint64_t ttl = 7ULL * 86400 * 1000;
+	int64_t now = wall_ms();
+	char token[33];
+	struct store *st;
+	int r;
+
+	if (argc >= 1 && strcmp(argv[0], "list") == 0 && argc == 1) {
+		st = open_store(cfg);
+		r = store_invite_list(st, print_invite, &now);
+		store_close(st);
+		if (r < 0)
+			die("cannot read the invitations");
+		return 0;
+	}
+	if (argc >= 1 && strcmp(argv[0], "revoke") == 0) {
+		if (argc != 2)
+			die("invite revoke: which token?");
+		st = open_store(cfg);
+		r = store_invite_del(st, argv[1]);
+		store_close(st);
+		if (r == STORE_ENOENT)
+			die("no invitation %s", argv[1]);
+		if (r < 0)
+			die("storage failed; invitation %s unchanged", argv[1]);
+		printf("revoked %s\n", argv[1]);
+		return 0;
+	}
+	for (int i = 0; i < argc; i++) {
+		char *end;
+		if (strcmp(argv[i], "--uses") == 0 && i + 1 < argc) {
+			uses = strtol(argv[++i], &end, 10);
+			if (*end || end == argv[i] || uses < 1 || uses > 1000000)
+				die("--uses wants a number from 1 to 1000000, not '%s'", argv[i]);
+		} else if (strcmp(argv[i], "--expires") == 0 && i + 1 < argc) {
+			if (config_parse_duration(argv[++i], &ttl) < 0 || ttl == 0 ||
+			    ttl > 3650ULL * 86400 * 1000)
+				die("--expires wants a duration like 12h or 7d, not '%s'", argv[i]);
+		} else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	/* 32 characters of [A-Za-z0-9]: about 190 bits, and safe in a URI as they are. */
+	rand_id(token, 32);
+	st = open_store(cfg);
+	r = store_invite_put(st, token, uses, now + (int64_t)ttl);
+	store_close(st);
+	if (r < 0)
+		die("storage failed; no invitation made");
+	/* XEP-0401 section 4 / XEP-0445 section 2.2: the URI a client turns into a registration. */
+	printf("%s\nxmpp:%s?register;preauth=%s\n", token, cfg->domain, token);
+	return 0;
+}
+
 static int
 cmd_status(const struct config *cfg)
 {
@@ -391,6 +469,8 @@ main(int argc, char **argv)
 		r = cmd_user(&cfg, domain_known, argc - i - 1, argv + i + 1);
 	else if (strcmp(argv[i], "identity") == 0)
 		r = cmd_identity(&cfg, domain_known, argc - i - 1, argv + i + 1);
+	else if (strcmp(argv[i], "invite") == 0)
+		r = cmd_invite(&cfg, argc - i - 1, argv + i + 1);
 	else if (strcmp(argv[i], "sms") == 0)
 		r = cmd_sms(&cfg, argc - i - 1, argv + i + 1);
 	else if (strcmp(argv[i], "status") == 0)

@@ -238,9 +238,11 @@ struct config {
 	long workers; /* 0 = one per core */
 	bool allow_plaintext;
 	/* [c2s] */
-	char *c2s_listen;     /* STARTTLS port, "" = off */
-	char *c2s_tls_listen; /* direct TLS (XEP-0368), "" = off */
-	char *registration;   /* closed | open */
+	char *c2s_listen;	      /* STARTTLS port, "" = off */
+	char *c2s_tls_listen;	      /* direct TLS (XEP-0368), "" = off */
+	char *registration;	      /* closed | open | token */
+	long registration_rate;	      /* accounts per IP per registration_period, 0 = no limit */
+	uint64_t registration_period; /* ms */
 	/* [limits] */
 	size_t stanza_size;	    /* bytes, after authentication */
 	size_t stanza_size_preauth; /* bytes, before authentication */
@@ -288,6 +290,10 @@ struct config {
 		char *name, *secret, *prefixes; /* prefixes: space-separated, e.g. "+46 +47" */
 	} * sms_peers;
 	size_t n_sms_peers;
+	/* [extdisco] (XEP-0215) */
+	char *extdisco_services; /* "type:host:port:transport ..." */
+	char *extdisco_turn_secret;
+	uint64_t extdisco_turn_ttl; /* ms */
 	/* [sip] (seed 004) */
 	char *sip_listen;	  /* UDP and TCP, "" = off */
 	char *sip_disposition;	  /* store | instant: a MESSAGE without the flag */

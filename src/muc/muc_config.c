@@ -203,8 +203,9 @@ room_disco(struct room *r, struct xml_node *st)
 	muc_feature(q, r->cfg.moderated ? "muc_moderated" : "muc_unmoderated");
 	muc_feature(q, r->cfg.public_room ? "muc_public" : "muc_hidden");
 	muc_feature(q, "muc_semianonymous");
-	muc_feature(q, "http://jabber.org/protocol/muc#request"); /* 7.13 */
-	muc_feature(q, "jabber:iq:register");			  /* 7.10 */
+	muc_feature(q, "http://jabber.org/protocol/muc#request");		 /* 7.13 */
+	muc_feature(q, "jabber:iq:register");					 /* 7.10 */
+	muc_feature(q, "http://jabber.org/protocol/muc#self-ping-optimization"); /* XEP-0410 */
 	if (r->w->srv->cfg->archive_enabled) {
 		muc_feature(q, "urn:xmpp:mam:2");
 		muc_feature(q, "urn:xmpp:sid:0");

@@ -150,10 +150,24 @@ muc_occupant_iq(struct room *r, struct xml_node *st, const struct jid *to, const
 
 	if (!to->resource || !type)
 		return false;
-	if (strcmp(type, "result") == 0 || strcmp(type, "error") == 0)
+	if (strcmp(type, "result") == 0 || strcmp(type, "error") == 0) {
 		relay_response(r, st, from);
-	else
+	} else if (strcmp(type, "get") == 0 && xml_child(st, "ping", "urn:xmpp:ping")) {
+		/*
+		 * XEP-0410 section 3: a ping to one's own occupant JID is answered by the room:
+		 * a result while joined with that nick, not-acceptable when not an occupant.
+		 * A ping to someone else's nick is relayed like any iq.
+		 */
+		struct occupant *me = muc_by_jid(r, from);
+		if (!me)
+			muc_error(r, st, "cancel", "not-acceptable");
+		else if (strcmp(me->nick, to->resource) == 0)
+			muc_reply(r, st, NULL);
+		else
+			relay_request(r, st, me, to->resource);
+	} else {
 		relay_request(r, st, muc_by_jid(r, from), to->resource);
+	}
 	return true;
 }
 

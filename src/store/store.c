@@ -97,6 +97,58 @@ store_account_count(struct store *st)
 }
 
 int
+store_invite_put(struct store *st, const char *token, long uses, int64_t expires)
+{
+	return st->be->invite_put(st, token, uses, expires);
+}
+
+int
+store_invite_get(struct store *st, const char *token, long *uses, int64_t *expires)
+{
+	return st->be->invite_get(st, token, uses, expires);
+}
+
+int
+store_invite_use(struct store *st, const char *token)
+{
+	return st->be->invite_use(st, token);
+}
+
+int
+store_invite_del(struct store *st, const char *token)
+{
+	return st->be->invite_del(st, token);
+}
+
+int
+store_invite_list(struct store *st,
+		  void (*fn)(void *arg, const char *token, long uses, int64_t expires,
+			     int64_t created),
+		  void *arg)
+{
+	return st->be->invite_list(st, fn, arg);
+}
+
+int
+store_push_set(struct store *st, const char *owner, const struct store_push *p)
+{
+	return st->be->push_set(st, owner, p);
+}
+
+int
+store_push_del(struct store *st, const char *owner, const char *jid, const char *node)
+{
+	return st->be->push_del(st, owner, jid, node);
+}
+
+int
+store_push_list(struct store *st, const char *owner,
+		void (*fn)(void *arg, const struct store_push *p), void *arg)
+{
+	return st->be->push_list(st, owner, fn, arg);
+}
+
+int
 store_roster_load(struct store *st, const char *owner, uint64_t *ver,
 		  void (*fn)(void *arg, const struct store_roster_item *it), void *arg)
 {

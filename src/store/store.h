@@ -283,6 +283,40 @@ int store_room_affiliations(struct store *st, const char *room,
 int store_room_set_affiliation(struct store *st, const char *room, const char *jid,
 			       int affiliation);
 
+/* ---- invitations (c2s.registration = token; XEP-0401, XEP-0445) ---- */
+
+/* Adds invitation token, good for uses registrations until expires (wall ms). STORE_EEXIST if
+ * the token exists. */
+int store_invite_put(struct store *st, const char *token, long uses, int64_t expires);
+/* Reads token's uses left and expiry; STORE_ENOENT if there is no such token (or revoked). */
+int store_invite_get(struct store *st, const char *token, long *uses, int64_t *expires);
+/* Takes one use of token; STORE_ENOENT if none is left. */
+int store_invite_use(struct store *st, const char *token);
+/* Deletes (revokes) token; STORE_ENOENT if absent. */
+int store_invite_del(struct store *st, const char *token);
+/* Calls fn for every invitation, oldest first, used up and expired ones included. */
+int store_invite_list(struct store *st,
+		      void (*fn)(void *arg, const char *token, long uses, int64_t expires,
+				 int64_t created),
+		      void *arg);
+
+/* ---- push registrations (XEP-0357), per account ---- */
+
+struct store_push {
+	const char *jid;     /* the app server, a normalised JID */
+	const char *node;    /* its node for this device */
+	const char *options; /* the publish-options form as XML, "" if none */
+	bool body;	     /* the client allowed message bodies in notifications */
+};
+/* Adds or replaces owner's registration (p->jid, p->node). STORE_ENOENT if owner does not exist. */
+int store_push_set(struct store *st, const char *owner, const struct store_push *p);
+/* Removes owner's registration (jid, node), or every one with jid when node is NULL (no-op if
+ * absent). */
+int store_push_del(struct store *st, const char *owner, const char *jid, const char *node);
+/* Calls fn for each of owner's registrations (pointers valid during the call). */
+int store_push_list(struct store *st, const char *owner,
+		    void (*fn)(void *arg, const struct store_push *p), void *arg);
+
 /* ---- the storage thread ---- */
 
 /*

@@ -124,6 +124,20 @@ struct store_backend {
 				 void *arg);
 	int (*room_set_affiliation)(struct store *st, const char *room, const char *jid,
 				    int affiliation);
+
+	/* Invitations and push registrations: the contracts of store_invite_* and store_push_*. */
+	int (*invite_put)(struct store *st, const char *token, long uses, int64_t expires);
+	int (*invite_get)(struct store *st, const char *token, long *uses, int64_t *expires);
+	int (*invite_use)(struct store *st, const char *token);
+	int (*invite_del)(struct store *st, const char *token);
+	int (*invite_list)(struct store *st,
+			   void (*fn)(void *arg, const char *token, long uses, int64_t expires,
+				      int64_t created),
+			   void *arg);
+	int (*push_set)(struct store *st, const char *owner, const struct store_push *p);
+	int (*push_del)(struct store *st, const char *owner, const char *jid, const char *node);
+	int (*push_list)(struct store *st, const char *owner,
+			 void (*fn)(void *arg, const struct store_push *p), void *arg);
 };
 
 extern const struct store_backend store_sqlite_backend;

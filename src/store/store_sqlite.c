@@ -188,6 +188,21 @@ static const char *const migrations[] = {
     " key TEXT NOT NULL PRIMARY KEY, value TEXT NOT NULL, expires INTEGER NOT NULL DEFAULT 0"
     ") WITHOUT ROWID;"
     "CREATE INDEX roster_contact ON roster (contact);",
+    /*
+     * 10: invitations for c2s.registration = token (XEP-0401/0445), kept after they are used
+     * up so batonctl can list them and a client is told why its token failed; and each
+     * account's XEP-0357 push registrations (app server JID and node, the publish-options
+     * form as XML, whether bodies may go to the app server).
+     */
+    "CREATE TABLE invites ("
+    " token TEXT NOT NULL PRIMARY KEY, uses INTEGER NOT NULL, expires INTEGER NOT NULL,"
+    " created INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE push ("
+    " owner TEXT NOT NULL REFERENCES accounts(jid) ON DELETE CASCADE,"
+    " jid TEXT NOT NULL, node TEXT NOT NULL, options TEXT NOT NULL, body INTEGER NOT NULL,"
+    " PRIMARY KEY (owner, jid, node)"
+    ") WITHOUT ROWID;",
 };
 #define SQ_SCHEMA_VERSION ((int)ARRAY_LEN(migrations))
 
@@ -223,6 +238,16 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_ACC_DEL] = "DELETE FROM accounts WHERE jid = ?1",
     [S_ACC_LIST] = "SELECT jid FROM accounts ORDER BY jid",
     [S_ACC_COUNT] = "SELECT count(*) FROM accounts",
+    [S_INV_PUT] = "INSERT INTO invites (token, uses, expires, created) VALUES (?1, ?2, ?3, ?4)",
+    [S_INV_GET] = "SELECT uses, expires FROM invites WHERE token = ?1",
+    [S_INV_USE] = "UPDATE invites SET uses = uses - 1 WHERE token = ?1 AND uses > 0",
+    [S_INV_DEL] = "DELETE FROM invites WHERE token = ?1",
+    [S_INV_LIST] = "SELECT token, uses, expires, created FROM invites ORDER BY created, token",
+    [S_PUSH_PUT] = "INSERT OR REPLACE INTO push (owner, jid, node, options, body)"
+		   " VALUES (?1, ?2, ?3, ?4, ?5)",
+    [S_PUSH_DEL] = "DELETE FROM push WHERE owner = ?1 AND jid = ?2 AND node = ?3",
+    [S_PUSH_DEL_JID] = "DELETE FROM push WHERE owner = ?1 AND jid = ?2",
+    [S_PUSH_LIST] = "SELECT jid, node, options, body FROM push WHERE owner = ?1 ORDER BY jid, node",
     [S_ROSTER_VER] = "SELECT ver FROM roster_version WHERE owner = ?1",
     [S_ROSTER_ITEMS] = "SELECT contact, name, \"groups\", sub, ask, pending_in, hidden"
 		       " FROM roster WHERE owner = ?1 ORDER BY contact",
@@ -1223,4 +1248,12 @@ const struct store_backend store_sqlite_backend = {
     .room_list = sq_room_list,
     .room_affiliations = sq_room_affiliations,
     .room_set_affiliation = sq_room_set_affiliation,
+    .invite_put = sq_invite_put,
+    .invite_get = sq_invite_get,
+    .invite_use = sq_invite_use,
+    .invite_del = sq_invite_del,
+    .invite_list = sq_invite_list,
+    .push_set = sq_push_set,
+    .push_del = sq_push_del,
+    .push_list = sq_push_list,
 };

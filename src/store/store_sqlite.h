@@ -89,6 +89,15 @@ enum sq_stmt {
 	S_AFF_LIST,
 	S_AFF_SET,
 	S_AFF_DEL,
+	S_INV_PUT, /* invitations and push registrations (store_sqlite_acct.c) */
+	S_INV_GET,
+	S_INV_USE,
+	S_INV_DEL,
+	S_INV_LIST,
+	S_PUSH_PUT,
+	S_PUSH_DEL,
+	S_PUSH_DEL_JID,
+	S_PUSH_LIST,
 	S_COUNT
 };
 
@@ -173,5 +182,19 @@ int sq_room_list(struct store *st, void (*fn)(void *arg, const char *jid, const 
 int sq_room_affiliations(struct store *st, const char *room,
 			 void (*fn)(void *arg, const char *jid, int affiliation), void *arg);
 int sq_room_set_affiliation(struct store *st, const char *room, const char *jid, int affiliation);
+
+/* store_sqlite_acct.c */
+int sq_invite_put(struct store *st, const char *token, long uses, int64_t expires);
+int sq_invite_get(struct store *st, const char *token, long *uses, int64_t *expires);
+int sq_invite_use(struct store *st, const char *token);
+int sq_invite_del(struct store *st, const char *token);
+int sq_invite_list(struct store *st,
+		   void (*fn)(void *arg, const char *token, long uses, int64_t expires,
+			      int64_t created),
+		   void *arg);
+int sq_push_set(struct store *st, const char *owner, const struct store_push *p);
+int sq_push_del(struct store *st, const char *owner, const char *jid, const char *node);
+int sq_push_list(struct store *st, const char *owner,
+		 void (*fn)(void *arg, const struct store_push *p), void *arg);
 
 #endif

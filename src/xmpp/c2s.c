@@ -155,6 +155,7 @@ session_reap(struct worker *w)
 		free(s->bare);
 		free(s->full);
 		free(s->resource);
+		free(s->reg_token);
 		free(s);
 	}
 }
@@ -188,7 +189,7 @@ session_secure(const struct session *s)
 	return s->tp && s->tp->secure(s->t);
 }
 
-static const char *
+const char *
 session_peer(const struct session *s)
 {
 	return s->tp ? s->tp->peer(s->t) : "?";
@@ -530,10 +531,12 @@ send_features(struct session *s)
 							    "'><required/></starttls>");
 		/* RFC 6120 6.4.1: no mechanisms before TLS when TLS is mandatory. */
 		if (tls || cfg->allow_plaintext) {
-			if (strcmp(cfg->registration, "open") == 0)
+			if (strcmp(cfg->registration, "closed") != 0)
 				buf_puts(
 				    &b,
 				    "<register xmlns='http://jabber.org/features/iq-register'/>");
+			if (strcmp(cfg->registration, "token") == 0)
+				register_features(&b); /* XEP-0445 section 3 */
 			buf_puts(&b, "<mechanisms xmlns='" NS_SASL "'>");
 			for (const char *const *m = sasl_mechanisms(); *m; m++) {
 				buf_printf(&b, "<mechanism>%s</mechanism>", *m);
@@ -935,6 +938,10 @@ handle_preauth(struct session *s, struct xml_node *st)
 		register_iq(s, st); /* XEP-0077: the one stanza allowed before authentication */
 		return;
 	}
+	if (register_preauth_is(st) && xml_attr(st, "id")) {
+		register_preauth(s, st); /* XEP-0401 section 5: the token before registering */
+		return;
+	}
 	if (strcmp(st->ns, NS_TLS) == 0 && strcmp(st->name, "starttls") == 0 && !tls && !s->sasl &&
 	    s->tp->starttls) {
 		send_raw(s, "<proceed xmlns='" NS_TLS "'/>");
@@ -1095,6 +1102,7 @@ static const struct {
     {mam_is_query, mam_query},	 /* XEP-0313 */
     {carbons_is_iq, carbons_iq}, /* XEP-0280 */
     {vcard_is, vcard_own_iq},	 /* XEP-0054 */
+    {push_is, push_iq},		 /* XEP-0357 */
 };
 
 static void

@@ -88,11 +88,16 @@ iq_server(struct worker *w, struct xml_node *st)
 			add_feature(r, *f);
 		for (struct xmpp_ext **e = xmpp_exts; *e; e++)
 			add_feature(r, (*e)->ns); /* PROTOCOL.md: each extension is advertised */
+		if (extdisco_enabled(w->srv->cfg))
+			add_feature(r, "urn:xmpp:extdisco:2"); /* XEP-0215 section 6 */
 		reply(w, st, r);
 	} else if (is_get(st) && strcmp(q->ns, NS_DISCO_ITEMS) == 0 && !xml_attr(q, "node")) {
 		reply(w, st, xml_el_new("query", NS_DISCO_ITEMS));
 	} else if (is_get(st) && strcmp(q->ns, NS_PING) == 0 && strcmp(q->name, "ping") == 0) {
 		reply(w, st, NULL); /* XEP-0199 section 4.2 */
+	} else if (extdisco_is(st)) {
+		extdisco_iq(w, st);
+		return;
 	} else if (is_get(st) && strcmp(q->ns, NS_VERSION) == 0) {
 		struct xml_node *r = xml_el_new("query", NS_VERSION);
 		xml_add_text(xml_add_el(r, "name", NULL), "baton", 5);
@@ -127,6 +132,10 @@ iq_account(struct account *a, struct xml_node *st, const struct jid *from)
 			return;
 		}
 	}
+	if (push_is_result(st)) {
+		push_result(a, st, from); /* an app server answers a notification (XEP-0357 5) */
+		return;
+	}
 	if (!is_request(st) || !q) {
 		xml_free(st);
 		return;
@@ -136,6 +145,7 @@ iq_account(struct account *a, struct xml_node *st, const struct jid *from)
 		struct xml_node *r = xml_el_new("query", NS_DISCO_INFO);
 		add_identity(r, "account", "registered", NULL);
 		add_feature(r, NS_DISCO_INFO);
+		add_feature(r, "urn:xmpp:push:0"); /* XEP-0357 section 6 */
 		if (a->w->srv->cfg->archive_enabled) {
 			add_feature(r, "urn:xmpp:mam:2"); /* XEP-0313 section 7 */
 			add_feature(r, "urn:xmpp:sid:0"); /* XEP-0359 */

@@ -199,6 +199,7 @@ deliver_bare_message(struct account *a, const struct xml_node *st, bool headline
 static void
 delivered(struct account *a, const struct xml_node *st)
 {
+	push_message(a, st); /* XEP-0357: only hibernating sessions (XEP-0198) may have it */
 	carbons_received(a, st);
 	for (struct session *s = a->sessions; s; s = s->acct_next)
 		s->delivered = false;
@@ -294,6 +295,8 @@ message_to_account(struct account *a, struct xml_node *st, const struct jid *to,
 	 */
 	if (!headline && !stored)
 		offline_store(a, st);
+	if (!headline)
+		push_message(a, st); /* XEP-0357: it waits; the account's devices are told */
 }
 
 void

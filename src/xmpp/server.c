@@ -259,11 +259,14 @@ server_start(const struct config *cfg, char *err, size_t errlen)
 		n = 256;
 	srv->nworkers = (int)n;
 
-	if (strcmp(cfg->registration, "open") != 0 && strcmp(cfg->registration, "closed") != 0) {
-		snprintf(err, errlen, "c2s.registration must be open or closed, not '%s'",
+	if (strcmp(cfg->registration, "open") != 0 && strcmp(cfg->registration, "closed") != 0 &&
+	    strcmp(cfg->registration, "token") != 0) {
+		snprintf(err, errlen, "c2s.registration must be open, closed or token, not '%s'",
 			 cfg->registration);
 		goto fail;
 	}
+	if (extdisco_check(cfg, err, errlen) < 0)
+		goto fail;
 	if (*cfg->c2s_listen && (srv->c2s_fd = net_listen(cfg->c2s_listen, err, errlen)) < 0)
 		goto fail;
 	if (*cfg->c2s_tls_listen &&

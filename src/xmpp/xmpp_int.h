@@ -228,6 +228,7 @@ struct session {
 	struct session *sm_successor; /* resumed as this one: pending stores release there */
 	uint32_t sm_forward_n;	      /* how many of them are still to come */
 	void *ext[XMPP_EXT_MAX];      /* state of each extension (struct xmpp_ext) */
+	char *reg_token;	      /* an invitation accepted before registering (register.c) */
 	struct session *acct_next;    /* in acct->sessions */
 	struct session *w_next, *w_prev;
 	struct session *reap_next;
@@ -243,6 +244,8 @@ void session_ext_bound(struct session *s, const struct xml_node *bind_iq);
 void session_write(struct session *s, const char *data, size_t len);
 size_t session_out_pending(const struct session *s);
 bool session_secure(const struct session *s);
+/* The peer's address ("ip:port", "[v6]:port"), "?" without a transport. */
+const char *session_peer(const struct session *s);
 /* Writes a stanza to the session (serialized in jabber:client); the tree stays the caller's. */
 void session_send(struct session *s, const struct xml_node *st);
 /* The same for a message whose stored copy (id stored, durable.c) goes when s acks it. */
@@ -270,8 +273,36 @@ void session_process(struct session *s);
 bool register_is(const struct xml_node *st);
 /* Handles one (before or after authentication). Takes st. */
 void register_iq(struct session *s, struct xml_node *st);
+/* True for an iq with a XEP-0401 <preauth/>; register_preauth() checks its token (takes st). */
+bool register_preauth_is(const struct xml_node *st);
+void register_preauth(struct session *s, struct xml_node *st);
+/* Appends the stream features of registration by invitation (c2s.registration = token). */
+void register_features(struct buf *b);
 /* Frees closed sessions of w; called at the end of each turn. */
 void session_reap(struct worker *w);
+
+/* ---- push notifications (push.c, XEP-0357) ---- */
+
+/* True for an iq with <enable/> or <disable/> in urn:xmpp:push:0; push_iq() handles it (takes st).
+ */
+bool push_is(const struct xml_node *st);
+void push_iq(struct session *s, struct xml_node *st);
+/* Message st reached a: after delivery to the sessions marked delivered (none: it waits in
+ * storage), notifies a's app servers if no connected session took it. */
+void push_message(struct account *a, const struct xml_node *st);
+/* True for the answer of an app server to one of our publishes; push_result() takes it. */
+bool push_is_result(const struct xml_node *st);
+void push_result(struct account *a, struct xml_node *st, const struct jid *from);
+
+/* ---- external service discovery (extdisco.c, XEP-0215) ---- */
+
+/* Whether services are configured (the feature is advertised then). */
+bool extdisco_enabled(const struct config *cfg);
+/* Checks extdisco.services at start-up; 0, or -1 with a one-line reason in err. */
+int extdisco_check(const struct config *cfg, char *err, size_t errlen);
+/* True for a <services/> or <credentials/> request to the server; extdisco_iq() takes st. */
+bool extdisco_is(const struct xml_node *st);
+void extdisco_iq(struct worker *w, struct xml_node *st);
 
 /* ---- accounts (account.c): per-account state on the home worker ---- */
 

@@ -16,7 +16,8 @@ import pytest
 from helpers import REPO, unique
 
 SERVER_OPTS = {"allow_plaintext": True,
-               "sets": ["c2s.registration=open", "limits.rate=0"]}
+               "sets": ["c2s.registration=open", "c2s.registration_rate=0",
+                        "limits.rate=0"]}
 
 LOAD = os.path.join(REPO, "build", "xmpp-load")
 USERS = 50

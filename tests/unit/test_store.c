@@ -408,7 +408,7 @@ test_schema_newer(void)
 	st = store_open(&c, err, sizeof err);
 	config_free(&c);
 	CHECK(st == NULL, "opened a database from the future");
-	CHECK(strstr(err, "database schema version 99 is newer than this baton (9)") != NULL,
+	CHECK(strstr(err, "database schema version 99 is newer than this baton (10)") != NULL,
 	      "err '%s'", err);
 	CHECK(strstr(err, dir) != NULL, "err '%s' lacks the path", err);
 	store_close(st);
@@ -940,8 +940,8 @@ check_versions(const char *db, const char *when)
 
 	CHECK(sql_file(db, "SELECT group_concat(version) FROM schema_version", out, sizeof out) ==
 		      0 &&
-		  strcmp(out, "1,2,3,4,5,6,7,8,9") == 0,
-	      "%s: schema versions '%s', want 1,2,3,4,5,6,7,8,9", when, out);
+		  strcmp(out, "1,2,3,4,5,6,7,8,9,10") == 0,
+	      "%s: schema versions '%s', want 1,2,3,4,5,6,7,8,9,10", when, out);
 }
 
 static void
@@ -1251,6 +1251,71 @@ collect_xfer(void *arg, const char *id, const char *xml, int64_t expires)
 
 /* Waiting transfers: replace by id, list the unexpired soonest first, delete, cascade. */
 static void
+count_invite(void *arg, const char *token, long uses, int64_t expires, int64_t created)
+{
+	(*(int *)arg)++;
+}
+
+static void
+count_push(void *arg, const struct store_push *p)
+{
+	int *n = arg;
+	(*n)++;
+	if (strcmp(p->node, "n1") == 0 && (!p->body || strcmp(p->options, "<x/>") != 0))
+		*n = -100; /* a stored registration came back changed */
+}
+
+/* Invitations (a use never goes below zero) and push registrations (gone with the account). */
+static void
+test_invites_push(void)
+{
+	struct store *st = open_dir(tpath("invites"));
+	long uses = 0;
+	int64_t exp = 0;
+	int n = 0;
+
+	if (!st) {
+		CHECK(0, "open failed");
+		return;
+	}
+	CHECK(store_invite_put(st, "tok", 2, 12345) == 0, "put");
+	quiet();
+	CHECK(store_invite_put(st, "tok", 1, 1) == STORE_EEXIST, "duplicate token");
+	loud();
+	CHECK(store_invite_get(st, "tok", &uses, &exp) == 0 && uses == 2 && exp == 12345, "get");
+	CHECK(store_invite_get(st, "nope", &uses, &exp) == STORE_ENOENT && uses == 2,
+	      "missing token: outputs unchanged");
+	CHECK(store_invite_use(st, "tok") == 0 && store_invite_use(st, "tok") == 0, "two uses");
+	CHECK(store_invite_use(st, "tok") == STORE_ENOENT, "a third use of two");
+	CHECK(store_invite_get(st, "tok", &uses, &exp) == 0 && uses == 0, "used up, still listed");
+	CHECK(store_invite_list(st, count_invite, &n) == 0 && n == 1, "list: %d", n);
+	CHECK(store_invite_del(st, "tok") == 0 && store_invite_del(st, "tok") == STORE_ENOENT,
+	      "revoke once");
+
+	store_account_create(st, "p@x", "c", 1);
+	struct store_push p1 = {"app@x/s", "n1", "<x/>", true}, p2 = {"app@x/s", "n2", "", false};
+	CHECK(store_push_set(st, "p@x", &p1) == 0 && store_push_set(st, "p@x", &p2) == 0 &&
+		  store_push_set(st, "p@x", &p1) == 0,
+	      "push set (replacing)");
+	quiet();
+	CHECK(store_push_set(st, "nobody@x", &p1) == STORE_ENOENT, "push for no account");
+	loud();
+	n = 0;
+	CHECK(store_push_list(st, "p@x", count_push, &n) == 0 && n == 2, "push list: %d", n);
+	CHECK(store_push_del(st, "p@x", "app@x/s", "n2") == 0, "push del one");
+	n = 0;
+	CHECK(store_push_list(st, "p@x", count_push, &n) == 0 && n == 1, "after del: %d", n);
+	CHECK(store_push_del(st, "p@x", "app@x/s", NULL) == 0, "push del all of a jid");
+	n = 0;
+	CHECK(store_push_list(st, "p@x", count_push, &n) == 0 && n == 0, "after del all: %d", n);
+	store_push_set(st, "p@x", &p1);
+	CHECK(store_account_delete(st, "p@x") == 0, "delete account");
+	n = 0;
+	CHECK(store_push_list(st, "p@x", count_push, &n) == 0 && n == 0, "push rows outlived it");
+	store_close(st);
+}
+
+static void
 test_transfers(void)
 {
 	struct store *st = open_dir(tpath("transfers"));
@@ -1398,6 +1463,7 @@ main(void)
 	test_room_archive_migration();
 	test_identity();
 	test_transfers();
+	test_invites_push();
 	test_sms();
 
 	return store_tests_finish("test_store");
