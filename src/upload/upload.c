@@ -23,11 +23,11 @@
 
 #include "upload_int.h"
 
-#define META_MAGIC	 "baton-upload 1" /* first line of every .meta: format and version */
-#define META_MAX	 4096		  /* a .meta larger than this is not ours */
-#define SWEEP_MIN_MS	 500
-#define SWEEP_MAX_MS	 (60 * 1000)
-#define SWEEP_BATCH	 256 /* files removed per sweep job */
+#define META_MAGIC   "baton-upload 1" /* first line of every .meta: format and version */
+#define META_MAX     4096	      /* a .meta larger than this is not ours */
+#define SWEEP_MIN_MS 500
+#define SWEEP_MAX_MS (60 * 1000)
+#define SWEEP_BATCH  256 /* files removed per sweep job */
 
 struct upload_ctx upload = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -290,7 +290,8 @@ scan(char *err, size_t errlen)
 	while ((e = readdir(d))) {
 		const char *dot = strchr(e->d_name, '.');
 		struct upload_file *f;
-		if (!dot || strcmp(dot, ".meta") != 0 || !is_secret(e->d_name, (size_t)(dot - e->d_name)))
+		if (!dot || strcmp(dot, ".meta") != 0 ||
+		    !is_secret(e->d_name, (size_t)(dot - e->d_name)))
 			continue;
 		char secret[UPLOAD_SECRET_LEN + 1];
 		snprintf(secret, sizeof secret, "%.*s", (int)(dot - e->d_name), e->d_name);

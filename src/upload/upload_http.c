@@ -38,7 +38,8 @@ static const char *const inline_types[] = {
 size_t
 upload_body_limit(const struct http_request *req)
 {
-	if (!upload.cfg || strcmp(req->method, "PUT") != 0 || strncmp(req->path, "/upload/", 8) != 0)
+	if (!upload.cfg || strcmp(req->method, "PUT") != 0 ||
+	    strncmp(req->path, "/upload/", 8) != 0)
 		return 0;
 	return upload.cfg->upload_max_size ? upload.cfg->upload_max_size : 1;
 }
@@ -268,7 +269,8 @@ get(struct http_conn *hc, struct http_request *req, struct upload_file *f)
 		buf_commit(&body, got);
 	}
 	buf_printf(&hdr, "Content-Type: %s\r\n", show ? f->type : "application/octet-stream");
-	buf_printf(&hdr, "Content-Disposition: %s; filename*=UTF-8''", show ? "inline" : "attachment");
+	buf_printf(&hdr, "Content-Disposition: %s; filename*=UTF-8''",
+		   show ? "inline" : "attachment");
 	upload_urlenc(&hdr, f->name);
 	buf_puts(&hdr, "\r\nX-Content-Type-Options: nosniff\r\n"
 		       "Content-Security-Policy: default-src 'none'; sandbox\r\n"

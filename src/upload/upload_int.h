@@ -14,7 +14,7 @@
 #include "upload.h"
 
 #define NS_UPLOAD	   "urn:xmpp:http:upload:0"
-#define UPLOAD_SECRET_LEN  48 /* hex digits: 192 random bits */
+#define UPLOAD_SECRET_LEN  48		    /* hex digits: 192 random bits */
 #define UPLOAD_SLOT_TTL_MS (10 * 60 * 1000) /* a slot not used within this lapses */
 #define UPLOAD_NAME_MAX	   255		    /* bytes of a file name */
 #define UPLOAD_TYPE_MAX	   127		    /* bytes of a content type */

@@ -140,7 +140,8 @@ slot_done(struct store_job *job)
 		pthread_mutex_lock(&upload.lock);
 		upload_file_free(hmap_del(&upload.files, sj->f->secret));
 		pthread_mutex_unlock(&upload.lock);
-		route_error(w, sj->st, "wait", "internal-server-error", "the slot could not be kept");
+		route_error(w, sj->st, "wait", "internal-server-error",
+			    "the slot could not be kept");
 	} else {
 		/* XEP-0363 section 4.1; the PUT needs no headers: the secret is the authority. */
 		struct xml_node *slot = xml_el_new("slot", NS_UPLOAD);
@@ -189,7 +190,8 @@ request(struct worker *w, struct xml_node *st, const struct xml_node *req, const
 		goto out;
 	}
 	if (!name || !name_ok(name)) {
-		route_error(w, st, "modify", "bad-request", "the filename is missing or not allowed");
+		route_error(w, st, "modify", "bad-request",
+			    "the filename is missing or not allowed");
 		goto out;
 	}
 	if (!parse_size(xml_attr(req, "size"), &f.size)) {
@@ -221,8 +223,8 @@ request(struct worker *w, struct xml_node *st, const struct xml_node *req, const
 	used = upload_used(f.owner, f.created);
 	if (quota && used + f.size > quota) {
 		pthread_mutex_unlock(&upload.lock);
-		snprintf(text, sizeof text, "Quota reached: %" PRIu64 " of %" PRIu64 " bytes in use",
-			 used, quota);
+		snprintf(text, sizeof text,
+			 "Quota reached: %" PRIu64 " of %" PRIu64 " bytes in use", used, quota);
 		route_error(w, st, "wait", "resource-constraint", text);
 		free(f.owner);
 		goto out;
