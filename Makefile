@@ -33,7 +33,8 @@ ID_OBJ    := $(call objs,src/identity/*.c)
 SMS_OBJ   := $(call objs,src/sms/*.c)
 SIP_OBJ   := $(call objs,src/sip/*.c)
 SMSBUF_OBJ := $(call objs,src/smsbuf/*.c)
-LIB_OBJ   := $(SIP_OBJ) $(SMS_OBJ) $(WEB_OBJ) $(ID_OBJ) $(CONT_OBJ) $(MUC_OBJ) $(XMPP_OBJ) $(NET_OBJ) $(STORE_OBJ) $(XML_OBJ) $(CORE_OBJ)
+UPLOAD_OBJ := $(call objs,src/upload/*.c)
+LIB_OBJ   := $(UPLOAD_OBJ) $(SIP_OBJ) $(SMS_OBJ) $(WEB_OBJ) $(ID_OBJ) $(CONT_OBJ) $(MUC_OBJ) $(XMPP_OBJ) $(NET_OBJ) $(STORE_OBJ) $(XML_OBJ) $(CORE_OBJ)
 
 PROGS := $(BUILD)/batond $(BUILD)/batonctl $(BUILD)/baton-smsbuf
 

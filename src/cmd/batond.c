@@ -23,6 +23,7 @@
 #include "../muc/muc.h"
 #include "../sip/sip.h"
 #include "../sms/sms.h"
+#include "../upload/upload.h"
 #include "../web/web.h"
 #include "../xmpp/xmpp.h"
 
@@ -184,7 +185,9 @@ main(int argc, char **argv)
 	web_register(&cfg);
 	sms_register(&cfg);
 	if (sip_register(&cfg, err, sizeof err) < 0) /* SIP users, sip:user@<domain> */
-		fatal("%s", err);	 /* +E.164@sms.<domain>, links from baton-smsbuf */
+		fatal("%s", err); /* +E.164@sms.<domain>, links from baton-smsbuf */
+	if (upload_register(&cfg, err, sizeof err) < 0) /* XEP-0363 at upload.<domain> */
+		fatal("%s", err);
 	server_add_ext(&continuity_ext); /* urn:baton:continuity:0 */
 	server_add_ext(&identity_ext);	 /* urn:baton:identity:0 */
 	srv = server_start(&cfg, err, sizeof err);

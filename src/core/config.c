@@ -83,6 +83,16 @@ const struct config_key config_keys[] = {
       "time a client has to send a whole request once it started one"),
     K("http", "idle_timeout", CFG_DURATION, http_idle_timeout, "2m",
       "an HTTP connection with no request outstanding is closed after this"),
+    K("upload", "enabled", CFG_BOOL, upload_enabled, "true",
+      "XEP-0363 HTTP File Upload at upload.<domain>, files served by the HTTP listener"),
+    K("upload", "max_size", CFG_SIZE, upload_max_size, "10M", "largest file one upload may be"),
+    K("upload", "quota", CFG_SIZE, upload_quota, "100M",
+      "bytes of files (and slots not yet used) one user may keep; 0 = no limit"),
+    K("upload", "expiry", CFG_DURATION, upload_expiry, "30d",
+      "an uploaded file is removed this long after its upload"),
+    K("upload", "public_url", CFG_STR, upload_public_url, "",
+      "base URL of the HTTP listener as clients reach it (behind a proxy), e.g. "
+      "https://example.org; empty = http://<http.listen>"),
     K("thin", "hold", CFG_DURATION, thin_hold, "10m",
       "how long a session object outlives its transport: a BOSH or /m/ session after its last "
       "request, a XEP-0198 resumable session after its connection broke"),

@@ -268,6 +268,11 @@ struct config {
 	char *http_origins; /* "*" or a space-separated list */
 	size_t http_header_max, http_body_max;
 	uint64_t http_request_timeout, http_idle_timeout; /* ms */
+	/* [upload] (XEP-0363) */
+	bool upload_enabled;
+	size_t upload_max_size, upload_quota; /* bytes; quota 0 = unlimited */
+	uint64_t upload_expiry;		      /* ms */
+	char *upload_public_url;	      /* "" = http://<http.listen> */
 	/* [thin] */
 	uint64_t thin_hold; /* ms a session object (BOSH, /m/, XEP-0198) outlives its transport */
 	/* [continuity] */

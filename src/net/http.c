@@ -229,10 +229,6 @@ on_headers_complete(http_parser *p)
 		r->error = 505;
 		return -1;
 	}
-	if (p->content_length != ULLONG_MAX && p->content_length > r->lim.body_max) {
-		r->error = 413;
-		return -1;
-	}
 	http_parser_url_init(&u);
 	if (!q->url || http_parser_parse_url(q->url, strlen(q->url), 0, &u) != 0 ||
 	    !(u.field_set & (1 << UF_PATH))) {
@@ -244,6 +240,14 @@ on_headers_complete(http_parser *p)
 		q->query =
 		    xstrndup(q->url + u.field_data[UF_QUERY].off, u.field_data[UF_QUERY].len);
 	q->method = http_method_str(p->method);
+	/* A route may take larger bodies than the rest (file uploads): it says so by its head. */
+	r->body_max = r->lim.body_limit ? r->lim.body_limit(q) : 0;
+	if (r->body_max == 0)
+		r->body_max = r->lim.body_max;
+	if (p->content_length != ULLONG_MAX && p->content_length > r->body_max) {
+		r->error = 413;
+		return -1;
+	}
 	return 0;
 }
 
@@ -252,7 +256,7 @@ on_body(http_parser *p, const char *at, size_t n)
 {
 	struct http_reader *r = reader_of(p);
 
-	if (buf_used(&r->req.body) + n > r->lim.body_max) {
+	if (buf_used(&r->req.body) + n > r->body_max) {
 		r->error = 413; /* chunked bodies are only checked as they come */
 		return 1;
 	}

@@ -203,6 +203,8 @@ struct http_request {
 struct http_limits {
 	size_t header_max, body_max;
 	uint64_t request_timeout, idle_timeout; /* ms */
+	/* Optional: the body limit of req, whose head is read (0 = body_max). */
+	size_t (*body_limit)(const struct http_request *req);
 };
 
 /*
@@ -214,6 +216,7 @@ struct http_reader {
 	struct http_request req;
 	struct http_limits lim;
 	size_t header_bytes;
+	size_t body_max; /* of the request being read */
 	bool in_value;
 	bool done;
 	int error;

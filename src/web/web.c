@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../upload/upload.h"
 #include "web_int.h"
 
 #define WEB_RETRY_MS 1	   /* a request for a moving object looks again after this */
@@ -242,6 +243,8 @@ route(struct http_conn *hc, struct http_request *req, void *arg)
 		bosh_handle(w, hc, req);
 	} else if (strcmp(p, "/m") == 0 || strncmp(p, "/m/", 3) == 0) {
 		m_handle(w, hc, req);
+	} else if (strncmp(p, "/upload/", 8) == 0) {
+		upload_http(w, hc, req); /* XEP-0363 files */
 	} else if (strcmp(p, "/metrics") == 0) {
 		metrics(hc, req);
 	} else if (strcmp(p, "/") == 0) {
@@ -269,6 +272,7 @@ web_register(const struct config *cfg)
 	    .body_max = cfg->http_body_max,
 	    .request_timeout = cfg->http_request_timeout,
 	    .idle_timeout = cfg->http_idle_timeout,
+	    .body_limit = upload_body_limit,
 	};
 	if (*cfg->http_listen)
 		server_add_listener(cfg->http_listen, web_accept);

@@ -92,7 +92,12 @@ iq_server(struct worker *w, struct xml_node *st)
 			add_feature(r, "urn:xmpp:extdisco:2"); /* XEP-0215 section 6 */
 		reply(w, st, r);
 	} else if (is_get(st) && strcmp(q->ns, NS_DISCO_ITEMS) == 0 && !xml_attr(q, "node")) {
-		reply(w, st, xml_el_new("query", NS_DISCO_ITEMS));
+		/* XEP-0030 section 4: the services at our subdomains (MUC, upload, ...). */
+		struct xml_node *r = xml_el_new("query", NS_DISCO_ITEMS);
+		for (int i = 0; i < w->srv->nservices; i++)
+			xml_set_attr(xml_add_el(r, "item", NS_DISCO_ITEMS), "jid",
+				     w->srv->service_domains[i]);
+		reply(w, st, r);
 	} else if (is_get(st) && strcmp(q->ns, NS_PING) == 0 && strcmp(q->name, "ping") == 0) {
 		reply(w, st, NULL); /* XEP-0199 section 4.2 */
 	} else if (extdisco_is(st)) {
