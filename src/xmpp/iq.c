@@ -92,11 +92,16 @@ iq_server(struct worker *w, struct xml_node *st)
 			add_feature(r, "urn:xmpp:extdisco:2"); /* XEP-0215 section 6 */
 		reply(w, st, r);
 	} else if (is_get(st) && strcmp(q->ns, NS_DISCO_ITEMS) == 0 && !xml_attr(q, "node")) {
-		/* XEP-0030 section 4: the services at our subdomains (MUC, upload, ...). */
+		/* XEP-0030 section 4: the services at our subdomains (MUC, upload, ...),
+		 * components. */
 		struct xml_node *r = xml_el_new("query", NS_DISCO_ITEMS);
+		const struct config *cfg = w->srv->cfg;
 		for (int i = 0; i < w->srv->nservices; i++)
 			xml_set_attr(xml_add_el(r, "item", NS_DISCO_ITEMS), "jid",
 				     w->srv->service_domains[i]);
+		for (size_t i = 0; i < cfg->n_component_secrets; i++) /* gateways (XEP-0114) */
+			xml_set_attr(xml_add_el(r, "item", NS_DISCO_ITEMS), "jid",
+				     cfg->component_secrets[i].key);
 		reply(w, st, r);
 	} else if (is_get(st) && strcmp(q->ns, NS_PING) == 0 && strcmp(q->name, "ping") == 0) {
 		reply(w, st, NULL); /* XEP-0199 section 4.2 */

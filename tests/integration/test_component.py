@@ -409,7 +409,6 @@ def test_component_gone_bounces_then_reconnect(server, user, capsys):
         c2.close()
 
 
-@pytest.mark.xfail(strict=False, reason="optional: XEP-0030 listing of components")
 def test_disco_items_lists_component(comp, user):
     res = user.iq("get", "<query xmlns='%s'/>" % NS_DISCO_ITEMS, to="localhost", check=True)
     q = child(res, "query")

@@ -252,3 +252,14 @@ def test_idle_streams_close_and_reopen(fed):
         time.sleep(0.3)
     c.message(a.bare, "two")
     assert a.expect_message(body="two").get("from") == c.jid
+
+
+def test_remote_users_get_no_upload_slots(fed):
+    """XEP-0363 slots are for the server's own users; a user of another server is refused."""
+    a = user(fed["a.test"])
+    res = a.iq("get", "<request xmlns='urn:xmpp:http:upload:0' filename='x.ogg' size='100' "
+               "content-type='audio/ogg'/>", to="upload.b.test")
+    assert stanza_error(res)[1] == "not-allowed", tostr(res)
+    res = a.iq("get", "<request xmlns='urn:xmpp:http:upload:0' filename='x.ogg' size='100' "
+               "content-type='audio/ogg'/>", to="upload.a.test", check=True)
+    assert res.get("type") == "result", tostr(res)
