@@ -25,7 +25,9 @@
 #define NS_DIALBACK_FEATURE "urn:xmpp:features:dialback"
 #define S2S_PORT	    5269
 #define S2S_READ_MAX	    65536
-#define S2S_VERIFY_MAX	    8 /* dialback checks one incoming stream may have pending */
+#define S2S_RETRY_MS	    1000 /* between attempts to reach a peer whose stream broke */
+#define S2S_RESENDS	    3	 /* streams in a row that may break before any ack */
+#define S2S_VERIFY_MAX	    8	 /* dialback checks one incoming stream may have pending */
 
 /* Counts of authenticated incoming streams per peer domain, shared by the workers. */
 struct s2s_shared {
@@ -54,6 +56,53 @@ enum out_state {
 	OUT_READY,
 };
 
+/* Stanzas in order: waiting for a stream, or written and not yet acknowledged (XEP-0198). */
+struct stq {
+	struct xml_node *head, *tail;
+	size_t len;
+};
+
+static void
+stq_push(struct stq *q, struct xml_node *st)
+{
+	st->next = NULL;
+	if (q->tail)
+		q->tail->next = st;
+	else
+		q->head = st;
+	q->tail = st;
+	q->len++;
+}
+
+static struct xml_node *
+stq_pop(struct stq *q)
+{
+	struct xml_node *st = q->head;
+
+	if (!st)
+		return NULL;
+	q->head = st->next;
+	if (!q->head)
+		q->tail = NULL;
+	q->len--;
+	st->next = NULL;
+	return st;
+}
+
+/* Moves all of from to the front of to. */
+static void
+stq_prepend(struct stq *to, struct stq *from)
+{
+	if (!from->head)
+		return;
+	from->tail->next = to->head;
+	if (!to->head)
+		to->tail = from->tail;
+	to->head = from->head;
+	to->len += from->len;
+	*from = (struct stq){0};
+}
+
 struct s2s_target {
 	char host[256];
 	unsigned port, priority, weight;
@@ -76,10 +125,15 @@ struct s2s_out {
 	int lookups;	 /* DNS callbacks (and out_data) that still point here */
 	bool dead;	 /* gone from the map: freed once lookups is 0 */
 	char *peer_id;	 /* the id of the peer's stream header, for the dialback key */
-	struct xml_node *q_head, *q_tail;
-	size_t q_len;
+	struct stq q;	 /* waiting for the stream to be ready */
+	/* XEP-0198 on this stream: written stanzas are kept until the peer acknowledges them */
+	bool sm_offered, sm, sm_r_pending;
+	uint32_t sm_acked; /* the peer's last h */
+	struct stq unacked;
+	int resends; /* streams in a row that broke before acknowledging anything */
 	struct s2s_verify *verifies;
 	struct timer timer; /* connect deadline, then idle checks */
+	struct timer retry; /* a stream that broke: its peer may be restarting */
 	uint64_t last_io;
 	char why[320]; /* the last failure, for logs and bounce texts */
 };
@@ -91,8 +145,10 @@ struct s2s_in {
 	char stream_id[17];
 	char *local; /* the domain the stream was opened to */
 	bool tls, sasl_done, closed;
-	bool hold;	     /* in_data() is running: in_close() leaves the freeing to it */
-	int verifying;	     /* dialback checks asked for and not answered yet */
+	bool hold;     /* in_data() is running: in_close() leaves the freeing to it */
+	int verifying; /* dialback checks asked for and not answered yet */
+	bool sm;       /* XEP-0198 enabled by the peer: sm_h counts the stanzas handled */
+	uint32_t sm_h;
 	struct hmap authed;  /* remote domains authenticated on this stream */
 	struct hmap counted; /* those of them counted in s2s_shared */
 	struct timer idle;
@@ -268,11 +324,9 @@ out_maybe_free(struct s2s_out *o)
 	free(o->peer_id);
 	free(o);
 }
+static struct s2s_out *out_new(struct worker *w, const char *local, const char *remote,
+			       const char *key);
 
-/*
- * Ends o: what waits bounces with condition (RFC 6120 8.3.3.15 / 8.3.3.16), dialback
- * verifications it carried fail, the connection closes, and o leaves the map.
- */
 static void
 out_end(struct s2s_out *o, const char *condition)
 {
@@ -281,24 +335,34 @@ out_end(struct s2s_out *o, const char *condition)
 	if (o->dead)
 		return;
 	o->dead = true;
-	if (o->state != OUT_READY || o->q_len)
-		log_info("s2s %s -> %s: %s%s", o->local, o->remote, o->why,
-			 o->q_len ? "; bouncing what waits" : "");
-	else
-		log_debug("s2s %s -> %s: closed (%s)", o->local, o->remote, o->why);
 	hmap_del(&w->s2s_out, o->key);
 	timer_stop(w->loop, &o->timer);
-	while (o->q_head) {
-		struct xml_node *st = o->q_head;
-		o->q_head = st->next;
-		st->next = NULL;
+	timer_stop(w->loop, &o->retry);
+	stq_prepend(&o->q, &o->unacked);
+	/*
+	 * What the peer did not acknowledge goes again on a new stream (XEP-0198 section 5: the
+	 * peer may get it twice, never not at all), unless streams keep breaking before any ack.
+	 */
+	if (o->sm && o->q.len && o->resends < S2S_RESENDS && !w->stopping) {
+		log_info("s2s %s -> %s: %s; %zu unacknowledged stanzas go again", o->local,
+			 o->remote, o->why, o->q.len);
+		struct s2s_out *next = out_new(w, o->local, o->remote, o->key);
+		next->q = o->q;
+		next->resends = o->resends + 1;
+		o->q = (struct stq){0};
+	} else if (o->state != OUT_READY || o->q.len) {
+		log_info("s2s %s -> %s: %s%s", o->local, o->remote, o->why,
+			 o->q.len ? "; bouncing what waits" : "");
+	} else {
+		log_debug("s2s %s -> %s: closed (%s)", o->local, o->remote, o->why);
+	}
+	for (struct xml_node *st; (st = stq_pop(&o->q));) {
 		/* RFC 6120 8.3.3.15-16: not found is final, a timeout may pass. */
 		route_error(w, st,
 			    strcmp(condition, "remote-server-timeout") == 0 ? "wait" : "cancel",
 			    condition, o->why);
 		xml_free(st);
 	}
-	o->q_len = 0;
 	while (o->verifies) {
 		struct s2s_verify *v = o->verifies;
 		o->verifies = v->next;
@@ -338,22 +402,66 @@ out_send_verifies(struct s2s_out *o)
 		v->sent = true;
 	}
 }
+/* Writes st (taken) on the ready stream; with XEP-0198 it is kept until acknowledged. */
+static void
+out_write(struct s2s_out *o, struct xml_node *st)
+{
+	pstream_send(&o->p, st, NS_SERVER);
+	if (!o->sm) {
+		xml_free(st);
+		return;
+	}
+	stq_push(&o->unacked, st);
+	if (!o->sm_r_pending) { /* one request in flight; the answer asks again if needed */
+		pstream_write(&o->p, "<r xmlns='" NS_SM "'/>");
+		o->sm_r_pending = true;
+	}
+}
+
+/* <a h='N'/>: the peer handled N stanzas since our enable (XEP-0198 section 4). */
+static void
+out_acked(struct s2s_out *o, const struct xml_node *el)
+{
+	const char *h = xml_attr(el, "h");
+	char *end = NULL;
+	unsigned long n = h ? strtoul(h, &end, 10) : 0;
+	uint32_t delta;
+
+	o->sm_r_pending = false;
+	if (!h || !*h || *end || n > UINT32_MAX)
+		return;
+	delta = (uint32_t)n - o->sm_acked; /* h wraps at 2^32 */
+	if (delta > o->unacked.len) {
+		log_info("s2s %s -> %s: ack for %u stanzas, %zu were sent", o->local, o->remote,
+			 delta, o->unacked.len);
+		delta = (uint32_t)o->unacked.len;
+	}
+	o->sm_acked += delta;
+	if (delta)
+		o->resends = 0;
+	while (delta--)
+		xml_free(stq_pop(&o->unacked));
+	if (o->unacked.len) {
+		pstream_write(&o->p, "<r xmlns='" NS_SM "'/>");
+		o->sm_r_pending = true;
+	}
+}
 
 static void
 out_ready(struct s2s_out *o)
 {
 	o->state = OUT_READY;
-	log_info("s2s %s -> %s: ready", o->local, o->remote);
+	log_info("s2s %s -> %s: ready%s", o->local, o->remote,
+		 o->sm_offered ? " (stream management)" : "");
 	timer_stop(o->w->loop, &o->timer);
 	timer_start(o->w->loop, &o->timer, cfg_of(o->w)->s2s_idle_timeout);
-	while (o->q_head) {
-		struct xml_node *st = o->q_head;
-		o->q_head = st->next;
-		st->next = NULL;
-		pstream_send(&o->p, st, NS_SERVER);
-		xml_free(st);
+	if (o->sm_offered) { /* XEP-0198 section 3: counting starts with our enable */
+		pstream_write(&o->p, "<enable xmlns='" NS_SM "'/>");
+		o->sm = true;
+		o->sm_acked = 0;
 	}
-	o->q_len = 0;
+	for (struct xml_node *st; (st = stq_pop(&o->q));)
+		out_write(o, st);
 	o->last_io = now_ms();
 }
 
@@ -464,8 +572,27 @@ addr_done(void *arg, int status, const char *const *addrs, size_t n)
 }
 
 static void
+retry_fired(struct timer *t)
+{
+	struct s2s_out *o = container_of(t, struct s2s_out, retry);
+
+	o->ti = 0;
+	o->why[0] = '\0';
+	try_next_target(o);
+}
+
+static void
 try_next_target(struct s2s_out *o)
 {
+	/*
+	 * Stanzas the peer did not acknowledge before its stream broke wait for it to come back
+	 * (a restart) until s2s.connect_timeout, trying every second; the rest bounce at once.
+	 */
+	if (o->ti >= o->ntargets && o->resends > 0) {
+		o->state = OUT_RESOLVING;
+		timer_start(o->w->loop, &o->retry, S2S_RETRY_MS);
+		return;
+	}
 	if (o->ti >= o->ntargets) {
 		if (!o->why[0])
 			snprintf(o->why, sizeof o->why, "cannot reach %s", o->remote);
@@ -568,6 +695,7 @@ out_new(struct worker *w, const char *local, const char *remote, const char *key
 	o->local = xstrdup(local);
 	o->remote = xstrdup(remote);
 	o->timer.fn = out_timer;
+	o->retry.fn = retry_fired;
 	hmap_put(&w->s2s_out, key, o);
 	timer_start(w->loop, &o->timer, cfg->s2s_connect_timeout);
 	log_debug("s2s %s -> %s: connecting", local, remote);
@@ -649,11 +777,13 @@ out_features(struct s2s_out *o, const struct xml_node *f)
 	}
 	o->can_verify = true;
 	out_send_verifies(o);
-	if (o->authed) {
+	if (o->authed) { /* the features of the stream after SASL */
+		o->sm_offered = xml_child(f, "sm", NS_SM) != NULL;
 		out_ready(o);
 		return;
 	}
 	o->dialback_offered = xml_child(f, "dialback", NS_DIALBACK_FEATURE) != NULL;
+	o->sm_offered = xml_child(f, "sm", NS_SM) != NULL;
 	for (struct xml_node *m = mechs ? xml_child(mechs, "mechanism", NS_SASL) : NULL; m;
 	     m = xml_next(m, "mechanism", NS_SASL)) {
 		char *t = xml_text(m);
@@ -755,6 +885,20 @@ out_element(struct s2s_out *o, struct xml_node *el)
 		out_verify_answer(o, el);
 		return true;
 	}
+	if (strcmp(el->ns, NS_SM) == 0 && o->sm) {
+		if (strcmp(el->name, "a") == 0) {
+			out_acked(o, el);
+		} else if (strcmp(el->name, "r") == 0) {
+			pstream_write(&o->p,
+				      "<a xmlns='" NS_SM "' h='0'/>"); /* nothing comes this way */
+		} else if (strcmp(el->name, "failed") == 0) {
+			/* No counting on this stream: what was kept can no longer be told apart. */
+			o->sm = false;
+			for (struct xml_node *st; (st = stq_pop(&o->unacked));)
+				xml_free(st);
+		}
+		return true;
+	}
 	log_debug("s2s %s -> %s: ignored <%s xmlns='%s'/>", o->local, o->remote, el->name, el->ns);
 	return true;
 }
@@ -808,7 +952,6 @@ struct route_mail_s2s {
 	struct xml_node *st;
 	char *local, *remote;
 };
-
 static void
 out_arrive(struct worker *w, void *arg)
 {
@@ -818,21 +961,14 @@ out_arrive(struct worker *w, void *arg)
 	if (w->stopping) {
 		xml_free(m->st);
 	} else if ((o = out_get(w, m->local, m->remote))->state == OUT_READY) {
-		pstream_send(&o->p, m->st, NS_SERVER);
+		out_write(o, m->st);
 		o->last_io = now_ms();
-		xml_free(m->st);
-	} else if (o->q_len >= (size_t)cfg_of(w)->s2s_queue_max) {
+	} else if (o->q.len >= (size_t)cfg_of(w)->s2s_queue_max) {
 		route_error(w, m->st, "wait", "resource-constraint",
 			    "too many stanzas wait for this server");
 		xml_free(m->st);
 	} else {
-		m->st->next = NULL;
-		if (o->q_tail)
-			o->q_tail->next = m->st;
-		else
-			o->q_head = m->st;
-		o->q_tail = m->st;
-		o->q_len++;
+		stq_push(&o->q, m->st);
 	}
 	free(m->local);
 	free(m->remote);
@@ -985,6 +1121,8 @@ in_features(struct s2s_in *in)
 			buf_puts(&b,
 				 "<dialback xmlns='" NS_DIALBACK_FEATURE "'><errors/></dialback>");
 	}
+	if (in->tls)
+		buf_puts(&b, "<sm xmlns='" NS_SM "'/>");
 	buf_puts(&b, "</stream:features>");
 	pstream_write(&in->p, buf_head(&b));
 	buf_free(&b);
@@ -1216,11 +1354,37 @@ in_stanza(struct s2s_in *in, struct xml_node *st)
 	}
 	xml_rename_ns(st, NS_SERVER, NS_CLIENT);
 	route(in->w, st);
+	in->sm_h++;
 	return true;
 }
 
 /* Takes el; false if the stream ended. */
 static bool in_control(struct s2s_in *in, struct xml_node *el);
+
+/* XEP-0198 from the peer: enable (once authenticated) and ack requests; its acks mean nothing
+ * here, since we send nothing on its stream. */
+static bool
+in_sm(struct s2s_in *in, const struct xml_node *el)
+{
+	char text[80];
+
+	if (strcmp(el->name, "enable") == 0) {
+		if (in->authed.count == 0 || in->sm) {
+			pstream_write(&in->p,
+				      "<failed xmlns='" NS_SM
+				      "'><unexpected-request xmlns='" NS_STANZAS "'/></failed>");
+			return true;
+		}
+		in->sm = true;
+		in->sm_h = 0;
+		pstream_write(&in->p,
+			      "<enabled xmlns='" NS_SM "'/>"); /* no resumption between servers */
+	} else if (strcmp(el->name, "r") == 0 && in->sm) {
+		snprintf(text, sizeof text, "<a xmlns='" NS_SM "' h='%u'/>", in->sm_h);
+		pstream_write(&in->p, text);
+	}
+	return true;
+}
 
 static bool
 in_element(struct s2s_in *in, struct xml_node *el)
@@ -1265,6 +1429,8 @@ in_control(struct s2s_in *in, struct xml_node *el)
 		in_dialback_verify(in, el);
 		return true;
 	}
+	if (strcmp(el->ns, NS_SM) == 0)
+		return in_sm(in, el);
 	in_error(in, "unsupported-stanza-type", NULL);
 	return false;
 }

@@ -263,3 +263,28 @@ def test_remote_users_get_no_upload_slots(fed):
     res = a.iq("get", "<request xmlns='urn:xmpp:http:upload:0' filename='x.ogg' size='100' "
                "content-type='audio/ogg'/>", to="upload.a.test", check=True)
     assert res.get("type") == "result", tostr(res)
+
+
+def test_unacknowledged_stanzas_survive_a_peer_crash(fed):
+    """XEP-0198 on server streams: messages written to a peer that dies before acknowledging
+    them are sent again on the next stream, so a crash of the peer loses nothing."""
+    import signal
+    a = user(fed["a.test"])
+    jid, pw = fed["b.test"].add_user()
+    b = fed["b.test"].login(jid, pw, presence=True, timeout=8)
+    a.message(jid, "m0")
+    b.expect_message(body="m0")
+    b.close()
+    srv = fed["b.test"]
+    srv.proc.send_signal(signal.SIGSTOP)  # reads nothing, acknowledges nothing
+    try:
+        for i in range(1, 4):
+            a.message(jid, "m%d" % i)
+        time.sleep(0.5)
+    finally:
+        srv.kill()
+    srv.start()
+    b = srv.login(jid, pw, presence=True, timeout=8)
+    for i in range(1, 4):
+        b.expect_message(body="m%d" % i, timeout=15)
+    assert "unacknowledged stanzas go again" in fed["a.test"].stderr_text()
