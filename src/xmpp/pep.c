@@ -230,8 +230,7 @@ struct pep_job {
 };
 
 static void
-job_error(struct pep_job *pj, const char *type, const char *cond, const char *app,
-	  const char *text)
+job_error(struct pep_job *pj, const char *type, const char *cond, const char *app, const char *text)
 {
 	pj->etype = type;
 	pj->econd = cond;
@@ -284,7 +283,8 @@ create_node(struct store *st, struct pep_job *pj, bool precondition)
 	for (size_t i = 0; i < pj->nopts; i++) {
 		r = pep_config_set(&pj->cfg, pj->vars[i], pj->vals[i]);
 		if (r < 0 && precondition) {
-			/* XEP-0060 7.1.5: options the node cannot have are a failed precondition. */
+			/* XEP-0060 7.1.5: options the node cannot have are a failed precondition.
+			 */
 			job_error(pj, "cancel", "conflict", "precondition-not-met", pj->vars[i]);
 			return 1;
 		}
@@ -312,7 +312,8 @@ run_publish(struct store *st, struct pep_job *pj)
 		return r;
 	} else {
 		for (size_t i = 0; i < pj->nopts; i++) {
-			if (!pep_config_matches(&pj->cfg, pj->vars[i], pj->vals[i], pj->items_max)) {
+			if (!pep_config_matches(&pj->cfg, pj->vars[i], pj->vals[i],
+						pj->items_max)) {
 				/* XEP-0060 7.1.5: the node exists with another configuration. */
 				job_error(pj, "cancel", "conflict", "precondition-not-met",
 					  pj->vars[i]);
@@ -350,8 +351,8 @@ run_items(struct store *st, struct pep_job *pj)
 		return 0;
 	}
 	for (size_t i = 0; i < pj->nids; i++)
-		if ((r = store_pep_items(st, pj->owner, pj->node, pj->ids[i], 1, collect_item, pj)) <
-		    0)
+		if ((r = store_pep_items(st, pj->owner, pj->node, pj->ids[i], 1, collect_item,
+					 pj)) < 0)
 			return r;
 	if (!pj->nids)
 		r = store_pep_items(st, pj->owner, pj->node, NULL, pj->max, collect_item, pj);
@@ -667,8 +668,8 @@ read_form(struct pep_job *pj, const struct xml_node *x, const char *form_type)
 	for (struct xml_node *f = xml_child(x, "field", NS_XDATA); f;
 	     f = xml_next(f, "field", NS_XDATA)) {
 		const char *var = xml_attr(f, "var");
-		char *value = xml_text(xml_child(f, "value", NS_XDATA) ? xml_child(f, "value", NS_XDATA)
-								       : f);
+		char *value =
+		    xml_text(xml_child(f, "value", NS_XDATA) ? xml_child(f, "value", NS_XDATA) : f);
 		if (!var) {
 			free(value);
 			continue;
@@ -750,10 +751,11 @@ parse_pubsub(struct pep_job *pj, const struct xml_node *ps, bool set)
 			pj->id = xstrdup(xml_attr(item, "id"));
 		} else {
 			char id[17];
-			rand_id(id, sizeof id); /* XEP-0060 7.1.2: the service makes one */
+			rand_id(id, sizeof id - 1); /* XEP-0060 7.1.2: the service makes one */
 			pj->id = xstrdup(id);
 		}
-		x = xml_child(xml_child(ps, "publish-options", NS_PUBSUB), "x", NS_XDATA);
+		x = xml_child(ps, "publish-options", NS_PUBSUB);
+		x = x ? xml_child(x, "x", NS_XDATA) : NULL;
 		if (x && read_form(pj, x, NS_PUBSUB_PUB_OPTIONS) < 0) {
 			job_error(pj, "modify", "bad-request", "invalid-options", NULL);
 			return -1;
@@ -789,7 +791,8 @@ parse_pubsub(struct pep_job *pj, const struct xml_node *ps, bool set)
 		pj->notify = notify && (strcmp(notify, "1") == 0 || strcmp(notify, "true") == 0);
 	} else if (strcmp(c->ns, NS_PUBSUB) == 0 && strcmp(c->name, "create") == 0 && set) {
 		pj->op = OP_CREATE;
-		x = xml_child(xml_child(ps, "configure", NS_PUBSUB), "x", NS_XDATA);
+		x = xml_child(ps, "configure", NS_PUBSUB);
+		x = x ? xml_child(x, "x", NS_XDATA) : NULL;
 		if (x && read_form(pj, x, NS_PUBSUB_NODE_CONFIG) < 0) {
 			job_error(pj, "modify", "bad-request", NULL, "not a node configuration");
 			return -1;

@@ -306,7 +306,7 @@ peer_presence(struct account *a, const char *full, const struct xml_node *st)
 	p->caps_owned = false;
 	free(p->ver);
 	p->ver = ver && *ver ? xstrdup(ver) : NULL;
-	p->sha1 = xml_attr(c, "hash") && strcmp(xml_attr(c, "hash"), "sha-1") == 0;
+	p->sha1 = c && xml_attr(c, "hash") && strcmp(xml_attr(c, "hash"), "sha-1") == 0;
 	p->query[0] = '\0';
 	if (!p->ver)
 		return; /* XEP-0163 4.3.2: without capabilities we cannot know its interests */
@@ -355,7 +355,8 @@ str_cmp(const void *x, const void *y)
 static void
 append_sorted(struct buf *s, char **list, size_t n)
 {
-	qsort(list, n, sizeof *list, str_cmp);
+	if (n > 1)
+		qsort(list, n, sizeof *list, str_cmp);
 	for (size_t i = 0; i < n; i++) {
 		buf_puts(s, list[i]);
 		buf_puts(s, "<");
@@ -430,7 +431,8 @@ caps_from(const struct xml_node *q, const char *ver, const char *hash, bool *ver
 	struct buf s = {0}, b64 = {0};
 	unsigned char md[SHA_DIGEST_LENGTH];
 
-	for (struct xml_node *n = xml_child(q, NULL, NULL); n; n = xml_next(n, NULL, NULL)) {
+	for (struct xml_node *n = q ? xml_child(q, NULL, NULL) : NULL; n;
+	     n = xml_next(n, NULL, NULL)) {
 		if (strcmp(n->ns, NS_DISCO_INFO) == 0 && strcmp(n->name, "identity") == 0) {
 			struct buf is = {0};
 			const char *lang = xml_attr(n, "xml:lang");
@@ -633,8 +635,7 @@ vcard_run(struct store *st, struct store_job *job)
 	if (r < 0 && r != STORE_ENOENT)
 		return r;
 	vj->have_vcard = r == 0;
-	if ((r = store_pep_items(st, vj->owner, NS_AVATAR_META, NULL, 1, load_meta, &vj->meta)) <
-	    0)
+	if ((r = store_pep_items(st, vj->owner, NS_AVATAR_META, NULL, 1, load_meta, &vj->meta)) < 0)
 		return r;
 	hash = vj->meta ? avatar_hash(vj->meta, &vj->type) : NULL;
 	if (hash && *hash)
