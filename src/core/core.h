@@ -284,6 +284,11 @@ struct config {
 	long sm_queue; /* unacknowledged stanzas before the session is closed */
 	/* [sasl] */
 	long scram_iterations;
+	/* [pep] (XEP-0163) */
+	size_t pep_max_item_size; /* bytes of one item's payload */
+	long pep_max_nodes;	  /* per account */
+	long pep_max_items;	  /* items a node keeps at most ('max') */
+	long pep_caps_cache;	  /* entity capabilities remembered (XEP-0115) */
 	/* [sms]: batond's end of the SMS links (seed 001) */
 	char *sms_link;	  /* listen address, "" = off */
 	char *sms_name;	  /* the buffer server sms_secret belongs to; it serves every number */

@@ -432,6 +432,62 @@ store_room_set_affiliation(struct store *st, const char *room, const char *jid, 
 	return st->be->room_set_affiliation(st, room, jid, affiliation);
 }
 
+int
+store_pep_node_get(struct store *st, const char *owner, const char *node, struct buf *config)
+{
+	return st->be->pep_node_get(st, owner, node, config);
+}
+
+int
+store_pep_node_put(struct store *st, const char *owner, const char *node, const char *config)
+{
+	return st->be->pep_node_put(st, owner, node, config);
+}
+
+int
+store_pep_node_del(struct store *st, const char *owner, const char *node)
+{
+	return st->be->pep_node_del(st, owner, node);
+}
+
+long
+store_pep_node_count(struct store *st, const char *owner)
+{
+	return st->be->pep_node_count(st, owner);
+}
+
+int
+store_pep_nodes(struct store *st, const char *owner,
+		void (*fn)(void *arg, const char *node, const char *config), void *arg)
+{
+	return st->be->pep_nodes(st, owner, fn, arg);
+}
+
+int
+store_pep_item_put(struct store *st, const char *owner, const char *node, const char *id,
+		   const char *xml, long keep)
+{
+	return st->be->pep_item_put(st, owner, node, id, xml, keep);
+}
+
+int
+store_pep_item_del(struct store *st, const char *owner, const char *node, const char *id)
+{
+	return st->be->pep_item_del(st, owner, node, id);
+}
+
+int
+store_pep_trim(struct store *st, const char *owner, const char *node, long keep)
+{
+	return st->be->pep_trim(st, owner, node, keep);
+}
+
+int
+store_pep_items(struct store *st, const char *owner, const char *node, const char *id, size_t max,
+		void (*fn)(void *arg, const char *id, const char *xml), void *arg)
+{
+	return st->be->pep_items(st, owner, node, id, max, fn, arg);
+}
 /* ---- the storage thread ---- */
 
 struct store_thread {

@@ -316,6 +316,35 @@ int store_push_del(struct store *st, const char *owner, const char *jid, const c
 /* Calls fn for each of owner's registrations (pointers valid during the call). */
 int store_push_list(struct store *st, const char *owner,
 		    void (*fn)(void *arg, const struct store_push *p), void *arg);
+/* ---- personal eventing (XEP-0163): pubsub nodes of an account and their items ---- */
+
+/* Appends node's configuration (opaque text) to config; STORE_ENOENT if no such node. */
+int store_pep_node_get(struct store *st, const char *owner, const char *node, struct buf *config);
+/* Creates or reconfigures a node (its items stay). STORE_ENOENT if owner is no account. */
+int store_pep_node_put(struct store *st, const char *owner, const char *node, const char *config);
+/* Deletes a node with its items; STORE_ENOENT if there was none. */
+int store_pep_node_del(struct store *st, const char *owner, const char *node);
+/* How many nodes owner has, or STORE_EIO. */
+long store_pep_node_count(struct store *st, const char *owner);
+/* Calls fn for each of owner's nodes in name order (pointers valid during the call). */
+int store_pep_nodes(struct store *st, const char *owner,
+		    void (*fn)(void *arg, const char *node, const char *config), void *arg);
+/*
+ * Stores an item of an existing node (replacing one with the same id, which then counts as
+ * the newest), then keeps only the newest keep items (keep >= 1).
+ */
+int store_pep_item_put(struct store *st, const char *owner, const char *node, const char *id,
+		       const char *xml, long keep);
+/* Deletes one item; STORE_ENOENT if absent. */
+int store_pep_item_del(struct store *st, const char *owner, const char *node, const char *id);
+/* Keeps only the newest keep items of node (keep >= 1). */
+int store_pep_trim(struct store *st, const char *owner, const char *node, long keep);
+/*
+ * Calls fn for node's items, newest first: the one with id (if id is not NULL), else up to max
+ * (0 = all). Pointers are valid during the call. Returns 0 or STORE_EIO.
+ */
+int store_pep_items(struct store *st, const char *owner, const char *node, const char *id,
+		    size_t max, void (*fn)(void *arg, const char *id, const char *xml), void *arg);
 
 /* ---- the storage thread ---- */
 

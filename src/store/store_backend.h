@@ -138,6 +138,22 @@ struct store_backend {
 	int (*push_del)(struct store *st, const char *owner, const char *jid, const char *node);
 	int (*push_list)(struct store *st, const char *owner,
 			 void (*fn)(void *arg, const struct store_push *p), void *arg);
+	/* Personal eventing (XEP-0163) nodes and items: the contracts of store_pep_* in store.h. */
+	int (*pep_node_get)(struct store *st, const char *owner, const char *node,
+			    struct buf *config);
+	int (*pep_node_put)(struct store *st, const char *owner, const char *node,
+			    const char *config);
+	int (*pep_node_del)(struct store *st, const char *owner, const char *node);
+	long (*pep_node_count)(struct store *st, const char *owner);
+	int (*pep_nodes)(struct store *st, const char *owner,
+			 void (*fn)(void *arg, const char *node, const char *config), void *arg);
+	int (*pep_item_put)(struct store *st, const char *owner, const char *node, const char *id,
+			    const char *xml, long keep);
+	int (*pep_item_del)(struct store *st, const char *owner, const char *node, const char *id);
+	int (*pep_trim)(struct store *st, const char *owner, const char *node, long keep);
+	int (*pep_items)(struct store *st, const char *owner, const char *node, const char *id,
+			 size_t max, void (*fn)(void *arg, const char *id, const char *xml),
+			 void *arg);
 };
 
 extern const struct store_backend store_sqlite_backend;

@@ -203,6 +203,29 @@ static const char *const migrations[] = {
     " jid TEXT NOT NULL, node TEXT NOT NULL, options TEXT NOT NULL, body INTEGER NOT NULL,"
     " PRIMARY KEY (owner, jid, node)"
     ") WITHOUT ROWID;",
+    /*
+     * 11: personal eventing (XEP-0163): each account's pubsub nodes, their configuration as
+     * text the xmpp module reads, and their items. seq orders items by publication
+     * (AUTOINCREMENT: a republished id gets a new, larger seq, so it counts as the newest);
+     * pep_items_node serves "the newest n of a node", the trim and the cascade from nodes.
+     */
+    "CREATE TABLE pep_nodes ("
+    " owner TEXT NOT NULL REFERENCES accounts(jid) ON DELETE CASCADE,"
+    " node TEXT NOT NULL,"
+    " config TEXT NOT NULL,"
+    " PRIMARY KEY (owner, node)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE pep_items ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " owner TEXT NOT NULL,"
+    " node TEXT NOT NULL,"
+    " id TEXT NOT NULL,"
+    " xml TEXT NOT NULL,"
+    " stamp INTEGER NOT NULL,"
+    " UNIQUE (owner, node, id),"
+    " FOREIGN KEY (owner, node) REFERENCES pep_nodes (owner, node) ON DELETE CASCADE"
+    ");"
+    "CREATE INDEX pep_items_node ON pep_items (owner, node, seq);",
 };
 #define SQ_SCHEMA_VERSION ((int)ARRAY_LEN(migrations))
 
@@ -350,6 +373,23 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_AFF_SET] = "INSERT INTO room_affiliations (room, jid, affiliation) VALUES (?1, ?2, ?3)"
 		  " ON CONFLICT (room, jid) DO UPDATE SET affiliation = excluded.affiliation",
     [S_AFF_DEL] = "DELETE FROM room_affiliations WHERE room = ?1 AND jid = ?2",
+    [S_PEP_NODE_GET] = "SELECT config FROM pep_nodes WHERE owner = ?1 AND node = ?2",
+    /* An upsert, never REPLACE: REPLACE would delete the node's items by the cascade. */
+    [S_PEP_NODE_PUT] = "INSERT INTO pep_nodes (owner, node, config) VALUES (?1, ?2, ?3)"
+		       " ON CONFLICT (owner, node) DO UPDATE SET config = excluded.config",
+    [S_PEP_NODE_DEL] = "DELETE FROM pep_nodes WHERE owner = ?1 AND node = ?2",
+    [S_PEP_NODE_COUNT] = "SELECT count(*) FROM pep_nodes WHERE owner = ?1",
+    [S_PEP_NODES] = "SELECT node, config FROM pep_nodes WHERE owner = ?1 ORDER BY node",
+    [S_PEP_ITEM_DEL] = "DELETE FROM pep_items WHERE owner = ?1 AND node = ?2 AND id = ?3",
+    [S_PEP_ITEM_INSERT] = "INSERT INTO pep_items (owner, node, id, xml, stamp)"
+			  " VALUES (?1, ?2, ?3, ?4, ?5)",
+    /* Everything older than the keep-th newest: the index gives both scans in seq order. */
+    [S_PEP_TRIM] = "DELETE FROM pep_items WHERE owner = ?1 AND node = ?2 AND seq <"
+		   " (SELECT seq FROM pep_items WHERE owner = ?1 AND node = ?2"
+		   " ORDER BY seq DESC LIMIT 1 OFFSET ?3 - 1)",
+    [S_PEP_ITEMS] = "SELECT id, xml FROM pep_items WHERE owner = ?1 AND node = ?2"
+		    " ORDER BY seq DESC LIMIT ?3",
+    [S_PEP_ITEM_GET] = "SELECT id, xml FROM pep_items WHERE owner = ?1 AND node = ?2 AND id = ?3",
 };
 
 static const struct {
@@ -1256,4 +1296,13 @@ const struct store_backend store_sqlite_backend = {
     .push_set = sq_push_set,
     .push_del = sq_push_del,
     .push_list = sq_push_list,
+    .pep_node_get = sq_pep_node_get,
+    .pep_node_put = sq_pep_node_put,
+    .pep_node_del = sq_pep_node_del,
+    .pep_node_count = sq_pep_node_count,
+    .pep_nodes = sq_pep_nodes,
+    .pep_item_put = sq_pep_item_put,
+    .pep_item_del = sq_pep_item_del,
+    .pep_trim = sq_pep_trim,
+    .pep_items = sq_pep_items,
 };

@@ -98,6 +98,16 @@ enum sq_stmt {
 	S_PUSH_DEL,
 	S_PUSH_DEL_JID,
 	S_PUSH_LIST,
+	S_PEP_NODE_GET,
+	S_PEP_NODE_PUT,
+	S_PEP_NODE_DEL,
+	S_PEP_NODE_COUNT,
+	S_PEP_NODES,
+	S_PEP_ITEM_DEL,
+	S_PEP_ITEM_INSERT,
+	S_PEP_TRIM,
+	S_PEP_ITEMS,
+	S_PEP_ITEM_GET,
 	S_COUNT
 };
 
@@ -182,6 +192,19 @@ int sq_room_list(struct store *st, void (*fn)(void *arg, const char *jid, const 
 int sq_room_affiliations(struct store *st, const char *room,
 			 void (*fn)(void *arg, const char *jid, int affiliation), void *arg);
 int sq_room_set_affiliation(struct store *st, const char *room, const char *jid, int affiliation);
+/* store_sqlite_pep.c */
+int sq_pep_node_get(struct store *st, const char *owner, const char *node, struct buf *config);
+int sq_pep_node_put(struct store *st, const char *owner, const char *node, const char *config);
+int sq_pep_node_del(struct store *st, const char *owner, const char *node);
+long sq_pep_node_count(struct store *st, const char *owner);
+int sq_pep_nodes(struct store *st, const char *owner,
+		 void (*fn)(void *arg, const char *node, const char *config), void *arg);
+int sq_pep_item_put(struct store *st, const char *owner, const char *node, const char *id,
+		    const char *xml, long keep);
+int sq_pep_item_del(struct store *st, const char *owner, const char *node, const char *id);
+int sq_pep_trim(struct store *st, const char *owner, const char *node, long keep);
+int sq_pep_items(struct store *st, const char *owner, const char *node, const char *id, size_t max,
+		 void (*fn)(void *arg, const char *id, const char *xml), void *arg);
 
 /* store_sqlite_acct.c */
 int sq_invite_put(struct store *st, const char *token, long uses, int64_t expires);

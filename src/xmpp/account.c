@@ -30,6 +30,7 @@ struct load_job {
 	struct hmap blocked;
 	uint64_t ver;
 	void *ext[XMPP_EXT_MAX]; /* what each extension loaded (struct xmpp_ext.load) */
+	struct pep_account *pep;
 };
 
 static void
@@ -68,6 +69,7 @@ account_free(struct account *a)
 	for (struct xmpp_ext **e = xmpp_exts; *e; e++)
 		if ((*e)->account_free)
 			(*e)->account_free(a);
+	pep_account_free(a);
 	hmap_del(&a->w->accounts, a->bare);
 	timer_stop(a->w->loop, &a->idle);
 	roster_clear(&a->roster);
@@ -133,6 +135,7 @@ load_run(struct store *st, struct store_job *job)
 	for (struct xmpp_ext **e = xmpp_exts; *e; e++)
 		if ((*e)->load)
 			lj->ext[(*e)->slot] = (*e)->load(st, lj->bare);
+	lj->pep = pep_account_load(st, lj->bare);
 	return store_block_list(st, lj->bare, load_blocked, lj);
 }
 
@@ -144,6 +147,7 @@ load_done(struct store_job *job)
 
 	a->refs--;
 	memcpy(a->ext, lj->ext, sizeof a->ext); /* freed with the account either way */
+	a->pep = lj->pep;
 	if (job->result == 0) {
 		a->state = AS_READY;
 		a->roster = lj->roster;

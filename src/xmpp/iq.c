@@ -135,6 +135,8 @@ iq_account(struct account *a, struct xml_node *st, const struct jid *from)
 	struct xml_node *q = xml_child(st, NULL, NULL);
 	const char *id = xml_attr(st, "id");
 
+	if (!is_request(st) && pep_iq_result(a, st, from))
+		return; /* the answer to a capabilities query of PEP (XEP-0163 4.3) */
 	for (struct xmpp_ext **e = xmpp_exts; !is_request(st) && id && *e; e++) {
 		const char *pre = (*e)->result_prefix;
 		if (pre && (*e)->account_iq && strncmp(id, pre, strlen(pre)) == 0) {
@@ -156,13 +158,18 @@ iq_account(struct account *a, struct xml_node *st, const struct jid *from)
 		add_identity(r, "account", "registered", NULL);
 		add_feature(r, NS_DISCO_INFO);
 		add_feature(r, "urn:xmpp:push:0"); /* XEP-0357 section 6 */
+		pep_disco_info(r);		   /* XEP-0163 section 1.2 */
 		if (a->w->srv->cfg->archive_enabled) {
 			add_feature(r, "urn:xmpp:mam:2"); /* XEP-0313 section 7 */
 			add_feature(r, "urn:xmpp:sid:0"); /* XEP-0359 */
 		}
 		reply(a->w, st, r);
 	} else if (is_get(st) && strcmp(q->ns, NS_DISCO_ITEMS) == 0 && !xml_attr(q, "node")) {
-		reply(a->w, st, xml_el_new("query", NS_DISCO_ITEMS));
+		pep_disco_items(a, st, from); /* XEP-0060 5.2: the account's nodes */
+		return;
+	} else if (pep_is(st)) {
+		pep_iq(a, st, from); /* XEP-0163 */
+		return;
 	} else if (ext_for(q->ns)) {
 		ext_for(q->ns)->account_iq(a, st,
 					   from); /* continuity's accept from another account */

@@ -167,6 +167,8 @@ broadcast(struct session *s, struct xml_node *st)
 			for (size_t i = 0; hmap_next(&s->directed, &i, &k, &v);)
 				send_copy(s->w, st, s->full, k);
 		}
+		if (s->available)
+			pep_presence_own(s, NULL);
 		s->available = false;
 		xml_free(s->presence);
 		s->presence = NULL;
@@ -185,6 +187,7 @@ broadcast(struct session *s, struct xml_node *st)
 		initial_presence(s);
 		offline_deliver(s);
 	}
+	pep_presence_own(s, st); /* XEP-0163 4.3.2: the last items it is interested in */
 }
 
 void
@@ -346,6 +349,8 @@ presence_outbound(struct session *s, struct xml_node *st)
 	const char *type = xml_attr(st, "type");
 	struct jid j;
 
+	if (!type)
+		pep_presence_out(s, st); /* XEP-0398 section 4, directed presence too */
 	if (!to) {
 		if (!type || strcmp(type, "unavailable") == 0)
 			broadcast(s, st);
@@ -463,6 +468,11 @@ presence_inbound(struct account *a, struct xml_node *st, const struct jid *to,
 {
 	const char *type = xml_attr(st, "type");
 
+	if (!type || strcmp(type, "unavailable") == 0) {
+		char *full = jid_full(from);
+		pep_presence_in(a, type ? NULL : st, full); /* XEP-0163 4.3.2 */
+		free(full);
+	}
 	if (type && strcmp(type, "probe") == 0) {
 		probe_in(a, from);
 	} else if (type &&

@@ -27,6 +27,10 @@ vcard_iq(struct worker *w, struct xml_node *st, const char *owner, bool own)
 		xml_free(st);
 		return;
 	}
+	if (strcmp(xml_attr(st, "type"), "get") == 0) {
+		pep_vcard_get(w, st, owner); /* with the PEP avatar as PHOTO (XEP-0398) */
+		return;
+	}
 	/* The same record as a private <vCard xmlns='vcard-temp'/>, answered unwrapped. */
 	private_request(w, st, xml_child(st, "vCard", NS_VCARD), owner, NULL);
 }

@@ -333,6 +333,7 @@ struct account {
 	struct timer idle;
 	unsigned refs;		 /* pending jobs that point to the account */
 	void *ext[XMPP_EXT_MAX]; /* state of each extension (struct xmpp_ext) */
+	struct pep_account *pep; /* personal eventing state (pep_notify.c), NULL if none */
 };
 
 /*
@@ -585,6 +586,30 @@ bool vcard_is(const struct xml_node *st);
 void vcard_iq(struct worker *w, struct xml_node *st, const char *owner, bool own);
 /* The account's own session: vcard_iq() with own set. */
 void vcard_own_iq(struct session *s, struct xml_node *st);
+
+/* ---- personal eventing (pep.c, pep_notify.c, XEP-0163 over a XEP-0060 subset) ---- */
+
+struct pep_account;
+/* True for an iq with a pubsub or pubsub#owner payload; pep_iq() answers it for a (takes st). */
+bool pep_is(const struct xml_node *st);
+void pep_iq(struct account *a, struct xml_node *st, const struct jid *from);
+/* Adds the account's pubsub/pep identity and PEP features to a disco#info <query/>. */
+void pep_disco_info(struct xml_node *q);
+/* Answers a disco#items get to a's bare JID with the nodes from may see (takes st). */
+void pep_disco_items(struct account *a, struct xml_node *st, const struct jid *from);
+/* An iq result or error to a that answers PEP's capability query: handled (taken), true. */
+bool pep_iq_result(struct account *a, struct xml_node *st, const struct jid *from);
+/* Presence from someone else (from_full) reached a: available (st) or not (st NULL). */
+void pep_presence_in(struct account *a, const struct xml_node *st, const char *from_full);
+/* A resource of the account sent broadcast presence: available (st) or not (st NULL). */
+void pep_presence_own(struct session *s, const struct xml_node *st);
+/* Available presence s is sending: adds the avatar hash (XEP-0398 section 4). */
+void pep_presence_out(struct session *s, struct xml_node *st);
+/* Reads what the account's PEP state starts with (storage thread); NULL if nothing. */
+struct pep_account *pep_account_load(struct store *st, const char *bare);
+void pep_account_free(struct account *a);
+/* A vCard get for owner: its stored vCard with the PEP avatar as PHOTO (takes st). */
+void pep_vcard_get(struct worker *w, struct xml_node *st, const char *owner);
 
 /* ---- offline storage (offline.c, XEP-0160) ---- */
 

@@ -408,7 +408,7 @@ test_schema_newer(void)
 	st = store_open(&c, err, sizeof err);
 	config_free(&c);
 	CHECK(st == NULL, "opened a database from the future");
-	CHECK(strstr(err, "database schema version 99 is newer than this baton (10)") != NULL,
+	CHECK(strstr(err, "database schema version 99 is newer than this baton (11)") != NULL,
 	      "err '%s'", err);
 	CHECK(strstr(err, dir) != NULL, "err '%s' lacks the path", err);
 	store_close(st);
@@ -940,8 +940,8 @@ check_versions(const char *db, const char *when)
 
 	CHECK(sql_file(db, "SELECT group_concat(version) FROM schema_version", out, sizeof out) ==
 		      0 &&
-		  strcmp(out, "1,2,3,4,5,6,7,8,9,10") == 0,
-	      "%s: schema versions '%s', want 1,2,3,4,5,6,7,8,9,10", when, out);
+		  strcmp(out, "1,2,3,4,5,6,7,8,9,10,11") == 0,
+	      "%s: schema versions '%s', want 1,2,3,4,5,6,7,8,9,10,11", when, out);
 }
 
 static void
