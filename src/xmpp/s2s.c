@@ -23,6 +23,8 @@
 #include "xmpp_int.h"
 
 #define NS_DIALBACK_FEATURE "urn:xmpp:features:dialback"
+#define NS_BIDI_FEATURE	    "urn:xmpp:features:bidi"
+#define NS_BIDI		    "urn:xmpp:bidi"
 #define S2S_PORT	    5269
 #define S2S_READ_MAX	    65536
 #define S2S_RETRY_MS	    1000 /* between attempts to reach a peer whose stream broke */
@@ -131,6 +133,9 @@ struct s2s_out {
 	uint32_t sm_acked; /* the peer's last h */
 	struct stq unacked;
 	int resends; /* streams in a row that broke before acknowledging anything */
+	/* XEP-0288: we asked the peer to send its stanzas (from remote to local) here too */
+	bool bidi;
+	uint32_t in_h; /* its stanzas we handled, for its XEP-0198 requests */
 	struct s2s_verify *verifies;
 	struct timer timer; /* connect deadline, then idle checks */
 	struct timer retry; /* a stream that broke: its peer may be restarting */
@@ -505,17 +510,22 @@ out_closed(struct conn *c, void *arg, const char *reason)
 {
 	struct s2s_out *o = arg;
 
-	if (o->state == OUT_CONNECTING) {
-		log_debug("s2s %s -> %s: %s: %s", o->local, o->remote, c->peer, reason);
-		conn_close(c);
-		o->p.c = NULL;
-		pstream_free(&o->p);
-		o->ai++;
-		try_next_address(o);
+	if (o->state == OUT_READY) {
+		snprintf(o->why, sizeof o->why, "connection lost: %s", reason);
+		out_end(o, "remote-server-not-found");
 		return;
 	}
-	snprintf(o->why, sizeof o->why, "connection lost: %s", reason);
-	out_end(o, "remote-server-not-found");
+	/* Not set up yet (refused, or broken during TLS or authentication): the next address. */
+	log_debug("s2s %s -> %s: %s: %s", o->local, o->remote, c->peer, reason);
+	snprintf(o->why, sizeof o->why, "%s: %s", c->peer, reason);
+	conn_close(c);
+	o->p.c = NULL;
+	pstream_free(&o->p);
+	o->tls = o->authed = o->can_verify = o->bidi = o->sm_offered = false;
+	for (struct s2s_verify *v = o->verifies; v; v = v->next)
+		v->sent = false; /* they go again on the next connection */
+	o->ai++;
+	try_next_address(o);
 }
 
 static void try_next_target(struct s2s_out *o);
@@ -783,6 +793,11 @@ out_features(struct s2s_out *o, const struct xml_node *f)
 		return;
 	}
 	o->dialback_offered = xml_child(f, "dialback", NS_DIALBACK_FEATURE) != NULL;
+	/* XEP-0288 2.2: bidi before SASL or dialback, once TLS is up. */
+	if (xml_child(f, "bidi", NS_BIDI_FEATURE) && !o->bidi) {
+		pstream_write(&o->p, "<bidi xmlns='" NS_BIDI "'/>");
+		o->bidi = true;
+	}
 	o->sm_offered = xml_child(f, "sm", NS_SM) != NULL;
 	for (struct xml_node *m = mechs ? xml_child(mechs, "mechanism", NS_SASL) : NULL; m;
 	     m = xml_next(m, "mechanism", NS_SASL)) {
@@ -822,6 +837,34 @@ out_verify_answer(struct s2s_out *o, const struct xml_node *el)
 		verify_return(v, type && strcmp(type, "valid") == 0 ? 1 : 0);
 		return;
 	}
+}
+
+/*
+ * A stanza of the peer on our bidirectional stream (XEP-0288 2.2): only once we are
+ * authenticated, and only from the domain we connected to, to the domain we connected from
+ * (the stream's pair, which TLS and our DNS lookup vouch for as they do for dialback).
+ * Takes st; false if the stream ended.
+ */
+static bool
+out_peer_stanza(struct s2s_out *o, struct xml_node *st)
+{
+	char *from = domain_of(xml_attr(st, "from")), *to = domain_of(xml_attr(st, "to"));
+	bool ok = o->bidi && o->state == OUT_READY && from && to && !strcmp(from, o->remote) &&
+		  !strcmp(to, o->local);
+
+	free(from);
+	free(to);
+	if (!ok) {
+		xml_free(st);
+		pstream_error(&o->p, "invalid-from", "not a stanza of this stream's domain pair");
+		out_fail(o, "remote-server-not-found", "%s sent a stanza it may not send here",
+			 o->remote);
+		return false;
+	}
+	xml_rename_ns(st, NS_SERVER, NS_CLIENT);
+	route(o->w, st);
+	o->in_h++;
+	return true;
 }
 
 /* Handles what the peer sent on our outgoing stream; returns false once o is gone. */
@@ -889,8 +932,9 @@ out_element(struct s2s_out *o, struct xml_node *el)
 		if (strcmp(el->name, "a") == 0) {
 			out_acked(o, el);
 		} else if (strcmp(el->name, "r") == 0) {
-			pstream_write(&o->p,
-				      "<a xmlns='" NS_SM "' h='0'/>"); /* nothing comes this way */
+			char a[80]; /* what came this way: only the peer's stanzas over bidi */
+			snprintf(a, sizeof a, "<a xmlns='" NS_SM "' h='%u'/>", o->in_h);
+			pstream_write(&o->p, a);
 		} else if (strcmp(el->name, "failed") == 0) {
 			/* No counting on this stream: what was kept can no longer be told apart. */
 			o->sm = false;
@@ -934,8 +978,14 @@ out_input(struct s2s_out *o)
 		o->peer_id = o->p.header.id ? xstrdup(o->p.header.id) : NULL;
 	}
 	while (!o->dead && (el = pstream_next(&o->p))) {
-		bool alive = out_element(o, el);
-		xml_free(el);
+		bool alive;
+		o->last_io = now_ms();
+		if (is_stanza(el, NS_SERVER)) {
+			alive = out_peer_stanza(o, el);
+		} else {
+			alive = out_element(o, el);
+			xml_free(el);
+		}
 		if (!alive)
 			return;
 	}

@@ -2,11 +2,11 @@
  * fuzz_s2s: libFuzzer target for the incoming server-to-server (s2s.c) and XEP-0114
  * component (component.c) streams of a real batond started once in this process, driven over
  * loopback TCP. The first input byte picks how far the harness itself takes the stream before
- * the rest of the input is written ((byte & 0x7f) % 5): raw s2s, raw component, a component
+ * the rest of the input is written (byte % 5): raw s2s, raw component, a component
  * after a correct handshake, s2s after STARTTLS, or s2s after STARTTLS with a certificate that
- * passes SASL EXTERNAL for peer.fuzz.example. Its top bit makes the harness wait a while before
- * closing, so that answers needing a round trip (dialback) reach a stream still open. A NUL
- * byte in the rest is not sent: the harness waits there for the server's answer.
+ * passes SASL EXTERNAL for peer.fuzz.example. A byte of 240 or more makes the harness wait a
+ * while before closing, so that answers needing a round trip (dialback) reach a stream still open.
+ * A NUL byte in the rest is not sent: the harness waits there for the server's answer.
  *
  * Invariant checked: whatever a peer sends, the server neither crashes, nor trips ASan/UBSan,
  * nor leaks (LSan at exit, after server_stop()), and it keeps answering new streams.
@@ -41,11 +41,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* Covered by the server's self-signed certificate (DNS names DOMAIN and *.DOMAIN). */
 #define PEER_DOMAIN "peer.fuzz.example"
 
-#define SETUP_MS   2000 /* the harness's own steps: a healthy server answers at once */
-#define DRAIN_MS   50	/* after the input: read what the server says, up to this long */
-#define LINGER_MS  200	/* quiet time before closing, for inputs that ask for it */
-#define PAUSE_MS   30	/* at a NUL in the input: how long to wait for an answer */
-#define MAX_PAUSES 16
+#define SETUP_MS  2000 /* the harness's own steps: a healthy server answers at once */
+#define DRAIN_MS  30   /* after the input: read what the server says, up to this long */
+#define LINGER_MS 100  /* quiet time before closing, for inputs that ask for it */
+/* First bytes from here on ask for it: rarely, since it makes a run slow. */
+#define LINGER_FIRST 240
+#define PAUSE_MS     15 /* at a NUL in the input: how long to wait for an answer */
+#define MAX_PAUSES   8
 /* Setups failing in a row before the server is declared wedged (a bug, not a slow machine). */
 #define MAX_SETUP_FAILURES 20
 
@@ -202,8 +204,9 @@ peer_connect(struct peer *p, unsigned port)
 	if (p->fd < 0)
 		return -1;
 	setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	/* A server that stops reading must not hang the fuzzer in send(). */
+	/* A server that stops reading or writing must not hang the fuzzer. */
 	setsockopt(p->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	setsockopt(p->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	if (connect(p->fd, (struct sockaddr *)&a, sizeof a) < 0) {
 		close(p->fd);
 		p->fd = -1;
@@ -270,6 +273,8 @@ peer_read_once(struct peer *p, int ms)
 		n = k;
 	} else {
 		n = recv(p->fd, tmp, sizeof tmp, 0);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			return 0; /* SO_RCVTIMEO */
 	}
 	if (n <= 0) {
 		p->eof = true;
@@ -430,8 +435,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size == 0)
 		return 0;
-	m = (enum mode)((data[0] & 0x7f) % M_COUNT);
-	linger = data[0] & 0x80;
+	m = (enum mode)(data[0] % M_COUNT);
+	linger = data[0] >= LINGER_FIRST;
 	data++;
 	size--;
 	if (peer_connect(&p, m == M_COMP_RAW || m == M_COMP_AUTHED ? fz.comp_port : fz.s2s_port) <
@@ -448,6 +453,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (rc < 0) {
 		setup_failed(m, &p);
 	} else {
+		/*
+		 * From now on a read never blocks long: poll() may see part of a TLS record, and
+		 * SSL_read() would wait for the rest for as long as the server likes.
+		 */
+		struct timeval tv = {.tv_usec = 10000};
+		setsockopt(p.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 		fz.setup_failures = 0;
 		/*
 		 * A NUL byte, never valid in XML, marks a pause: the rest waits for the server's

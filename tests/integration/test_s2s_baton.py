@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from helpers import Server, free_port, stanza_error, stop_and_check, tostr
+from helpers import Server, stanza_error, stop_and_check, tostr
 
 DOMAINS = ["a.test", "b.test", "c.test", "d.test"]
 
@@ -27,7 +27,7 @@ def make_pki(d):
         subprocess.run(args, check=True, capture_output=True, cwd=d)
     run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key",
         "-out", "ca.pem", "-days", "2", "-subj", "/CN=baton test CA")
-    for dom in DOMAINS:
+    for dom in DOMAINS + ["fake.test"]:
         with open(os.path.join(d, dom + ".ext"), "w") as f:
             f.write("subjectAltName=DNS:%s,DNS:*.%s\n" % (dom, dom))
         run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", dom + ".key",
@@ -42,8 +42,10 @@ def fed(tmp_path_factory):
     pki = str(base / "pki")
     os.makedirs(pki)
     make_pki(pki)
-    ports = {d: free_port() for d in DOMAINS}
-    ports["dead.test"] = free_port()  # nobody listens there
+    ports = {d: low_port() for d in DOMAINS}
+    ports["dead.test"] = low_port()  # nobody listens there
+    fake = FakePeer("fake.test", pki)
+    ports["fake.test"] = fake.port
     # a peer that accepts TCP and never speaks: connection attempts time out
     mute = socket.socket()
     mute.bind(("127.0.0.1", 0))
@@ -66,10 +68,113 @@ def fed(tmp_path_factory):
                                  "--cert", "%s/%s.pem" % (pki, dom),
                                  "--key", "%s/%s.key" % (pki, dom)])
         servers[dom] = srv.start()
+    servers["fake"] = fake
     yield servers
-    for srv in servers.values():
-        stop_and_check(srv)
+    for dom in DOMAINS:
+        stop_and_check(servers[dom])
     mute.close()
+    fake.close()
+
+
+def low_port():
+    """A free port below the kernel's ephemeral range, which free_port() (and so every
+    server's c2s/HTTP ports) draws from: reserved here for a later start, it cannot be taken
+    by another server meanwhile."""
+    import random
+    while True:
+        port = random.randint(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+
+
+class FakePeer:
+    """A receiving server that offers XEP-0288 bidi and SASL EXTERNAL, accepts whatever batond
+    sends, and then, as a hostile peer would, sends stanzas over batond's own stream from a
+    domain that is not its own. Serves one connection at a time in a thread."""
+
+    def __init__(self, domain, pki):
+        import ssl
+        self.domain = domain
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(os.path.join(pki, domain + ".pem"),
+                                 os.path.join(pki, domain + ".key"))
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        self.spoof_from = None  # set by a test before batond connects
+        self.received = []
+        self.closed_with = None
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def close(self):
+        self.sock.close()
+
+    def _read_until(self, conn, marker, buf=b""):
+        while marker not in buf:
+            chunk = conn.recv(4096)
+            if not chunk:
+                raise EOFError(buf)
+            buf += chunk
+        return buf
+
+    def _header(self, conn):
+        conn.sendall(("<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber."
+                      "org/streams' xmlns:db='jabber:server:dialback' id='fake%d' from='%s' "
+                      "version='1.0'>" % (time.monotonic_ns(), self.domain)).encode())
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                conn.settimeout(10)
+                self._read_until(conn, b"version=")
+                self._header(conn)
+                conn.sendall(b"<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'>"
+                             b"<required/></starttls><bidi xmlns='urn:xmpp:features:bidi'/>"
+                             b"</stream:features>")
+                self._read_until(conn, b"<starttls")
+                conn.sendall(b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+                conn = self.ctx.wrap_socket(conn, server_side=True)
+                self._read_until(conn, b"version=")
+                self._header(conn)
+                conn.sendall(b"<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"
+                             b"<mechanism>EXTERNAL</mechanism></mechanisms>"
+                             b"<bidi xmlns='urn:xmpp:features:bidi'/></stream:features>")
+                data = self._read_until(conn, b"</auth>")
+                assert b"urn:xmpp:bidi" in data, data
+                conn.sendall(b"<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
+                self._read_until(conn, b"version=")
+                self._header(conn)
+                conn.sendall(b"<stream:features/>")
+                data = self._read_until(conn, b"</message>")
+                self.received.append(data)
+                frm = self.spoof_from or ("bot@" + self.domain)
+                conn.sendall(("<message from='%s' to='%s' type='chat'><body>over bidi</body>"
+                              "</message>" % (frm, self.reply_to)).encode())
+                if not self.spoof_from:
+                    conn.sendall(b"</stream:stream>")  # done: batond's next stanza reconnects
+                rest = b""
+                try:
+                    while True:
+                        chunk = conn.recv(4096)
+                        if not chunk:
+                            break
+                        rest += chunk
+                except OSError:
+                    pass
+                self.closed_with = rest
+            except Exception as e:  # the test sees what was (not) received
+                self.closed_with = repr(e).encode()
+            finally:
+                conn.close()
 
 
 def user(srv, presence=True, roster=True):
@@ -288,3 +393,29 @@ def test_unacknowledged_stanzas_survive_a_peer_crash(fed):
     for i in range(1, 4):
         b.expect_message(body="m%d" % i, timeout=15)
     assert "unacknowledged stanzas go again" in fed["a.test"].stderr_text()
+
+
+def test_bidi_peer_stanzas_accepted_only_from_its_domain(fed):
+    """XEP-0288: baton asks a peer that offers bidi to send its stanzas over baton's own
+    stream; the peer's own domain gets through, any other domain ends the stream."""
+    fake = fed["fake"]
+    a = user(fed["a.test"])
+    fake.reply_to = a.jid
+    a.message("bot@fake.test", "hi bot")
+    m = a.expect_message(body="over bidi", timeout=10)
+    assert m.get("from") == "bot@fake.test", tostr(m)
+    assert b"hi bot" in fake.received[-1]
+    # the next stream: the peer claims to speak for b.test over its bidi stream
+    fake.spoof_from = "mallory@b.test"
+    deadline = time.monotonic() + 10
+    while fake.closed_with is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    fake.closed_with = None
+    a.message("bot@fake.test", "hi again")
+    deadline = time.monotonic() + 10
+    while fake.closed_with is None:
+        assert time.monotonic() < deadline, "batond kept the stream open"
+        time.sleep(0.1)
+    assert b"invalid-from" in fake.closed_with, fake.closed_with
+    a.no_stanza("message", lambda e: "over bidi" in tostr(e))
