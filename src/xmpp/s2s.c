@@ -1269,7 +1269,11 @@ in_sasl(struct s2s_in *in, struct xml_node *el)
 	}
 	char *d = domain_of(domain);
 	buf_free(&authz);
-	if (!d || !in_authed(in, d, "SASL EXTERNAL")) {
+	if (!d) {
+		pstream_write(&in->p, "<failure xmlns='" NS_SASL "'><invalid-authzid/></failure>");
+		return;
+	}
+	if (!in_authed(in, d, "SASL EXTERNAL")) { /* over the limit: the stream ended */
 		free(d);
 		return;
 	}
