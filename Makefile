@@ -134,6 +134,13 @@ build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIBS)
 	@mkdir -p $(@D)
 	clang $(FUZZ_CFLAGS) $(CPPFLAGS) -o $@ $^ $(LDLIBS)
 
+# fuzz_s2s runs a whole server in-process (server and component streams over loopback): every
+# module batond links, with the fuzzer's flags.
+FUZZ_SERVER_SRC := $(filter-out src/cmd/% src/smsbuf/%,$(wildcard src/*/*.c))
+build/fuzz/fuzz_s2s: tests/fuzz/fuzz_s2s.c $(FUZZ_SERVER_SRC)
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) $(CPPFLAGS) -o $@ $^ $(LDLIBS)
+
 fuzz: $(patsubst %,build/fuzz/fuzz_%,$(FUZZ_TARGETS))
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		mkdir -p build/fuzz/corpus_$$t; \
