@@ -322,8 +322,13 @@ conn_read(struct conn *c)
 	if (buf_used(&c->in) == 0 && c->in.data)
 		buf_free(&c->in);
 	c->resume_read = 0;
-	if (c->eof && !c->dead && !c->closing)
-		conn_fail(c, "connection closed by peer");
+	if (c->eof && !c->dead && !c->closing) {
+		/* A peer that only half-closed still reads: the answers to its last bytes go. */
+		if (buf_used(&c->out))
+			conn_flush(c);
+		if (!c->dead)
+			conn_fail(c, "connection closed by peer");
+	}
 }
 
 static void
