@@ -31,6 +31,7 @@ struct load_job {
 	uint64_t ver;
 	void *ext[XMPP_EXT_MAX]; /* what each extension loaded (struct xmpp_ext.load) */
 	struct pep_account *pep;
+	int pushes;
 };
 
 static void
@@ -119,6 +120,12 @@ load_item(void *arg, const struct store_roster_item *si)
 	hmap_put(&lj->roster, it->contact, it);
 }
 
+static void
+count_push(void *arg, const struct store_push *p)
+{
+	(*(int *)arg)++;
+}
+
 static int
 load_run(struct store *st, struct store_job *job)
 {
@@ -136,6 +143,8 @@ load_run(struct store *st, struct store_job *job)
 		if ((*e)->load)
 			lj->ext[(*e)->slot] = (*e)->load(st, lj->bare);
 	lj->pep = pep_account_load(st, lj->bare);
+	if (store_push_list(st, lj->bare, count_push, &lj->pushes) < 0)
+		lj->pushes = -1;
 	return store_block_list(st, lj->bare, load_blocked, lj);
 }
 
@@ -148,6 +157,7 @@ load_done(struct store_job *job)
 	a->refs--;
 	memcpy(a->ext, lj->ext, sizeof a->ext); /* freed with the account either way */
 	a->pep = lj->pep;
+	a->pushes = lj->pushes;
 	if (job->result == 0) {
 		a->state = AS_READY;
 		a->roster = lj->roster;

@@ -79,6 +79,8 @@ set_done(struct store_job *job)
 	session_unref(s);
 	if (s->state != SS_CLOSED) {
 		if (job->result == 0) {
+			if (s->acct)
+				s->acct->pushes = -1; /* counted again by the next notification */
 			log_info("%s: push %s %s node %s", s->id,
 				 sj->remove ? "disabled for" : "to", sj->jid,
 				 sj->node ? sj->node : "(all)");
@@ -283,7 +285,10 @@ static void
 notify_done(struct store_job *job)
 {
 	struct notify_job *nj = container_of(job, struct notify_job, job);
+	struct account *a = hmap_get(&nj->w->accounts, nj->owner);
 
+	if (a && job->result == 0)
+		a->pushes = (int)nj->n;
 	for (size_t i = 0; i < nj->n; i++) {
 		struct store_push *p = &nj->regs[i];
 		if (job->result == 0 && !nj->w->stopping) {
@@ -330,8 +335,8 @@ push_message(struct account *a, const struct xml_node *st)
 	if (type && (strcmp(type, "error") == 0 || strcmp(type, "groupchat") == 0 ||
 		     strcmp(type, "headline") == 0))
 		return;
-	if (!offline_worth_storing(st))
-		return;
+	if (!offline_worth_storing(st) || a->pushes == 0)
+		return; /* no app server to tell: no storage work per message either */
 	/* A connected session took it (CSI-inactive ones too): nobody needs waking up. */
 	for (struct session *s = a->sessions; s; s = s->acct_next)
 		if (s->delivered && s->tp)
@@ -397,6 +402,7 @@ push_result(struct account *a, struct xml_node *st, const struct jid *from)
 		dj->node = xstrdup(node + 1);
 		log_info("push: %s: %s refused a notification: registration for node %s removed",
 			 a->bare, dj->jid, dj->node);
+		a->pushes = -1;
 		dj->job.run = drop_run;
 		dj->job.done = drop_done;
 		dj->job.atomic = true;

@@ -331,6 +331,7 @@ struct account {
 				sessions (a SIP registration); the account stays loaded with one */
 	struct account_wait *waits, *waits_tail; /* work waiting for the load */
 	struct timer idle;
+	int pushes;		 /* XEP-0357 registrations (push.c), -1 while not known */
 	unsigned refs;		 /* pending jobs that point to the account */
 	void *ext[XMPP_EXT_MAX]; /* state of each extension (struct xmpp_ext) */
 	struct pep_account *pep; /* personal eventing state (pep_notify.c), NULL if none */
