@@ -93,20 +93,42 @@ static void durable_submit(struct worker *w, struct xml_node *st, struct durable
 void (*durable_observer)(struct worker *w, const char *owner, int64_t id, const char *stanza,
 			 size_t len);
 
-bool
-durable_route(struct session *s, struct xml_node *st)
+/* A chat or normal message worth keeping: durable delivery applies (parses its 'to' into to). */
+static bool
+durable_kind(const struct xml_node *st, struct jid *to)
 {
-	const struct config *cfg = s->w->srv->cfg;
 	const char *type = xml_attr(st, "type");
-	struct durable_job *dj;
-	struct jid to;
 
 	if (!stanza_is(st, "message") ||
 	    (type && strcmp(type, "chat") != 0 && strcmp(type, "normal") != 0))
 		return false;
 	if (xml_child(st, "no-store", NS_HINTS) || !offline_worth_storing(st))
 		return false;
-	if (!xml_attr(st, "to") || jid_parse(xml_attr(st, "to"), &to) < 0)
+	return xml_attr(st, "to") && jid_parse(xml_attr(st, "to"), to) == 0;
+}
+
+char *
+durable_owner(const struct server *srv, const struct xml_node *st)
+{
+	struct jid to;
+	char *owner = NULL;
+
+	if (!durable_kind(st, &to))
+		return NULL;
+	if (to.local && strcmp(to.domain, srv->cfg->domain) == 0)
+		owner = jid_bare(&to);
+	jid_free(&to);
+	return owner;
+}
+
+bool
+durable_route(struct session *s, struct xml_node *st)
+{
+	struct durable_job *dj;
+	struct jid to;
+	char *owner;
+
+	if (!durable_kind(st, &to))
 		return false;
 	const struct xmpp_service *svc = server_service(s->w->srv, to.domain);
 	if (svc && svc->take) {
@@ -115,13 +137,11 @@ durable_route(struct session *s, struct xml_node *st)
 		jid_free(&to);
 		return taken;
 	}
-	if (!to.local || strcmp(to.domain, cfg->domain) != 0) {
-		jid_free(&to);
-		return false;
-	}
-	dj = xcalloc(1, sizeof *dj);
-	dj->m.owner = jid_bare(&to);
 	jid_free(&to);
+	if (!(owner = durable_owner(s->w->srv, st)))
+		return false;
+	dj = xcalloc(1, sizeof *dj);
+	dj->m.owner = owner;
 	if (sm_hold_ack(s)) {
 		dj->s = s;
 		s->jobs++;

@@ -152,8 +152,11 @@ struct s2s_in {
 	bool tls, sasl_done, closed;
 	bool hold;     /* in_data() is running: in_close() leaves the freeing to it */
 	int verifying; /* dialback checks asked for and not answered yet */
-	bool sm;       /* XEP-0198 enabled by the peer: sm_h counts the stanzas handled */
+	bool sm;       /* XEP-0198 enabled by the peer: sm_h counts the stanzas received */
 	uint32_t sm_h;
+	/* stanzas received that are being stored (durable.c), oldest first: h stops before them */
+	uint32_t *storing;
+	size_t nstoring, capstoring;
 	struct hmap authed;  /* remote domains authenticated on this stream */
 	struct hmap counted; /* those of them counted in s2s_shared */
 	struct timer idle;
@@ -1081,6 +1084,7 @@ in_free(struct s2s_in *in)
 		release(srv, k);
 	hmap_free(&in->counted);
 	hmap_free(&in->authed);
+	free(in->storing);
 	timer_stop(in->w->loop, &in->idle);
 	free(in->local);
 	free(in);
@@ -1384,6 +1388,77 @@ in_dialback_verify(struct s2s_in *in, struct xml_node *el)
 	xml_free(r);
 }
 
+/* A message being stored before it is routed, and the stream it came on. */
+struct in_store {
+	struct worker *w;
+	unsigned long in_id;
+	uint32_t seq;
+	struct xml_node *copy; /* to answer the sender if it cannot be stored */
+};
+
+/* The count of stanzas handled, for <a/>: those received before the oldest still storing. */
+static uint32_t
+in_handled(const struct s2s_in *in)
+{
+	return in->nstoring ? in->storing[0] - 1 : in->sm_h;
+}
+
+static void
+in_stored(struct worker *w, void *arg, int result)
+{
+	struct in_store *is = arg;
+	char key[24];
+	struct s2s_in *in;
+
+	snprintf(key, sizeof key, "%lu", is->in_id);
+	in = hmap_get(&w->s2s_in, key);
+	for (size_t i = 0; in && i < in->nstoring; i++) {
+		if (in->storing[i] == is->seq) {
+			memmove(in->storing + i, in->storing + i + 1,
+				(in->nstoring - i - 1) * sizeof *in->storing);
+			in->nstoring--;
+			break;
+		}
+	}
+	/* durable_deliver() leaves these for us to answer (no account, queue full). */
+	if (result == STORE_ENOENT)
+		route_error(w, is->copy, "cancel", "service-unavailable", NULL);
+	else if (result == STORE_EQUOTA)
+		route_error(w, is->copy, "wait", "resource-constraint",
+			    "The recipient's message queue is full");
+	xml_free(is->copy);
+	free(is);
+}
+
+/*
+ * Routes st (taken), the peer's stanza number in->sm_h. A message for a local account is
+ * committed to its queue first, like a client's (durable.c), and until then the peer's
+ * XEP-0198 acks stop before it: a crash loses nothing the peer was told we have.
+ */
+static void
+in_deliver(struct s2s_in *in, struct xml_node *st)
+{
+	char *owner = durable_owner(in->w->srv, st);
+	struct in_store *is;
+
+	if (!owner) {
+		route(in->w, st);
+		return;
+	}
+	is = xmalloc(sizeof *is);
+	is->w = in->w;
+	is->in_id = in->id;
+	is->seq = in->sm_h;
+	is->copy = xml_copy(st);
+	if (in->nstoring == in->capstoring) {
+		in->capstoring = in->capstoring ? 2 * in->capstoring : 8;
+		in->storing = xrealloc(in->storing, in->capstoring * sizeof *in->storing);
+	}
+	in->storing[in->nstoring++] = in->sm_h;
+	durable_deliver(in->w, st, owner, 0, NULL, in_stored, is);
+	free(owner);
+}
+
 /* A stanza from the peer (RFC 6120 13.7 / 8.1.1.1 / 8.1.2.1), taken; false if the stream ended. */
 static bool
 in_stanza(struct s2s_in *in, struct xml_node *st)
@@ -1407,8 +1482,8 @@ in_stanza(struct s2s_in *in, struct xml_node *st)
 		return false;
 	}
 	xml_rename_ns(st, NS_SERVER, NS_CLIENT);
-	route(in->w, st);
 	in->sm_h++;
+	in_deliver(in, st);
 	return true;
 }
 
@@ -1434,7 +1509,7 @@ in_sm(struct s2s_in *in, const struct xml_node *el)
 		pstream_write(&in->p,
 			      "<enabled xmlns='" NS_SM "'/>"); /* no resumption between servers */
 	} else if (strcmp(el->name, "r") == 0 && in->sm) {
-		snprintf(text, sizeof text, "<a xmlns='" NS_SM "' h='%u'/>", in->sm_h);
+		snprintf(text, sizeof text, "<a xmlns='" NS_SM "' h='%u'/>", in_handled(in));
 		pstream_write(&in->p, text);
 	}
 	return true;

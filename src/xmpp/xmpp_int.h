@@ -487,6 +487,9 @@ void csi_free(struct session *s);
 /* Stores a message from s for a local account before routing it; false if it is not for that path.
  * Takes st when true. */
 bool durable_route(struct session *s, struct xml_node *st);
+/* The local account st goes to if durable delivery applies to it (chat/normal worth keeping), or
+ * NULL; caller frees. */
+char *durable_owner(const struct server *srv, const struct xml_node *st);
 /*
  * A message from a service (SMS) to local account owner, delivered the same way: committed to
  * owner's queue, with also(store, arg) in the same job (if it fails, neither is kept), then
