@@ -167,8 +167,10 @@ push_iq(struct session *s, struct xml_node *st)
 		return;
 	}
 	/* Section 4: enable names the app server and a node; disable the server, maybe a node. */
-	if (!jid_s || jid_parse(jid_s, &j) < 0 || (en && (!node || !*node)) ||
-	    (node && strlen(node) > NODE_MAX)) {
+	bool parsed = jid_s && jid_parse(jid_s, &j) == 0;
+	if (!parsed || (en && (!node || !*node)) || (node && strlen(node) > NODE_MAX)) {
+		if (parsed)
+			jid_free(&j);
 		session_reply_error(s, st, "modify", "bad-request",
 				    en ? "enable needs a valid jid and a node"
 				       : "disable needs a valid jid");
