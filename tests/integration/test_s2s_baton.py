@@ -36,22 +36,7 @@ def make_pki(d):
             "-CAcreateserial", "-out", dom + ".pem", "-days", "2", "-extfile", dom + ".ext")
 
 
-@pytest.fixture(scope="module")
-def fed(tmp_path_factory):
-    base = tmp_path_factory.mktemp("fed")
-    pki = str(base / "pki")
-    os.makedirs(pki)
-    make_pki(pki)
-    ports = {d: low_port() for d in DOMAINS}
-    ports["dead.test"] = low_port()  # nobody listens there
-    fake = FakePeer("fake.test", pki)
-    ports["fake.test"] = fake.port
-    # a peer that accepts TCP and never speaks: connection attempts time out
-    mute = socket.socket()
-    mute.bind(("127.0.0.1", 0))
-    mute.listen(8)
-    ports["mute.test"] = mute.getsockname()[1]
-    servers = {}
+def start_all(servers, base, pki, ports):
     for dom in DOMAINS:
         sets = ["s2s.route.%s=127.0.0.1:%d" % (o, p) for o, p in ports.items() if o != dom]
         sets += ["s2s.connect_timeout=3s", "server.log_level=debug"]
@@ -68,6 +53,32 @@ def fed(tmp_path_factory):
                                  "--cert", "%s/%s.pem" % (pki, dom),
                                  "--key", "%s/%s.key" % (pki, dom)])
         servers[dom] = srv.start()
+
+
+@pytest.fixture(scope="module")
+def fed(tmp_path_factory):
+    base = tmp_path_factory.mktemp("fed")
+    pki = str(base / "pki")
+    os.makedirs(pki)
+    make_pki(pki)
+    ports = {d: low_port() for d in DOMAINS}
+    ports["dead.test"] = low_port()  # nobody listens there
+    fake = FakePeer("fake.test", pki)
+    ports["fake.test"] = fake.port
+    # a peer that accepts TCP and never speaks: connection attempts time out
+    mute = socket.socket()
+    mute.bind(("127.0.0.1", 0))
+    mute.listen(8)
+    ports["mute.test"] = mute.getsockname()[1]
+    servers = {}
+    try:
+        start_all(servers, base, pki, ports)
+    except BaseException:
+        for srv in servers.values():
+            srv.kill()
+        mute.close()
+        fake.close()
+        raise
     servers["fake"] = fake
     yield servers
     for dom in DOMAINS:
