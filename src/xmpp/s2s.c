@@ -3,13 +3,15 @@
  * (our domain, remote domain) pair, owned by the remote domain's home worker: found by SRV
  * (_xmpps-server, _xmpp-server, RFC 6120 3.2 and XEP-0368) or s2s.route, TLS always, then
  * SASL EXTERNAL with our certificate (XEP-0178) or dialback (XEP-0220); stanzas wait in a
- * queue meanwhile and bounce if the peer cannot be reached. Incoming streams stay on the
- * worker that accepted them and route what an authenticated peer sends.
+ * queue meanwhile, and with XEP-0198 stay kept until the peer acknowledges them. We ask for
+ * XEP-0288 bidi where offered. Incoming streams stay on the worker that accepted them and
+ * route what an authenticated peer sends, committing messages for local accounts first.
  *
  * Invariant: a stanza from a peer is routed only if its 'from' is a domain that peer
- * authenticated on this stream and its 'to' is a domain we host; a stanza for a peer is
- * written only once that stream is authenticated, and otherwise bounces to its sender,
- * never disappears silently.
+ * authenticated on this stream (on our own bidi stream: the domain we connected to) and its
+ * 'to' is a domain we host; a stanza for a peer is written only once that stream is
+ * authenticated, and is either acknowledged by the peer, written to a peer without XEP-0198,
+ * or bounced to its sender: it never disappears silently.
  */
 #include <errno.h>
 #include <openssl/hmac.h>
