@@ -107,6 +107,19 @@ stq_prepend(struct stq *to, struct stq *from)
 	*from = (struct stq){0};
 }
 
+/*
+ * The stanzas a peer sends us on one stream (an incoming stream, or our own with bidi),
+ * counted for its XEP-0198 acks. A message for a local account is committed before it is
+ * routed (durable.c), and the acks stop before it until then.
+ */
+struct s2s_rx {
+	bool on;	   /* the peer enabled XEP-0198 (or asks for acks on our bidi stream) */
+	uint32_t n, base;  /* stanzas received; n when the peer enabled */
+	uint32_t *storing; /* numbers of those still being stored, in arrival order */
+	size_t nstoring, cap;
+	bool owed; /* an ack went out short of n: the rest goes when they are stored */
+};
+
 struct s2s_target {
 	char host[256];
 	unsigned port, priority, weight;
@@ -137,7 +150,8 @@ struct s2s_out {
 	int resends; /* streams in a row that broke before acknowledging anything */
 	/* XEP-0288: we asked the peer to send its stanzas (from remote to local) here too */
 	bool bidi;
-	uint32_t in_h; /* its stanzas we handled, for its XEP-0198 requests */
+	struct s2s_rx rx;
+	unsigned long serial; /* tells this stream from a later one for the same pair */
 	struct s2s_verify *verifies;
 	struct timer timer; /* connect deadline, then idle checks */
 	struct timer retry; /* a stream that broke: its peer may be restarting */
@@ -154,18 +168,16 @@ struct s2s_in {
 	bool tls, sasl_done, closed;
 	bool hold;     /* in_data() is running: in_close() leaves the freeing to it */
 	int verifying; /* dialback checks asked for and not answered yet */
-	bool sm;       /* XEP-0198 enabled by the peer: sm_h counts the stanzas received */
-	uint32_t sm_h;
-	/* stanzas received that are being stored (durable.c), oldest first: h stops before them */
-	uint32_t *storing;
-	size_t nstoring, capstoring;
+	struct s2s_rx rx;
 	struct hmap authed;  /* remote domains authenticated on this stream */
 	struct hmap counted; /* those of them counted in s2s_shared */
 	struct timer idle;
 	uint64_t last_io;
 };
 
-static unsigned long in_next_id;
+static unsigned long in_next_id, out_next_serial;
+
+static void rx_free(struct s2s_rx *rx);
 
 static void out_data(struct conn *c, void *arg);
 static void out_closed(struct conn *c, void *arg, const char *reason);
@@ -328,6 +340,7 @@ out_maybe_free(struct s2s_out *o)
 		free(o->addrs[i]);
 	free(o->addrs);
 	free(o->targets);
+	rx_free(&o->rx);
 	free(o->key);
 	free(o->local);
 	free(o->remote);
@@ -706,6 +719,7 @@ out_new(struct worker *w, const char *local, const char *remote, const char *key
 	char name[300];
 
 	o->w = w;
+	o->serial = __atomic_add_fetch(&out_next_serial, 1, __ATOMIC_RELAXED);
 	o->key = xstrdup(key);
 	o->local = xstrdup(local);
 	o->remote = xstrdup(remote);
@@ -844,6 +858,110 @@ out_verify_answer(struct s2s_out *o, const struct xml_node *el)
 	}
 }
 
+/* ---- what peers send us: XEP-0198 counting, messages committed before they are routed ---- */
+
+/* h of <a/> (XEP-0198 4): stanzas since the enable, before the oldest one still storing. */
+static uint32_t
+rx_handled(const struct s2s_rx *rx)
+{
+	for (size_t i = 0; i < rx->nstoring; i++)
+		if (rx->storing[i] > rx->base)
+			return rx->storing[i] - 1 - rx->base;
+	return rx->n - rx->base;
+}
+
+static void
+rx_ack(struct s2s_rx *rx, struct pstream *p)
+{
+	char text[80];
+
+	snprintf(text, sizeof text, "<a xmlns='" NS_SM "' h='%u'/>", rx_handled(rx));
+	pstream_write(p, text);
+	rx->owed = rx_handled(rx) != rx->n - rx->base;
+}
+
+static void
+rx_free(struct s2s_rx *rx)
+{
+	free(rx->storing);
+	rx->storing = NULL;
+}
+
+/* A message being stored before it is routed, and the stream it came on. */
+struct rx_store {
+	unsigned long stream; /* an incoming stream's id, or 0 */
+	char *out_key;	      /* or an outgoing stream's key and serial */
+	unsigned long out_serial;
+	uint32_t seq;
+	struct xml_node *copy; /* to answer the sender if it cannot be stored */
+};
+
+static void
+rx_stored(struct worker *w, void *arg, int result)
+{
+	struct rx_store *rs = arg;
+	struct s2s_rx *rx = NULL;
+	struct pstream *p = NULL;
+
+	if (rs->out_key) {
+		struct s2s_out *o = hmap_get(&w->s2s_out, rs->out_key);
+		if (o && o->serial == rs->out_serial)
+			rx = &o->rx, p = &o->p;
+	} else {
+		char key[24];
+		snprintf(key, sizeof key, "%lu", rs->stream);
+		struct s2s_in *in = hmap_get(&w->s2s_in, key);
+		if (in && !in->closed)
+			rx = &in->rx, p = &in->p;
+	}
+	for (size_t i = 0; rx && i < rx->nstoring; i++) {
+		if (rx->storing[i] == rs->seq) {
+			memmove(rx->storing + i, rx->storing + i + 1,
+				(rx->nstoring - i - 1) * sizeof *rx->storing);
+			rx->nstoring--;
+			break;
+		}
+	}
+	/* XEP-0198 4: an ack may go unrequested; the peer should not wait for its next request. */
+	if (rx && rx->on && rx->owed)
+		rx_ack(rx, p);
+	/* durable_deliver() leaves these for us to answer (no account, queue full). */
+	if (result == STORE_ENOENT)
+		route_error(w, rs->copy, "cancel", "service-unavailable", NULL);
+	else if (result == STORE_EQUOTA)
+		route_error(w, rs->copy, "wait", "resource-constraint",
+			    "The recipient's message queue is full");
+	xml_free(rs->copy);
+	free(rs->out_key);
+	free(rs);
+}
+
+/* Routes the peer's stanza st (taken, already checked), which rx counts; rs says where. */
+static void
+rx_deliver(struct worker *w, struct s2s_rx *rx, struct xml_node *st, struct rx_store rs)
+{
+	char *owner;
+
+	xml_rename_ns(st, NS_SERVER, NS_CLIENT);
+	rx->n++;
+	if (!(owner = durable_owner(w->srv, st))) {
+		route(w, st);
+		return;
+	}
+	struct rx_store *keep = xmalloc(sizeof *keep);
+	*keep = rs;
+	keep->out_key = rs.out_key ? xstrdup(rs.out_key) : NULL;
+	keep->seq = rx->n;
+	keep->copy = xml_copy(st);
+	if (rx->nstoring == rx->cap) {
+		rx->cap = rx->cap ? 2 * rx->cap : 8;
+		rx->storing = xrealloc(rx->storing, rx->cap * sizeof *rx->storing);
+	}
+	rx->storing[rx->nstoring++] = rx->n;
+	durable_deliver(w, st, owner, 0, NULL, rx_stored, keep);
+	free(owner);
+}
+
 /*
  * A stanza of the peer on our bidirectional stream (XEP-0288 2.2): only once we are
  * authenticated, and only from the domain we connected to, to the domain we connected from
@@ -866,9 +984,7 @@ out_peer_stanza(struct s2s_out *o, struct xml_node *st)
 			 o->remote);
 		return false;
 	}
-	xml_rename_ns(st, NS_SERVER, NS_CLIENT);
-	route(o->w, st);
-	o->in_h++;
+	rx_deliver(o->w, &o->rx, st, (struct rx_store){.out_key = o->key, .out_serial = o->serial});
 	return true;
 }
 
@@ -937,9 +1053,8 @@ out_element(struct s2s_out *o, struct xml_node *el)
 		if (strcmp(el->name, "a") == 0) {
 			out_acked(o, el);
 		} else if (strcmp(el->name, "r") == 0) {
-			char a[80]; /* what came this way: only the peer's stanzas over bidi */
-			snprintf(a, sizeof a, "<a xmlns='" NS_SM "' h='%u'/>", o->in_h);
-			pstream_write(&o->p, a);
+			o->rx.on = true; /* what came this way: only the peer's stanzas over bidi */
+			rx_ack(&o->rx, &o->p);
 		} else if (strcmp(el->name, "failed") == 0) {
 			/* No counting on this stream: what was kept can no longer be told apart. */
 			o->sm = false;
@@ -1086,7 +1201,7 @@ in_free(struct s2s_in *in)
 		release(srv, k);
 	hmap_free(&in->counted);
 	hmap_free(&in->authed);
-	free(in->storing);
+	rx_free(&in->rx);
 	timer_stop(in->w->loop, &in->idle);
 	free(in->local);
 	free(in);
@@ -1390,77 +1505,6 @@ in_dialback_verify(struct s2s_in *in, struct xml_node *el)
 	xml_free(r);
 }
 
-/* A message being stored before it is routed, and the stream it came on. */
-struct in_store {
-	struct worker *w;
-	unsigned long in_id;
-	uint32_t seq;
-	struct xml_node *copy; /* to answer the sender if it cannot be stored */
-};
-
-/* The count of stanzas handled, for <a/>: those received before the oldest still storing. */
-static uint32_t
-in_handled(const struct s2s_in *in)
-{
-	return in->nstoring ? in->storing[0] - 1 : in->sm_h;
-}
-
-static void
-in_stored(struct worker *w, void *arg, int result)
-{
-	struct in_store *is = arg;
-	char key[24];
-	struct s2s_in *in;
-
-	snprintf(key, sizeof key, "%lu", is->in_id);
-	in = hmap_get(&w->s2s_in, key);
-	for (size_t i = 0; in && i < in->nstoring; i++) {
-		if (in->storing[i] == is->seq) {
-			memmove(in->storing + i, in->storing + i + 1,
-				(in->nstoring - i - 1) * sizeof *in->storing);
-			in->nstoring--;
-			break;
-		}
-	}
-	/* durable_deliver() leaves these for us to answer (no account, queue full). */
-	if (result == STORE_ENOENT)
-		route_error(w, is->copy, "cancel", "service-unavailable", NULL);
-	else if (result == STORE_EQUOTA)
-		route_error(w, is->copy, "wait", "resource-constraint",
-			    "The recipient's message queue is full");
-	xml_free(is->copy);
-	free(is);
-}
-
-/*
- * Routes st (taken), the peer's stanza number in->sm_h. A message for a local account is
- * committed to its queue first, like a client's (durable.c), and until then the peer's
- * XEP-0198 acks stop before it: a crash loses nothing the peer was told we have.
- */
-static void
-in_deliver(struct s2s_in *in, struct xml_node *st)
-{
-	char *owner = durable_owner(in->w->srv, st);
-	struct in_store *is;
-
-	if (!owner) {
-		route(in->w, st);
-		return;
-	}
-	is = xmalloc(sizeof *is);
-	is->w = in->w;
-	is->in_id = in->id;
-	is->seq = in->sm_h;
-	is->copy = xml_copy(st);
-	if (in->nstoring == in->capstoring) {
-		in->capstoring = in->capstoring ? 2 * in->capstoring : 8;
-		in->storing = xrealloc(in->storing, in->capstoring * sizeof *in->storing);
-	}
-	in->storing[in->nstoring++] = in->sm_h;
-	durable_deliver(in->w, st, owner, 0, NULL, in_stored, is);
-	free(owner);
-}
-
 /* A stanza from the peer (RFC 6120 13.7 / 8.1.1.1 / 8.1.2.1), taken; false if the stream ended. */
 static bool
 in_stanza(struct s2s_in *in, struct xml_node *st)
@@ -1483,9 +1527,7 @@ in_stanza(struct s2s_in *in, struct xml_node *st)
 		xml_free(st);
 		return false;
 	}
-	xml_rename_ns(st, NS_SERVER, NS_CLIENT);
-	in->sm_h++;
-	in_deliver(in, st);
+	rx_deliver(in->w, &in->rx, st, (struct rx_store){.stream = in->id});
 	return true;
 }
 
@@ -1497,22 +1539,19 @@ static bool in_control(struct s2s_in *in, struct xml_node *el);
 static bool
 in_sm(struct s2s_in *in, const struct xml_node *el)
 {
-	char text[80];
-
 	if (strcmp(el->name, "enable") == 0) {
-		if (in->authed.count == 0 || in->sm) {
+		if (in->authed.count == 0 || in->rx.on) {
 			pstream_write(&in->p,
 				      "<failed xmlns='" NS_SM
 				      "'><unexpected-request xmlns='" NS_STANZAS "'/></failed>");
 			return true;
 		}
-		in->sm = true;
-		in->sm_h = 0;
+		in->rx.on = true;
+		in->rx.base = in->rx.n; /* the peer counts from its enable */
 		pstream_write(&in->p,
 			      "<enabled xmlns='" NS_SM "'/>"); /* no resumption between servers */
-	} else if (strcmp(el->name, "r") == 0 && in->sm) {
-		snprintf(text, sizeof text, "<a xmlns='" NS_SM "' h='%u'/>", in_handled(in));
-		pstream_write(&in->p, text);
+	} else if (strcmp(el->name, "r") == 0 && in->rx.on) {
+		rx_ack(&in->rx, &in->p);
 	}
 	return true;
 }
