@@ -617,3 +617,75 @@ def test_prosody_restart_mid_conversation(fed, cl):
     conversation(a, p2, "after restart ", timeout=20)
     # and an unrelated user on a fresh login works too
     conversation(cl.baton(), cl.prosody(), "fresh pair ")
+
+
+NS_PUBSUB = "http://jabber.org/protocol/pubsub"
+DEVICELIST = "eu.siacs.conversations.axolotl.devicelist"
+
+
+def publish_devicelist(c, device):
+    """An OMEMO device list as Conversations publishes it: open access (XEP-0384, XEP-0223)."""
+    c.iq("set", "<pubsub xmlns='%s'><publish node='%s'><item id='current'>"
+         "<list xmlns='eu.siacs.conversations.axolotl'><device id='%d'/></list></item></publish>"
+         "<publish-options><x xmlns='jabber:x:data' type='submit'>"
+         "<field var='FORM_TYPE' type='hidden'>"
+         "<value>http://jabber.org/protocol/pubsub#publish-options</value></field>"
+         "<field var='pubsub#access_model'><value>open</value></field></x></publish-options>"
+         "</pubsub>" % (NS_PUBSUB, DEVICELIST, device), check=True)
+
+
+def fetch_devicelist(c, owner):
+    res = c.iq("get", "<pubsub xmlns='%s'><items node='%s'/></pubsub>" % (NS_PUBSUB, DEVICELIST),
+               to=owner, check=True, timeout=15)
+    return tostr(res)
+
+
+def test_omemo_device_lists_across(fed, cl):
+    """OMEMO across servers: each side reads the other's device list from its PEP service."""
+    a = cl.baton()
+    p = cl.prosody()
+    publish_devicelist(a, 1111)
+    publish_devicelist(p, 2222)
+    assert "device id=\"2222\"" in fetch_devicelist(a, p.bare)
+    assert "device id=\"1111\"" in fetch_devicelist(p, a.bare)
+
+
+def caps_ver(identities, features):
+    """XEP-0115 section 5.1 verification string (no forms), SHA-1, base64."""
+    import base64
+    import hashlib
+    s = "".join("%s/%s//%s<" % i for i in sorted(identities))
+    s += "".join(f + "<" for f in sorted(features))
+    return base64.b64encode(hashlib.sha1(s.encode()).digest()).decode()
+
+
+def test_omemo_device_list_updates_reach_a_remote_contact(fed, cl):
+    """XEP-0163 4: a contact on another server whose caps say devicelist+notify gets the event
+    when a baton user publishes a new device list (what Conversations relies on)."""
+    a = cl.baton()
+    p = cl.prosody()
+    a.send_presence(to=p.bare, type_="subscribe")
+    p.expect("presence", type="subscribe", frm=a.bare, timeout=15)
+    p.send_presence(to=a.bare, type_="subscribed")
+    p.send_presence(to=a.bare, type_="subscribe")
+    a.expect("presence", type="subscribe", frm=p.bare, timeout=15)
+    a.send_presence(to=p.bare, type_="subscribed")
+    p.expect_push(a.bare, pred=lambda it: it.get("subscription") == "both", timeout=15)
+    ident = [("client", "phone", "")]
+    feats = ["http://jabber.org/protocol/caps", "http://jabber.org/protocol/disco#info",
+             DEVICELIST, DEVICELIST + "+notify"]
+    ver = caps_ver(ident, feats)
+    node = "https://conversations.im"
+    p.send("<presence><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='%s' "
+           "ver='%s'/></presence>" % (node, ver))
+    # baton asks p's client what the caps mean (XEP-0115 6.3), across the federation
+    req = p.expect("iq", lambda e: e.get("type") == "get" and "disco#info" in tostr(e) and
+                   e.get("from") == a.bare, timeout=15)
+    p.send("<iq type='result' id='%s' to='%s'><query xmlns='%s' node='%s#%s'>"
+           "<identity category='client' type='phone'/>%s</query></iq>"
+           % (req.get("id"), req.get("from"), "http://jabber.org/protocol/disco#info", node,
+              ver, "".join("<feature var='%s'/>" % f for f in feats)))
+    time.sleep(0.5)
+    publish_devicelist(a, 3333)
+    ev = p.expect("message", lambda e: "3333" in tostr(e) and "event" in tostr(e), timeout=15)
+    assert ev.get("from") == a.bare, tostr(ev)
