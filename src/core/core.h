@@ -84,6 +84,8 @@ buf_head(const struct buf *b)
 void buf_reset(struct buf *b);
 /* Frees the storage; the buffer is empty and reusable afterwards. */
 void buf_free(struct buf *b);
+/* The value of hex digit c (either case), or -1. */
+int hex_digit(int c);
 /* Returns the contents as a NUL-terminated string owned by the caller; b is left empty. */
 char *buf_steal(struct buf *b);
 

@@ -36,18 +36,6 @@ hex_encode(const unsigned char *in, size_t n, char *out)
 }
 
 /* The value of one hex digit (either case), or -1. */
-static int
-hex_value(unsigned char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
 size_t
 digest_hex_len(int alg)
 {
@@ -207,7 +195,7 @@ is_nc(const char *s)
 	size_t i;
 
 	for (i = 0; s[i]; i++)
-		if (i >= 8 || hex_value((unsigned char)s[i]) < 0)
+		if (i >= 8 || hex_digit((unsigned char)s[i]) < 0)
 			return false;
 	return i == 8;
 }
@@ -406,7 +394,7 @@ nonce_shape(const char *nonce, uint64_t *ts)
 		    !((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')))
 			return false;
 		if (i < 16)
-			t = t << 4 | (uint64_t)hex_value(ch);
+			t = t << 4 | (uint64_t)hex_digit(ch);
 	}
 	if (i != DIGEST_NONCE_LEN)
 		return false;

@@ -25,18 +25,6 @@ plain_char(unsigned char c)
 	       c == '/' || c == ':' || c == ',';
 }
 
-static int
-hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 void
 link_frame_free(struct link_frame *fr)
 {
@@ -112,8 +100,8 @@ link_parse(const char *data, size_t len, struct link_frame *fr, char *err, size_
 		f->value = out;
 		for (p++; p < end && *p != ' '; p++) {
 			if (*p == '%') {
-				int hi = end - p >= 3 ? hexval((unsigned char)p[1]) : -1;
-				int lo = hi >= 0 ? hexval((unsigned char)p[2]) : -1;
+				int hi = end - p >= 3 ? hex_digit((unsigned char)p[1]) : -1;
+				int lo = hi >= 0 ? hex_digit((unsigned char)p[2]) : -1;
 				if (hi < 0 || lo < 0) {
 					snprintf(err, errlen, "bad %%-escape");
 					goto bad;

@@ -40,18 +40,6 @@ is_digit(char c)
 }
 
 static int
-hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-static int
 digits(const char *s, size_t n)
 {
 	int v = 0;
@@ -120,7 +108,7 @@ parse_packet(const char *data, size_t n, struct cimd2_packet *p, char *err, size
 	}
 	/* pos - 1 is the last TAB: the checksum covers STX up to and including it. */
 	if (end - pos == 2) {
-		int hi = hex_value(pos[0]), lo = hex_value(pos[1]);
+		int hi = hex_digit(pos[0]), lo = hex_digit(pos[1]);
 		unsigned sum = 0;
 
 		if (hi < 0 || lo < 0) {
@@ -368,7 +356,7 @@ cimd2_hex_decode(const char *hex, size_t len, uint8_t *out, size_t cap)
 	if (len % 2 != 0 || len / 2 > cap || len / 2 > (size_t)LONG_MAX)
 		return -1;
 	for (size_t i = 0; i < len; i += 2) {
-		int hi = hex_value(hex[i]), lo = hex_value(hex[i + 1]);
+		int hi = hex_digit(hex[i]), lo = hex_digit(hex[i + 1]);
 
 		if (hi < 0 || lo < 0)
 			return -1;

@@ -51,18 +51,6 @@ answer(struct http_conn *hc, int status, const char *text)
 		     strlen(text));
 }
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* The percent-decoded s (a new string), or NULL if it is malformed or holds a NUL. */
 static char *
 urldec(const char *s)
@@ -72,7 +60,7 @@ urldec(const char *s)
 	for (; *s; s++) {
 		char c = *s;
 		if (c == '%') {
-			int hi = hexval(s[1]), lo = hi < 0 ? -1 : hexval(s[2]);
+			int hi = hex_digit(s[1]), lo = hi < 0 ? -1 : hex_digit(s[2]);
 			if (hi < 0 || lo < 0 || (hi | lo) == 0)
 				goto fail;
 			c = (char)(hi * 16 + lo);

@@ -59,18 +59,6 @@ web_urlenc(struct buf *b, const char *s)
 	}
 }
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * The value of name in an application/x-www-form-urlencoded string (a query or a form
  * body), decoded; NULL if absent, or if it is not UTF-8 or holds characters XML cannot
@@ -96,9 +84,9 @@ web_form_get(const char *data, size_t len, const char *name)
 				char c = *q;
 				if (c == '+') {
 					c = ' ';
-				} else if (c == '%' && stop - q > 2 && hexval(q[1]) >= 0 &&
-					   hexval(q[2]) >= 0) {
-					c = (char)(hexval(q[1]) * 16 + hexval(q[2]));
+				} else if (c == '%' && stop - q > 2 && hex_digit(q[1]) >= 0 &&
+					   hex_digit(q[2]) >= 0) {
+					c = (char)(hex_digit(q[1]) * 16 + hex_digit(q[2]));
 					q += 2;
 				}
 				buf_append(&v, &c, 1);
