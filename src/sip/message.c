@@ -118,7 +118,7 @@ im_stanza(const struct sip_im *im, const char *id)
 }
 
 static void
-report_stored(struct worker *w, void *arg, int result)
+report_stored(struct worker *w, void *arg, int result, const struct xml_node *refused)
 {
 	if (result != 0 && result != STORE_ENOENT)
 		log_info("sip: a delivery report could not be stored (%d)", result);
@@ -189,7 +189,7 @@ check_online(struct worker *w, void *arg)
 }
 
 static void
-stored(struct worker *w, void *arg, int result)
+stored(struct worker *w, void *arg, int result, const struct xml_node *refused)
 {
 	struct live *lv = arg;
 	struct sip_req *r = lv->r;

@@ -382,7 +382,7 @@ finish(struct mo_job *mj, const char *reply)
 }
 
 static void
-delivered(struct worker *w, void *arg, int result)
+delivered(struct worker *w, void *arg, int result, const struct xml_node *refused)
 {
 	struct mo_job *mj = arg;
 	char msg[200];

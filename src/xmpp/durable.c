@@ -26,7 +26,7 @@ struct durable_job {
 	long quota;
 	/* a service's delivery (durable_deliver): more work in the same job, and its completion */
 	int (*also)(struct store *st, void *arg);
-	void (*done)(struct worker *w, void *arg, int result);
+	void (*done)(struct worker *w, void *arg, int result, const struct xml_node *refused);
 	void *arg;
 };
 
@@ -49,9 +49,11 @@ durable_done(struct store_job *job)
 {
 	struct durable_job *dj = container_of(job, struct durable_job, job);
 
+	struct xml_node *refused = NULL;
+
 	if (dj->done && job->result != 0 && job->result != STORE_EIO) {
 		/* A service hears why its message was not stored and answers its own sender. */
-		xml_free(dj->st);
+		refused = dj->st;
 		dj->st = NULL;
 	}
 	switch (dj->st ? job->result : 1) {
@@ -82,7 +84,8 @@ durable_done(struct store_job *job)
 		session_unref(dj->s);
 	}
 	if (dj->done)
-		dj->done(dj->w, dj->arg, job->result);
+		dj->done(dj->w, dj->arg, job->result, refused);
+	xml_free(refused);
 	offline_message_free(&dj->m);
 	free(dj);
 }
@@ -173,7 +176,9 @@ durable_submit(struct worker *w, struct xml_node *st, struct durable_job *dj, in
 void
 durable_deliver(struct worker *w, struct xml_node *st, const char *owner, int64_t expires,
 		int (*also)(struct store *st, void *arg),
-		void (*done)(struct worker *w, void *arg, int result), void *arg)
+		void (*done)(struct worker *w, void *arg, int result,
+			     const struct xml_node *refused),
+		void *arg)
 {
 	struct durable_job *dj = xcalloc(1, sizeof *dj);
 

@@ -183,7 +183,7 @@ s2s_rx_free(struct s2s_rx *rx)
 }
 
 static void
-rx_stored(struct worker *w, void *arg, int result)
+rx_stored(struct worker *w, void *arg, int result, const struct xml_node *refused)
 {
 	struct rx_store *rs = arg;
 	struct s2s_rx *rx = NULL;
@@ -213,11 +213,10 @@ rx_stored(struct worker *w, void *arg, int result)
 		s2s_rx_ack(rx, p);
 	/* durable_deliver() leaves these for us to answer (no account, queue full). */
 	if (result == STORE_ENOENT)
-		route_error(w, rs->copy, "cancel", "service-unavailable", NULL);
+		route_error(w, refused, "cancel", "service-unavailable", NULL);
 	else if (result == STORE_EQUOTA)
-		route_error(w, rs->copy, "wait", "resource-constraint",
+		route_error(w, refused, "wait", "resource-constraint",
 			    "The recipient's message queue is full");
-	xml_free(rs->copy);
 	free(rs->out_key);
 	free(rs);
 }
@@ -238,7 +237,6 @@ s2s_rx_deliver(struct worker *w, struct s2s_rx *rx, struct xml_node *st, struct 
 	*keep = rs;
 	keep->out_key = rs.out_key ? xstrdup(rs.out_key) : NULL;
 	keep->seq = rx->n;
-	keep->copy = xml_copy(st);
 	if (rx->nstoring == rx->cap) {
 		rx->cap = rx->cap ? 2 * rx->cap : 8;
 		rx->storing = xrealloc(rx->storing, rx->cap * sizeof *rx->storing);

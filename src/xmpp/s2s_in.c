@@ -490,7 +490,6 @@ in_closed(struct conn *c, void *arg, const char *reason)
 	in_close(arg, reason);
 }
 
-
 void
 s2s_in_stop_all(struct worker *w)
 {

@@ -124,7 +124,6 @@ struct rx_store {
 	char *out_key;	      /* or an outgoing stream's key and serial */
 	unsigned long out_serial;
 	uint32_t seq;
-	struct xml_node *copy; /* to answer the sender if it cannot be stored */
 };
 
 static inline const struct config *

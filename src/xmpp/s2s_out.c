@@ -618,7 +618,8 @@ out_peer_stanza(struct s2s_out *o, struct xml_node *st)
 			 o->remote);
 		return false;
 	}
-	s2s_rx_deliver(o->w, &o->rx, st, (struct rx_store){.out_key = o->key, .out_serial = o->serial});
+	s2s_rx_deliver(o->w, &o->rx, st,
+		       (struct rx_store){.out_key = o->key, .out_serial = o->serial});
 	return true;
 }
 
@@ -822,7 +823,6 @@ s2s_verify_arrive(struct worker *w, void *arg)
 		out_send_verifies(o);
 }
 
-
 void
 s2s_out_stop_all(struct worker *w)
 {
@@ -844,4 +844,3 @@ s2s_out_stop_all(struct worker *w)
 	}
 	hmap_free(&w->s2s_out);
 }
-

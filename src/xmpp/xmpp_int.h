@@ -491,22 +491,25 @@ bool durable_route(struct session *s, struct xml_node *st);
  * NULL; caller frees. */
 char *durable_owner(const struct server *srv, const struct xml_node *st);
 /*
- * A message from a service (SMS) to local account owner, delivered the same way: committed to
- * owner's queue, with also(store, arg) in the same job (if it fails, neither is kept), then
- * routed; done(w, arg, result) runs on w afterwards. expires (wall ms, 0 = none) shortens how
- * long it may wait in storage. On STORE_ENOENT (no such account) or
- * STORE_EQUOTA the message is dropped for done to answer; on STORE_EIO it is still routed.
- */
-/*
  * Set by a module with devices that are not sessions (SIP, before server_start): called on the
  * storing worker for every message committed to owner's queue, with the stored stanza; the
  * module may deliver it too and delete it (store_offline_delete_ids) when its device took it.
  */
 extern void (*durable_observer)(struct worker *w, const char *owner, int64_t id, const char *stanza,
 				size_t len);
+/*
+ * A message from a service (SMS, SIP, another server) to local account owner, delivered the same
+ * way: committed to owner's queue, with also(store, arg) in the same job (if it fails, neither is
+ * kept), then routed; done(w, arg, result, refused) runs on w afterwards. expires (wall ms, 0 =
+ * none) shortens how long it may wait in storage. On STORE_ENOENT (no such account) or
+ * STORE_EQUOTA the message is not routed: done gets it as refused (valid during the call) to
+ * answer its sender; otherwise refused is NULL (on STORE_EIO it is still routed).
+ */
 void durable_deliver(struct worker *w, struct xml_node *st, const char *owner, int64_t expires,
 		     int (*also)(struct store *st, void *arg),
-		     void (*done)(struct worker *w, void *arg, int result), void *arg);
+		     void (*done)(struct worker *w, void *arg, int result,
+				  const struct xml_node *refused),
+		     void *arg);
 
 /* ---- carbons (carbons.c, XEP-0280) ---- */
 
