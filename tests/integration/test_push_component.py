@@ -2,6 +2,8 @@
 server (as Conversations' p2.siacs.eu is a pubsub service), receives the notification when a
 message arrives for a disconnected user, and stops getting them after it answers an error."""
 
+import time
+
 from helpers import free_port, q, tostr
 from irc import Component
 
@@ -36,6 +38,11 @@ def test_component_app_server_gets_the_notification(server, login):
                         timeout=10)
         app.reply(iq, "<error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:"
                   "xmpp-stanzas'/></error>", type_="error")
+        # the error travels app -> batond on its own path: wait until it was taken in
+        deadline = time.monotonic() + 10
+        while "refused a notification" not in server.stderr_text():
+            assert time.monotonic() < deadline, "the app server's error was not taken"
+            time.sleep(0.05)
         b.message(jid, "third")
         app.no_stanza("iq", lambda e: e.get("from") == jid, timeout=1.5)
         # the messages themselves wait for the user
