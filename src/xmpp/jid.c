@@ -125,10 +125,21 @@ u32s_from(const char *in, size_t n, struct u32s *out)
 static char *
 u32s_to_utf8(const struct u32s *u, size_t *lenp)
 {
-	size_t len;
-	uint8_t *p = u32_to_u8(u->p, u->n, NULL, &len);
+	size_t len, i;
+	uint8_t *p;
 	char *s;
 
+	for (i = 0; i < u->n && u->p[i] < 0x80; i++)
+		;
+	if (i == u->n) { /* ASCII: one byte per code point */
+		s = xmalloc(u->n + 1);
+		for (i = 0; i < u->n; i++)
+			s[i] = (char)u->p[i];
+		s[u->n] = '\0';
+		*lenp = u->n;
+		return s;
+	}
+	p = u32_to_u8(u->p, u->n, NULL, &len);
 	if (!p)
 		fatal("jid: libunistring failed: %s", strerror(errno));
 	s = xmalloc(len + 1);
@@ -430,6 +441,8 @@ static bool
 has_rtl(const uint32_t *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
+		if (s[i] < 0x80) /* no ASCII character is right-to-left */
+			continue;
 		int b = uc_bidi_class(s[i]);
 		if (b == UC_BIDI_R || b == UC_BIDI_AL || b == UC_BIDI_AN)
 			return true;
@@ -492,11 +505,48 @@ bidi_ok(const uint32_t *s, size_t n)
 
 /* ---- the three parts ---- */
 
+/*
+ * The fast way for ASCII input, the common case on every stanza: widening the bytes
+ * is the UTF-8 decoding, width and space mapping and NFC leave ASCII as it is, and
+ * Unicode's default lower case of ASCII is A-Z to a-z, which is stable after one
+ * round. So the result is the one map_stable() computes, without libunistring.
+ * Returns 1 when in is not all ASCII (the caller takes the general way).
+ */
+static bool ascii_fast = true; /* off only in test_jid, to compare both ways */
+
+static int
+ascii_map(enum profile prof, const char *in, size_t n, struct u32s *u)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)in[i] >= 0x80)
+			return 1;
+	if (!ascii_fast)
+		return 1;
+	if (!utf8_valid(in, n)) /* the same controls are refused either way */
+		return -1;
+	u->p = xmalloc(n * sizeof *u->p);
+	u->n = n;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t c = (unsigned char)in[i];
+
+		if (prof != PROF_RESOURCE && c >= 'A' && c <= 'Z')
+			c += 'a' - 'A';
+		u->p[i] = c;
+	}
+	return 0;
+}
+
 /* Maps in[0..n) with prof into u; returns 0 or -1 (u empty). */
 static int
 prepare(enum profile prof, const char *in, size_t n, struct u32s *u)
 {
-	if (n == 0 || n > JID_INPUT_MAX || u32s_from(in, n, u) < 0)
+	int r;
+
+	if (n == 0 || n > JID_INPUT_MAX)
+		return -1;
+	if ((r = ascii_map(prof, in, n, u)) <= 0)
+		return r;
+	if (u32s_from(in, n, u) < 0)
 		return -1;
 	if (map_stable(prof, u) < 0 || u->n == 0) {
 		u32s_free(u);

@@ -2,14 +2,16 @@
  * test_jid: unit tests of JID parsing and the PRECIS profiles: the RFC 7622 section
  * 3.5 examples, case, width and NFC mapping, forbidden characters, contextual and
  * bidi rules, length limits, domain forms (trailing dot, IP literals) and utf8_valid.
- * Every accepted JID must re-parse from jid_full() to the same parts.
+ * Every accepted JID must re-parse from jid_full() to the same parts, and ASCII input
+ * must come out the same by the fast way as by the general one.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/core.h"
-#include "xmpp/jid.h"
+/* The file itself, for its ASCII fast way's switch (ascii_fast): see test_ascii_fast. */
+#include "xmpp/jid.c"
 
 #include "check.h"
 
@@ -409,6 +411,72 @@ test_utf8_valid(void)
 		      i);
 }
 
+/* Parses s twice, by the ASCII fast way and the general one; 1 if both agree. */
+static int
+same_both_ways(const char *s)
+{
+	struct jid a, b;
+	int ra, rb, same;
+
+	ascii_fast = true;
+	ra = jid_parse(s, &a);
+	ascii_fast = false;
+	rb = jid_parse(s, &b);
+	ascii_fast = true;
+	same = ra == rb;
+	if (same && ra == 0) {
+		char *fa = jid_full(&a), *fb = jid_full(&b);
+		same = strcmp(fa, fb) == 0;
+		free(fa);
+		free(fb);
+	}
+	if (ra == 0)
+		jid_free(&a);
+	if (rb == 0)
+		jid_free(&b);
+	return same;
+}
+
+/* Random ASCII addresses, heavy on the characters the profiles treat specially. */
+static void
+test_ascii_fast(void)
+{
+	static const char pool[] = "aZzA09-._@/@/ \t\x01\x7f\"&'<>:[]!~AbCdE.-";
+	const char *fixed[] = {"User@Example.COM/Res",
+			       "[::1]",
+			       "1.2.3.4",
+			       "a@1.2.3",
+			       "-a@b",
+			       "a@-b",
+			       "a@b-",
+			       "a@b..c",
+			       "a@b.",
+			       "A B@c",
+			       "a@b/ x ",
+			       "a@b/\x7f",
+			       "\"@b",
+			       "a@B/R@S/T"};
+	char s[40];
+	unsigned seed = 1, bad = 0, n = 0;
+
+	for (size_t i = 0; i < ARRAY_LEN(fixed); i++, n++)
+		bad += !same_both_ways(fixed[i]);
+	for (int k = 0; k < 20000; k++, n++) {
+		size_t len = 1 + (seed = seed * 1103515245 + 12345) % (sizeof s - 1);
+
+		for (size_t i = 0; i < len; i++) {
+			seed = seed * 1103515245 + 12345;
+			s[i] = pool[(seed >> 8) % (sizeof pool - 1)];
+		}
+		s[len] = '\0';
+		if (!same_both_ways(s)) {
+			if (bad++ < 5)
+				printf("ascii fast way differs on \"%s\"\n", s);
+		}
+	}
+	CHECK(bad == 0, "ASCII fast way agrees with the general one: %u of %u differ", bad, n);
+}
+
 int
 main(void)
 {
@@ -417,5 +485,6 @@ main(void)
 	test_lengths();
 	test_norm_functions();
 	test_utf8_valid();
+	test_ascii_fast();
 	return check_summary("test_jid");
 }
