@@ -65,6 +65,9 @@ struct conn {
 	uint8_t want_out; /* EPOLLOUT is armed */
 	uint8_t need_session;
 	uint8_t muc_state; /* 0 none, 1 join sent, 2 configuring, 3 joined */
+	uint8_t sm_offered; /* the server lists XEP-0198 in its features */
+	uint8_t sm_on;	    /* <enabled/> seen: stanzas are counted and acknowledged */
+	uint32_t sm_h;	    /* XEP-0198 h: stanzas received since <enabled/> */
 	uint32_t user;
 	SSL *ssl;
 	char *pend; /* bytes of an incomplete top-level element */
@@ -83,6 +86,7 @@ struct hist {
 static struct {
 	const char *host, *domain, *prefix, *password, *server_name, *label;
 	int port, users, concurrency, tls, ramp, max_steps, backlog, room_size, close_after_login;
+	int sm;
 	double rate, duration, drain, settle, login_timeout;
 	pid_t server_pid;
 	struct sockaddr_in src[MAX_SRC];
@@ -276,8 +280,8 @@ json_begin(const char *scenario)
 	if (opt.label)
 		jlen += (size_t)snprintf(jbuf + jlen, sizeof(jbuf) - jlen, ",\"label\":\"%s\"",
 					 opt.label);
-	jlen += (size_t)snprintf(jbuf + jlen, sizeof(jbuf) - jlen, ",\"users\":%d,\"tls\":%s",
-				 opt.users, opt.tls ? "true" : "false");
+	jlen += (size_t)snprintf(jbuf + jlen, sizeof(jbuf) - jlen, ",\"users\":%d,\"tls\":%s,\"sm\":%s",
+				 opt.users, opt.tls ? "true" : "false", opt.sm ? "true" : "false");
 }
 
 static void
@@ -669,6 +673,8 @@ on_login_done(struct conn *c)
 		return;
 	}
 	c->state = ST_ONLINE;
+	if (opt.sm && c->sm_offered) /* XEP-0198 section 3, before any stanza we want counted */
+		conn_send(c, "<enable xmlns='urn:xmpp:sm:3'/>", 31);
 	conn_send(c, "<presence/>", 11);
 	on_online(c);
 }
@@ -758,6 +764,7 @@ on_features(struct conn *c, const char *p, const char *end)
 
 		/* RFC 6121 dropped the session request; only do it when not marked optional. */
 		c->need_session = s && !find(s, end, "optional");
+		c->sm_offered = find(p, end, "urn:xmpp:sm:3") != NULL;
 		conn_sendf(c,
 			   "<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
 			   "<resource>r</resource></bind></iq>");
@@ -769,6 +776,9 @@ on_features(struct conn *c, const char *p, const char *end)
 static void
 on_element(struct conn *c, const char *p, const char *end)
 {
+	if (c->sm_on && (has_prefix(p, end, "<message") || has_prefix(p, end, "<presence") ||
+			 has_prefix(p, end, "<iq")))
+		c->sm_h++; /* counted before it is handled: an answer to <r/> covers it */
 	if (has_prefix(p, end, "<message")) {
 		on_message(c, p, end);
 	} else if (has_prefix(p, end, "<presence")) {
@@ -777,6 +787,12 @@ on_element(struct conn *c, const char *p, const char *end)
 		on_iq(c, p, end);
 	} else if (has_prefix(p, end, "<stream:features")) {
 		on_features(c, p, end);
+	} else if (has_prefix(p, end, "<enabled")) {
+		c->sm_on = 1;
+		c->sm_h = 0;
+	} else if (has_prefix(p, end, "<r")) {
+		/* XEP-0198 section 4: everything received so far is handled. */
+		conn_sendf(c, "<a xmlns='urn:xmpp:sm:3' h='%u'/>", c->sm_h);
 	} else if (has_prefix(p, end, "<success")) {
 		if (c->state == ST_AUTH) {
 			c->state = ST_FEAT2;
@@ -1141,6 +1157,8 @@ send_one(uint32_t sender, int groupchat, uint64_t seq)
 			     opt.prefix, to, opt.domain, st.step, sender, (unsigned long long)seq,
 			     (unsigned long long)now_ns());
 	}
+	if (c->sm_on) /* like a mobile client: an ack requested for every message */
+		n += snprintf(b + n, sizeof(b) - (size_t)n, "<r xmlns='urn:xmpp:sm:3'/>");
 	conn_send(c, b, (size_t)n);
 	return 0;
 }
@@ -1462,7 +1480,9 @@ usage(void)
 	    "  --drain S --settle S --max-steps N --backlog N --room-size N --concurrency N\n"
 	    "  --src-addrs A,B,...              local source addresses (past 64k ports)\n"
 	    "  --server-pid PID --server NAME --label L   for RSS/CPU readings and the JSON\n"
-	    "  --tls                            STARTTLS before authenticating\n");
+	    "  --tls                            STARTTLS before authenticating\n"
+	    "  --sm                             XEP-0198 when offered: acks asked for every message\n"
+	    "                                   sent and given for every <r/>, as mobile clients do\n");
 	exit(2);
 }
 
@@ -1489,7 +1509,8 @@ main(int argc, char **argv)
 	    {"max-steps", 1, 0, 'm'},	  {"backlog", 1, 0, 'b'},   {"room-size", 1, 0, 'z'},
 	    {"concurrency", 1, 0, 'c'},	  {"src-addrs", 1, 0, 'a'}, {"server-pid", 1, 0, 'i'},
 	    {"server", 1, 0, 'N'},	  {"label", 1, 0, 'L'},	    {"tls", 0, 0, 'T'},
-	    {"login-timeout", 1, 0, 'o'}, {"help", 0, 0, '?'},	    {0, 0, 0, 0},
+	    {"login-timeout", 1, 0, 'o'}, {"sm", 0, 0, 'M'},	    {"help", 0, 0, '?'},
+	    {0, 0, 0, 0},
 	};
 	struct rlimit rl;
 	const char *sc = "chat";
@@ -1556,6 +1577,9 @@ main(int argc, char **argv)
 			break;
 		case 'L':
 			opt.label = optarg;
+			break;
+		case 'M':
+			opt.sm = 1;
 			break;
 		case 'T':
 			opt.tls = 1;

@@ -68,6 +68,9 @@ const struct config_key config_keys[] = {
     K("offline", "grace", CFG_DURATION, offline_grace, "10s",
       "a client without stream management must stay connected this long after stored messages "
       "were sent to it before they are deleted"),
+    K("offline", "ack_wait", CFG_DURATION, offline_ack_wait, "250ms",
+      "a chat message to a recipient whose devices all use stream management is delivered "
+      "first and stored only if not acknowledged within this time; 0 = always store first"),
     K("http", "listen", CFG_STR, http_listen, "127.0.0.1:5280",
       "HTTP: BOSH at /http-bind, WebSocket at /xmpp-websocket, the web client at /m/; "
       "empty = off"),

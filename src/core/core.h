@@ -261,9 +261,10 @@ struct config {
 	/* [archive] */
 	bool archive_enabled;
 	/* [offline] */
-	long offline_quota;	 /* messages per user, 0 = unlimited */
-	uint64_t offline_expiry; /* ms */
-	uint64_t offline_grace;	 /* ms */
+	long offline_quota;	   /* messages per user, 0 = unlimited */
+	uint64_t offline_expiry;   /* ms */
+	uint64_t offline_grace;	   /* ms */
+	uint64_t offline_ack_wait; /* ms; 0 = store before delivering */
 	/* [http] */
 	char *http_listen;  /* "" = off */
 	char *http_secure;  /* loopback | true | false */

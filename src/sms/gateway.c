@@ -72,7 +72,7 @@ sms_queue_mt(struct store *st, const char *link, const char *sender, const char 
 struct mt_job {
 	struct store_job job;
 	struct worker *w;
-	struct session *s; /* whose ack waits, or NULL */
+	struct sm_held held; /* the sender's ack, waiting for the commit */
 	struct xml_node *st;
 	char *link, *sender, *number, *text, *ref;
 	bool dlr;
@@ -115,10 +115,7 @@ mt_done(struct store_job *job)
 		route_error(mj->w, mj->st, "wait", "internal-server-error",
 			    "The message could not be stored for sending by SMS");
 	}
-	if (mj->s) {
-		sm_release_ack(mj->s);
-		session_unref(mj->s);
-	}
+	sm_release(&mj->held);
 	xml_free(mj->st);
 	free(mj->link);
 	free(mj->sender);
@@ -169,10 +166,7 @@ mt_submit(struct worker *w, struct session *s, struct xml_node *st, const struct
 	mj->ref = buf_steal(&ref);
 	mj->dlr = id && xml_child(st, "request", NS_RECEIPTS) != NULL;
 	jid_free(&fj);
-	if (s && sm_hold_ack(s)) {
-		mj->s = s;
-		s->jobs++;
-	}
+	sm_hold(s, &mj->held);
 	mj->job.run = mt_run;
 	mj->job.done = mt_done;
 	worker_store(w, &mj->job);

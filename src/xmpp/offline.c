@@ -336,7 +336,10 @@ forget_ids(struct worker *w, const char *owner, const int64_t *ids, size_t n)
 void
 offline_forget(struct worker *w, const char *owner, int64_t id)
 {
-	forget_ids(w, owner, &id, 1);
+	if (id < 0) /* delivered first, not stored (durable.c) */
+		durable_forget(w, id);
+	else
+		forget_ids(w, owner, &id, 1);
 }
 
 void
@@ -380,6 +383,7 @@ void
 offline_delivered_all(struct session *s)
 {
 	/* RFC 6120 4.4: a client closing its stream has read what came before our close. */
+	s->read_all = true;
 	grace_forget(s, s->grace_n);
 	if (s->offline_upto && !s->offline_more && timer_armed(&s->offline_timer)) {
 		timer_stop(s->w->loop, &s->offline_timer);

@@ -16,14 +16,17 @@
 struct route_mail {
 	struct mail mail;
 	struct xml_node *st;
-	int64_t stored; /* id of the stored copy (durable.c), 0 if none */
+	int64_t stored;	     /* id of the stored copy (durable.c), 0 if none */
+	struct inflight *fl; /* or delivered first, not stored (durable.c) */
 	struct jid to, from;
 	char *bare;
 };
 
 static void
-route_free(struct route_mail *rm)
+route_free(struct worker *w, struct route_mail *rm)
 {
+	if (rm->fl) /* not routed after all (stopping): it is kept instead */
+		durable_unrouted(w, rm->fl);
 	xml_free(rm->st);
 	jid_free(&rm->to);
 	jid_free(&rm->from);
@@ -36,9 +39,13 @@ route_deliver(struct account *a, void *arg)
 {
 	struct route_mail *rm = arg;
 
-	route_to_account(a, rm->st, &rm->to, &rm->from, rm->stored);
+	if (rm->fl)
+		durable_arrive(a, rm->st, &rm->to, &rm->from, rm->fl);
+	else
+		route_to_account(a, rm->st, &rm->to, &rm->from, rm->stored);
 	rm->st = NULL;
-	route_free(rm);
+	rm->fl = NULL;
+	route_free(a->w, rm);
 }
 
 static void
@@ -47,28 +54,34 @@ route_arrive(struct worker *w, void *arg)
 	struct route_mail *rm = arg;
 
 	if (w->stopping) {
-		route_free(rm);
+		route_free(w, rm);
 		return;
 	}
 	account_with(w, rm->bare, route_deliver, rm);
 }
 
-static void route_stored_id(struct worker *w, struct xml_node *st, int64_t stored);
+static void route_with(struct worker *w, struct xml_node *st, int64_t stored, struct inflight *fl);
 
 void
 route(struct worker *w, struct xml_node *st)
 {
-	route_stored_id(w, st, 0);
+	route_with(w, st, 0, NULL);
 }
 
 void
 route_stored(struct worker *w, struct xml_node *st, int64_t stored)
 {
-	route_stored_id(w, st, stored);
+	route_with(w, st, stored, NULL);
+}
+
+void
+route_inflight(struct worker *w, struct xml_node *st, struct inflight *fl)
+{
+	route_with(w, st, 0, fl);
 }
 
 static void
-route_stored_id(struct worker *w, struct xml_node *st, int64_t stored)
+route_with(struct worker *w, struct xml_node *st, int64_t stored, struct inflight *fl)
 {
 	struct server *srv = w->srv;
 	const char *to_s = xml_attr(st, "to");
@@ -77,6 +90,8 @@ route_stored_id(struct worker *w, struct xml_node *st, int64_t stored)
 	struct jid to, from;
 
 	if (atomic_load(&srv->stopping) || !to_s || !from_s || jid_parse(from_s, &from) < 0) {
+		if (fl)
+			durable_unrouted(w, fl);
 		xml_free(st);
 		return;
 	}
@@ -115,6 +130,7 @@ route_stored_id(struct worker *w, struct xml_node *st, int64_t stored)
 	rm = xmalloc(sizeof *rm);
 	rm->st = st;
 	rm->stored = stored;
+	rm->fl = fl;
 	rm->to = to;
 	rm->from = from;
 	rm->bare = jid_bare(&to);
@@ -163,10 +179,12 @@ static void
 deliver_to(struct session *s, const struct xml_node *st, int64_t stored)
 {
 	session_send_stored(s, st, stored);
-	if (stored) {
+	if (stored > 0) {
 		account_live(s->acct, stored, 1); /* not for offline delivery meanwhile */
 		if (!s->sm_enabled)
 			offline_grace_add(s, stored);
+	} else if (stored < 0 && !s->sm_enabled) {
+		durable_plain(s, stored); /* it is stored now, and waits offline.grace */
 	}
 	s->delivered = true;
 }
@@ -218,6 +236,16 @@ amp_outcome(struct account *a, const struct xml_node *st, struct session *exact,
 	return "none";
 }
 
+/* st waits for a's next login (XEP-0160), unless it is stored already. */
+static void
+keep(struct account *a, const struct xml_node *st, int64_t stored)
+{
+	if (stored < 0)
+		durable_keep(a->w, stored); /* delivered first, and now stored */
+	else if (!stored)
+		offline_store(a, st);
+}
+
 static void
 message_to_account(struct account *a, struct xml_node *st, const struct jid *to,
 		   const struct jid *from, int64_t stored)
@@ -239,8 +267,7 @@ message_to_account(struct account *a, struct xml_node *st, const struct jid *to,
 			return;
 		}
 		if (b == 1) {
-			if (!stored)
-				offline_store(a, st);
+			keep(a, st, stored);
 			return;
 		}
 	}
@@ -293,8 +320,8 @@ message_to_account(struct account *a, struct xml_node *st, const struct jid *to,
 	 * RFC 6121 8.5.2.1.1: a headline nobody can take is dropped; the rest waits
 	 * (XEP-0160), where a durable message already is.
 	 */
-	if (!headline && !stored)
-		offline_store(a, st);
+	if (!headline)
+		keep(a, st, stored);
 	if (!headline)
 		push_message(a, st); /* XEP-0357: it waits; the account's devices are told */
 }
@@ -303,8 +330,20 @@ void
 route_to_account(struct account *a, struct xml_node *st, const struct jid *to,
 		 const struct jid *from, int64_t stored)
 {
+	if (stored < 0)
+		durable_route_named(a, st, to, from, stored);
+	else
+		route_to_account_now(a, st, to, from, stored);
+}
+
+void
+route_to_account_now(struct account *a, struct xml_node *st, const struct jid *to,
+		     const struct jid *from, int64_t stored)
+{
 	if (a->state != AS_READY) {
 		/* RFC 6121 8.5.1: no such user. Presence is dropped, the rest answered. */
+		if (stored)
+			offline_forget(a->w, a->bare, stored);
 		if (!stanza_is(st, "presence"))
 			route_error(a->w, st, "cancel", "service-unavailable", NULL);
 		xml_free(st);

@@ -368,6 +368,7 @@ server_stop(struct server *srv)
 		session_reap(w);
 		account_free_all(w);
 		hmap_free(&w->accounts);
+		durable_worker_free(w);
 		for (int j = 0; j < srv->nservices; j++)
 			if (srv->services[j]->free_worker)
 				srv->services[j]->free_worker(w);

@@ -20,7 +20,8 @@
 struct sm_item {
 	struct sm_item *next;
 	int64_t stamp;	    /* wall_ms when it was sent, for the delay of a re-routed copy */
-	int64_t offline_id; /* from offline storage, which keeps it until this is acked */
+	int64_t offline_id; /* > 0: stored, kept until this is acked; < 0: not stored yet,
+			       delivered first (durable.c); 0: neither */
 	size_t len;
 	char data[]; /* the stanza as written on the stream (jabber:client in scope) */
 };
@@ -37,6 +38,8 @@ queue_free(struct session *s)
 	while (s->sm_head) {
 		struct sm_item *it = s->sm_head;
 		s->sm_head = it->next;
+		if (it->offline_id < 0)
+			durable_unqueued(s->w, it->offline_id);
 		free(it);
 	}
 	s->sm_tail = NULL;
@@ -79,6 +82,8 @@ sm_sent(struct session *s, const char *data, size_t len, int64_t stored)
 	it->next = NULL;
 	it->stamp = wall_ms();
 	it->offline_id = stored;
+	if (stored < 0)
+		durable_queued(s->w, stored);
 	it->len = len;
 	memcpy(it->data, data, len);
 	if (s->sm_tail)
@@ -112,14 +117,15 @@ sm_handled(struct session *s)
 }
 
 /*
- * The h we may acknowledge: every stanza up to it is handled and, for messages that are
- * stored before delivery (durable.c), committed. Stores complete in submission order,
- * so the stanzas still waiting form a FIFO and h stops just before the oldest.
+ * The h we may acknowledge: every stanza up to it is handled and, for messages held back
+ * (stored before delivery, or delivered and awaiting the recipient's ack: durable.c),
+ * released. Holds are kept in the order taken; h stops just before the oldest one still
+ * held, whatever order they are released in.
  */
 static uint32_t
 sm_h(const struct session *s)
 {
-	return s->sm_if_n ? s->sm_if[s->sm_if_head] - 1 : s->sm_in;
+	return s->sm_if_n ? s->sm_if[s->sm_if_head].seq - 1 : s->sm_in;
 }
 
 static void
@@ -132,13 +138,14 @@ send_a(struct session *s)
 }
 
 bool
-sm_hold_ack(struct session *s)
+sm_hold(struct session *s, struct sm_held *h)
 {
-	if (!s->sm_enabled)
+	h->s = NULL;
+	if (!s || !s->sm_enabled)
 		return false;
 	if (s->sm_if_n == s->sm_if_cap) {
 		size_t cap = s->sm_if_cap ? 2 * s->sm_if_cap : 16;
-		uint32_t *n = xmalloc(cap * sizeof *n);
+		struct sm_hold_slot *n = xmalloc(cap * sizeof *n);
 		for (size_t i = 0; i < s->sm_if_n; i++)
 			n[i] = s->sm_if[(s->sm_if_head + i) % s->sm_if_cap];
 		free(s->sm_if);
@@ -146,32 +153,55 @@ sm_hold_ack(struct session *s)
 		s->sm_if_cap = cap;
 		s->sm_if_head = 0;
 	}
-	s->sm_if[(s->sm_if_head + s->sm_if_n) % s->sm_if_cap] = s->sm_in;
+	s->sm_if[(s->sm_if_head + s->sm_if_n) % s->sm_if_cap] =
+	    (struct sm_hold_slot){.seq = s->sm_in, .released = false};
 	s->sm_if_n++;
+	h->s = s;
+	h->seq = s->sm_in;
+	s->jobs++;
 	return true;
 }
 
-void
-sm_release_ack(struct session *s)
+static void
+release_seq(struct session *s, uint32_t seq)
 {
 	if (s->sm_successor) {
-		/* Its stores were counted by the session that resumed it (take_over). */
+		/* Its holds were taken over by the session that resumed it (take_over). */
 		struct session *n = s->sm_successor;
 		if (--s->sm_forward_n == 0)
 			s->sm_successor = NULL;
-		session_unref(n);
-		sm_release_ack(n);
+		n->jobs--;
+		release_seq(n, seq);
 		return;
 	}
-	if (!s->sm_if_n)
-		return;
-	s->sm_if_head = (s->sm_if_head + 1) % s->sm_if_cap;
-	s->sm_if_n--;
-	/* An <r/> that came while stores were pending is answered once they are done. */
+	for (size_t i = 0; i < s->sm_if_n; i++) {
+		struct sm_hold_slot *slot = &s->sm_if[(s->sm_if_head + i) % s->sm_if_cap];
+		if (slot->seq == seq && !slot->released) {
+			slot->released = true;
+			break;
+		}
+	}
+	while (s->sm_if_n && s->sm_if[s->sm_if_head].released) {
+		s->sm_if_head = (s->sm_if_head + 1) % s->sm_if_cap;
+		s->sm_if_n--;
+	}
+	/* An <r/> that came while holds were pending is answered once they are released. */
 	if (!s->sm_if_n && s->sm_a_owed && s->tp && s->state == SS_ACTIVE) {
 		s->sm_a_owed = false;
 		send_a(s);
 	}
+}
+
+void
+sm_release(struct sm_held *h)
+{
+	struct session *s = h->s;
+
+	if (!s)
+		return;
+	h->s = NULL;
+	s->jobs--;
+	release_seq(s, h->seq);
 }
 
 /* Drops what h acknowledges; returns -1 if h acknowledges more than was sent. */
@@ -189,7 +219,9 @@ sm_ack(struct session *s, uint32_t h)
 	for (uint32_t i = 0; i < n; i++) {
 		struct sm_item *it = s->sm_head;
 		s->sm_head = it->next;
-		if (it->offline_id)
+		if (it->offline_id < 0)
+			durable_acked(s->w, it->offline_id); /* the recipient has it */
+		else if (it->offline_id)
 			stored[k++] = it->offline_id;
 		if (k == ARRAY_LEN(stored)) {
 			offline_acked(s, stored, k);
@@ -271,10 +303,11 @@ sm_requeue(struct session *s)
 		wrap = xml_parse(buf_head(&b), buf_used(&b));
 		buf_free(&b);
 		st = wrap ? xml_child(wrap, NULL, NULL) : NULL;
-		if (it->offline_id && a)
+		if (it->offline_id > 0 && a)
 			account_live(a, it->offline_id, -1);
 		if (it->offline_id && s->w->stopping) {
-			/* stored already: delivered at the next login */
+			/* stored already, or stored as its name goes below: delivered at the next
+			 * login */
 		} else if (st && stanza_is(st, "message") && a && xml_attr(st, "to") &&
 			   xml_attr(st, "from") && jid_parse(xml_attr(st, "to"), &to) == 0) {
 			xml_detach(st);
@@ -298,6 +331,8 @@ sm_requeue(struct session *s)
 			jid_free(&to);
 		}
 		xml_free(wrap);
+		if (it->offline_id < 0) /* after re-routing, which may have queued it elsewhere */
+			durable_unqueued(s->w, it->offline_id);
 		free(it);
 	}
 	s->sm_tail = NULL;

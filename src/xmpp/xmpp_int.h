@@ -124,6 +124,11 @@ struct worker {
 	struct hmap s2s_in;  /* id -> struct s2s_in accepted on this worker */
 	struct hmap comps;   /* domain -> struct component connected on this worker */
 	bool stopping;	     /* server_stop() began: drop new work, free what arrives */
+	/* messages delivered before being stored, for accounts homed here (durable.c) */
+	struct hmap inflight; /* negative id -> struct inflight */
+	int64_t fl_seq;
+	struct inflight *fl_first, *fl_last; /* waiting for an ack, oldest first */
+	struct timer fl_timer;
 };
 
 struct server {
@@ -164,6 +169,16 @@ enum session_state {
 	SS_CLOSED, /* closed; freed at the end of the turn */
 };
 
+/* A held-back XEP-0198 ack (sm.c): the session and the count of the stanza it is for. */
+struct sm_hold_slot {
+	uint32_t seq;
+	bool released;
+};
+struct sm_held {
+	struct session *s; /* NULL: nothing held */
+	uint32_t seq;
+};
+
 struct session {
 	struct worker *w;
 	const struct c2s_transport *tp; /* NULL while hibernating (XEP-0198) or closed */
@@ -182,6 +197,7 @@ struct session {
 	bool csi_flushing;     /* transient */
 	struct hmap csi_held;  /* contact JID -> latest presence held while inactive */
 	bool delivered;	       /* transient: got the message being routed (carbons skip it) */
+	bool read_all;	       /* closed its stream cleanly: it read everything sent before */
 	bool peer_closed;      /* the client sent </stream:stream> */
 	bool migrating;	       /* in flight to the account's home worker */
 	bool processing;       /* inside session_process() */
@@ -221,8 +237,8 @@ struct session {
 	uint32_t sm_out;    /* stanzas sent to the client */
 	uint32_t sm_queued; /* of those, not yet acknowledged */
 	struct sm_item *sm_head, *sm_tail;
-	struct timer sm_hold; /* the resumption window after the connection broke */
-	uint32_t *sm_if;      /* seqs of stanzas whose store is pending (ring, FIFO) */
+	struct timer sm_hold;	    /* the resumption window after the connection broke */
+	struct sm_hold_slot *sm_if; /* stanzas whose ack is held back (ring, oldest first) */
 	size_t sm_if_head, sm_if_n, sm_if_cap;
 	bool sm_a_owed;		      /* an <r/> waits for the pending stores */
 	struct session *sm_successor; /* resumed as this one: pending stores release there */
@@ -434,6 +450,11 @@ void route_to_account(struct account *a, struct xml_node *st, const struct jid *
 		      const struct jid *from, int64_t stored);
 /* route() for a message whose copy is already stored (durable.c) under id stored. */
 void route_stored(struct worker *w, struct xml_node *st, int64_t stored);
+/* route() for a message to a local account delivered before it is stored (durable.c). */
+void route_inflight(struct worker *w, struct xml_node *st, struct inflight *fl);
+/* route_to_account() for a message named by stored >= 0 (not a negative, inflight name). */
+void route_to_account_now(struct account *a, struct xml_node *st, const struct jid *to,
+			  const struct jid *from, int64_t stored);
 /* Sends an error reply to st's sender (unless st is an error); does not take st. */
 void route_error(struct worker *w, const struct xml_node *st, const char *type,
 		 const char *condition, const char *text);
@@ -491,6 +512,31 @@ bool durable_route(struct session *s, struct xml_node *st);
  * NULL; caller frees. */
 char *durable_owner(const struct server *srv, const struct xml_node *st);
 /*
+ * Deliver first (durable.c): a message named by a negative id in sessions' queues until a
+ * device acknowledges it or it is stored. On the recipient's home worker:
+ * durable_arrive() routes one from route_inflight() to a (taking st); durable_route_named()
+ * routes one again (a session holding it ended); durable_queued()/durable_unqueued() count
+ * the queue entries naming it; durable_acked() is a device's ack; durable_forget() drops it
+ * on purpose (blocked, refused, redirected: the sender's ack goes, nothing is stored).
+ * durable_unrouted() keeps one that could not be routed (stopping) on w.
+ */
+struct inflight;
+void durable_arrive(struct account *a, struct xml_node *st, const struct jid *to,
+		    const struct jid *from, struct inflight *fl);
+void durable_route_named(struct account *a, struct xml_node *st, const struct jid *to,
+			 const struct jid *from, int64_t id);
+void durable_queued(struct worker *w, int64_t id);
+/* s, without stream management, got the message id: it is stored now and waits offline.grace. */
+void durable_plain(struct session *s, int64_t id);
+void durable_unqueued(struct worker *w, int64_t id);
+void durable_acked(struct worker *w, int64_t id);
+/* Nobody can take the message id now: it is stored (before anything else is queued). */
+void durable_keep(struct worker *w, int64_t id);
+void durable_forget(struct worker *w, int64_t id);
+void durable_unrouted(struct worker *w, struct inflight *fl);
+/* Frees what is left at shutdown (after the loops stopped). */
+void durable_worker_free(struct worker *w);
+/*
  * Set by a module with devices that are not sessions (SIP, before server_start): called on the
  * storing worker for every message committed to owner's queue, with the stored stanza; the
  * module may deliver it too and delete it (store_offline_delete_ids) when its device took it.
@@ -530,10 +576,13 @@ void sm_element(struct session *s, struct xml_node *el);
 void sm_sent(struct session *s, const char *data, size_t len, int64_t stored);
 /* A stanza from the client was handled. */
 void sm_handled(struct session *s);
-/* The stanza just handled is stored first: hold back its ack (true if SM is on). */
-bool sm_hold_ack(struct session *s);
-/* The oldest held-back stanza is committed: its ack may go. */
-void sm_release_ack(struct session *s);
+/*
+ * The stanza just handled is stored first, or waits for its recipient's ack: hold back its
+ * ack (DESIGN.md durability rule). True, with h filled and a reference to s taken, if s has
+ * stream management; s may be NULL. sm_release() lets the ack go, once, on s's worker.
+ */
+bool sm_hold(struct session *s, struct sm_held *h);
+void sm_release(struct sm_held *h);
 /* The connection broke: keep s resumable if it asked for it; false if it must close. */
 bool sm_hibernate(struct session *s);
 /* s ends for good: unacknowledged messages go to other resources or offline storage. */
