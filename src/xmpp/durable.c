@@ -144,7 +144,7 @@ durable_owner(const struct server *srv, const struct xml_node *st)
 enum fl_state {
 	FL_WAITING, /* delivered, not stored: in the worker's deadline list */
 	FL_STORING, /* its store job is out */
-	FL_STORED,  /* stored under fl->stored, still named by sessions' queues */
+	FL_STORED,  /* stored under m.id, still named by sessions' queues */
 };
 
 struct inflight {
@@ -194,6 +194,10 @@ fl_release(struct inflight *fl)
 {
 	if (!fl->held.s)
 		return;
+	if (fl->sw->srv->joined) { /* shutting down, one thread left: no more mail */
+		sm_release(&fl->held);
+		return;
+	}
 	struct sm_held *h = xmalloc(sizeof *h);
 	*h = fl->held;
 	fl->held.s = NULL;

@@ -359,6 +359,7 @@ server_stop(struct server *srv)
 		worker_call(&srv->workers[i], worker_begin_stop, NULL);
 	for (int i = 0; i < srv->nworkers; i++)
 		pthread_join(srv->workers[i].thread, NULL);
+	srv->joined = true; /* from here on one thread: a loop drained is not posted to again */
 	/* Storage finishes its queue; completions land in the stopped loops' mailboxes. */
 	store_thread_stop(srv->store);
 	for (int i = 0; i < srv->nworkers; i++) {

@@ -146,6 +146,7 @@ struct server {
 	struct comp_registry *comps;		  /* component.c: domain -> worker */
 	int64_t started;
 	_Atomic bool stopping; /* routing drops stanzas instead of posting them */
+	bool joined;	       /* the workers' threads ended: server_stop() drains their loops */
 	char key[33]; /* random per process: marks stanzas the server made for its own services */
 	const struct xmpp_service *services[8];
 	char *service_domains[8]; /* prefix.<domain> of each */
