@@ -26,14 +26,51 @@
 #define CONN_READ_CHUNK 16384
 #define CONN_LINGER_MS	3000
 
+/*
+ * An idle connection holds no buffers (memory per connection), so a busy one would
+ * allocate one for every read and every write; emptied buffers wait here instead, a few
+ * per loop, for the next connection that needs one.
+ */
+#define SPARE_BUFS    64
+#define SPARE_MAX_CAP (64 * 1024)
+
 struct net_loop_state {
 	struct loop *loop;
 	struct conn *dirty; /* connections with output to flush or waiting to be freed */
 	struct conn *all;   /* every connection on this loop, for net_loop_free() */
+	struct buf spare[SPARE_BUFS];
+	int nspare;
 };
 
 static _Thread_local struct net_loop_state *net_state;
 static unsigned long conn_next_id;
+
+/* An empty b gets a spare buffer, if there is one. */
+static void
+buf_from_spare(struct buf *b)
+{
+	struct net_loop_state *st = net_state;
+
+	if (!b->data && st && st->nspare)
+		*b = st->spare[--st->nspare];
+}
+
+/* b, empty, gives its memory back: to the spares, or to the allocator. */
+static void
+buf_to_spare(struct buf *b)
+{
+	struct net_loop_state *st = net_state;
+
+	if (!b->data)
+		return;
+	if (st && st->nspare < SPARE_BUFS && b->cap <= SPARE_MAX_CAP) {
+		buf_reset(b);
+		st->spare[st->nspare++] = *b;
+		*b = (struct buf){0};
+	} else {
+		buf_free(b);
+	}
+}
 
 static void conn_io(struct loop_io *io, uint32_t events);
 static void conn_fail(struct conn *c, const char *reason);
@@ -245,8 +282,8 @@ conn_flush(struct conn *c)
 		if (c->dead)
 			return -1;
 	}
-	if (buf_used(&c->out) == 0 && c->out.data)
-		buf_free(&c->out); /* nothing queued: nothing held */
+	if (buf_used(&c->out) == 0)
+		buf_to_spare(&c->out); /* nothing queued: nothing held */
 	conn_update_events(c);
 	return 0;
 }
@@ -295,6 +332,7 @@ conn_read(struct conn *c)
 			break;
 		}
 		size_t want = allow < CONN_READ_CHUNK ? allow : CONN_READ_CHUNK;
+		buf_from_spare(&c->in);
 		char *p = buf_space(&c->in, want);
 		ssize_t r = transport_read(c, p, want);
 		if (r == -EAGAIN)
@@ -319,8 +357,8 @@ conn_read(struct conn *c)
 	    !c->closing && !c->paused)
 		c->cb->data(c, c->arg);
 	/* An idle connection keeps no read buffer: most of them are idle most of the time. */
-	if (buf_used(&c->in) == 0 && c->in.data)
-		buf_free(&c->in);
+	if (buf_used(&c->in) == 0)
+		buf_to_spare(&c->in);
 	c->resume_read = 0;
 	if (c->eof && !c->dead && !c->closing) {
 		/* A peer that only half-closed still reads: the answers to its last bytes go. */
@@ -473,6 +511,8 @@ net_loop_free(struct loop *loop)
 		c->cb = NULL;
 		conn_free(c);
 	}
+	while (st->nspare)
+		buf_free(&st->spare[--st->nspare]);
 	free(st);
 	net_state = NULL;
 }
@@ -590,6 +630,7 @@ conn_write(struct conn *c, const void *data, size_t n)
 		conn_mark_dirty(c);
 		return;
 	}
+	buf_from_spare(&c->out);
 	buf_append(&c->out, data, n);
 	conn_mark_dirty(c);
 }

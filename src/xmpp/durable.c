@@ -153,7 +153,10 @@ struct inflight {
 	struct worker *w;	    /* the recipient's home worker, which alone touches it */
 	struct worker *sw;	    /* the sender's worker, where held is released */
 	struct sm_held held;	    /* the sender's ack (nothing held without stream management) */
-	struct store_offline_msg m; /* what storing it writes; m.id is the stored id */
+	struct store_offline_msg m; /* what storing it writes (m.stanza once serialized); m.id
+				       is the stored id */
+	struct xml_node *st;	    /* the message until it is serialized for storing */
+	bool owns_st;		    /* st is fl's (else borrowed while it is routed) */
 	enum fl_state state;
 	bool ended;		      /* acknowledged by a device, or dropped on purpose */
 	bool live;		      /* its stored copy is marked live in its account */
@@ -248,6 +251,8 @@ fl_free(struct inflight *fl)
 	for (size_t i = 0; i < fl->nplain; i++)
 		session_unref(fl->plain[i]);
 	free(fl->plain);
+	if (fl->owns_st)
+		xml_free(fl->st);
 	offline_message_free(&fl->m);
 	free(fl);
 }
@@ -325,6 +330,13 @@ fl_done(struct store_job *job)
 static void
 fl_store(struct inflight *fl)
 {
+	/* Serialized only now: most messages are acknowledged and never get here. */
+	if (!fl->m.stanza)
+		offline_message(worker_config(fl->w), fl->st, &fl->m);
+	if (fl->owns_st)
+		xml_free(fl->st);
+	fl->st = NULL;
+	fl->owns_st = false;
 	fl_unlist(fl);
 	fl->state = FL_STORING;
 	fl->job.run = fl_run;
@@ -365,33 +377,23 @@ fl_deadline(struct timer *t)
 		timer_start(w->loop, t, (uint64_t)(w->fl_first->deadline - now));
 }
 
-/* Routes st (taken), named by fl, to a; then stores fl if it must be (fl_settle). */
-static void
-fl_route(struct account *a, struct xml_node *st, const struct jid *to, const struct jid *from,
-	 struct inflight *fl)
-{
-	int64_t id = fl->id;
-
-	route_to_account_now(a, st, to, from, id);
-	if ((fl = fl_find(a->w, id)))
-		fl_settle(fl);
-}
-
 void
 durable_arrive(struct account *a, struct xml_node *st, const struct jid *to, const struct jid *from,
 	       struct inflight *fl)
 {
 	struct worker *w = a->w;
+	int64_t id;
 	char key[24];
 
 	fl->w = w;
+	fl->st = st; /* borrowed while it is routed: storing meanwhile serializes it */
 	if (w->stopping) {
-		xml_free(st);
 		fl_store(fl);
+		xml_free(st);
 		return;
 	}
-	fl->id = --w->fl_seq;
-	fl_key(fl->id, key);
+	id = fl->id = --w->fl_seq;
+	fl_key(id, key);
 	hmap_put(&w->inflight, key, fl);
 	fl->deadline = now_ms() + (int64_t)worker_config(w)->offline_ack_wait;
 	fl->prev = w->fl_last;
@@ -404,13 +406,22 @@ durable_arrive(struct account *a, struct xml_node *st, const struct jid *to, con
 		w->fl_timer.fn = fl_deadline;
 		timer_start(w->loop, &w->fl_timer, worker_config(w)->offline_ack_wait);
 	}
-	fl_route(a, st, to, from, fl);
+	route_message(a, st, to, from, id);
+	if ((fl = fl_find(w, id)) && fl->st) {
+		fl->owns_st = true; /* kept until it is stored or acknowledged */
+		fl_settle(fl);
+	} else {
+		xml_free(st);
+		if (fl)
+			fl_settle(fl);
+	}
 }
 
 void
-durable_unrouted(struct worker *w, struct inflight *fl)
+durable_unrouted(struct worker *w, struct inflight *fl, const struct xml_node *st)
 {
 	fl->w = w;
+	fl->st = (struct xml_node *)st; /* borrowed: fl_store serializes it at once */
 	fl_store(fl);
 }
 
@@ -420,10 +431,10 @@ durable_route_named(struct account *a, struct xml_node *st, const struct jid *to
 {
 	struct inflight *fl = fl_find(a->w, id);
 
-	if (fl)
-		fl_route(a, st, to, from, fl);
-	else /* a device acknowledged it already: from here on an ordinary message */
-		route_to_account_now(a, st, to, from, 0);
+	route_to_account_now(a, st, to, from, fl ? id : 0);
+	/* else a device acknowledged it already: from here on an ordinary message */
+	if (fl && (fl = fl_find(a->w, id)))
+		fl_settle(fl);
 }
 
 void
@@ -543,7 +554,7 @@ durable_route(struct session *s, struct xml_node *st)
 		sm_hold(s, &fl->held);
 		fl->m.owner = owner;
 		mam_incoming_for(s->w, owner, st);
-		offline_message(cfg, st, &fl->m);
+		fl->m.stamp_ms = wall_ms(); /* the <delay/> of a stored copy says when it came */
 		route_inflight(s->w, st, fl);
 		return true;
 	}

@@ -99,7 +99,8 @@ offline_message(const struct config *cfg, const struct xml_node *st, struct stor
 	char stamp[32];
 
 	m->sender = xstrdup(xml_attr(st, "from"));
-	m->stamp_ms = wall_ms();
+	if (!m->stamp_ms) /* or when the caller took it (durable.c) */
+		m->stamp_ms = wall_ms();
 	m->expires_ms = m->stamp_ms + (int64_t)cfg->offline_expiry;
 	/* XEP-0203: delivered from storage, it says when the server took it. */
 	time_format(m->stamp_ms, stamp, sizeof stamp);

@@ -26,7 +26,7 @@ static void
 route_free(struct worker *w, struct route_mail *rm)
 {
 	if (rm->fl) /* not routed after all (stopping): it is kept instead */
-		durable_unrouted(w, rm->fl);
+		durable_unrouted(w, rm->fl, rm->st);
 	xml_free(rm->st);
 	jid_free(&rm->to);
 	jid_free(&rm->from);
@@ -91,7 +91,7 @@ route_with(struct worker *w, struct xml_node *st, int64_t stored, struct infligh
 
 	if (atomic_load(&srv->stopping) || !to_s || !from_s || jid_parse(from_s, &from) < 0) {
 		if (fl)
-			durable_unrouted(w, fl);
+			durable_unrouted(w, fl, st);
 		xml_free(st);
 		return;
 	}
@@ -337,23 +337,30 @@ route_to_account(struct account *a, struct xml_node *st, const struct jid *to,
 }
 
 void
+route_message(struct account *a, struct xml_node *st, const struct jid *to, const struct jid *from,
+	      int64_t stored)
+{
+	/* RFC 6121 8.5.1: no such user; XEP-0191 section 3.4: nothing from a blocked entity. */
+	if (a->state != AS_READY || block_matches(a, from)) {
+		if (stored)
+			offline_forget(a->w, a->bare, stored);
+		route_error(a->w, st, "cancel", "service-unavailable", NULL);
+		return;
+	}
+	message_to_account(a, st, to, from, stored);
+}
+
+void
 route_to_account_now(struct account *a, struct xml_node *st, const struct jid *to,
 		     const struct jid *from, int64_t stored)
 {
-	if (a->state != AS_READY) {
-		/* RFC 6121 8.5.1: no such user. Presence is dropped, the rest answered. */
-		if (stored)
-			offline_forget(a->w, a->bare, stored);
-		if (!stanza_is(st, "presence"))
-			route_error(a->w, st, "cancel", "service-unavailable", NULL);
+	if (stanza_is(st, "message")) {
+		route_message(a, st, to, from, stored);
 		xml_free(st);
 		return;
 	}
-	if (block_matches(a, from)) {
-		/* XEP-0191 section 3.4: nothing from a blocked entity; iqs and messages are told.
-		 */
-		if (stored)
-			offline_forget(a->w, a->bare, stored);
+	/* RFC 6121 8.5.1 and XEP-0191 3.4 as above: presence is dropped, iqs answered. */
+	if (a->state != AS_READY || block_matches(a, from)) {
 		if (!stanza_is(st, "presence"))
 			route_error(a->w, st, "cancel", "service-unavailable", NULL);
 		xml_free(st);
@@ -361,11 +368,6 @@ route_to_account_now(struct account *a, struct xml_node *st, const struct jid *t
 	}
 	if (stanza_is(st, "presence")) {
 		presence_inbound(a, st, to, from);
-		return;
-	}
-	if (stanza_is(st, "message")) {
-		message_to_account(a, st, to, from, stored);
-		xml_free(st);
 		return;
 	}
 	/* iq */

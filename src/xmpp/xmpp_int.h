@@ -453,7 +453,10 @@ void route_to_account(struct account *a, struct xml_node *st, const struct jid *
 void route_stored(struct worker *w, struct xml_node *st, int64_t stored);
 /* route() for a message to a local account delivered before it is stored (durable.c). */
 void route_inflight(struct worker *w, struct xml_node *st, struct inflight *fl);
-/* route_to_account() for a message named by stored >= 0 (not a negative, inflight name). */
+/* route_to_account_now() for a message, leaving st to the caller. */
+void route_message(struct account *a, struct xml_node *st, const struct jid *to,
+		   const struct jid *from, int64_t stored);
+/* route_to_account() for a stanza named by stored >= 0 (not a negative, inflight name). */
 void route_to_account_now(struct account *a, struct xml_node *st, const struct jid *to,
 			  const struct jid *from, int64_t stored);
 /* Sends an error reply to st's sender (unless st is an error); does not take st. */
@@ -519,7 +522,7 @@ char *durable_owner(const struct server *srv, const struct xml_node *st);
  * routes one again (a session holding it ended); durable_queued()/durable_unqueued() count
  * the queue entries naming it; durable_acked() is a device's ack; durable_forget() drops it
  * on purpose (blocked, refused, redirected: the sender's ack goes, nothing is stored).
- * durable_unrouted() keeps one that could not be routed (stopping) on w.
+ * durable_unrouted() keeps one that could not be routed (stopping) on w; st is the message.
  */
 struct inflight;
 void durable_arrive(struct account *a, struct xml_node *st, const struct jid *to,
@@ -534,7 +537,7 @@ void durable_acked(struct worker *w, int64_t id);
 /* Nobody can take the message id now: it is stored (before anything else is queued). */
 void durable_keep(struct worker *w, int64_t id);
 void durable_forget(struct worker *w, int64_t id);
-void durable_unrouted(struct worker *w, struct inflight *fl);
+void durable_unrouted(struct worker *w, struct inflight *fl, const struct xml_node *st);
 /* Frees what is left at shutdown (after the loops stopped). */
 void durable_worker_free(struct worker *w);
 /*
