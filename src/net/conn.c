@@ -125,7 +125,13 @@ conn_update_events(struct conn *c)
 		ev |= LOOP_IN; /* a closing connection drains its input until the peer's FIN */
 	if (c->want_read_to_write)
 		ev |= LOOP_IN;
-	if ((buf_used(&c->out) > 0 && !c->want_read_to_write) || c->want_write_to_read)
+	/*
+	 * Output not yet tried goes at the end of the turn (the dirty list): EPOLLOUT only
+	 * when the socket would not take it. Arming it for every answer queued while reading
+	 * cost two epoll_ctl calls per stanza.
+	 */
+	if ((buf_used(&c->out) > 0 && c->write_blocked && !c->want_read_to_write) ||
+	    c->want_write_to_read)
 		ev |= LOOP_OUT;
 	if (loop_io_mod(c->loop, &c->io, ev) < 0)
 		conn_fail(c, "epoll_ctl failed");
@@ -265,10 +271,13 @@ conn_flush(struct conn *c)
 {
 	if (c->connecting)
 		return 0; /* sent once connected */
+	c->write_blocked = 0;
 	while (buf_used(&c->out) > 0) {
 		ssize_t r = transport_write(c, buf_head(&c->out), buf_used(&c->out));
-		if (r == -EAGAIN)
+		if (r == -EAGAIN) {
+			c->write_blocked = 1;
 			break;
+		}
 		if (r <= 0) {
 			conn_fail(c, r == -EPROTO ? "TLS write error" : "write error");
 			return -1;

@@ -53,7 +53,8 @@ struct conn {
 	char *tls_host;			  /* client: the name sent in the handshake */
 	unsigned dirty : 1, closing : 1, dead : 1, paused : 1, tls_pending : 1,
 	    want_read_to_write : 1, want_write_to_read : 1, eof : 1, resume_read : 1, fin_sent : 1,
-	    overflow : 1, connecting : 1;
+	    overflow : 1, connecting : 1,
+	    write_blocked : 1; /* the last write stopped at EAGAIN: EPOLLOUT is wanted */
 };
 
 /* ---- listeners ---- */
