@@ -125,6 +125,28 @@ void hmap_free_all(struct hmap *m, void (*fn)(void *));
 /* Iteration: for (size_t i = 0; hmap_next(m, &i, &k, &v);) ... ; do not modify while iterating. */
 bool hmap_next(const struct hmap *m, size_t *iter, const char **key, void **value);
 
+/*
+ * Open-addressing map from int64 keys to non-NULL pointers (linear probing, deletion
+ * by backward shift, so no tombstones): for ids the server makes itself, which are
+ * not chosen by peers. Not thread-safe: one owner thread.
+ */
+struct imap {
+	struct imap_slot *slots;
+	size_t cap, count;
+};
+struct imap_slot {
+	int64_t key;
+	void *value; /* NULL = empty */
+};
+void *imap_get(const struct imap *m, int64_t key);
+/* Inserts or replaces (value not NULL); returns the previous value or NULL. */
+void *imap_put(struct imap *m, int64_t key, void *value);
+/* Removes; returns the removed value or NULL. */
+void *imap_del(struct imap *m, int64_t key);
+void imap_free(struct imap *m);
+/* Iteration as hmap_next(); do not modify while iterating. */
+bool imap_next(const struct imap *m, size_t *iter, int64_t *key, void **value);
+
 /* ---- time (loop.c) ---- */
 
 uint64_t now_ms(void); /* monotonic milliseconds */

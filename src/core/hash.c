@@ -2,6 +2,7 @@
  * hash: SipHash-2-4 with a per-process random key, and an open-addressing string map.
  * Keys of the map (JIDs, ids) come from peers, so the hash is keyed: a peer cannot
  * pick keys that collide. The map grows at 70% load (tombstones counted) by doubling.
+ * The int64 map (imap) is for the server's own ids: a multiplicative hash suffices.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -195,4 +196,119 @@ hmap_free_all(struct hmap *m, void (*fn)(void *))
 	for (size_t it = 0; hmap_next(m, &it, &k, &v);)
 		fn(v);
 	hmap_free(m);
+}
+
+/* ---- imap ---- */
+
+static size_t
+imap_home(const struct imap *m, int64_t key)
+{
+	/* Fibonacci hashing: the high bits of key * 2^64/phi. */
+	uint64_t h = (uint64_t)key * 0x9e3779b97f4a7c15ULL;
+	return (size_t)(h >> 32) & (m->cap - 1);
+}
+
+static struct imap_slot *
+imap_find(const struct imap *m, int64_t key)
+{
+	if (!m->cap)
+		return NULL;
+	for (size_t i = imap_home(m, key);; i = (i + 1) & (m->cap - 1)) {
+		struct imap_slot *s = &m->slots[i];
+		if (!s->value)
+			return NULL;
+		if (s->key == key)
+			return s;
+	}
+}
+
+void *
+imap_get(const struct imap *m, int64_t key)
+{
+	struct imap_slot *s = imap_find(m, key);
+	return s ? s->value : NULL;
+}
+
+void *
+imap_put(struct imap *m, int64_t key, void *value)
+{
+	struct imap_slot *s = imap_find(m, key);
+
+	if (s) {
+		void *old = s->value;
+		s->value = value;
+		return old;
+	}
+	if ((m->count + 1) * 10 > m->cap * 7) {
+		struct imap_slot *old = m->slots;
+		size_t oldcap = m->cap;
+
+		m->cap = oldcap ? oldcap * 2 : 16;
+		m->slots = xcalloc(m->cap, sizeof *m->slots);
+		for (size_t i = 0; i < oldcap; i++) {
+			if (!old[i].value)
+				continue;
+			size_t j = imap_home(m, old[i].key);
+			while (m->slots[j].value)
+				j = (j + 1) & (m->cap - 1);
+			m->slots[j] = old[i];
+		}
+		free(old);
+	}
+	size_t i = imap_home(m, key);
+	while (m->slots[i].value)
+		i = (i + 1) & (m->cap - 1);
+	m->slots[i].key = key;
+	m->slots[i].value = value;
+	m->count++;
+	return NULL;
+}
+
+void *
+imap_del(struct imap *m, int64_t key)
+{
+	struct imap_slot *s = imap_find(m, key);
+	void *v;
+
+	if (!s)
+		return NULL;
+	v = s->value;
+	m->count--;
+	/* Backward shift: later entries of the probe run move up into the hole. */
+	size_t hole = (size_t)(s - m->slots);
+	for (size_t i = (hole + 1) & (m->cap - 1); m->slots[i].value; i = (i + 1) & (m->cap - 1)) {
+		size_t home = imap_home(m, m->slots[i].key);
+		/* i's entry may fill the hole unless its home lies cyclically in (hole, i]. */
+		bool stays = hole <= i ? (home > hole && home <= i) : (home > hole || home <= i);
+		if (!stays) {
+			m->slots[hole] = m->slots[i];
+			hole = i;
+		}
+	}
+	m->slots[hole].value = NULL;
+	m->slots[hole].key = 0;
+	return v;
+}
+
+void
+imap_free(struct imap *m)
+{
+	free(m->slots);
+	memset(m, 0, sizeof *m);
+}
+
+bool
+imap_next(const struct imap *m, size_t *iter, int64_t *key, void **value)
+{
+	while (*iter < m->cap) {
+		struct imap_slot *s = &m->slots[(*iter)++];
+		if (s->value) {
+			if (key)
+				*key = s->key;
+			if (value)
+				*value = s->value;
+			return true;
+		}
+	}
+	return false;
 }

@@ -19,7 +19,6 @@
  * sender was told arrived; after a restart the stored copy is delivered at the
  * recipient's next login. An inflight that nothing names any more is stored at once.
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -167,19 +166,10 @@ struct inflight {
 	struct inflight *prev, *next; /* the deadline list, oldest first */
 };
 
-static void
-fl_key(int64_t id, char key[24])
-{
-	snprintf(key, 24, "%lld", (long long)id);
-}
-
 static struct inflight *
 fl_find(struct worker *w, int64_t id)
 {
-	char key[24];
-
-	fl_key(id, key);
-	return hmap_get(&w->inflight, key);
+	return imap_get(&w->inflight, id);
 }
 
 static void
@@ -238,16 +228,12 @@ fl_mark_live(struct inflight *fl, int delta)
 static void
 fl_free(struct inflight *fl)
 {
-	char key[24];
-
 	fl_release(fl);
 	fl_unlist(fl);
 	if (fl->live)
 		fl_mark_live(fl, -1);
-	if (fl->id) {
-		fl_key(fl->id, key);
-		hmap_del(&fl->w->inflight, key);
-	}
+	if (fl->id)
+		imap_del(&fl->w->inflight, fl->id);
 	for (size_t i = 0; i < fl->nplain; i++)
 		session_unref(fl->plain[i]);
 	free(fl->plain);
@@ -383,7 +369,6 @@ durable_arrive(struct account *a, struct xml_node *st, const struct jid *to, con
 {
 	struct worker *w = a->w;
 	int64_t id;
-	char key[24];
 
 	fl->w = w;
 	fl->st = st; /* borrowed while it is routed: storing meanwhile serializes it */
@@ -393,8 +378,7 @@ durable_arrive(struct account *a, struct xml_node *st, const struct jid *to, con
 		return;
 	}
 	id = fl->id = --w->fl_seq;
-	fl_key(id, key);
-	hmap_put(&w->inflight, key, fl);
+	imap_put(&w->inflight, id, fl);
 	fl->deadline = now_ms() + (int64_t)worker_config(w)->offline_ack_wait;
 	fl->prev = w->fl_last;
 	if (w->fl_last)
@@ -514,16 +498,15 @@ durable_acked(struct worker *w, int64_t id)
 void
 durable_worker_free(struct worker *w)
 {
-	const char *k;
 	void *v;
 
-	for (size_t i = 0; hmap_next(&w->inflight, &i, &k, &v);) {
+	for (size_t i = 0; imap_next(&w->inflight, &i, NULL, &v);) {
 		struct inflight *fl = v;
 		free(fl->plain);
 		offline_message_free(&fl->m);
 		free(fl);
 	}
-	hmap_free(&w->inflight);
+	imap_free(&w->inflight);
 	w->fl_first = w->fl_last = NULL;
 }
 

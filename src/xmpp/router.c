@@ -320,10 +320,10 @@ message_to_account(struct account *a, struct xml_node *st, const struct jid *to,
 	 * RFC 6121 8.5.2.1.1: a headline nobody can take is dropped; the rest waits
 	 * (XEP-0160), where a durable message already is.
 	 */
-	if (!headline)
+	if (!headline) {
 		keep(a, st, stored);
-	if (!headline)
 		push_message(a, st); /* XEP-0357: it waits; the account's devices are told */
+	}
 }
 
 void

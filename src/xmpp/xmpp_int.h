@@ -125,7 +125,7 @@ struct worker {
 	struct hmap comps;   /* domain -> struct component connected on this worker */
 	bool stopping;	     /* server_stop() began: drop new work, free what arrives */
 	/* messages delivered before being stored, for accounts homed here (durable.c) */
-	struct hmap inflight; /* negative id -> struct inflight */
+	struct imap inflight; /* negative id -> struct inflight */
 	int64_t fl_seq;
 	struct inflight *fl_first, *fl_last; /* waiting for an ack, oldest first */
 	struct timer fl_timer;

@@ -198,6 +198,49 @@ test_hash(void)
 	CHECK(hash_bytes("a\0b", 3) != hash_bytes("a\0c", 3), "bytes after a NUL are hashed");
 }
 
+/* imap against a plain array model, with churn like durable.c's (ids rise, most go soon). */
+static void
+test_imap_model(void)
+{
+	enum { N = 4096 };
+	static char vals[N];
+	static bool in[N];
+	struct imap m = {0};
+	unsigned seed = 7, bad = 0;
+	size_t count = 0;
+
+	for (int step = 0; step < 200000; step++) {
+		seed = seed * 1103515245 + 12345;
+		int k = (int)((seed >> 8) % N);
+		int64_t key = -(int64_t)k - 1; /* negative, as durable.c's */
+		switch ((seed >> 20) % 3) {
+		case 0:
+			bad += imap_put(&m, key, &vals[k]) != (in[k] ? &vals[k] : NULL);
+			count += !in[k];
+			in[k] = true;
+			break;
+		case 1:
+			bad += imap_del(&m, key) != (in[k] ? &vals[k] : NULL);
+			count -= in[k];
+			in[k] = false;
+			break;
+		default:
+			bad += imap_get(&m, key) != (in[k] ? &vals[k] : NULL);
+			break;
+		}
+		bad += m.count != count;
+	}
+	size_t seen = 0, it = 0;
+	int64_t key;
+	void *v;
+	while (imap_next(&m, &it, &key, &v))
+		seen += in[-key - 1] && v == &vals[-key - 1];
+	CHECK(bad == 0, "imap disagreed with the model %u times", bad);
+	CHECK(seen == count, "imap_next saw %zu of %zu", seen, count);
+	imap_free(&m);
+	CHECK(imap_get(&m, 1) == NULL && imap_del(&m, 1) == NULL, "an empty imap");
+}
+
 static void
 test_hmap_basic(void)
 {
@@ -989,6 +1032,7 @@ main(void)
 	test_hmap_basic();
 	test_hmap_big();
 	test_hmap_churn();
+	test_imap_model();
 	test_time_format();
 	test_rand_id();
 	test_parse_duration();
