@@ -306,8 +306,7 @@ sm_requeue(struct session *s)
 		if (it->offline_id > 0 && a)
 			account_live(a, it->offline_id, -1);
 		if (it->offline_id && s->w->stopping) {
-			/* stored already, or stored as its name goes below: delivered at the next
-			 * login */
+			/* stored, or stored once unnamed below: delivered at the next login */
 		} else if (st && stanza_is(st, "message") && a && xml_attr(st, "to") &&
 			   xml_attr(st, "from") && jid_parse(xml_attr(st, "to"), &to) == 0) {
 			xml_detach(st);
