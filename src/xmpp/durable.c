@@ -43,11 +43,8 @@ static int
 durable_run(struct store *st, struct store_job *job)
 {
 	struct durable_job *dj = container_of(job, struct durable_job, job);
-	int64_t id;
-	int r = store_offline_put(st, &dj->m, dj->quota, &id);
+	int r = offline_put(st, &dj->m, dj->quota);
 
-	if (r == 0)
-		dj->m.id = id;
 	if (r == 0 && dj->also)
 		r = dj->also(st, dj->arg); /* an error undoes both: the job has its savepoint */
 	return r;
@@ -68,8 +65,7 @@ after_commit(struct worker *w, struct xml_node *st, const struct store_offline_m
 		route_stored(w, st, m->id);
 		break;
 	case STORE_EQUOTA:
-		route_error(w, st, "wait", "resource-constraint",
-			    "The recipient's message queue is full");
+		offline_refused(w, st, result);
 		xml_free(st);
 		break;
 	case STORE_ENOENT: /* no such account: routing answers service-unavailable */
@@ -255,13 +251,8 @@ static int
 fl_run(struct store *st, struct store_job *job)
 {
 	struct inflight *fl = container_of(job, struct inflight, job);
-	const struct config *cfg = worker_config(fl->w);
-	int64_t id;
-	int r = store_offline_put(st, &fl->m, cfg->offline_quota, &id);
 
-	if (r == 0)
-		fl->m.id = id;
-	return r;
+	return offline_put(st, &fl->m, worker_config(fl->w)->offline_quota);
 }
 
 static void
@@ -291,14 +282,10 @@ fl_done(struct store_job *job)
 		log_error("durable: could not store an unacknowledged message for %s (%d)",
 			  fl->m.owner, r);
 		if (!fl->queued && !fl->ended && (r == STORE_EQUOTA || r == STORE_ENOENT)) {
-			/* Nobody has it: the sender hears why (RFC 6121 8.5.1 for a gone account).
-			 */
+			/* Nobody has it: the sender hears why. */
 			struct xml_node *st = xml_parse(fl->m.stanza, fl->m.len);
-			if (st && r == STORE_EQUOTA)
-				route_error(w, st, "wait", "resource-constraint",
-					    "The recipient's message queue is full");
-			else if (st)
-				route_error(w, st, "cancel", "service-unavailable", NULL);
+			if (st)
+				offline_refused(w, st, r);
 			xml_free(st);
 		}
 		fl_free(fl);

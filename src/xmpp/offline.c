@@ -48,17 +48,36 @@ struct put_job {
 	long quota;
 };
 
+int
+offline_put(struct store *st, struct store_offline_msg *m, long quota)
+{
+	int64_t id;
+	int r = store_offline_put(st, m, quota, &id);
+
+	if (r == 0)
+		m->id = id;
+	return r;
+}
+
+bool
+offline_refused(struct worker *w, const struct xml_node *st, int result)
+{
+	if (result == STORE_EQUOTA)
+		route_error(w, st, "wait", "resource-constraint",
+			    "The recipient's message queue is full");
+	else if (result == STORE_ENOENT) /* RFC 6121 8.5.1: no such account (any more) */
+		route_error(w, st, "cancel", "service-unavailable", NULL);
+	else
+		return false;
+	return true;
+}
+
 static int
 put_run(struct store *st, struct store_job *job)
 {
 	struct put_job *pj = container_of(job, struct put_job, job);
-	int64_t id;
 
-	int r = store_offline_put(st, &pj->m, pj->quota, &id);
-
-	if (r == 0)
-		pj->m.id = id;
-	return r;
+	return offline_put(st, &pj->m, pj->quota);
 }
 
 static void
@@ -66,25 +85,16 @@ put_done(struct store_job *job)
 {
 	struct put_job *pj = container_of(job, struct put_job, job);
 
-	switch (job->result) {
-	case 0:
+	if (job->result == 0) {
 		log_debug("offline: stored a message for %s", pj->m.owner);
 		if (durable_observer) /* the account's other kind of device (SIP) */
 			durable_observer(pj->w, pj->m.owner, pj->m.id, pj->m.stanza, pj->m.len);
-		break;
-	case STORE_EQUOTA:
-		log_info("offline: %s has %ld messages waiting; refusing more", pj->m.owner,
-			 pj->quota);
-		route_error(pj->w, pj->st, "wait", "resource-constraint",
-			    "The recipient's offline message queue is full");
-		break;
-	case STORE_ENOENT: /* the account was deleted meanwhile */
-		route_error(pj->w, pj->st, "cancel", "service-unavailable", NULL);
-		break;
-	default:
+	} else if (!offline_refused(pj->w, pj->st, job->result)) {
 		route_error(pj->w, pj->st, "wait", "internal-server-error",
 			    "The message could not be stored");
-		break;
+	} else if (job->result == STORE_EQUOTA) {
+		log_info("offline: %s has %ld messages waiting; refusing more", pj->m.owner,
+			 pj->quota);
 	}
 	xml_free(pj->st);
 	offline_message_free(&pj->m);

@@ -692,6 +692,13 @@ void offline_message(const struct config *cfg, const struct xml_node *st,
 		     struct store_offline_msg *m);
 /* Frees m's owner, sender and stanza. */
 void offline_message_free(struct store_offline_msg *m);
+/* On the storage thread: store_offline_put() of m, setting m->id. */
+int offline_put(struct store *st, struct store_offline_msg *m, long quota);
+/*
+ * Answers st's sender why it was not stored: a full queue (STORE_EQUOTA) or no such account
+ * (STORE_ENOENT); false, with nothing sent, for any other result.
+ */
+bool offline_refused(struct worker *w, const struct xml_node *st, int result);
 /* Whether a message is worth keeping (a body, a subject, a payload; not chat states alone). */
 bool offline_worth_storing(const struct xml_node *st);
 /* Starts the periodic expiry sweep on w (one worker does it for the server). */
