@@ -1138,6 +1138,8 @@ class SipUA:
                 st = _ServerTx(req)
                 self._stx[key] = st
                 resend, first = None, req
+                # Recorded before it is answered: the peer may look once it has the answer.
+                self.requests.append(req)
         if resend is not None:
             self._send(resend, self._reply_addr(first), first.conn)
             return
@@ -1153,7 +1155,6 @@ class SipUA:
         if not new:
             return
         with self._cond:
-            self.requests.append(req)
             self._queue.append(req)
             self._cond.notify_all()
 
