@@ -14,9 +14,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/*
+ * SHA1_Init and friends are deprecated in OpenSSL 3 but not removed: PBKDF2 below needs
+ * a digest state it can copy by value, which the EVP interface only offers at the price of
+ * allocations in every round.
+ */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/sha.h>
 
 #include "../core/core.h"
 #include "jid.h"
@@ -160,6 +167,135 @@ base64_decode(struct buf *out, const char *s, size_t n)
 
 /* ---- credentials ---- */
 
+/* A SHA-1 or SHA-256 state, copied by value between PBKDF2 rounds. */
+struct md_state {
+	size_t len; /* digest length: 20 or 32 */
+	union {
+		SHA_CTX sha1;
+		SHA256_CTX sha256;
+	} u;
+};
+
+static void
+md_init(struct md_state *m, size_t len)
+{
+	m->len = len;
+	if (len == SHA_DIGEST_LENGTH)
+		SHA1_Init(&m->u.sha1);
+	else
+		SHA256_Init(&m->u.sha256);
+}
+
+static void
+md_update(struct md_state *m, const void *p, size_t n)
+{
+	if (m->len == SHA_DIGEST_LENGTH)
+		SHA1_Update(&m->u.sha1, p, n);
+	else
+		SHA256_Update(&m->u.sha256, p, n);
+}
+
+static void
+md_final(struct md_state *m, unsigned char *out)
+{
+	if (m->len == SHA_DIGEST_LENGTH)
+		SHA1_Final(out, &m->u.sha1);
+	else
+		SHA256_Final(out, &m->u.sha256);
+}
+
+/*
+ * One compression of a whole block into the state, and the state as a digest: what
+ * md_update() and md_final() amount to for a block already padded (FIPS 180-4 section
+ * 5.1.1), without their buffering and wiping.
+ */
+static void
+md_block(struct md_state *m, const unsigned char *block, unsigned char *out)
+{
+	unsigned int h[8];
+
+	if (m->len == SHA_DIGEST_LENGTH) {
+		SHA1_Transform(&m->u.sha1, block);
+		h[0] = m->u.sha1.h0;
+		h[1] = m->u.sha1.h1;
+		h[2] = m->u.sha1.h2;
+		h[3] = m->u.sha1.h3;
+		h[4] = m->u.sha1.h4;
+	} else {
+		SHA256_Transform(&m->u.sha256, block);
+		memcpy(h, m->u.sha256.h, sizeof h);
+	}
+	for (size_t i = 0; i < m->len / 4; i++) {
+		out[4 * i] = (unsigned char)(h[i] >> 24);
+		out[4 * i + 1] = (unsigned char)(h[i] >> 16);
+		out[4 * i + 2] = (unsigned char)(h[i] >> 8);
+		out[4 * i + 3] = (unsigned char)h[i];
+	}
+}
+
+/*
+ * Hi(password, salt, i) of RFC 5802 section 2.2: PBKDF2 (RFC 8018 section 5.2) with
+ * HMAC (RFC 2104) and one output block. The inner and outer pad states are computed once
+ * and copied into every round, so a round costs two compressions and no allocation;
+ * OpenSSL's PKCS5_PBKDF2_HMAC spent most of a login in context copies, mallocs and
+ * cleansing around the same two compressions. test_sasl checks it against OpenSSL.
+ */
+static void
+pbkdf2_hmac(size_t hlen, const char *pw, const unsigned char *salt, size_t saltlen,
+	    uint32_t iterations, unsigned char *out)
+{
+	unsigned char key[SHA256_CBLOCK] = {0}, pad[SHA256_CBLOCK], u[SHA256_CBLOCK] = {0};
+	uint64_t bits = (SHA256_CBLOCK + hlen) * 8; /* each hash: a pad block, then hlen bytes */
+	static const unsigned char one[4] = {0, 0, 0, 1}; /* INT(1): the first block */
+	struct md_state ipad, opad, c;
+	size_t pwlen = strlen(pw);
+
+	/* Both digests take 64-byte blocks; a longer key is hashed first (RFC 2104 section 2). */
+	if (pwlen > sizeof key) {
+		md_init(&c, hlen);
+		md_update(&c, pw, pwlen);
+		md_final(&c, key);
+	} else {
+		memcpy(key, pw, pwlen);
+	}
+	for (size_t i = 0; i < sizeof pad; i++)
+		pad[i] = key[i] ^ 0x36;
+	md_init(&ipad, hlen);
+	md_update(&ipad, pad, sizeof pad);
+	for (size_t i = 0; i < sizeof pad; i++)
+		pad[i] = key[i] ^ 0x5c;
+	md_init(&opad, hlen);
+	md_update(&opad, pad, sizeof pad);
+
+	/* U1 = HMAC(P, S || INT(1)); Uj = HMAC(P, Uj-1); out = U1 ^ ... ^ Ui */
+	c = ipad;
+	md_update(&c, salt, saltlen);
+	md_update(&c, one, sizeof one);
+	md_final(&c, u);
+	c = opad;
+	md_update(&c, u, hlen);
+	md_final(&c, u);
+	memcpy(out, u, hlen);
+	/* Later rounds hash one padded block: Uj-1, 0x80, zeros, the length in bits. */
+	u[hlen] = 0x80;
+	for (int k = 0; k < 8; k++)
+		u[SHA256_CBLOCK - 1 - k] = (unsigned char)(bits >> (8 * k));
+	for (uint32_t j = 1; j < iterations; j++) {
+		c = ipad;
+		md_block(&c, u, u);
+		c = opad;
+		md_block(&c, u, u);
+		for (size_t k = 0; k < hlen; k++)
+			out[k] ^= u[k];
+	}
+	OPENSSL_cleanse(key, sizeof key);
+	OPENSSL_cleanse(pad, sizeof pad);
+	OPENSSL_cleanse(u, sizeof u);
+	OPENSSL_cleanse(&ipad, sizeof ipad);
+	OPENSSL_cleanse(&opad, sizeof opad);
+	OPENSSL_cleanse(&c, sizeof c);
+}
+
 /*
  * SaltedPassword = Hi(password, salt, i); StoredKey = H(HMAC(SaltedPassword,
  * "Client Key")); ServerKey = HMAC(SaltedPassword, "Server Key") (RFC 5802 section
@@ -176,9 +312,7 @@ scram_keys(const EVP_MD *md, const char *pw, const unsigned char *salt, uint32_t
 
 	if (iterations < 1 || iterations > INT32_MAX)
 		return -1;
-	if (!PKCS5_PBKDF2_HMAC(pw, (int)strlen(pw), salt, SASL_SALT_LEN, (int)iterations, md, hlen,
-			       salted))
-		goto fail;
+	pbkdf2_hmac((size_t)hlen, pw, salt, SASL_SALT_LEN, iterations, salted);
 	if (!HMAC(md, salted, hlen, (const unsigned char *)"Client Key", 10, client, &len))
 		goto fail;
 	if (!EVP_Digest(client, (size_t)hlen, stored, NULL, md, NULL))

@@ -695,6 +695,58 @@ test_creds(void)
 	CHECK(memcmp(&d, &e, sizeof d) == 0, "out changed by a failed derive");
 }
 
+/* Reference StoredKey and ServerKey (RFC 5802 section 3) from OpenSSL's own PBKDF2. */
+static void
+reference_keys(const EVP_MD *md, const char *pw, const unsigned char *salt, unsigned int iter,
+	       unsigned char *stored, unsigned char *server)
+{
+	unsigned char salted[64], ckey[64];
+	int hlen = EVP_MD_get_size(md);
+	unsigned int len;
+
+	PKCS5_PBKDF2_HMAC(pw, (int)strlen(pw), salt, SASL_SALT_LEN, (int)iter, md, hlen, salted);
+	HMAC(md, salted, hlen, (const unsigned char *)"Client Key", 10, ckey, &len);
+	EVP_Digest(ckey, (size_t)hlen, stored, NULL, md, NULL);
+	HMAC(md, salted, hlen, (const unsigned char *)"Server Key", 10, server, &len);
+}
+
+/*
+ * sasl.c has its own PBKDF2: compare it with OpenSSL's around the HMAC block size (a
+ * password longer than 64 bytes is hashed first) and for small and real iteration counts.
+ */
+static void
+test_pbkdf2_matches_openssl(void)
+{
+	static const size_t lens[] = {1, 20, 32, 55, 63, 64, 65, 100, 300};
+	static const unsigned int iters[] = {1, 2, 3, 4096};
+	unsigned char salt[SASL_SALT_LEN], st1[20], sv1[20], st256[32], sv256[32];
+	char pw[301];
+	int bad = 0, n = 0;
+
+	for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+		for (size_t k = 0; k < lens[i]; k++)
+			pw[k] = (char)('!' + (k * 7 + i) % 94);
+		pw[lens[i]] = '\0';
+		for (size_t j = 0; j < sizeof iters / sizeof iters[0]; j++) {
+			struct sasl_creds c;
+
+			rand_bytes(salt, sizeof salt);
+			if (sasl_creds_derive(pw, salt, iters[j], &c) < 0) {
+				bad++;
+				continue;
+			}
+			reference_keys(EVP_sha1(), pw, salt, iters[j], st1, sv1);
+			reference_keys(EVP_sha256(), pw, salt, iters[j], st256, sv256);
+			bad += memcmp(c.sha1_stored, st1, 20) != 0 ||
+			       memcmp(c.sha1_server, sv1, 20) != 0 ||
+			       memcmp(c.sha256_stored, st256, 32) != 0 ||
+			       memcmp(c.sha256_server, sv256, 32) != 0;
+			n++;
+		}
+	}
+	CHECK(n == 36 && bad == 0, "PBKDF2 keys equal OpenSSL's for every length and count");
+}
+
 int
 main(void)
 {
@@ -708,6 +760,7 @@ main(void)
 	test_rfc_vectors();
 	test_base64();
 	test_creds();
+	test_pbkdf2_matches_openssl();
 	test_scram();
 	test_scram_sequencing();
 	test_plain();
