@@ -21,9 +21,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include <expat.h>
-
-#include "xml.h"
+#include "xml_int.h"
 
 /*
  * Expat joins a namespace URI, a local name and (with triplets on) a prefix with this
@@ -52,6 +50,8 @@
 
 struct xml_stream {
 	XML_Parser p;
+	struct xml_region *region; /* a stream's parser memory (region.c); NULL in xml_parse */
+	bool own_region;	   /* a stream: its parsers take a region */
 	struct xml_stream_cb cb;
 	void *arg;
 	size_t max_stanza;
@@ -459,9 +459,22 @@ on_xml_decl(void *ud, const XML_Char *version, const XML_Char *encoding, int sta
 static XML_Parser
 parser_new(struct xml_stream *s)
 {
-	/* Forcing UTF-8 overrides any encoding declaration (RFC 6120 section 11.6). */
-	XML_Parser p = XML_ParserCreateNS("UTF-8", NS_SEP);
+	static const XML_Char nssep[] = {NS_SEP, '\0'};
+	struct xml_region *prev;
+	XML_Parser p;
 
+	if (!s->own_region) {
+		/* Forcing UTF-8 overrides any encoding declaration (RFC 6120 section 11.6). */
+		p = XML_ParserCreateNS("UTF-8", NS_SEP);
+	} else {
+		if (s->region)
+			region_reset(s->region);
+		else
+			s->region = region_get();
+		prev = region_enter(s->region);
+		p = XML_ParserCreate_MM("UTF-8", &region_suite, nssep);
+		region_leave(prev);
+	}
 	if (!p)
 		fatal("out of memory creating an XML parser");
 	XML_SetUserData(p, s);
@@ -491,10 +504,17 @@ parser_new(struct xml_stream *s)
 static void
 stream_renew(struct xml_stream *s)
 {
-	XML_ParserFree(s->p);
+	struct xml_region *prev;
+	enum XML_Status st;
+
+	if (s->p)
+		XML_ParserFree(s->p);
 	s->p = parser_new(s);
 	s->priming = true;
-	if (XML_Parse(s->p, s->prime, (int)s->prime_len, XML_FALSE) != XML_STATUS_OK)
+	prev = region_enter(s->region);
+	st = XML_Parse(s->p, s->prime, (int)s->prime_len, XML_FALSE);
+	region_leave(prev);
+	if (st != XML_STATUS_OK)
 		fatal("xml: a renewed parser refused the stream's own root tag");
 	s->priming = false;
 	s->idx_base = (int64_t)s->fed - (int64_t)s->prime_len;
@@ -506,6 +526,8 @@ stream_create(const struct xml_stream_cb *cb, void *arg, size_t max_stanza, int 
 {
 	struct xml_stream *s = xcalloc(1, sizeof(*s));
 
+	/* Streams live long and go idle; a one-shot document's parser is gone at once. */
+	s->own_region = base == 2;
 	s->p = parser_new(s);
 	if (cb)
 		s->cb = *cb;
@@ -527,6 +549,8 @@ xml_stream_trim(struct xml_stream *s)
 		return false;
 	XML_ParserFree(s->p);
 	s->p = NULL;
+	region_put(s->region);
+	s->region = NULL;
 	return true;
 }
 
@@ -573,12 +597,14 @@ stream_feed(struct xml_stream *s, const char *data, size_t len, bool final)
 		int n = len > INT_MAX ? INT_MAX : (int)len;
 		bool last = final && (size_t)n == len;
 		uint64_t start = s->fed;
+		struct xml_region *prev = region_enter(s->region);
 		enum XML_Status st;
 
 		s->busy = true;
 		s->suspended = false;
 		st = XML_Parse(s->p, data, n, last);
 		s->busy = false;
+		region_leave(prev);
 		if (s->err)
 			return s->err;
 		if (st == XML_STATUS_ERROR) {
@@ -678,7 +704,9 @@ xml_stream_free(struct xml_stream *s)
 		return;
 	if (s->busy)
 		fatal("xml_stream_free called from an xml stream callback");
-	XML_ParserFree(s->p);
+	if (s->p)
+		XML_ParserFree(s->p);
+	region_put(s->region);
 	xml_free(s->tree);
 	xml_free(s->result);
 	buf_free(&s->text);

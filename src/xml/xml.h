@@ -130,5 +130,7 @@ void xml_stream_free(struct xml_stream *s);
  * stanza boundary; the next feed continues with a fresh parser. Returns whether it did.
  */
 bool xml_stream_trim(struct xml_stream *s);
+/* Returns the pages of trimmed and freed streams' parsers to the system. */
+void xml_regions_release(void);
 
 #endif

@@ -440,8 +440,10 @@ c2s_trim_idle(struct worker *w)
 		if (s->state != SS_CLOSED && s->parser && now - s->last_input >= C2S_TRIM_IDLE_MS)
 			n += xml_stream_trim(s->parser);
 	}
-	if (n)
+	if (n) {
 		log_debug("worker %d: %zu idle parsers freed", w->id, n);
+		xml_regions_release();
+	}
 	/* glibc keeps freed memory in its arenas; give a burst of it back to the system. */
 	if (n >= 64)
 		malloc_trim(0);

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "core/core.h"
-#include "xml/xml.h"
+#include "xml/xml_int.h"
 
 #include "check.h"
 
@@ -904,6 +904,75 @@ test_trim(void)
 	/* xml_parse() documents are never trimmed. */
 }
 
+/*
+ * A stream parser's memory comes from its region (region.c): blocks are bump-allocated
+ * until the region is full, then from malloc; released regions read back as zeros.
+ */
+static void
+test_regions(void)
+{
+	const XML_Memory_Handling_Suite *m = &region_suite;
+	struct xml_region *r = region_get(), *prev = region_enter(r);
+	char *a = m->malloc_fcn(100), *b = m->malloc_fcn(200), *c, *big;
+	struct rec rec = {0};
+	struct xml_stream *s;
+	struct buf stanza = {0};
+	char *blocks[100];
+	size_t n;
+
+	CHECK(a && b && b > a && b - a < 200, "blocks not next to each other in the region");
+	memset(a, 'a', 100);
+	memset(b, 'b', 200);
+	c = m->realloc_fcn(b, 400); /* the newest block grows in place */
+	CHECK(c == b && c[199] == 'b', "newest block moved or lost its bytes");
+	c = m->realloc_fcn(a, 300); /* an older one moves, with its bytes */
+	CHECK(c != a && c[0] == 'a' && c[99] == 'a', "older block's bytes lost in realloc");
+	m->free_fcn(c);
+	CHECK(m->malloc_fcn(300) == c, "the newest block's space not reused after its free");
+	big = m->malloc_fcn(64 * 1024); /* larger than a region: from malloc */
+	CHECK(big != NULL, "no large block");
+	memset(big, 'x', 64 * 1024);
+	big = m->realloc_fcn(big, 128 * 1024);
+	CHECK(big && big[64 * 1024 - 1] == 'x', "large block lost bytes");
+	m->free_fcn(big);
+	for (n = 0; n < 100 && (blocks[n] = m->malloc_fcn(1000)) != NULL; n++)
+		memset(blocks[n], 'z', 1000);
+	CHECK(n == 100, "allocation failed when the region filled up");
+	for (size_t i = 0; i < n; i++)
+		m->free_fcn(blocks[i]);
+	m->free_fcn(NULL);
+	region_leave(prev);
+	a = m->malloc_fcn(16);
+	CHECK(a != NULL, "no block outside a region");
+	m->free_fcn(a);
+	region_put(r);
+	xml_regions_release();
+	r = region_get();
+	prev = region_enter(r);
+	a = m->malloc_fcn(100);
+	CHECK(a && a[0] == 0 && a[99] == 0, "a released region's pages still held old bytes");
+	region_leave(prev);
+	region_put(r);
+
+	/* A stanza larger than a region parses, across a trim, with its bytes intact. */
+	s = xml_stream_new(&rec_cb, &rec, 1 << 20, 16);
+	xml_stream_feed(s, "<s:stream xmlns='jabber:client' xmlns:s='urn:s'>", 48);
+	buf_puts(&stanza, "<m>");
+	for (int i = 0; i < 8000; i++)
+		buf_printf(&stanza, "<i n='%d'>t%d</i>", i, i);
+	buf_puts(&stanza, "</m>");
+	CHECK(xml_stream_feed(s, buf_head(&stanza), buf_used(&stanza)) == XML_OK, "big stanza");
+	CHECK(xml_stream_trim(s), "not trimmed after the big stanza");
+	xml_regions_release();
+	CHECK(xml_stream_feed(s, buf_head(&stanza), buf_used(&stanza)) == XML_OK &&
+		  rec.nstanza == 2 &&
+		  strstr(buf_head(&rec.ev), "<i n='7999'>t7999</i></m>") != NULL,
+	      "big stanza after a trim: %d stanzas", rec.nstanza);
+	xml_stream_free(s);
+	buf_free(&stanza);
+	buf_free(&rec.ev);
+}
+
 int
 main(void)
 {
@@ -912,6 +981,7 @@ main(void)
 	test_no_deferral();
 	test_renewal();
 	test_trim();
+	test_regions();
 	test_depth();
 	test_size_limit();
 	test_set_max();
