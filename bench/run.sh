@@ -12,7 +12,7 @@
 #   (chat clients use XEP-0198 when the server offers it, as mobile clients do: an ack asked
 #   for every message sent and given for every <r/>; Prosody with mod_smacks, ejabberd with
 #   mod_stream_mgmt, so all three do the same work per message)
-# environment: USERS (1000), IDLE_USERS (10000), STEP_S (3), START_RATE (1000),
+# environment: USERS (1000), IDLE_USERS (10000), IDLE_SETTLE_S (15), STEP_S (3), START_RATE (1000),
 #   SRC_ADDRS (127.0.0.1..127.0.0.8 for idle), BATON_BUILD (build/), KEEP=1 keeps the temp dir.
 # Prosody and ejabberd come from Debian's packages; if one is missing the script says which
 # package to install (`apt-get install prosody ejabberd`) and exits 3 without installing it.
@@ -26,6 +26,7 @@ scenarios=${*:-login idle chat chat-mam offline muc}
 
 USERS=${USERS:-1000}
 IDLE_USERS=${IDLE_USERS:-10000}
+IDLE_SETTLE_S=${IDLE_SETTLE_S:-15}
 STEP_S=${STEP_S:-3}
 START_RATE=${START_RATE:-1000}
 SRC_ADDRS=${SRC_ADDRS:-127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7,127.0.0.8}
@@ -222,10 +223,13 @@ load() {
 run_scenario() {
 	case $1 in
 	login) load --scenario login --users "$USERS" --concurrency 100 --label login ;;
+	# Memory is read once the last login has been idle for IDLE_SETTLE_S: a connection that
+	# just logged in still holds its login's working memory (baton gives an idle stream's
+	# parser back after 5-10 s, ejabberd hibernates idle processes), and idle means idle.
 	idle) load --scenario idle --users "$IDLE_USERS" --src-addrs "$SRC_ADDRS" --duration 0 \
-		--settle 3 --concurrency 200 --label idle ;;
+		--settle "$IDLE_SETTLE_S" --concurrency 200 --label idle ;;
 	idle-tls) load --scenario idle --users "$IDLE_USERS" --src-addrs "$SRC_ADDRS" --tls \
-		--duration 0 --settle 3 --concurrency 200 --label idle-tls ;;
+		--duration 0 --settle "$IDLE_SETTLE_S" --concurrency 200 --label idle-tls ;;
 	chat | chat-mam) load --scenario chat --users "$USERS" --rate "$START_RATE" --ramp \
 		--duration "$STEP_S" --drain 5 --sm --label "$1" ;;
 	offline) load --scenario offline --users "$USERS" --backlog 20 --settle 3 \
