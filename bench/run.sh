@@ -39,6 +39,15 @@ log() { echo "run.sh[$server]: $*" >&2; }
 # Each connection is one fd on each side: raise the soft limit as far as the hard one allows.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 fdmax=$(ulimit -n)
+case " $scenarios " in
+*" idle"*)
+	# The generator and the server each hold one fd per connection, plus their own files.
+	if [ $((IDLE_USERS + 1000)) -gt "$fdmax" ]; then
+		log "IDLE_USERS=$IDLE_USERS needs more open files than this shell may have ($fdmax," \
+			"the hard limit): raise it (ulimit -Hn, as root) or lower IDLE_USERS"
+		exit 3
+	fi ;;
+esac
 
 case $server in
 baton)
