@@ -174,6 +174,8 @@ enum session_state {
 struct sm_hold_slot {
 	uint32_t seq;
 	bool released;
+	uint32_t r_owed; /* <r/>s that came after this hold and before the next: answered once
+			    every hold up to this one is released */
 };
 struct sm_held {
 	struct session *s; /* NULL: nothing held */
@@ -241,7 +243,6 @@ struct session {
 	struct timer sm_hold;	    /* the resumption window after the connection broke */
 	struct sm_hold_slot *sm_if; /* stanzas whose ack is held back (ring, oldest first) */
 	size_t sm_if_head, sm_if_n, sm_if_cap;
-	bool sm_a_owed;		      /* an <r/> waits for the pending stores */
 	struct session *sm_successor; /* resumed as this one: pending stores release there */
 	uint32_t sm_forward_n;	      /* how many of them are still to come */
 	void *ext[XMPP_EXT_MAX];      /* state of each extension (struct xmpp_ext) */
