@@ -47,14 +47,7 @@ ca_of(struct account *a)
 char *
 cont_bare_of(const char *jid)
 {
-	struct jid j;
-	char *b;
-
-	if (!jid || jid_parse(jid, &j) < 0)
-		return NULL;
-	b = jid_bare(&j);
-	jid_free(&j);
-	return b;
+	return jid ? jid_bare_of(jid) : NULL;
 }
 
 static const char *

@@ -745,6 +745,89 @@ fail:
 	return -1;
 }
 
+/* Whether s[0..n) is one of the plain domain names the general way leaves as they are. */
+static bool
+plain_domain(const char *s, size_t n)
+{
+	size_t label = 0;
+	bool digits_only = true; /* such a domain must be an IPv4 address: the general way */
+
+	if (n == 0 || n > 253)
+		return false;
+	for (size_t i = 0; i <= n; i++) {
+		char c = i < n ? s[i] : '.';
+
+		if (c == '.') {
+			/* 1-63 characters, no hyphen at either end, no A-label (IDNA: general way)
+			 */
+			if (label == 0 || label > 63 || s[i - 1] == '-' || s[i - label] == '-' ||
+			    (label >= 4 && strncmp(s + i - label, "xn--", 4) == 0))
+				return false;
+			label = 0;
+		} else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-') {
+			label++;
+			digits_only &= c >= '0' && c <= '9';
+		} else {
+			return false;
+		}
+	}
+	return !digits_only;
+}
+
+/*
+ * The length of s's bare part if s is already in canonical form, in a shape simple enough
+ * to know without mapping: lower-case ASCII letters, digits and ". _ -" before the '@',
+ * plain domain labels, and visible ASCII in the resource. 0: take the general way.
+ */
+static size_t
+canonical_bare_len(const char *s)
+{
+	const char *slash = strchr(s, '/'), *at;
+	size_t pre = slash ? (size_t)(slash - s) : strlen(s);
+
+	if (!ascii_fast)
+		return 0;
+	if (slash) {
+		size_t r = strlen(slash + 1);
+		if (r == 0 || r > 1023)
+			return 0;
+		for (size_t i = 1; i <= r; i++)
+			if (slash[i] < 0x21 || slash[i] > 0x7e)
+				return 0;
+	}
+	at = memchr(s, '@', pre);
+	if (at) {
+		size_t l = (size_t)(at - s);
+		if (l == 0 || l > 64)
+			return 0;
+		for (size_t i = 0; i < l; i++) {
+			char c = s[i];
+			if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+			      c == '_' || c == '-'))
+				return 0;
+		}
+	}
+	if (!plain_domain(at ? at + 1 : s, at ? (size_t)(s + pre - at - 1) : pre))
+		return 0;
+	return pre;
+}
+
+char *
+jid_bare_of(const char *s)
+{
+	size_t n = canonical_bare_len(s);
+	struct jid j;
+	char *b;
+
+	if (n)
+		return xstrndup(s, n);
+	if (jid_parse(s, &j) < 0)
+		return NULL;
+	b = jid_bare(&j);
+	jid_free(&j);
+	return b;
+}
+
 char *
 jid_bare(const struct jid *j)
 {

@@ -31,6 +31,12 @@ int jid_norm_domain(const char *in, char **out);
 int jid_norm_resource(const char *in, char **out);
 /* "local@domain" or "domain"; caller frees. */
 char *jid_bare(const struct jid *j);
+/*
+ * The normalised bare JID of s (caller frees), or NULL if s is not a valid JID. Addresses
+ * already in canonical form, as servers stamp them, are copied without being parsed: the
+ * per-message way to key a conversation by its peer.
+ */
+char *jid_bare_of(const char *s);
 /* "local@domain/resource" (parts present only); caller frees. */
 char *jid_full(const struct jid *j);
 /* Deep copy; caller frees with jid_free. */

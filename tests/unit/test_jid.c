@@ -411,7 +411,21 @@ test_utf8_valid(void)
 		      i);
 }
 
-/* Parses s twice, by the ASCII fast way and the general one; 1 if both agree. */
+/* Whether bare is the bare JID of j. */
+static bool
+canonical_bare(const char *bare, const struct jid *j)
+{
+	char *want = jid_bare(j);
+	bool same = strcmp(bare, want) == 0;
+
+	free(want);
+	return same;
+}
+
+/*
+ * Parses s twice, by the ASCII fast way and the general one, and takes its bare JID both
+ * ways (jid_bare_of); 1 if all agree.
+ */
 static int
 same_both_ways(const char *s)
 {
@@ -427,6 +441,19 @@ same_both_ways(const char *s)
 	if (same && ra == 0) {
 		char *fa = jid_full(&a), *fb = jid_full(&b);
 		same = strcmp(fa, fb) == 0;
+		free(fa);
+		free(fb);
+	}
+	if (same) { /* jid_bare_of: copied when canonical, else parsed */
+		char *fa, *fb;
+
+		ascii_fast = true;
+		fa = jid_bare_of(s);
+		ascii_fast = false;
+		fb = jid_bare_of(s);
+		ascii_fast = true;
+		same = (!fa && !fb && ra < 0) ||
+		       (fa && fb && ra == 0 && strcmp(fa, fb) == 0 && canonical_bare(fb, &b));
 		free(fa);
 		free(fb);
 	}
@@ -455,7 +482,12 @@ test_ascii_fast(void)
 			       "a@b/ x ",
 			       "a@b/\x7f",
 			       "\"@b",
-			       "a@B/R@S/T"};
+			       "a@B/R@S/T",
+			       "a@xn--abc",
+			       "a@b.c-",
+			       "u1@localhost/r",
+			       "u1@localhost",
+			       "localhost/x"};
 	char s[40];
 	unsigned seed = 1, bad = 0, n = 0;
 
@@ -472,6 +504,21 @@ test_ascii_fast(void)
 		if (!same_both_ways(s)) {
 			if (bad++ < 5)
 				printf("ascii fast way differs on \"%s\"\n", s);
+		}
+	}
+	/* Mostly canonical-looking ones, where jid_bare_of copies instead of parsing. */
+	for (int k = 0; k < 20000; k++, n++) {
+		static const char plain[] = "abz09.-_@/.-aAx";
+		size_t len = 1 + (seed = seed * 1103515245 + 12345) % (sizeof s - 1);
+
+		for (size_t i = 0; i < len; i++) {
+			seed = seed * 1103515245 + 12345;
+			s[i] = plain[(seed >> 8) % (sizeof plain - 1)];
+		}
+		s[len] = '\0';
+		if (!same_both_ways(s)) {
+			if (bad++ < 5)
+				printf("fast way differs on \"%s\"\n", s);
 		}
 	}
 	CHECK(bad == 0, "ASCII fast way agrees with the general one: %u of %u differ", bad, n);
