@@ -14,6 +14,9 @@
  * The stream therefore swaps in a fresh parser at a stanza boundary once enough name
  * bytes have gone by, priming it with a copy of the root's start tag so that prefixes
  * and the default namespace stay in scope.
+ *
+ * A stream's parser takes its memory from a region of its own (region.c), so that the
+ * parser of a stream gone idle can be freed (xml_stream_trim) with its pages.
  */
 #include <limits.h>
 #include <stdint.h>
@@ -463,8 +466,8 @@ parser_new(struct xml_stream *s)
 	struct xml_region *prev;
 	XML_Parser p;
 
+	/* Forcing UTF-8 overrides any encoding declaration (RFC 6120 section 11.6). */
 	if (!s->own_region) {
-		/* Forcing UTF-8 overrides any encoding declaration (RFC 6120 section 11.6). */
 		p = XML_ParserCreateNS("UTF-8", NS_SEP);
 	} else {
 		if (s->region)
