@@ -44,7 +44,7 @@ struct loop {
 	struct mail *mail_tail;
 	struct mail mail_stub;
 	atomic_size_t mail_depth;
-	atomic_int mail_signalled;
+	atomic_int mail_signalled; /* 1: the loop is awake or already signalled */
 	struct loop_io wake;
 
 	struct turn_hook *hooks;
@@ -127,8 +127,9 @@ loop_post(struct loop *loop, struct mail *m)
 	atomic_fetch_add_explicit(&loop->mail_depth, 1, memory_order_relaxed);
 	mail_push(loop, m);
 	/*
-	 * Wake the loop once per drain: the consumer clears the flag before it drains,
-	 * so a mail pushed after the clear either is seen by that drain or signals again.
+	 * Wake the loop only if it may be asleep: it clears the flag just before it waits
+	 * (loop_may_sleep) and sets it again when it wakes, so a loop that is busy, as
+	 * under load it mostly is, drains this mail at the end of its turn unsignalled.
 	 */
 	if (atomic_exchange(&loop->mail_signalled, 1) == 0)
 		(void)!write(loop->wake.fd, &one, sizeof one);
@@ -145,11 +146,22 @@ mail_drain(struct loop *loop)
 {
 	struct mail *m;
 
-	atomic_store(&loop->mail_signalled, 0);
 	while ((m = mail_pop(loop)) != NULL) {
 		atomic_fetch_sub_explicit(&loop->mail_depth, 1, memory_order_relaxed);
 		m->fn(loop, m);
 	}
+}
+
+/*
+ * Called before waiting: whether the loop may block. The exchange that clears the flag
+ * reads the last producer's exchange that set it, so that producer's mail is counted in
+ * mail_depth by now; a producer whose exchange comes after it sees 0 and signals.
+ */
+static bool
+loop_may_sleep(struct loop *loop)
+{
+	atomic_exchange(&loop->mail_signalled, 0);
+	return atomic_load_explicit(&loop->mail_depth, memory_order_relaxed) == 0;
 }
 
 static void
@@ -365,7 +377,9 @@ loop_run(struct loop *loop)
 {
 	current_loop = loop;
 	while (!atomic_load(&loop->stopping)) {
-		int n = epoll_wait(loop->epfd, loop->events, LOOP_BATCH, timers_wait_ms(loop));
+		int n = epoll_wait(loop->epfd, loop->events, LOOP_BATCH,
+				   loop_may_sleep(loop) ? timers_wait_ms(loop) : 0);
+		atomic_store(&loop->mail_signalled, 1); /* awake: posts need not signal */
 		if (n < 0 && errno != EINTR)
 			fatal("epoll_wait: %s", strerror(errno));
 		loop->nevents = n < 0 ? 0 : n;
