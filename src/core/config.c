@@ -59,6 +59,8 @@ const struct config_key config_keys[] = {
       "normal | full: SQLite synchronous mode (WAL; normal survives a process crash)"),
     K("storage", "batch_ms", CFG_DURATION, storage_batch_ms, "0",
       "extra time the storage thread waits to group writes into one transaction"),
+    K("storage", "cache", CFG_SIZE, storage_cache, "32M",
+      "SQLite page cache of the storage thread: database pages kept in memory"),
     K("archive", "enabled", CFG_BOOL, archive_enabled, "true",
       "keep every chat message in its sender's and recipient's archive (XEP-0313)"),
     K("offline", "quota", CFG_INT, offline_quota, "10000",

@@ -280,6 +280,7 @@ struct config {
 	char *storage_backend; /* sqlite */
 	char *storage_sync;    /* normal | full */
 	uint64_t storage_batch_ms;
+	size_t storage_cache; /* bytes of SQLite page cache */
 	/* [archive] */
 	bool archive_enabled;
 	/* [offline] */

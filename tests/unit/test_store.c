@@ -20,6 +20,7 @@
 
 #include "core/core.h"
 #include "store/store.h"
+#include "store/store_sqlite.h"
 
 #include "check.h"
 #include "store_helpers.h"
@@ -121,6 +122,30 @@ test_open_errors(void)
 		}
 		store_close(st);
 	}
+}
+
+/* storage.cache becomes SQLite's page cache limit (PRAGMA cache_size, negative = KiB). */
+static void
+test_cache_size(void)
+{
+	const char *dir = tpath("cache");
+	char err[512] = "";
+	struct config c;
+	struct store *st;
+	sqlite3_stmt *q;
+
+	cfg_init(&c, dir);
+	CHECK(config_set(&c, "storage.cache", "8M", err, sizeof err) == 0, "%s", err);
+	st = store_open(&c, err, sizeof err);
+	config_free(&c);
+	CHECK(st != NULL, "open: %s", err);
+	if (!st)
+		return;
+	CHECK(sqlite3_prepare_v2(sq(st)->db, "PRAGMA cache_size", -1, &q, NULL) == SQLITE_OK &&
+		  sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) == -8192,
+	      "cache_size is not storage.cache");
+	sqlite3_finalize(q);
+	store_close(st);
 }
 
 static void
@@ -1448,6 +1473,7 @@ main(void)
 
 	test_open_errors();
 	test_data_dir_created();
+	test_cache_size();
 	test_accounts();
 	test_two_connections();
 	test_roster();
