@@ -4,8 +4,9 @@
  * simple reference decoder.
  *
  * Invariant checked: whatever is accepted is valid UTF-8 within the length limits and
- * stable: jid_full() re-parses to the same parts, and normalising a normalised part
- * gives it back unchanged.
+ * stable: jid_full() re-parses to the same parts, normalising a normalised part gives
+ * it back unchanged, and jid_bare_of() (which copies canonical addresses) agrees with
+ * parsing.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -104,8 +105,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(s, data, size);
 	s[size] = '\0';
 	if (jid_parse(s, &j) == 0) {
-		char *full = jid_full(&j), *bare = jid_bare(&j);
+		char *full = jid_full(&j), *bare = jid_bare(&j), *fast = jid_bare_of(s);
 
+		/* jid_bare_of copies canonical addresses: it must give what parsing gives. */
+		check(fast && strcmp(fast, bare) == 0, "jid_bare_of differs from jid_bare", s);
+		free(fast);
 		check(j.domain != NULL, "no domain", s);
 		check_part(j.local, "local");
 		check_part(j.domain, "domain");
@@ -122,6 +126,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(full);
 		free(bare);
 		jid_free(&j);
+	} else {
+		check(jid_bare_of(s) == NULL, "jid_bare_of accepts an invalid address", s);
 	}
 	check_norm(jid_norm_local, s, "local");
 	check_norm(jid_norm_domain, s, "domain");
