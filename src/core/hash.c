@@ -229,6 +229,17 @@ imap_get(const struct imap *m, int64_t key)
 	return s ? s->value : NULL;
 }
 
+/* Puts a key known to be absent into the first free slot of its probe run. */
+static void
+imap_place(struct imap *m, int64_t key, void *value)
+{
+	size_t i = imap_home(m, key);
+
+	while (m->slots[i].value)
+		i = (i + 1) & (m->cap - 1);
+	m->slots[i] = (struct imap_slot){.key = key, .value = value};
+}
+
 void *
 imap_put(struct imap *m, int64_t key, void *value)
 {
@@ -245,21 +256,12 @@ imap_put(struct imap *m, int64_t key, void *value)
 
 		m->cap = oldcap ? oldcap * 2 : 16;
 		m->slots = xcalloc(m->cap, sizeof *m->slots);
-		for (size_t i = 0; i < oldcap; i++) {
-			if (!old[i].value)
-				continue;
-			size_t j = imap_home(m, old[i].key);
-			while (m->slots[j].value)
-				j = (j + 1) & (m->cap - 1);
-			m->slots[j] = old[i];
-		}
+		for (size_t i = 0; i < oldcap; i++)
+			if (old[i].value)
+				imap_place(m, old[i].key, old[i].value);
 		free(old);
 	}
-	size_t i = imap_home(m, key);
-	while (m->slots[i].value)
-		i = (i + 1) & (m->cap - 1);
-	m->slots[i].key = key;
-	m->slots[i].value = value;
+	imap_place(m, key, value);
 	m->count++;
 	return NULL;
 }

@@ -490,6 +490,8 @@ durable_worker_free(struct worker *w)
 	for (size_t i = 0; imap_next(&w->inflight, &i, NULL, &v);) {
 		struct inflight *fl = v;
 		free(fl->plain);
+		if (fl->owns_st)
+			xml_free(fl->st);
 		offline_message_free(&fl->m);
 		free(fl);
 	}
