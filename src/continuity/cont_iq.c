@@ -770,7 +770,7 @@ cont_participation(struct session *s, struct xml_node *st, const struct xml_node
 	free(hmap_del(&ca->asked, peer));
 	if (strcmp(answer, "accept") == 0) {
 		/* The held messages are the account's stored ones: its devices get them now. */
-		hmap_put(&ca->participants, peer, (void *)1);
+		cont_note_participant(ca, peer);
 		for (struct session *o = s->acct->sessions; o; o = o->acct_next)
 			if (o->available)
 				offline_deliver(o);

@@ -114,6 +114,12 @@ cont_seat_free(void *p)
 
 /* ---- what a session has open (FIG. 3: session data) ---- */
 
+static int64_t
+conv_age(const void *v)
+{
+	return ((const struct conv *)v)->last;
+}
+
 void
 cont_note_conv(struct session *s, const char *peer)
 {
@@ -121,10 +127,28 @@ cont_note_conv(struct session *s, const char *peer)
 	struct conv *c = hmap_get(&cs->convs, peer);
 
 	if (!c) {
+		/* A device's open conversations are its recent ones: the oldest half goes. */
+		if (cs->convs.count >= CONT_CONVS_MAX)
+			hmap_prune(&cs->convs, CONT_CONVS_MAX / 2, conv_age, free);
 		c = xcalloc(1, sizeof *c);
 		hmap_put(&cs->convs, peer, c);
 	}
 	c->last = wall_ms();
+}
+
+static int64_t
+participant_age(const void *v)
+{
+	return (int64_t)(intptr_t)v;
+}
+
+/* R5: peer may write to the account without being asked (values: wall ms, never 0). */
+void
+cont_note_participant(struct cacct *ca, const char *peer)
+{
+	if (ca->participants.count >= CONT_PARTICIPANTS_MAX && !hmap_get(&ca->participants, peer))
+		hmap_prune(&ca->participants, CONT_PARTICIPANTS_MAX / 2, participant_age, NULL);
+	hmap_put(&ca->participants, peer, (void *)(intptr_t)wall_ms());
 }
 
 /* A room told us (status 110) that we are in it, or out of it. */
@@ -207,7 +231,7 @@ cont_seen(struct session *s, const struct xml_node *st, bool out)
 	if (peer && s->acct && strcmp(peer, s->acct->bare) != 0) {
 		cont_note_conv(s, peer);
 		if (out) /* R5: whom the account writes to may write back */
-			hmap_put(&ca_of(s->acct)->participants, peer, (void *)1);
+			cont_note_participant(ca_of(s->acct), peer);
 		if (out) {
 			/* The conversation follows the device the person last wrote from. */
 			struct cacct *ca = ca_of(s->acct);

@@ -26,6 +26,14 @@ enum xstate {
 	X_PARKED,   /* on the server for any later device (claims 60/66) */
 };
 
+/*
+ * Bounds on what is remembered per peer: a session keeps its CONT_CONVS_MAX most recent
+ * conversations, an account its CONT_PARTICIPANTS_MAX most recent participants (R5); past
+ * the bound the older half is forgotten (hmap_prune), so memory stays bounded when a
+ * client writes to ever new addresses.
+ */
+#define CONT_CONVS_MAX	      256
+#define CONT_PARTICIPANTS_MAX 4096
 /* What one session has open. */
 struct conv {
 	int64_t last; /* wall ms of the last message with the peer */
@@ -144,6 +152,7 @@ void cont_bound_free(void *p);
 void cont_bind_conv(struct cacct *ca, const char *peer, const char *to, const char *from);
 void cont_seat_free(void *p);
 void cont_note_conv(struct session *s, const char *peer);
+void cont_note_participant(struct cacct *ca, const char *peer);
 struct bound *cont_followed(struct hmap *m, const struct jid *to, const struct jid *from);
 void xfer_free(struct xfer *x);
 void xfer_persist(struct xfer *x);

@@ -124,6 +124,11 @@ void hmap_free(struct hmap *m);
 void hmap_free_all(struct hmap *m, void (*fn)(void *));
 /* Iteration: for (size_t i = 0; hmap_next(m, &i, &k, &v);) ... ; do not modify while iterating. */
 bool hmap_next(const struct hmap *m, size_t *iter, const char **key, void **value);
+/*
+ * Keeps the `keep` entries whose age(value) is largest (the most recent) and removes the
+ * rest, calling fn (if not NULL) on each removed value. For maps that must stay bounded.
+ */
+void hmap_prune(struct hmap *m, size_t keep, int64_t (*age)(const void *v), void (*fn)(void *));
 
 /*
  * Open-addressing map from int64 keys to non-NULL pointers (linear probing, deletion

@@ -176,6 +176,51 @@ hmap_next(const struct hmap *m, size_t *iter, const char **key, void **value)
 	return false;
 }
 
+static int
+cmp_i64_desc(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return (x < y) - (x > y);
+}
+
+void
+hmap_prune(struct hmap *m, size_t keep, int64_t (*age)(const void *v), void (*fn)(void *))
+{
+	int64_t *ages, cut;
+	size_t n = 0, above = 0;
+
+	if (m->count <= keep)
+		return;
+	ages = xmalloc(m->count * sizeof *ages);
+	for (size_t i = 0; i < m->cap; i++)
+		if (m->slots[i].key && m->slots[i].key != HMAP_TOMB)
+			ages[n++] = age(m->slots[i].value);
+	qsort(ages, n, sizeof *ages, cmp_i64_desc);
+	/* Entries newer than cut stay; of those exactly as old as cut, as many as fit. */
+	cut = keep ? ages[keep - 1] : INT64_MAX;
+	for (size_t i = 0; i < n; i++)
+		above += ages[i] > cut;
+	free(ages);
+	for (size_t i = 0, ties = keep - above; i < m->cap; i++) {
+		struct hmap_slot *s = &m->slots[i];
+		int64_t a;
+
+		if (!s->key || s->key == HMAP_TOMB || (a = age(s->value)) > cut)
+			continue;
+		if (a == cut && ties) {
+			ties--;
+			continue;
+		}
+		if (fn)
+			fn(s->value);
+		free(s->key);
+		s->key = HMAP_TOMB;
+		s->value = NULL;
+		m->count--;
+		m->tombs++;
+	}
+}
+
 void
 hmap_free(struct hmap *m)
 {

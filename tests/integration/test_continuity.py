@@ -224,6 +224,26 @@ def test_only_the_listed_sessions_move(server, login):
     a.expect("message", pred=lambda e: body(e) == "d after")
 
 
+def test_a_device_remembers_its_recent_conversations_only(server, login):
+    """A device that writes to ever new addresses keeps a bounded set of open conversations:
+    past 256 the older half is forgotten, so a transfer of "all" offers the recent ones."""
+    a, b = devices(server, login, "desk", "phone")
+    peers = ["nobody%d@%s" % (i, server.domain) for i in range(300)]
+    for p in peers[:128]:
+        a.message(p, "hello")
+    a.sync()
+    time.sleep(0.05)  # the first 128 are older than the rest by more than a clock tick
+    for p in peers[128:]:
+        a.message(p, "hello")
+    a.sync()
+    t = transfer(a, to=b.jid, history="0", mode="copy")
+    off = offered(b, timeout=10)
+    withs = sorted(s.get("with") for s in off.findall(q(NS_CONT, "session")))
+    # At the 257th, the 128 most recent of the first 256 stayed; 44 came after.
+    assert withs == sorted(peers[128:]), (len(withs), withs[:3])
+    answer(b, t.get("id"))
+
+
 def test_notify_tells_the_other_party_or_nothing(server, login):
     """R26 / claims 23-28."""
     a, b = devices(server, login, "desk", "phone")

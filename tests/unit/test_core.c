@@ -273,6 +273,67 @@ test_hmap_basic(void)
 	hmap_free(&m);
 }
 
+static int64_t
+value_age(const void *v)
+{
+	return (int64_t)(uintptr_t)v;
+}
+
+static size_t pruned;
+
+static void
+count_pruned(void *v)
+{
+	(void)v;
+	pruned++;
+}
+
+/* hmap_prune keeps exactly the most recent entries, ties included, and the rest stays usable. */
+static void
+test_hmap_prune(void)
+{
+	static const struct {
+		size_t n, keep, distinct; /* values 1..distinct, repeated */
+	} cases[] = {{10, 20, 10},  {10, 10, 10}, {300, 128, 300}, {300, 128, 7},
+		     {300, 0, 300}, {1, 0, 1},	  {50, 1, 1},	   {1000, 999, 1000}};
+	char key[32];
+
+	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+		struct hmap m = {0};
+		size_t n = cases[c].n, keep = cases[c].keep, want = n < keep ? n : keep;
+		uintptr_t oldest = UINTPTR_MAX, newest_gone = 0;
+		int bad = 0;
+
+		for (size_t i = 0; i < n; i++) {
+			snprintf(key, sizeof key, "k%zu", i);
+			hmap_put(&m, key, (void *)(uintptr_t)(i % cases[c].distinct + 1));
+		}
+		pruned = 0;
+		hmap_prune(&m, keep, value_age, count_pruned);
+		CHECK(m.count == want && pruned == n - want, "case %zu: %zu kept, %zu pruned", c,
+		      m.count, pruned);
+		for (size_t i = 0; i < n; i++) {
+			void *v;
+			snprintf(key, sizeof key, "k%zu", i);
+			v = hmap_get(&m, key);
+			if (v && (uintptr_t)v < oldest)
+				oldest = (uintptr_t)v;
+			if (!v && (uintptr_t)(i % cases[c].distinct + 1) > newest_gone)
+				newest_gone = (uintptr_t)(i % cases[c].distinct + 1);
+		}
+		if (m.count && newest_gone)
+			bad = newest_gone > oldest;
+		CHECK(!bad, "case %zu: pruned %zu while keeping the older %zu", c,
+		      (size_t)newest_gone, (size_t)oldest);
+		for (size_t i = 0; i < n; i++) { /* the tombstones take new entries */
+			snprintf(key, sizeof key, "n%zu", i);
+			hmap_put(&m, key, (void *)1);
+		}
+		CHECK(m.count == want + n, "case %zu: %zu entries after refilling", c, m.count);
+		hmap_free(&m);
+	}
+}
+
 #define BIG 100000
 
 static void
@@ -1031,6 +1092,7 @@ main(void)
 	test_hash();
 	test_hmap_basic();
 	test_hmap_big();
+	test_hmap_prune();
 	test_hmap_churn();
 	test_imap_model();
 	test_time_format();
