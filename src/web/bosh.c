@@ -402,20 +402,6 @@ parse_uint(const char *v, uint64_t *out)
 	return true;
 }
 
-/* XEP-0206 7: elements left in the body's namespace (no xmlns of their own) mean jabber:client. */
-static void
-client_ns(struct xml_node *el)
-{
-	if (strcmp(el->ns, NS_HTTPBIND) == 0) {
-		free(el->ns);
-		el->ns = xstrdup(NS_CLIENT);
-	}
-	for (struct xml_node *c = el->first; c; c = c->next) {
-		if (c->name)
-			client_ns(c);
-	}
-}
-
 /* The elements of a body as bytes of the stream. */
 static void
 children_bytes(struct xml_node *body, struct buf *in)
@@ -423,7 +409,8 @@ children_bytes(struct xml_node *body, struct buf *in)
 	for (struct xml_node *c = body->first; c; c = c->next) {
 		if (!c->name)
 			continue; /* text between elements is not part of the stream */
-		client_ns(c);
+		/* XEP-0206 7: elements left in the body's namespace mean jabber:client. */
+		xml_rename_ns(c, NS_HTTPBIND, NS_CLIENT);
 		xml_write(in, c, NS_CLIENT);
 	}
 }

@@ -228,15 +228,42 @@ attrs_free(char **attrs, size_t npairs)
 	free(attrs);
 }
 
+/* The element in one allocation; attribute names as attr_name() makes them. */
 static struct xml_node *
 el_from_expat(const struct qname *q, const XML_Char **atts)
 {
-	struct xml_node *n = xcalloc(1, sizeof(*n));
+	const char *small[2 * 8], **pairs = small;
+	char *made[8], **own = made; /* names attr_name had to build */
+	size_t n = 0, k = 0, nown = 0;
+	struct xml_node *el;
 
-	n->ns = xstrndup(q->uri, q->urilen);
-	n->name = xstrndup(q->local, q->locallen);
-	n->attrs = attrs_convert(atts, &n->nattrs);
-	return n;
+	while (atts[2 * n])
+		n++;
+	if (n > 8) {
+		pairs = xmalloc(2 * n * sizeof *pairs);
+		own = xmalloc(n * sizeof *own);
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *name = atts[2 * i];
+		if (strchr(name, NS_SEP)) {
+			char *made_name = attr_name(name);
+			if (!made_name)
+				continue;
+			own[nown++] = made_name;
+			name = made_name;
+		}
+		pairs[2 * k] = name;
+		pairs[2 * k + 1] = atts[2 * i + 1];
+		k++;
+	}
+	el = xml_el_make(q->local, q->locallen, q->uri, q->urilen, pairs, k);
+	for (size_t i = 0; i < nown; i++)
+		free(own[i]);
+	if (pairs != small) {
+		free(pairs);
+		free(own);
+	}
+	return el;
 }
 
 /* Attaches pending character data to the open element as one text node. */

@@ -1,7 +1,14 @@
 /*
  * tree: the stanza tree: elements with attributes and children, text nodes, copying,
- * lookup and the attribute list. Every string in a node is its own heap allocation
- * owned by that node, and a node is owned by its parent (or by whoever holds a root).
+ * lookup and the attribute list. A node is owned by its parent (or by whoever holds a
+ * root).
+ *
+ * A node is made in one allocation, its block: the struct, then the attribute pointers,
+ * the name, the namespace and the attribute strings (or the text of a text node). What a
+ * later change puts in a node (xml_set_attr, xml_rename_ns, merged text) is allocated on
+ * its own; a string is freed alone exactly when it lies outside the block. A string is
+ * never moved while its node lives, so a value read with xml_attr stays valid until that
+ * very attribute is changed or removed.
  *
  * Invariant: an element never has two adjacent text children (xml_add_text merges),
  * attrs is either NULL or holds 2 * nattrs strings followed by a NULL, and the
@@ -10,22 +17,93 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "xml.h"
+#include "xml_int.h"
+
+/* Whether p lies in n's block (freed with n, never alone). */
+static bool
+in_block(const struct xml_node *n, const void *p)
+{
+	uintptr_t b = (uintptr_t)n, q = (uintptr_t)p;
+	return q >= b && q - b < n->blen;
+}
+
+static void
+free_own(const struct xml_node *n, void *p)
+{
+	if (!in_block(n, p))
+		free(p);
+}
 
 static struct xml_node *
-node_alloc(void)
+node_block(size_t extra)
 {
-	return xcalloc(1, sizeof(struct xml_node));
+	size_t sz = sizeof(struct xml_node) + extra;
+	struct xml_node *n;
+
+	if (sz > UINT32_MAX)
+		fatal("xml node too large");
+	n = xmalloc(sz);
+	memset(n, 0, sizeof *n);
+	n->blen = (uint32_t)sz;
+	return n;
+}
+
+struct xml_node *
+xml_el_make(const char *name, size_t namelen, const char *ns, size_t nslen,
+	    const char *const *pairs, size_t npairs)
+{
+	size_t extra = namelen + 1 + nslen + 1, lens[2 * 8];
+	struct xml_node *n;
+	char *p;
+
+	if (npairs > UINT32_MAX / 4)
+		fatal("xml: too many attributes");
+	if (npairs)
+		extra += (2 * npairs + 1) * sizeof(char *);
+	for (size_t i = 0; i < 2 * npairs; i++) {
+		size_t l = strlen(pairs[i]);
+		if (i < 2 * 8)
+			lens[i] = l;
+		extra += l + 1;
+	}
+	n = node_block(extra);
+	p = (char *)(n + 1);
+	if (npairs) {
+		n->attrs = (char **)p;
+		n->nattrs = (uint32_t)npairs;
+		p += (2 * npairs + 1) * sizeof(char *);
+		for (size_t i = 0; i < 2 * npairs; i++) {
+			size_t l = i < 2 * 8 ? lens[i] : strlen(pairs[i]);
+			n->attrs[i] = memcpy(p, pairs[i], l + 1);
+			p += l + 1;
+		}
+		n->attrs[2 * npairs] = NULL;
+	}
+	n->name = memcpy(p, name, namelen);
+	n->name[namelen] = '\0';
+	p += namelen + 1;
+	n->ns = memcpy(p, ns, nslen);
+	n->ns[nslen] = '\0';
+	return n;
+}
+
+static struct xml_node *
+text_make(const char *text, size_t len)
+{
+	struct xml_node *n = node_block(len + 1);
+
+	n->text = memcpy(n + 1, text, len);
+	n->text[len] = '\0';
+	n->len = len;
+	return n;
 }
 
 struct xml_node *
 xml_el_new(const char *name, const char *ns)
 {
-	struct xml_node *n = node_alloc();
-
-	n->name = xstrdup(name);
-	n->ns = xstrdup(ns ? ns : "");
-	return n;
+	if (!ns)
+		ns = "";
+	return xml_el_make(name, strlen(name), ns, strlen(ns), NULL, 0);
 }
 
 void
@@ -53,25 +131,28 @@ void
 xml_add_text(struct xml_node *parent, const char *text, size_t len)
 {
 	struct xml_node *last = parent->last;
-	struct xml_node *n;
 	size_t total;
 
 	if (len == 0)
 		return;
 	/* Merge with a preceding text node so readers see one run of character data. */
 	if (last && !last->name) {
+		char *t;
 		if (__builtin_add_overflow(last->len, len + 1, &total))
 			fatal("xml text size overflow");
-		last->text = xrealloc(last->text, total);
-		memcpy(last->text + last->len, text, len);
+		if (in_block(last, last->text)) {
+			t = xmalloc(total);
+			memcpy(t, last->text, last->len);
+		} else {
+			t = xrealloc(last->text, total);
+		}
+		memcpy(t + last->len, text, len);
+		last->text = t;
 		last->len += len;
 		last->text[last->len] = '\0';
 		return;
 	}
-	n = node_alloc();
-	n->text = xstrndup(text, len);
-	n->len = len;
-	xml_add_child(parent, n);
+	xml_add_child(parent, text_make(text, len));
 }
 
 void
@@ -99,13 +180,12 @@ static void
 node_free_one(struct xml_node *n)
 {
 	if (n->attrs) {
-		for (size_t i = 0; i < 2 * n->nattrs; i++)
-			free(n->attrs[i]);
-		free(n->attrs);
+		for (size_t i = 0; i < 2 * (size_t)n->nattrs; i++)
+			free_own(n, n->attrs[i]);
+		free_own(n, n->attrs);
 	}
-	free(n->name);
-	free(n->ns);
-	free(n->text);
+	free_own(n, n->ns);
+	free_own(n, n->text);
 	free(n);
 }
 
@@ -138,23 +218,10 @@ xml_free(struct xml_node *n)
 static struct xml_node *
 node_copy_one(const struct xml_node *n)
 {
-	struct xml_node *c = node_alloc();
-
-	if (!n->name) {
-		c->text = xstrndup(n->text ? n->text : "", n->len);
-		c->len = n->len;
-		return c;
-	}
-	c->name = xstrdup(n->name);
-	c->ns = xstrdup(n->ns ? n->ns : "");
-	if (n->attrs && n->nattrs) {
-		c->attrs = xmalloc((2 * n->nattrs + 1) * sizeof(char *));
-		for (size_t i = 0; i < 2 * n->nattrs; i++)
-			c->attrs[i] = xstrdup(n->attrs[i]);
-		c->attrs[2 * n->nattrs] = NULL;
-		c->nattrs = n->nattrs;
-	}
-	return c;
+	if (!n->name)
+		return text_make(n->text ? n->text : "", n->len);
+	return xml_el_make(n->name, strlen(n->name), n->ns ? n->ns : "", n->ns ? strlen(n->ns) : 0,
+			   (const char *const *)n->attrs, n->attrs ? n->nattrs : 0);
 }
 
 /* Pre-order walk over the source with parent links; the copy grows alongside. */
@@ -207,12 +274,12 @@ xml_set_attr(struct xml_node *el, const char *name, const char *value)
 	if (el->attrs && i < el->nattrs) {
 		if (value) {
 			char *v = xstrdup(value);
-			free(el->attrs[2 * i + 1]);
+			free_own(el, el->attrs[2 * i + 1]);
 			el->attrs[2 * i + 1] = v;
 			return;
 		}
-		free(el->attrs[2 * i]);
-		free(el->attrs[2 * i + 1]);
+		free_own(el, el->attrs[2 * i]);
+		free_own(el, el->attrs[2 * i + 1]);
 		/* Shift the later pairs and the terminating NULL down by one pair. */
 		memmove(&el->attrs[2 * i], &el->attrs[2 * i + 2],
 			(2 * (el->nattrs - i - 1) + 1) * sizeof(char *));
@@ -221,7 +288,15 @@ xml_set_attr(struct xml_node *el, const char *name, const char *value)
 	}
 	if (!value)
 		return;
-	el->attrs = xrealloc(el->attrs, (2 * el->nattrs + 3) * sizeof(char *));
+	if (!el->attrs || in_block(el, el->attrs)) {
+		/* The block's array has no room: the pointers move out, the strings stay. */
+		char **a = xmalloc((2 * (size_t)el->nattrs + 3) * sizeof(char *));
+		if (el->attrs)
+			memcpy(a, el->attrs, 2 * (size_t)el->nattrs * sizeof(char *));
+		el->attrs = a;
+	} else {
+		el->attrs = xrealloc(el->attrs, (2 * (size_t)el->nattrs + 3) * sizeof(char *));
+	}
 	el->attrs[2 * el->nattrs] = xstrdup(name);
 	el->attrs[2 * el->nattrs + 1] = xstrdup(value);
 	el->nattrs++;
@@ -272,7 +347,7 @@ xml_rename_ns(struct xml_node *n, const char *from, const char *to)
 	if (!n->name)
 		return;
 	if (strcmp(n->ns, from) == 0) {
-		free(n->ns);
+		free_own(n, n->ns);
 		n->ns = xstrdup(to);
 	}
 	for (struct xml_node *c = n->first; c; c = c->next)

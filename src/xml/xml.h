@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "../core/core.h"
 
@@ -24,8 +25,9 @@ struct xml_node {
 	char *name;   /* local name; NULL for text */
 	char *ns;     /* namespace URI of the element; "" if none; NULL for text */
 	char **attrs; /* name0, value0, name1, value1, ...; NULL-terminated; may be NULL */
-	size_t nattrs;
-	char *text; /* text nodes only; NUL-terminated */
+	uint32_t nattrs;
+	uint32_t blen; /* bytes of the node's own block (tree.c) */
+	char *text;    /* text nodes only; NUL-terminated */
 	size_t len;
 	struct xml_node *parent, *first, *last, *next;
 };

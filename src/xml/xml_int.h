@@ -9,6 +9,13 @@
 #include "xml.h"
 
 /*
+ * tree.c: a new element in one allocation: name and namespace of the given lengths, and
+ * npairs attributes from pairs (name0, value0, ...), all copied.
+ */
+struct xml_node *xml_el_make(const char *name, size_t namelen, const char *ns, size_t nslen,
+			     const char *const *pairs, size_t npairs);
+
+/*
  * region.c: each stream parser's expat memory in one region of its own, so that a
  * trimmed or freed parser's pages can go back to the system (region.c says why).
  */

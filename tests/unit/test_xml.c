@@ -827,6 +827,66 @@ test_attrs(void)
 	xml_free(el);
 }
 
+/*
+ * A parsed element holds its name, namespace and attributes in its own block; changing it
+ * later must neither move nor free what is still in use (run under ASan to mean it).
+ */
+static void
+test_node_blocks(void)
+{
+	struct buf big = {0}, w = {0};
+	const char *in =
+	    "<message xmlns='jabber:client' to='b@d' id='m1' type='chat' xml:lang='en'>"
+	    "<body>hi</body></message>";
+	struct xml_node *m = xml_parse(in, strlen(in)), *cp, *many;
+	const char *to, *id;
+	char *s;
+
+	CHECK(m != NULL, "parse");
+	if (!m)
+		return;
+	to = xml_attr(m, "to");
+	id = xml_attr(m, "id");
+	xml_set_attr(m, "from", "a@d/r"); /* the pointer array moves out of the block */
+	xml_set_attr(m, "type", "normal");
+	xml_set_attr(m, "from", "a@d/s");
+	CHECK(to == xml_attr(m, "to") && strcmp(to, "b@d") == 0 && strcmp(id, "m1") == 0,
+	      "values read before a change stay where they were");
+	xml_set_attr(m, "id", NULL);
+	xml_set_attr(m, "to", "c@d");
+	s = attrs_str(m);
+	CHECK(strcmp(s, "to=c@d;type=normal;xml:lang=en;from=a@d/s;") == 0, "attrs %s", s);
+	free(s);
+	xml_add_text(m->first, " there", 6); /* merges into the body's block text */
+	xml_add_text(m->first, "!", 1);
+	xml_rename_ns(m, "jabber:client", "jabber:server");
+	cp = xml_copy(m);
+	xml_write(&w, cp, "jabber:server");
+	CHECK(strcmp(buf_head(&w), "<message to='c@d' type='normal' xml:lang='en' from='a@d/s'>"
+				   "<body>hi there!</body></message>") == 0,
+	      "copy of a changed tree: %s", buf_head(&w));
+	xml_free(cp);
+	xml_free(m);
+
+	/* More attributes than the parser's stack arrays hold. */
+	buf_puts(&big, "<x xmlns='urn:x'");
+	for (int i = 0; i < 40; i++)
+		buf_printf(&big, " a%d='v%d'", i, i);
+	buf_puts(&big, " xml:space='keep'/>");
+	many = xml_parse(buf_head(&big), buf_used(&big));
+	CHECK(many && many->nattrs == 41 && strcmp(xml_attr(many, "a39"), "v39") == 0 &&
+		  strcmp(xml_attr(many, "xml:space"), "keep") == 0,
+	      "41 attributes parsed");
+	if (many) {
+		cp = xml_copy(many);
+		CHECK(cp->nattrs == 41 && strcmp(xml_attr(cp, "a0"), "v0") == 0, "41 copied");
+		xml_free(cp);
+	}
+	xml_free(many);
+	buf_free(&big);
+	buf_free(&w);
+}
+
 static void
 test_detach_copy(void)
 {
@@ -992,6 +1052,7 @@ main(void)
 	test_write();
 	test_round_trip();
 	test_attrs();
+	test_node_blocks();
 	test_detach_copy();
 	return check_summary("test_xml");
 }
