@@ -5,7 +5,10 @@
 # Invariant: every server this script starts is stopped by its pid when the script exits, and
 # nothing of the system's own prosody/ejabberd (config, spool, ports, service) is touched.
 #
-# usage: bench/run.sh baton|prosody|ejabberd [scenario...]
+# usage: bench/run.sh baton|prosody|ejabberd|null [scenario...]
+# `null` is build/null-relay, no server at all: it forwards the chat bytes and parses nothing,
+# so its chat figure is the ceiling loopback TCP and the generator put on any server here
+# (default scenario: chat; it has no archive, offline store or rooms).
 # scenarios: login idle chat chat-mam offline muc idle-tls (default: all but idle-tls)
 #   chat      1:1 chat, archive (MAM) off: ramp to the highest rate with p99 < 50 ms, no loss
 #   chat-mam  the same with the archive on
@@ -20,9 +23,10 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
-server=${1:?usage: bench/run.sh baton|prosody|ejabberd [scenario...]}
+server=${1:?usage: bench/run.sh baton|prosody|ejabberd|null [scenario...]}
 shift
 scenarios=${*:-login idle chat chat-mam offline muc}
+[ "$server" = null ] && scenarios=${*:-chat}
 
 USERS=${USERS:-1000}
 IDLE_USERS=${IDLE_USERS:-10000}
@@ -54,11 +58,16 @@ baton)
 	[ -x "$BUILD/batond" ] || { log "build/batond missing: run make"; exit 3; } ;;
 prosody)
 	command -v prosody >/dev/null || { log "missing Debian package: prosody (apt-get install prosody)"; exit 3; } ;;
+null)
+	case " $scenarios " in *" chat-mam "* | *" offline "* | *" muc "*)
+		log "null relays 1:1 chat only (no archive, offline store or rooms)"; exit 2 ;;
+	esac
+	[ -x "$BUILD/null-relay" ] || make -s -C "$here" BUILD="$BUILD" >&2 || exit 3 ;;
 ejabberd)
 	[ -d /usr/lib/x86_64-linux-gnu/ejabberd-23.01 ] || ls -d /usr/lib/*/ejabberd-* >/dev/null 2>&1 ||
 		{ log "missing Debian package: ejabberd (apt-get install ejabberd)"; exit 3; } ;;
 *)
-	echo "usage: bench/run.sh baton|prosody|ejabberd [scenario...]" >&2; exit 2 ;;
+	echo "usage: bench/run.sh baton|prosody|ejabberd|null [scenario...]" >&2; exit 2 ;;
 esac
 [ -x "$LOAD" ] || make -s -C "$here" BUILD="$BUILD" >&2 || exit 3
 
@@ -103,6 +112,11 @@ start_baton() {
 		--set archive.enabled=$archive --set offline.quota=0 \
 		--set limits.send_queue=64M --set limits.auth_timeout=300s \
 		--set server.log_level=warn 2>"$2/batond.log" &
+	spid=$!
+}
+
+start_null() {
+	"$BUILD/null-relay" "$3" localhost 2>"$2/null-relay.log" &
 	spid=$!
 }
 

@@ -1,6 +1,8 @@
 #!/usr/bin/python3
 """bench/table.py: reads the JSON lines of bench/run.sh (files or stdin) and prints one table:
-each metric for baton, Prosody and ejabberd, and baton's ratio to the better of the other two.
+each metric for baton, Prosody and ejabberd, and baton's ratio to the better of the other two;
+where `bench/run.sh null` ran, a last column gives the null relay's figure: the most any server
+could reach on this machine with this generator, and baton's share of it.
 
 Invariant: a ratio is always "how many times better baton is" (higher is better for baton), so
 for memory per connection it is best_other / baton; a missing figure prints as "-".
@@ -54,7 +56,10 @@ def fmt(v):
 def main():
     files = [open(p) for p in sys.argv[1:]] or [sys.stdin]
     res = load(files)
+    ceiling = any(k[0] == "null" for k in res)
     head = ["metric"] + SERVERS + ["baton vs best", "target"]
+    if ceiling:
+        head += ["ceiling (null relay)"]
     rows = []
     for label, field, title, higher, target in METRICS:
         vals = [res.get((s, label), {}).get(field) for s in SERVERS]
@@ -75,6 +80,12 @@ def main():
             tgt = "<= %d KiB" % (16 if label == "idle-tls" else 8)
         cells = [title] + [fmt(v) for v in vals] + [
             "-" if ratio is None else "%.2fx" % ratio, tgt]
+        if ceiling:
+            top = res.get(("null", label), {}).get(field)
+            share = ""
+            if top and vals[0] is not None:
+                share = " (baton %.0f %%)" % (100.0 * vals[0] / top)
+            cells.append("" if top is None else fmt(top) + share)
         rows.append(cells)
     widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
     line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"
