@@ -52,7 +52,7 @@ struct xml_node *
 xml_el_make(const char *name, size_t namelen, const char *ns, size_t nslen,
 	    const char *const *pairs, size_t npairs)
 {
-	size_t extra = namelen + 1 + nslen + 1, lens[2 * 8];
+	size_t extra = namelen + 1 + nslen + 1;
 	struct xml_node *n;
 	char *p;
 
@@ -60,12 +60,8 @@ xml_el_make(const char *name, size_t namelen, const char *ns, size_t nslen,
 		fatal("xml: too many attributes");
 	if (npairs)
 		extra += (2 * npairs + 1) * sizeof(char *);
-	for (size_t i = 0; i < 2 * npairs; i++) {
-		size_t l = strlen(pairs[i]);
-		if (i < 2 * 8)
-			lens[i] = l;
-		extra += l + 1;
-	}
+	for (size_t i = 0; i < 2 * npairs; i++)
+		extra += strlen(pairs[i]) + 1;
 	n = node_block(extra);
 	p = (char *)(n + 1);
 	if (npairs) {
@@ -73,7 +69,7 @@ xml_el_make(const char *name, size_t namelen, const char *ns, size_t nslen,
 		n->nattrs = (uint32_t)npairs;
 		p += (2 * npairs + 1) * sizeof(char *);
 		for (size_t i = 0; i < 2 * npairs; i++) {
-			size_t l = i < 2 * 8 ? lens[i] : strlen(pairs[i]);
+			size_t l = strlen(pairs[i]);
 			n->attrs[i] = memcpy(p, pairs[i], l + 1);
 			p += l + 1;
 		}
