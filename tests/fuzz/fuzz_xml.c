@@ -27,6 +27,34 @@ struct run {
 	int nstanza;
 };
 
+/*
+ * Changes every element of the tree the way the server does (an attribute replaced, one
+ * added, one removed, the namespace renamed, text merged), checking that values read
+ * before a change survive it: tree.c keeps parsed strings in each node's block.
+ */
+static void
+mutate(struct xml_node *n)
+{
+	const char *first = n->nattrs ? n->attrs[1] : NULL;
+	char *keep = first ? strdup(first) : NULL, *ns = strdup(n->ns);
+
+	if (n->nattrs > 1)
+		xml_set_attr(n, n->attrs[2 * n->nattrs - 2], "changed");
+	xml_set_attr(n, "fuzz-added", "v");
+	if (first && strcmp(first, keep) != 0)
+		abort(); /* the first value moved or was freed by a change to another attribute */
+	xml_set_attr(n, "fuzz-added", NULL);
+	xml_rename_ns(n, ns, "urn:fuzz");
+	for (struct xml_node *c = n->first; c; c = c->next) {
+		if (c->name)
+			mutate(c);
+		else
+			xml_add_text(n, "!", 1); /* merges into the last text child only if last */
+	}
+	free(keep);
+	free(ns);
+}
+
 /* Serializes n, reparses it, serializes again: the two texts must be equal. */
 static void
 round_trip(const struct xml_node *n)
@@ -50,6 +78,8 @@ round_trip(const struct xml_node *n)
 	xml_write(&w2, copy, "");
 	if (strcmp(buf_head(&w1), buf_head(&w2)) != 0)
 		abort();
+	if (copy->name)
+		mutate(copy);
 	xml_free(again);
 	xml_free(copy);
 	buf_free(&w1);
