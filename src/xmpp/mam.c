@@ -109,17 +109,14 @@ archive(struct worker *w, const char *owner, const char *with, const struct xml_
 {
 	struct put_job *pj = xcalloc(1, sizeof *pj);
 	struct buf b = {0};
-	struct jid j;
 
 	xml_write(&b, st, "");
 	pj->m.id = id;
 	pj->m.owner = xstrdup(owner);
-	if (!room && jid_parse(with, &j) == 0) {
-		pj->m.with = jid_bare(&j); /* conversations are with accounts, not devices */
-		jid_free(&j);
-	} else {
-		pj->m.with = xstrdup(with); /* in a room: the occupant, room/nick */
-	}
+	/* Conversations are with accounts, not devices; in a room, with the occupant room/nick. */
+	pj->m.with = room ? NULL : jid_bare_of(with);
+	if (!pj->m.with)
+		pj->m.with = xstrdup(with);
 	pj->m.len = buf_used(&b);
 	pj->m.stanza = buf_steal(&b);
 	pj->m.stamp_ms = wall_ms();
