@@ -719,13 +719,25 @@ jid_norm_resource(const char *in, char **out)
  * everything before the first '@' that precedes it. A separator with nothing on one
  * side ("@d", "u@", "d/") makes the address invalid.
  */
+static size_t canonical_bare_len(const char *s);
+
 int
 jid_parse(const char *s, struct jid *out)
 {
-	size_t n = strlen(s), pre;
+	size_t n, pre = canonical_bare_len(s);
 	const char *slash, *at, *dom;
 	struct jid j = {0};
 
+	if (pre) { /* already canonical, as servers stamp addresses: the parts are copies */
+		at = memchr(s, '@', pre);
+		dom = at ? at + 1 : s;
+		j.local = at ? xstrndup(s, (size_t)(at - s)) : NULL;
+		j.domain = xstrndup(dom, (size_t)(s + pre - dom));
+		j.resource = s[pre] == '/' ? xstrdup(s + pre + 1) : NULL;
+		*out = j;
+		return 0;
+	}
+	n = strlen(s);
 	if (n == 0 || n > 3 * JID_INPUT_MAX + 2)
 		return -1;
 	slash = memchr(s, '/', n);
