@@ -714,12 +714,13 @@ jid_norm_resource(const char *in, char **out)
 	return norm_resource(in, strlen(in), out);
 }
 
+static size_t canonical_bare_len(const char *s);
+
 /*
  * RFC 7622 section 3.1: the resource is everything after the first '/', the localpart
  * everything before the first '@' that precedes it. A separator with nothing on one
  * side ("@d", "u@", "d/") makes the address invalid.
  */
-static size_t canonical_bare_len(const char *s);
 
 int
 jid_parse(const char *s, struct jid *out)
