@@ -61,15 +61,14 @@ prosody)
 null)
 	case " $scenarios " in *" chat-mam "* | *" offline "* | *" muc "*)
 		log "null relays 1:1 chat only (no archive, offline store or rooms)"; exit 2 ;;
-	esac
-	[ -x "$BUILD/null-relay" ] || make -s -C "$here" BUILD="$BUILD" >&2 || exit 3 ;;
+	esac ;;
 ejabberd)
 	[ -d /usr/lib/x86_64-linux-gnu/ejabberd-23.01 ] || ls -d /usr/lib/*/ejabberd-* >/dev/null 2>&1 ||
 		{ log "missing Debian package: ejabberd (apt-get install ejabberd)"; exit 3; } ;;
 *)
 	echo "usage: bench/run.sh baton|prosody|ejabberd|null [scenario...]" >&2; exit 2 ;;
 esac
-[ -x "$LOAD" ] || make -s -C "$here" BUILD="$BUILD" >&2 || exit 3
+{ [ -x "$LOAD" ] && [ -x "$BUILD/null-relay" ]; } || make -s -C "$here" BUILD="$BUILD" >&2 || exit 3
 
 tmp=$(mktemp -d /tmp/bench-"$server".XXXXXX)
 spid=

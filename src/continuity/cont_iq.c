@@ -399,8 +399,7 @@ iq_priority(struct session *s, struct xml_node *st, struct xml_node *q)
 		}
 		se->priority = atol(value);
 	} else {
-		cont_note_conv(s, jid);
-		((struct conv *)hmap_get(&cs->convs, jid))->priority = atol(value);
+		cont_note_conv(s, jid)->priority = atol(value);
 	}
 	free(jid);
 	reply_ok(s, st, NULL);

@@ -120,7 +120,7 @@ conv_age(const void *v)
 	return ((const struct conv *)v)->last;
 }
 
-void
+struct conv *
 cont_note_conv(struct session *s, const char *peer)
 {
 	struct csess *cs = cs_of(s);
@@ -134,6 +134,7 @@ cont_note_conv(struct session *s, const char *peer)
 		hmap_put(&cs->convs, peer, c);
 	}
 	c->last = wall_ms();
+	return c;
 }
 
 static int64_t
@@ -230,12 +231,13 @@ cont_seen(struct session *s, const struct xml_node *st, bool out)
 	peer = cont_bare_of(xml_attr(st, out ? "to" : "from"));
 	if (peer && s->acct && strcmp(peer, s->acct->bare) != 0) {
 		cont_note_conv(s, peer);
-		if (out) /* R5: whom the account writes to may write back */
-			cont_note_participant(ca_of(s->acct), peer);
 		if (out) {
-			/* The conversation follows the device the person last wrote from. */
 			struct cacct *ca = ca_of(s->acct);
 			struct bound *b = hmap_get(&ca->bind, peer);
+
+			/* R5: whom the account writes to may write back. */
+			cont_note_participant(ca, peer);
+			/* The conversation follows the device the person last wrote from. */
 			if (b && strcmp(b->to, s->resource) != 0)
 				cont_bind_conv(ca, peer, s->resource, b->to);
 		}

@@ -151,7 +151,8 @@ void cont_hold_account(struct account *a, bool hold);
 void cont_bound_free(void *p);
 void cont_bind_conv(struct cacct *ca, const char *peer, const char *to, const char *from);
 void cont_seat_free(void *p);
-void cont_note_conv(struct session *s, const char *peer);
+/* The conversation with peer, made or found, marked as just used. */
+struct conv *cont_note_conv(struct session *s, const char *peer);
 void cont_note_participant(struct cacct *ca, const char *peer);
 struct bound *cont_followed(struct hmap *m, const struct jid *to, const struct jid *from);
 void xfer_free(struct xfer *x);

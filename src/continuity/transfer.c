@@ -1052,13 +1052,7 @@ xfer_accept(struct xfer *x, struct session *to)
 			cont_bound_free(hmap_del(&ca->bind, it->jid));
 		if (move && fcs)
 			free(hmap_del(&fcs->convs, it->jid));
-		struct conv *c = hmap_get(&tcs->convs, it->jid); /* R20: merge, never twice */
-		if (!c) {
-			c = xcalloc(1, sizeof *c);
-			hmap_put(&tcs->convs, it->jid, c);
-		}
-		c->last = wall_ms();
-		c->priority = it->priority;
+		cont_note_conv(to, it->jid)->priority = it->priority; /* R20: merge, never twice */
 		if (x->notify) {
 			/* Claims 23-28: the other participant learns where the person is now. */
 			struct xml_node *m = stanza_new("message", a->bare, it->jid, NULL, NULL);

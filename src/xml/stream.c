@@ -188,81 +188,69 @@ attr_name(const char *name)
 	return out;
 }
 
-/* Converts expat's attribute list; returns a NULL-terminated array (or NULL), *npairs pairs. */
-static char **
-attrs_convert(const XML_Char **atts, size_t *npairs)
-{
-	size_t n = 0, k = 0;
-	char **out;
-
-	while (atts[2 * n])
-		n++;
-	*npairs = 0;
-	if (n == 0)
-		return NULL;
-	out = xmalloc((2 * n + 1) * sizeof(char *));
-	for (size_t i = 0; i < n; i++) {
-		char *name = attr_name(atts[2 * i]);
-		if (!name)
-			continue;
-		out[2 * k] = name;
-		out[2 * k + 1] = xstrdup(atts[2 * i + 1]);
-		k++;
-	}
-	out[2 * k] = NULL;
-	*npairs = k;
-	if (k == 0) {
-		free(out);
-		return NULL;
-	}
-	return out;
-}
+/*
+ * An element's attributes as trees carry them: name/value pointers into expat's strings,
+ * names attr_name() had to build kept in own; NULL-terminated. Arrays on the stack for up
+ * to ATTRS_SMALL attributes.
+ */
+#define ATTRS_SMALL 8
+struct attr_list {
+	const char *small[2 * ATTRS_SMALL + 1], **pairs;
+	char *made[ATTRS_SMALL], **own;
+	size_t n, nown;
+};
 
 static void
-attrs_free(char **attrs, size_t npairs)
+attr_list_make(struct attr_list *a, const XML_Char **atts)
 {
-	if (!attrs)
-		return;
-	for (size_t i = 0; i < 2 * npairs; i++)
-		free(attrs[i]);
-	free(attrs);
-}
-
-/* The element in one allocation; attribute names as attr_name() makes them. */
-static struct xml_node *
-el_from_expat(const struct qname *q, const XML_Char **atts)
-{
-	const char *small[2 * 8], **pairs = small;
-	char *made[8], **own = made; /* names attr_name had to build */
-	size_t n = 0, k = 0, nown = 0;
-	struct xml_node *el;
+	size_t n = 0;
 
 	while (atts[2 * n])
 		n++;
-	if (n > 8) {
-		pairs = xmalloc(2 * n * sizeof *pairs);
-		own = xmalloc(n * sizeof *own);
+	a->pairs = a->small;
+	a->own = a->made;
+	a->n = a->nown = 0;
+	if (n > ATTRS_SMALL) {
+		a->pairs = xmalloc((2 * n + 1) * sizeof *a->pairs);
+		a->own = xmalloc(n * sizeof *a->own);
 	}
 	for (size_t i = 0; i < n; i++) {
 		const char *name = atts[2 * i];
 		if (strchr(name, NS_SEP)) {
-			char *made_name = attr_name(name);
-			if (!made_name)
+			char *made = attr_name(name);
+			if (!made)
 				continue;
-			own[nown++] = made_name;
-			name = made_name;
+			a->own[a->nown++] = made;
+			name = made;
 		}
-		pairs[2 * k] = name;
-		pairs[2 * k + 1] = atts[2 * i + 1];
-		k++;
+		a->pairs[2 * a->n] = name;
+		a->pairs[2 * a->n + 1] = atts[2 * i + 1];
+		a->n++;
 	}
-	el = xml_el_make(q->local, q->locallen, q->uri, q->urilen, pairs, k);
-	for (size_t i = 0; i < nown; i++)
-		free(own[i]);
-	if (pairs != small) {
-		free(pairs);
-		free(own);
+	a->pairs[2 * a->n] = NULL;
+}
+
+static void
+attr_list_free(struct attr_list *a)
+{
+	for (size_t i = 0; i < a->nown; i++)
+		free(a->own[i]);
+	if (a->pairs != a->small) {
+		free(a->pairs);
+		free(a->own);
 	}
+}
+
+/* The element in one allocation (tree.c). */
+static struct xml_node *
+el_from_expat(const struct qname *q, const XML_Char **atts)
+{
+	struct attr_list a;
+	struct xml_node *el;
+
+	attr_list_make(&a, atts);
+	el = xml_el_make(q->local, q->locallen, q->uri, q->urilen, a.pairs, a.n);
+	attr_list_free(&a);
 	return el;
 }
 
@@ -300,15 +288,13 @@ root_open(struct xml_stream *s, const struct qname *q, const XML_Char **atts)
 {
 	char *name = xstrndup(q->local, q->locallen);
 	char *ns = xstrndup(q->uri, q->urilen);
-	size_t npairs;
-	char **attrs = attrs_convert(atts, &npairs);
-	static const char *none[] = {NULL};
+	struct attr_list a;
 
 	prime_build(s, q);
+	attr_list_make(&a, atts);
 	if (s->cb.open)
-		s->cb.open(s->arg, name, ns, attrs ? (const char **)attrs : none,
-			   s->default_ns ? s->default_ns : "");
-	attrs_free(attrs, npairs);
+		s->cb.open(s->arg, name, ns, a.pairs, s->default_ns ? s->default_ns : "");
+	attr_list_free(&a);
 	free(name);
 	free(ns);
 }
